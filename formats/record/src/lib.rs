@@ -1,0 +1,659 @@
+//! The raw records that every part of synscope shares.
+//!
+//! The kernel datapath (`ebpf`), the pcap reader (`formats::pcap`) and the Parquet
+//! recordings (`formats::syn`, `formats::flows`) all speak these types, and the one p0f encoder
+//! (`analyze`) reads only them. That is what makes live and replay agree: the same packet gives
+//! the same bytes here whether the kernel or a pcap produced it.
+//!
+//! Rules for every record in this crate:
+//! - `#[repr(C)]`, fixed size, explicit `_pad*` fields so no byte is implicit padding (the
+//!   layout tests below pin size and every offset);
+//! - no `bool`, no enums in the layout: plain integers whose meaning is documented;
+//! - multi-byte integers are in **host byte order** (little-endian on every target we build:
+//!   x86_64, aarch64, bpfel), addresses and TCP option bytes are copied **as on the wire**;
+//! - records are *canonical*: every byte that a field does not use (the tail of an IPv4 address,
+//!   option bytes past `tcp_opts_len`, padding) is zero, so two equal packets give bit-identical
+//!   records.
+//!
+//! Only raw fields live here. Decoding (option layouts, quirks, signatures) happens in userspace.
+#![no_std]
+#![forbid(unsafe_code)]
+
+/// Size of [`SynRecord::tcp_opts`]: the largest TCP option area (60-byte header minus 20).
+pub const TCP_OPTS_MAX: usize = 40;
+
+/// Names shared by the eBPF object and the loader, so neither side spells them twice.
+pub mod names {
+    /// TC classifier program (attached to ingress and egress).
+    pub const PROG_TC: &str = "synscope_tc";
+    /// XDP program (ingress only).
+    pub const PROG_XDP: &str = "synscope_xdp";
+    /// Ring buffer carrying [`crate::SynRecord`]s to userspace.
+    pub const MAP_SYN_EVENTS: &str = "SYN_EVENTS";
+    /// LRU hash of [`crate::FlowKey`] -> [`crate::FlowCounters`].
+    pub const MAP_FLOWS: &str = "FLOWS";
+    /// Per-CPU array of drop and error counters, indexed by [`crate::Counter`].
+    pub const MAP_COUNTERS: &str = "COUNTERS";
+    /// Array holding the program configuration ([`crate::DatapathConfig`]), index 0.
+    pub const MAP_CONFIG: &str = "CONFIG";
+}
+
+/// [`SynRecord::direction`] values.
+pub mod direction {
+    /// Not known (pcap files do not say).
+    pub const UNKNOWN: u8 = 0;
+    /// Received by the interface (TC ingress, XDP).
+    pub const INGRESS: u8 = 1;
+    /// Sent by the interface (TC egress).
+    pub const EGRESS: u8 = 2;
+
+    /// Human name, as used in Parquet columns and reports.
+    pub const fn name(v: u8) -> Option<&'static str> {
+        match v {
+            UNKNOWN => Some("unknown"),
+            INGRESS => Some("ingress"),
+            EGRESS => Some("egress"),
+            _ => None,
+        }
+    }
+
+    /// Inverse of [`name`].
+    pub fn from_name(s: &str) -> Option<u8> {
+        match s {
+            "unknown" => Some(UNKNOWN),
+            "ingress" => Some(INGRESS),
+            "egress" => Some(EGRESS),
+            _ => None,
+        }
+    }
+}
+
+/// [`SynRecord::source`] values: which producer made the record.
+pub mod source {
+    /// The TC classifier.
+    pub const TC: u8 = 1;
+    /// The XDP program.
+    pub const XDP: u8 = 2;
+    /// A pcap or pcapng file.
+    pub const PCAP: u8 = 3;
+
+    /// Human name, as used in Parquet columns and reports.
+    pub const fn name(v: u8) -> Option<&'static str> {
+        match v {
+            TC => Some("tc"),
+            XDP => Some("xdp"),
+            PCAP => Some("pcap"),
+            _ => None,
+        }
+    }
+
+    /// Inverse of [`name`].
+    pub fn from_name(s: &str) -> Option<u8> {
+        match s {
+            "tc" => Some(TC),
+            "xdp" => Some(XDP),
+            "pcap" => Some(PCAP),
+            _ => None,
+        }
+    }
+}
+
+/// Bits of [`SynRecord::tcp_flags`]: the 8 flag bits of TCP header byte 13, plus NS.
+pub mod tcp_flag {
+    pub const FIN: u16 = 0x001;
+    pub const SYN: u16 = 0x002;
+    pub const RST: u16 = 0x004;
+    pub const PSH: u16 = 0x008;
+    pub const ACK: u16 = 0x010;
+    pub const URG: u16 = 0x020;
+    pub const ECE: u16 = 0x040;
+    pub const CWR: u16 = 0x080;
+    /// The ECN-nonce bit (low bit of TCP header byte 12), moved up to bit 8.
+    pub const NS: u16 = 0x100;
+
+    /// Flags as letters in the fixed order S(YN) A(CK) F(IN) R(ST) P(SH) U(RG) E(CE) C(WR)
+    /// N(S), so a SYN is `"S"`, a SYN+ACK `"SA"`, an ECN-setup SYN `"SEC"`. Writes into
+    /// `out`, returns the number of bytes used (at most 9).
+    pub fn letters(flags: u16, out: &mut [u8; 9]) -> usize {
+        const ORDER: [(u16, u8); 9] = [
+            (SYN, b'S'),
+            (ACK, b'A'),
+            (FIN, b'F'),
+            (RST, b'R'),
+            (PSH, b'P'),
+            (URG, b'U'),
+            (ECE, b'E'),
+            (CWR, b'C'),
+            (NS, b'N'),
+        ];
+        let mut n = 0;
+        for (bit, ch) in ORDER {
+            if flags & bit != 0 {
+                out[n] = ch;
+                n += 1;
+            }
+        }
+        n
+    }
+}
+
+/// Bits of [`SynRecord::record_flags`]: facts about how the record was obtained.
+pub mod record_flag {
+    /// The capture holds fewer bytes than the IP length field claims (a pcap snap length cut
+    /// the payload). The headers and options in the record are complete; `payload_len` is
+    /// still the length the IP header announced. p0f ignores such packets.
+    pub const SNAPPED: u8 = 0x01;
+}
+
+/// Bits of the IPv4 flags/fragment-offset word ([`SynRecord::ip_frag`]).
+pub mod ip_frag {
+    /// The reserved ("evil", must-be-zero) bit.
+    pub const RESERVED: u16 = 0x8000;
+    /// Don't fragment.
+    pub const DF: u16 = 0x4000;
+    /// More fragments.
+    pub const MF: u16 = 0x2000;
+    /// Fragment offset, in 8-byte units.
+    pub const OFFSET_MASK: u16 = 0x1fff;
+}
+
+/// One TCP SYN or SYN+ACK, as raw header fields.
+///
+/// This is what the kernel writes into the ring buffer and what the pcap reader produces; it
+/// carries everything p0f v3 reads from a packet and nothing that needs decoding.
+///
+/// | offset | size | field |
+/// |---|---|---|
+/// | 0 | 8 | `ts_ns` |
+/// | 8 | 4 | `ifindex` |
+/// | 12 | 4 | `flow_label` |
+/// | 16 | 16 | `src_addr` |
+/// | 32 | 16 | `dst_addr` |
+/// | 48 | 2 | `src_port` |
+/// | 50 | 2 | `dst_port` |
+/// | 52 | 2 | `ip_len` |
+/// | 54 | 2 | `ip_id` |
+/// | 56 | 2 | `ip_frag` |
+/// | 58 | 2 | `ip_hdr_len` |
+/// | 60 | 2 | `tcp_flags` |
+/// | 62 | 2 | `window` |
+/// | 64 | 4 | `seq` |
+/// | 68 | 4 | `ack` |
+/// | 72 | 2 | `urg_ptr` |
+/// | 74 | 2 | `payload_len` |
+/// | 76 | 1 | `ip_version` |
+/// | 77 | 1 | `ttl` |
+/// | 78 | 1 | `tos` |
+/// | 79 | 1 | `direction` |
+/// | 80 | 1 | `source` |
+/// | 81 | 1 | `tcp_hdr_len` |
+/// | 82 | 1 | `tcp_opts_len` |
+/// | 83 | 1 | `record_flags` |
+/// | 84 | 40 | `tcp_opts` |
+/// | 124 | 4 | `_pad0` |
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SynRecord {
+    /// Time the packet was seen, nanoseconds. Once a record leaves `capture` or the pcap
+    /// reader this is UTC since the Unix epoch. Inside the kernel it is `bpf_ktime_get_ns()`
+    /// (CLOCK_MONOTONIC); `capture` adds the offset it measured at start before writing.
+    pub ts_ns: u64,
+    /// Interface index the packet was seen on (kernel), or pcapng interface id (pcap: 0).
+    pub ifindex: u32,
+    /// IPv6 flow label (low 20 bits); 0 for IPv4.
+    pub flow_label: u32,
+    /// Source address, network byte order. IPv4 uses bytes 0..4; bytes 4..16 are zero.
+    pub src_addr: [u8; 16],
+    /// Destination address, network byte order. IPv4 uses bytes 0..4; bytes 4..16 are zero.
+    pub dst_addr: [u8; 16],
+    /// TCP source port, host order.
+    pub src_port: u16,
+    /// TCP destination port, host order.
+    pub dst_port: u16,
+    /// IPv4 total length or IPv6 payload length, bytes, host order (as the header says).
+    pub ip_len: u16,
+    /// IPv4 identification, host order; 0 for IPv6.
+    pub ip_id: u16,
+    /// IPv4 flags and fragment offset word, host order (see [`ip_frag`]); 0 for IPv6.
+    pub ip_frag: u16,
+    /// Bytes from the start of the IP header to the TCP header: IPv4 IHL*4 (so options are
+    /// `ip_hdr_len - 20`), IPv6 40 plus any extension headers walked.
+    pub ip_hdr_len: u16,
+    /// TCP flags, see [`tcp_flag`]: bits 0..8 are header byte 13, bit 8 is NS.
+    pub tcp_flags: u16,
+    /// TCP window, host order, unscaled.
+    pub window: u16,
+    /// TCP sequence number, host order.
+    pub seq: u32,
+    /// TCP acknowledgement number, host order (raw, also when ACK is not set).
+    pub ack: u32,
+    /// TCP urgent pointer, host order (raw, also when URG is not set).
+    pub urg_ptr: u16,
+    /// TCP payload bytes according to the IP length field (never negative: 0 when the header
+    /// lengths exceed it).
+    pub payload_len: u16,
+    /// 4 or 6.
+    pub ip_version: u8,
+    /// IPv4 TTL or IPv6 hop limit.
+    pub ttl: u8,
+    /// IPv4 TOS byte or IPv6 traffic class, including the two ECN bits.
+    pub tos: u8,
+    /// See [`direction`].
+    pub direction: u8,
+    /// See [`source`].
+    pub source: u8,
+    /// TCP data offset in bytes (20..=60).
+    pub tcp_hdr_len: u8,
+    /// Number of valid bytes in `tcp_opts` (`tcp_hdr_len - 20`).
+    pub tcp_opts_len: u8,
+    /// See [`record_flag`].
+    pub record_flags: u8,
+    /// The raw TCP option bytes, as on the wire; bytes past `tcp_opts_len` are zero.
+    pub tcp_opts: [u8; TCP_OPTS_MAX],
+    /// Explicit padding to a multiple of 8; always zero.
+    pub _pad0: [u8; 4],
+}
+
+impl SynRecord {
+    /// Size in bytes (pinned by a test).
+    pub const SIZE: usize = 128;
+
+    /// An all-zero record, the starting point for every producer.
+    pub const ZERO: SynRecord = SynRecord {
+        ts_ns: 0,
+        ifindex: 0,
+        flow_label: 0,
+        src_addr: [0; 16],
+        dst_addr: [0; 16],
+        src_port: 0,
+        dst_port: 0,
+        ip_len: 0,
+        ip_id: 0,
+        ip_frag: 0,
+        ip_hdr_len: 0,
+        tcp_flags: 0,
+        window: 0,
+        seq: 0,
+        ack: 0,
+        urg_ptr: 0,
+        payload_len: 0,
+        ip_version: 0,
+        ttl: 0,
+        tos: 0,
+        direction: 0,
+        source: 0,
+        tcp_hdr_len: 0,
+        tcp_opts_len: 0,
+        record_flags: 0,
+        tcp_opts: [0; TCP_OPTS_MAX],
+        _pad0: [0; 4],
+    };
+
+    /// The valid option bytes.
+    pub fn options(&self) -> &[u8] {
+        let n = (self.tcp_opts_len as usize).min(TCP_OPTS_MAX);
+        &self.tcp_opts[..n]
+    }
+
+    /// Whether this is a SYN+ACK (as opposed to a plain SYN).
+    pub fn is_syn_ack(&self) -> bool {
+        self.tcp_flags & tcp_flag::ACK != 0
+    }
+
+    /// Length of the address in use: 4 for IPv4, 16 otherwise.
+    pub fn addr_len(&self) -> usize {
+        if self.ip_version == 4 { 4 } else { 16 }
+    }
+
+    /// Whether the canonical-form rules hold: unused address bytes, option bytes past
+    /// `tcp_opts_len` and padding are zero, and lengths are in range. Producers must only emit
+    /// canonical records; readers use this to reject corrupt input.
+    pub fn is_canonical(&self) -> bool {
+        let v4_ok = self.ip_version != 4
+            || (self.src_addr[4..].iter().all(|b| *b == 0)
+                && self.dst_addr[4..].iter().all(|b| *b == 0));
+        let n = self.tcp_opts_len as usize;
+        (self.ip_version == 4 || self.ip_version == 6)
+            && v4_ok
+            && n <= TCP_OPTS_MAX
+            && self.tcp_opts[n..].iter().all(|b| *b == 0)
+            && self._pad0 == [0; 4]
+    }
+}
+
+/// Identifies a TCP flow regardless of direction.
+///
+/// The two endpoints are stored in a canonical order (endpoint `a` is the smaller one, see
+/// [`FlowKey::new`]) so both directions of a connection update the same entry.
+///
+/// | offset | size | field |
+/// |---|---|---|
+/// | 0 | 16 | `addr_a` |
+/// | 16 | 16 | `addr_b` |
+/// | 32 | 2 | `port_a` |
+/// | 34 | 2 | `port_b` |
+/// | 36 | 1 | `ip_version` |
+/// | 37 | 3 | `_pad0` |
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FlowKey {
+    /// Address of endpoint a, network byte order (IPv4 in bytes 0..4, rest zero).
+    pub addr_a: [u8; 16],
+    /// Address of endpoint b, network byte order (IPv4 in bytes 0..4, rest zero).
+    pub addr_b: [u8; 16],
+    /// TCP port of endpoint a, host order.
+    pub port_a: u16,
+    /// TCP port of endpoint b, host order.
+    pub port_b: u16,
+    /// 4 or 6.
+    pub ip_version: u8,
+    /// Always zero.
+    pub _pad0: [u8; 3],
+}
+
+/// Which way a packet went relative to a [`FlowKey`]'s endpoints.
+pub mod flow_dir {
+    /// From endpoint a to endpoint b.
+    pub const A_TO_B: u8 = 0;
+    /// From endpoint b to endpoint a.
+    pub const B_TO_A: u8 = 1;
+}
+
+impl FlowKey {
+    /// Size in bytes (pinned by a test).
+    pub const SIZE: usize = 40;
+
+    /// The key for a packet from `src:sport` to `dst:dport`, and the packet's direction
+    /// ([`flow_dir`]). Endpoint a is the smaller of the two by address bytes, then port.
+    ///
+    /// Written without loops over slices or panics so the eBPF side can call it too.
+    #[inline(always)]
+    pub fn new(
+        ip_version: u8,
+        src: [u8; 16],
+        sport: u16,
+        dst: [u8; 16],
+        dport: u16,
+    ) -> (FlowKey, u8) {
+        let src_hi = u64::from_be_bytes([
+            src[0], src[1], src[2], src[3], src[4], src[5], src[6], src[7],
+        ]);
+        let src_lo = u64::from_be_bytes([
+            src[8], src[9], src[10], src[11], src[12], src[13], src[14], src[15],
+        ]);
+        let dst_hi = u64::from_be_bytes([
+            dst[0], dst[1], dst[2], dst[3], dst[4], dst[5], dst[6], dst[7],
+        ]);
+        let dst_lo = u64::from_be_bytes([
+            dst[8], dst[9], dst[10], dst[11], dst[12], dst[13], dst[14], dst[15],
+        ]);
+        let src_first = (src_hi, src_lo, sport) <= (dst_hi, dst_lo, dport);
+        if src_first {
+            (
+                FlowKey {
+                    addr_a: src,
+                    addr_b: dst,
+                    port_a: sport,
+                    port_b: dport,
+                    ip_version,
+                    _pad0: [0; 3],
+                },
+                flow_dir::A_TO_B,
+            )
+        } else {
+            (
+                FlowKey {
+                    addr_a: dst,
+                    addr_b: src,
+                    port_a: dport,
+                    port_b: sport,
+                    ip_version,
+                    _pad0: [0; 3],
+                },
+                flow_dir::B_TO_A,
+            )
+        }
+    }
+}
+
+/// Counters for one direction of a flow.
+///
+/// | offset | size | field |
+/// |---|---|---|
+/// | 0 | 8 | `packets` |
+/// | 8 | 8 | `bytes` |
+/// | 16 | 8 | `first_seen_ns` |
+/// | 24 | 8 | `last_seen_ns` |
+/// | 32 | 2 | `tcp_flags` |
+/// | 34 | 6 | `_pad0` |
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct FlowDirCounters {
+    /// TCP packets seen in this direction.
+    pub packets: u64,
+    /// Layer-3 bytes (IP header plus payload, from the IP length fields) in this direction.
+    pub bytes: u64,
+    /// First packet time, ns, same clock as [`SynRecord::ts_ns`]; 0 when `packets == 0`.
+    pub first_seen_ns: u64,
+    /// Last packet time, ns, same clock as [`SynRecord::ts_ns`]; 0 when `packets == 0`.
+    pub last_seen_ns: u64,
+    /// OR of the [`tcp_flag`] bits of every packet in this direction.
+    pub tcp_flags: u16,
+    /// Always zero.
+    pub _pad0: [u8; 6],
+}
+
+impl FlowDirCounters {
+    /// Adds one packet.
+    #[inline(always)]
+    pub fn add(&mut self, ts_ns: u64, bytes: u64, tcp_flags: u16) {
+        if self.packets == 0 || ts_ns < self.first_seen_ns {
+            self.first_seen_ns = ts_ns;
+        }
+        if ts_ns > self.last_seen_ns {
+            self.last_seen_ns = ts_ns;
+        }
+        self.packets += 1;
+        self.bytes += bytes;
+        self.tcp_flags |= tcp_flags;
+    }
+}
+
+/// Counters for both directions of a flow, the value of the flow table.
+///
+/// | offset | size | field |
+/// |---|---|---|
+/// | 0 | 40 | `a_to_b` |
+/// | 40 | 40 | `b_to_a` |
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct FlowCounters {
+    /// Packets from endpoint a to endpoint b.
+    pub a_to_b: FlowDirCounters,
+    /// Packets from endpoint b to endpoint a.
+    pub b_to_a: FlowDirCounters,
+}
+
+impl FlowCounters {
+    /// Size in bytes (pinned by a test).
+    pub const SIZE: usize = 80;
+
+    /// The counters for a [`flow_dir`] value.
+    #[inline(always)]
+    pub fn dir_mut(&mut self, dir: u8) -> &mut FlowDirCounters {
+        if dir == flow_dir::A_TO_B {
+            &mut self.a_to_b
+        } else {
+            &mut self.b_to_a
+        }
+    }
+}
+
+/// Indexes of the per-CPU counter array ([`names::MAP_COUNTERS`]).
+///
+/// Kept as plain constants (not an enum) because the same numbers index a kernel map.
+pub mod counter {
+    /// SYN/SYN+ACK records written to the ring buffer.
+    pub const SYN_RECORDS: u32 = 0;
+    /// `bpf_ringbuf_reserve` failed: a SYN record was lost.
+    pub const RINGBUF_FULL: u32 = 1;
+    /// A flow-table insert failed: a packet was not counted in its flow.
+    pub const FLOW_INSERT_FAILED: u32 = 2;
+    /// A SYN whose headers could not be read (truncated or odd): not recorded.
+    pub const SYN_UNPARSED: u32 = 3;
+    /// TCP packets seen by the hook (SYN or not).
+    pub const TCP_PACKETS: u32 = 4;
+    /// SYN/SYN+ACK packets seen by the hook (recorded, dropped or unparsed).
+    pub const SYN_SEEN: u32 = 5;
+    /// Number of counters (size of the array).
+    pub const COUNT: u32 = 8;
+}
+
+/// Configuration the loader writes into [`names::MAP_CONFIG`] before attaching.
+///
+/// | offset | size | field |
+/// |---|---|---|
+/// | 0 | 4 | `flags` |
+/// | 4 | 4 | `_pad0` |
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct DatapathConfig {
+    /// Bit 0: keep flow counters. Other bits zero.
+    pub flags: u32,
+    /// Always zero.
+    pub _pad0: [u8; 4],
+}
+
+/// [`DatapathConfig::flags`] bits.
+pub mod config_flag {
+    /// Maintain the flow table.
+    pub const FLOWS: u32 = 0x1;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::mem::{align_of, offset_of, size_of};
+
+    #[test]
+    fn syn_record_layout_is_pinned() {
+        assert_eq!(size_of::<SynRecord>(), SynRecord::SIZE);
+        assert_eq!(align_of::<SynRecord>(), 8);
+        let expect = [
+            (offset_of!(SynRecord, ts_ns), 0),
+            (offset_of!(SynRecord, ifindex), 8),
+            (offset_of!(SynRecord, flow_label), 12),
+            (offset_of!(SynRecord, src_addr), 16),
+            (offset_of!(SynRecord, dst_addr), 32),
+            (offset_of!(SynRecord, src_port), 48),
+            (offset_of!(SynRecord, dst_port), 50),
+            (offset_of!(SynRecord, ip_len), 52),
+            (offset_of!(SynRecord, ip_id), 54),
+            (offset_of!(SynRecord, ip_frag), 56),
+            (offset_of!(SynRecord, ip_hdr_len), 58),
+            (offset_of!(SynRecord, tcp_flags), 60),
+            (offset_of!(SynRecord, window), 62),
+            (offset_of!(SynRecord, seq), 64),
+            (offset_of!(SynRecord, ack), 68),
+            (offset_of!(SynRecord, urg_ptr), 72),
+            (offset_of!(SynRecord, payload_len), 74),
+            (offset_of!(SynRecord, ip_version), 76),
+            (offset_of!(SynRecord, ttl), 77),
+            (offset_of!(SynRecord, tos), 78),
+            (offset_of!(SynRecord, direction), 79),
+            (offset_of!(SynRecord, source), 80),
+            (offset_of!(SynRecord, tcp_hdr_len), 81),
+            (offset_of!(SynRecord, tcp_opts_len), 82),
+            (offset_of!(SynRecord, record_flags), 83),
+            (offset_of!(SynRecord, tcp_opts), 84),
+            (offset_of!(SynRecord, _pad0), 124),
+        ];
+        for (i, (got, want)) in expect.iter().enumerate() {
+            assert_eq!(got, want, "field #{i}");
+        }
+    }
+
+    #[test]
+    fn flow_layouts_are_pinned() {
+        assert_eq!(size_of::<FlowKey>(), FlowKey::SIZE);
+        assert_eq!(offset_of!(FlowKey, addr_b), 16);
+        assert_eq!(offset_of!(FlowKey, port_a), 32);
+        assert_eq!(offset_of!(FlowKey, port_b), 34);
+        assert_eq!(offset_of!(FlowKey, ip_version), 36);
+        assert_eq!(offset_of!(FlowKey, _pad0), 37);
+        assert_eq!(size_of::<FlowDirCounters>(), 40);
+        assert_eq!(offset_of!(FlowDirCounters, tcp_flags), 32);
+        assert_eq!(size_of::<FlowCounters>(), FlowCounters::SIZE);
+        assert_eq!(offset_of!(FlowCounters, b_to_a), 40);
+        assert_eq!(size_of::<DatapathConfig>(), 8);
+    }
+
+    #[test]
+    fn flow_key_is_symmetric() {
+        let a = [10, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        let b = [10, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        let (k1, d1) = FlowKey::new(4, a, 5000, b, 80);
+        let (k2, d2) = FlowKey::new(4, b, 80, a, 5000);
+        assert_eq!(k1, k2);
+        assert_eq!(d1, flow_dir::A_TO_B);
+        assert_eq!(d2, flow_dir::B_TO_A);
+        assert_eq!(k1.addr_a, a);
+        // Same address: the port decides.
+        let (k3, d3) = FlowKey::new(4, a, 9, a, 8);
+        assert_eq!((k3.port_a, k3.port_b, d3), (8, 9, flow_dir::B_TO_A));
+    }
+
+    #[test]
+    fn dir_counters_accumulate() {
+        let mut c = FlowCounters::default();
+        c.dir_mut(flow_dir::B_TO_A).add(50, 60, tcp_flag::SYN);
+        c.dir_mut(flow_dir::B_TO_A).add(40, 52, tcp_flag::ACK);
+        c.dir_mut(flow_dir::B_TO_A).add(70, 1500, tcp_flag::PSH | tcp_flag::ACK);
+        let d = c.b_to_a;
+        assert_eq!((d.packets, d.bytes), (3, 1612));
+        assert_eq!((d.first_seen_ns, d.last_seen_ns), (40, 70));
+        assert_eq!(d.tcp_flags, tcp_flag::SYN | tcp_flag::ACK | tcp_flag::PSH);
+        assert_eq!(c.a_to_b, FlowDirCounters::default());
+    }
+
+    #[test]
+    fn flag_letters() {
+        let mut buf = [0u8; 9];
+        let n = tcp_flag::letters(tcp_flag::SYN | tcp_flag::ACK, &mut buf);
+        assert_eq!(&buf[..n], b"SA");
+        let n = tcp_flag::letters(
+            tcp_flag::SYN | tcp_flag::ECE | tcp_flag::CWR | tcp_flag::NS,
+            &mut buf,
+        );
+        assert_eq!(&buf[..n], b"SECN");
+        assert_eq!(tcp_flag::letters(0, &mut buf), 0);
+    }
+
+    #[test]
+    fn canonical_rules() {
+        let mut r = SynRecord::ZERO;
+        assert!(!r.is_canonical(), "ip_version 0 is not a record");
+        r.ip_version = 4;
+        assert!(r.is_canonical());
+        r.src_addr[5] = 1;
+        assert!(!r.is_canonical());
+        r.src_addr[5] = 0;
+        r.tcp_opts_len = 4;
+        r.tcp_opts[3] = 9;
+        assert!(r.is_canonical());
+        r.tcp_opts[4] = 9;
+        assert!(!r.is_canonical());
+    }
+
+    #[test]
+    fn enum_names_round_trip() {
+        for v in 0..=255u8 {
+            if let Some(n) = direction::name(v) {
+                assert_eq!(direction::from_name(n), Some(v));
+            }
+            if let Some(n) = source::name(v) {
+                assert_eq!(source::from_name(n), Some(v));
+            }
+        }
+    }
+}

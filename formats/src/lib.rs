@@ -1,0 +1,16 @@
+//! synscope's data in and out.
+//!
+//! - [`pcap`]: pcap and pcapng files -> [`record::SynRecord`]s (and flow counters), exactly as
+//!   the kernel datapath would have produced them for the same packets.
+//! - [`syn`]: the Parquet recording of SYN records (schema, writer, reader).
+//! - [`flows`]: the Parquet recording of flow counters (schema, writer, reader).
+//! - [`meta`]: the key-value metadata every recording carries (schema version, capture host…).
+//!
+//! The recording schemas are documented in `formats/README.md`.
+
+pub mod flows;
+pub mod meta;
+pub mod pcap;
+pub mod syn;
+
+pub use record;
