@@ -1,0 +1,1 @@
+//! p0f v3 engine (being written).
