@@ -11,6 +11,7 @@
 pub mod flows;
 pub mod meta;
 pub mod pcap;
+pub mod recording;
 pub mod syn;
 
 pub use record;

@@ -1,0 +1,911 @@
+//! Plumbing shared by the two Parquet recordings ([`crate::syn`], [`crate::flows`]).
+//!
+//! Both recordings are "one Rust row type <-> one flat Arrow schema" files with the same
+//! writer settings, the same metadata and the same failure modes, so the writer, the reader and
+//! the error type live here once, generic over a [`RecordKind`] that supplies the schema and
+//! the row <-> column conversion. `syn` and `flows` only describe their columns.
+//!
+//! Writing: rows are buffered, converted to Arrow batches of a few thousand rows, and handed to
+//! parquet's `ArrowWriter`, which closes a row group every [`WriterOptions::row_group_rows`]
+//! rows. Reading: each row group can be read on its own ([`RecordingReader::read_row_group`]
+//! opens its own file handle, so several threads may read different row groups at once), or
+//! the whole file streamed ([`RecordingReader::records`]).
+
+use std::fs::File;
+use std::io::Write;
+use std::marker::PhantomData;
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::{Array, RecordBatch};
+use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
+use arrow::error::ArrowError;
+use parquet::arrow::ArrowWriter;
+use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReader,
+    ParquetRecordBatchReaderBuilder,
+};
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::errors::ParquetError;
+use parquet::file::properties::WriterProperties;
+use thiserror::Error;
+
+use crate::meta::{MetaError, RecordType, RecordingMeta};
+
+/// Arrow type of every timestamp column: nanoseconds since the Unix epoch, UTC, so that
+/// pyarrow, polars and DuckDB show wall-clock times without being told the unit.
+pub fn timestamp_type() -> DataType {
+    DataType::Timestamp(TimeUnit::Nanosecond, Some(Arc::from("UTC")))
+}
+
+/// Everything that can go wrong writing or reading a recording.
+///
+/// Every variant names the file (its path, or `<stream>` for a writer over an arbitrary
+/// [`Write`]) and, when it concerns data, the row group and row, so that a bad file can be
+/// found and inspected.
+#[derive(Debug, Error)]
+pub enum RecordingError {
+    /// The file could not be opened or created.
+    #[error("{file}: {source}")]
+    Io {
+        /// The file.
+        file: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The file is not a readable Parquet file: no footer, bad magic, truncated. A writer that
+    /// was killed before `close()` leaves exactly such a file.
+    #[error(
+        "{file}: not a readable Parquet file (truncated, or its writer did not close): {source}"
+    )]
+    NotParquet {
+        /// The file.
+        file: String,
+        /// The cause.
+        source: ParquetError,
+    },
+    /// The file's metadata is not that of a recording this build reads.
+    #[error("{file}: {source}")]
+    Meta {
+        /// The file.
+        file: String,
+        /// The cause.
+        source: MetaError,
+    },
+    /// The file holds another record type than the reader or writer handles.
+    #[error("{file}: recording holds {found:?} records, expected {expected:?}")]
+    WrongRecordType {
+        /// The file.
+        file: String,
+        /// The type the reader or writer handles.
+        expected: RecordType,
+        /// The type the file (or the metadata given to a writer) says.
+        found: RecordType,
+    },
+    /// A column the reader needs is missing or has another type than the schema says.
+    #[error("{file}: column {column}: {reason}")]
+    Schema {
+        /// The file.
+        file: String,
+        /// The column.
+        column: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A value in the file cannot be a valid row (bad address text, option blob longer than
+    /// 40 bytes, unknown direction name, unexpected null...).
+    #[error("{file}: row group {row_group}, row {row}: column {column}: {reason}")]
+    Corrupt {
+        /// The file.
+        file: String,
+        /// Row group index.
+        row_group: usize,
+        /// Row index within the row group.
+        row: usize,
+        /// The column.
+        column: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Reading a row group failed inside parquet (decompression, page decoding, I/O).
+    #[error("{file}: row group {row_group}: {source}")]
+    Read {
+        /// The file.
+        file: String,
+        /// Row group index.
+        row_group: usize,
+        /// The cause.
+        source: ParquetError,
+    },
+    /// A row group index past the end.
+    #[error("{file}: row group {index} requested, the file has {count}")]
+    NoSuchRowGroup {
+        /// The file.
+        file: String,
+        /// Requested index.
+        index: usize,
+        /// Number of row groups.
+        count: usize,
+    },
+    /// A row given to a writer cannot be stored faithfully (not canonical, timestamp past
+    /// 2262, unknown enum value). The row is not written; the writer stays usable.
+    #[error("{file}: row {row} not written: {reason}")]
+    Unwritable {
+        /// The file.
+        file: String,
+        /// Index the row would have had in the file.
+        row: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Encoding or writing failed inside parquet/arrow, or the writer options are invalid.
+    #[error("{file}: write failed: {reason}")]
+    Write {
+        /// The file.
+        file: String,
+        /// The cause, as text (it comes from either arrow or parquet).
+        reason: String,
+    },
+    /// The writer was already closed.
+    #[error("{file}: writer already closed")]
+    Closed {
+        /// The file.
+        file: String,
+    },
+}
+
+/// A value-level problem found while turning columns into rows; the reader adds the file
+/// and row group to make a [`RecordingError::Corrupt`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodeError {
+    /// Row within the batch, when one row is at fault.
+    pub row: usize,
+    /// The column.
+    pub column: String,
+    /// What is wrong.
+    pub reason: String,
+}
+
+impl DecodeError {
+    /// A problem with one value.
+    pub fn new(row: usize, column: &str, reason: impl Into<String>) -> DecodeError {
+        DecodeError {
+            row,
+            column: column.to_string(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// One recording type: a row type and its flat Arrow schema.
+///
+/// Implemented by [`crate::syn::Syn`] and [`crate::flows::Flows`]; the generic
+/// [`RecordingWriter`] and [`RecordingReader`] do the rest.
+pub trait RecordKind {
+    /// The Rust row.
+    type Row: Clone + Send;
+    /// Stored in the metadata and checked by readers.
+    const RECORD_TYPE: RecordType;
+    /// Columns the reader needs to rebuild a row (derived, human-friendly columns are not
+    /// read back).
+    const RAW_COLUMNS: &'static [&'static str];
+    /// The full schema, raw and derived columns.
+    fn schema() -> SchemaRef;
+    /// Why a row cannot be stored faithfully, if it cannot.
+    fn check(row: &Self::Row) -> Result<(), String>;
+    /// Rows (all passed [`RecordKind::check`]) -> one batch with [`RecordKind::schema`].
+    fn encode(rows: &[Self::Row]) -> Result<RecordBatch, ArrowError>;
+    /// A batch holding at least the [`RecordKind::RAW_COLUMNS`] (with the schema's types,
+    /// checked when the file was opened) -> rows, appended to `out`.
+    fn decode(batch: &RecordBatch, out: &mut Vec<Self::Row>) -> Result<(), DecodeError>;
+}
+
+/// Writer settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WriterOptions {
+    /// Rows per row group (the last one may be shorter, and [`RecordingWriter::flush`] ends
+    /// one early). Bounded so readers can replay row groups in parallel with bounded memory;
+    /// the writer holds one row group in memory. Default 65536.
+    pub row_group_rows: usize,
+    /// zstd level, 1..=22. Default 3 (fast, and these columns compress well anyway).
+    pub zstd_level: i32,
+}
+
+impl Default for WriterOptions {
+    fn default() -> Self {
+        WriterOptions {
+            row_group_rows: 65536,
+            zstd_level: 3,
+        }
+    }
+}
+
+/// What a closed writer wrote.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WriteSummary {
+    /// Rows in the file.
+    pub rows: u64,
+    /// Row groups in the file.
+    pub row_groups: usize,
+    /// File size in bytes, footer included.
+    pub bytes: u64,
+}
+
+/// Rows converted to an Arrow batch at a time: big enough for columnar speed, small enough
+/// that the row buffer stays small next to the row group being encoded.
+const BATCH_ROWS: usize = 4096;
+
+/// Name used in errors of writers that do not write to a named file.
+const STREAM_NAME: &str = "<stream>";
+
+/// Streaming writer of one recording type over any [`Write`].
+///
+/// Rows are validated as they come ([`RecordingError::Unwritable`] leaves the writer usable),
+/// buffered, and written in row groups of [`WriterOptions::row_group_rows`] rows.
+///
+/// Durability: [`RecordingWriter::flush`] ends the current row group and pushes every byte
+/// written so far to the underlying writer, so a later crash loses at most the rows written
+/// since. A Parquet file is only readable once its footer is written by
+/// [`RecordingWriter::close`] (or [`RecordingWriter::finish`]), though: the rows of a file
+/// whose writer died are on disk but not readable with standard tools.
+///
+/// Dropping an unclosed writer makes a best-effort close (pending rows and the footer are
+/// written) but the outcome, success or error, is lost. Call [`RecordingWriter::close`].
+pub struct RecordingWriter<K: RecordKind, W: Write + Send> {
+    /// `None` once closed.
+    inner: Option<ArrowWriter<W>>,
+    /// Accepted rows not yet handed to `inner`.
+    pending: Vec<K::Row>,
+    /// Rows accepted so far (written or pending).
+    rows: u64,
+    /// For error messages.
+    name: String,
+}
+
+impl<K: RecordKind, W: Write + Send> std::fmt::Debug for RecordingWriter<K, W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecordingWriter")
+            .field("file", &self.name)
+            .field("rows", &self.rows)
+            .field("closed", &self.inner.is_none())
+            .finish()
+    }
+}
+
+impl<K: RecordKind> RecordingWriter<K, File> {
+    /// Creates (or truncates) `path` and writes a recording to it.
+    pub fn create(
+        path: impl AsRef<Path>,
+        meta: &RecordingMeta,
+        options: WriterOptions,
+    ) -> Result<Self, RecordingError> {
+        let path = path.as_ref();
+        let name = path.display().to_string();
+        let file = File::create(path).map_err(|source| RecordingError::Io {
+            file: name.clone(),
+            source,
+        })?;
+        Self::with_name(file, meta, options, name)
+    }
+
+    /// [`RecordingWriter::flush`], then asks the kernel to put the file's data on stable
+    /// storage (`fdatasync`), for callers that need the flushed row groups to survive a power
+    /// loss and not only a process crash.
+    pub fn flush_and_sync(&mut self) -> Result<(), RecordingError> {
+        self.flush()?;
+        let name = self.name.clone();
+        let inner = self.inner_mut()?;
+        inner
+            .inner()
+            .sync_data()
+            .map_err(|source| RecordingError::Io { file: name, source })
+    }
+}
+
+impl<K: RecordKind, W: Write + Send> RecordingWriter<K, W> {
+    /// Writes a recording to `out`. `meta.record_type` must be `K`'s record type.
+    pub fn new(
+        out: W,
+        meta: &RecordingMeta,
+        options: WriterOptions,
+    ) -> Result<Self, RecordingError> {
+        Self::with_name(out, meta, options, STREAM_NAME.to_string())
+    }
+
+    fn with_name(
+        out: W,
+        meta: &RecordingMeta,
+        options: WriterOptions,
+        name: String,
+    ) -> Result<Self, RecordingError> {
+        if meta.record_type != K::RECORD_TYPE {
+            return Err(RecordingError::WrongRecordType {
+                file: name,
+                expected: K::RECORD_TYPE,
+                found: meta.record_type,
+            });
+        }
+        let write_err = |reason: String| RecordingError::Write {
+            file: name.clone(),
+            reason,
+        };
+        if options.row_group_rows == 0 {
+            return Err(write_err("row_group_rows must be at least 1".to_string()));
+        }
+        let level = ZstdLevel::try_new(options.zstd_level).map_err(|e| write_err(e.to_string()))?;
+        let props = WriterProperties::builder()
+            .set_compression(Compression::ZSTD(level))
+            .set_max_row_group_row_count(Some(options.row_group_rows))
+            .set_key_value_metadata(Some(meta.to_key_values()))
+            .set_created_by(format!(
+                "synscope-formats {} (parquet-rs)",
+                env!("CARGO_PKG_VERSION")
+            ))
+            .build();
+        let inner = ArrowWriter::try_new(out, K::schema(), Some(props))
+            .map_err(|e| write_err(e.to_string()))?;
+        Ok(RecordingWriter {
+            inner: Some(inner),
+            pending: Vec::with_capacity(BATCH_ROWS.min(options.row_group_rows)),
+            rows: 0,
+            name,
+        })
+    }
+
+    fn inner_mut(&mut self) -> Result<&mut ArrowWriter<W>, RecordingError> {
+        match self.inner.as_mut() {
+            Some(w) => Ok(w),
+            None => Err(RecordingError::Closed {
+                file: self.name.clone(),
+            }),
+        }
+    }
+
+    /// Adds one row. Fails without writing it when the row cannot be stored faithfully.
+    pub fn write(&mut self, row: &K::Row) -> Result<(), RecordingError> {
+        self.inner_mut()?;
+        K::check(row).map_err(|reason| RecordingError::Unwritable {
+            file: self.name.clone(),
+            row: self.rows,
+            reason,
+        })?;
+        self.pending.push(row.clone());
+        self.rows += 1;
+        if self.pending.len() >= BATCH_ROWS {
+            self.write_pending()?;
+        }
+        Ok(())
+    }
+
+    /// Adds rows in order; stops at the first one that fails (earlier rows stay written).
+    pub fn write_all<'a>(
+        &mut self,
+        rows: impl IntoIterator<Item = &'a K::Row>,
+    ) -> Result<(), RecordingError>
+    where
+        K::Row: 'a,
+    {
+        for row in rows {
+            self.write(row)?;
+        }
+        Ok(())
+    }
+
+    /// Rows accepted so far.
+    pub fn rows_written(&self) -> u64 {
+        self.rows
+    }
+
+    /// Hands the buffered rows to the parquet writer (which may close a row group).
+    fn write_pending(&mut self) -> Result<(), RecordingError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let name = self.name.clone();
+        let batch = K::encode(&self.pending).map_err(|e| RecordingError::Write {
+            file: name.clone(),
+            reason: e.to_string(),
+        })?;
+        self.pending.clear();
+        self.inner_mut()?
+            .write(&batch)
+            .map_err(|e| RecordingError::Write {
+                file: name,
+                reason: e.to_string(),
+            })
+    }
+
+    /// Ends the current row group (if it has rows) and pushes all bytes to the underlying
+    /// writer. For periodic crash-safety of long captures; each call may make one short row
+    /// group, so call it every few seconds, not every row.
+    pub fn flush(&mut self) -> Result<(), RecordingError> {
+        self.write_pending()?;
+        let name = self.name.clone();
+        let inner = self.inner_mut()?;
+        inner.flush().map_err(|e| RecordingError::Write {
+            file: name.clone(),
+            reason: e.to_string(),
+        })?;
+        inner
+            .sync()
+            .map_err(|source| RecordingError::Io { file: name, source })
+    }
+
+    /// Writes the pending rows and the footer. Afterwards the writer only answers
+    /// [`RecordingError::Closed`].
+    pub fn finish(&mut self) -> Result<WriteSummary, RecordingError> {
+        let pending = self.write_pending();
+        let name = self.name.clone();
+        let mut inner = match self.inner.take() {
+            Some(w) => w,
+            None => return Err(RecordingError::Closed { file: name }),
+        };
+        pending?;
+        let meta = inner.finish().map_err(|e| RecordingError::Write {
+            file: name.clone(),
+            reason: e.to_string(),
+        })?;
+        let bytes = inner.bytes_written() as u64;
+        inner
+            .sync()
+            .map_err(|source| RecordingError::Io { file: name, source })?;
+        Ok(WriteSummary {
+            rows: meta.file_metadata().num_rows().max(0) as u64,
+            row_groups: meta.num_row_groups(),
+            bytes,
+        })
+    }
+
+    /// [`RecordingWriter::finish`], consuming the writer.
+    pub fn close(mut self) -> Result<WriteSummary, RecordingError> {
+        self.finish()
+    }
+}
+
+impl<K: RecordKind, W: Write + Send> Drop for RecordingWriter<K, W> {
+    /// Best-effort close; see the type documentation.
+    fn drop(&mut self) {
+        if self.inner.is_some() {
+            let _ = self.finish();
+        }
+    }
+}
+
+/// Reader of one recording type from a file.
+///
+/// Opening reads and checks the footer: Parquet validity, the `synscope.*` metadata (schema
+/// version, record type) and the raw columns' presence and types. Reading then only fails on
+/// I/O or corrupt values.
+pub struct RecordingReader<K: RecordKind> {
+    path: PathBuf,
+    name: String,
+    arrow_meta: ArrowReaderMetadata,
+    projection: ProjectionMask,
+    meta: RecordingMeta,
+    _kind: PhantomData<fn() -> K>,
+}
+
+impl<K: RecordKind> std::fmt::Debug for RecordingReader<K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecordingReader")
+            .field("path", &self.path)
+            .field("meta", &self.meta)
+            .field("row_groups", &self.num_row_groups())
+            .finish()
+    }
+}
+
+impl<K: RecordKind> RecordingReader<K> {
+    /// Opens `path` and checks it (see the type documentation).
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, RecordingError> {
+        let path = path.as_ref().to_path_buf();
+        let name = path.display().to_string();
+        let file = File::open(&path).map_err(|source| RecordingError::Io {
+            file: name.clone(),
+            source,
+        })?;
+        let arrow_meta =
+            ArrowReaderMetadata::load(&file, ArrowReaderOptions::new()).map_err(|source| {
+                RecordingError::NotParquet {
+                    file: name.clone(),
+                    source,
+                }
+            })?;
+        let kv = arrow_meta
+            .metadata()
+            .file_metadata()
+            .key_value_metadata()
+            .map(|v| v.as_slice())
+            .unwrap_or(&[]);
+        let meta = RecordingMeta::from_key_values(kv).map_err(|source| RecordingError::Meta {
+            file: name.clone(),
+            source,
+        })?;
+        if meta.record_type != K::RECORD_TYPE {
+            return Err(RecordingError::WrongRecordType {
+                file: name,
+                expected: K::RECORD_TYPE,
+                found: meta.record_type,
+            });
+        }
+        let projection = Self::check_columns(&arrow_meta, &name)?;
+        Ok(RecordingReader {
+            path,
+            name,
+            arrow_meta,
+            projection,
+            meta,
+            _kind: PhantomData,
+        })
+    }
+
+    /// Checks that every raw column exists with the schema's type; returns the projection
+    /// that reads only them.
+    fn check_columns(
+        arrow_meta: &ArrowReaderMetadata,
+        name: &str,
+    ) -> Result<ProjectionMask, RecordingError> {
+        let want = K::schema();
+        let have = arrow_meta.schema();
+        let mut roots = Vec::with_capacity(K::RAW_COLUMNS.len());
+        for col in K::RAW_COLUMNS {
+            let schema_err = |reason: String| RecordingError::Schema {
+                file: name.to_string(),
+                column: col.to_string(),
+                reason,
+            };
+            let expected = want
+                .field_with_name(col)
+                .map_err(|e| schema_err(format!("not in this build's schema ({e})")))?;
+            let (index, found) = have
+                .column_with_name(col)
+                .ok_or_else(|| schema_err("missing".to_string()))?;
+            if found.data_type() != expected.data_type() {
+                return Err(schema_err(format!(
+                    "has type {}, expected {}",
+                    found.data_type(),
+                    expected.data_type()
+                )));
+            }
+            roots.push(index);
+        }
+        Ok(ProjectionMask::roots(arrow_meta.parquet_schema(), roots))
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The file's `synscope.*` metadata.
+    pub fn meta(&self) -> &RecordingMeta {
+        &self.meta
+    }
+
+    /// Number of row groups.
+    pub fn num_row_groups(&self) -> usize {
+        self.arrow_meta.metadata().num_row_groups()
+    }
+
+    /// Number of rows in the file (from the footer).
+    pub fn num_rows(&self) -> u64 {
+        self.arrow_meta.metadata().file_metadata().num_rows().max(0) as u64
+    }
+
+    /// Number of rows in row group `index`, `None` past the end.
+    pub fn row_group_rows(&self, index: usize) -> Option<u64> {
+        let rgs = self.arrow_meta.metadata().row_groups();
+        rgs.get(index).map(|rg| rg.num_rows().max(0) as u64)
+    }
+
+    /// A batch reader over one row group, on its own file handle (cloned `File`s share one
+    /// seek position, so sharing a handle between threads would mix reads up).
+    fn row_group_batches(
+        &self,
+        index: usize,
+        batch_rows: usize,
+    ) -> Result<ParquetRecordBatchReader, RecordingError> {
+        let count = self.num_row_groups();
+        if index >= count {
+            return Err(RecordingError::NoSuchRowGroup {
+                file: self.name.clone(),
+                index,
+                count,
+            });
+        }
+        let file = File::open(&self.path).map_err(|source| RecordingError::Io {
+            file: self.name.clone(),
+            source,
+        })?;
+        ParquetRecordBatchReaderBuilder::new_with_metadata(file, self.arrow_meta.clone())
+            .with_row_groups(vec![index])
+            .with_projection(self.projection.clone())
+            .with_batch_size(batch_rows)
+            .build()
+            .map_err(|source| RecordingError::Read {
+                file: self.name.clone(),
+                row_group: index,
+                source,
+            })
+    }
+
+    /// Decodes one batch at `first_row` of row group `row_group`, appending to `out`.
+    fn decode_batch(
+        &self,
+        batch: Result<RecordBatch, ArrowError>,
+        row_group: usize,
+        first_row: usize,
+        out: &mut Vec<K::Row>,
+    ) -> Result<usize, RecordingError> {
+        let batch = batch.map_err(|e| RecordingError::Read {
+            file: self.name.clone(),
+            row_group,
+            source: ParquetError::ArrowError(e.to_string()),
+        })?;
+        K::decode(&batch, out).map_err(|e| RecordingError::Corrupt {
+            file: self.name.clone(),
+            row_group,
+            row: first_row + e.row,
+            column: e.column,
+            reason: e.reason,
+        })?;
+        Ok(batch.num_rows())
+    }
+
+    /// All rows of row group `index`. Takes `&self` and opens its own file handle, so
+    /// threads can read different row groups of one reader in parallel.
+    pub fn read_row_group(&self, index: usize) -> Result<Vec<K::Row>, RecordingError> {
+        let expected = self.row_group_rows(index).unwrap_or(0) as usize;
+        let reader = self.row_group_batches(index, expected.clamp(1, 1 << 16))?;
+        let mut out = Vec::with_capacity(expected);
+        let mut row = 0;
+        for batch in reader {
+            row += self.decode_batch(batch, index, row, &mut out)?;
+        }
+        Ok(out)
+    }
+
+    /// Every row of the file in order, streamed a batch at a time. After an error the
+    /// iterator ends.
+    pub fn records(&self) -> Records<'_, K> {
+        Records {
+            reader: self,
+            row_group: 0,
+            batches: None,
+            row_in_group: 0,
+            buffer: Vec::new().into_iter(),
+            done: false,
+        }
+    }
+}
+
+/// Iterator over every row of a recording; see [`RecordingReader::records`].
+pub struct Records<'a, K: RecordKind> {
+    reader: &'a RecordingReader<K>,
+    /// Next row group to open when `batches` runs out.
+    row_group: usize,
+    batches: Option<ParquetRecordBatchReader>,
+    row_in_group: usize,
+    buffer: std::vec::IntoIter<K::Row>,
+    done: bool,
+}
+
+impl<K: RecordKind> Records<'_, K> {
+    /// Refills `buffer`; `Ok(false)` at the end of the file.
+    fn refill(&mut self) -> Result<bool, RecordingError> {
+        loop {
+            if let Some(batches) = self.batches.as_mut() {
+                if let Some(batch) = batches.next() {
+                    let mut rows = Vec::with_capacity(BATCH_ROWS);
+                    let group = self.row_group - 1;
+                    let n = self
+                        .reader
+                        .decode_batch(batch, group, self.row_in_group, &mut rows)?;
+                    self.row_in_group += n;
+                    self.buffer = rows.into_iter();
+                    return Ok(true);
+                }
+                self.batches = None;
+            }
+            if self.row_group >= self.reader.num_row_groups() {
+                return Ok(false);
+            }
+            self.batches = Some(self.reader.row_group_batches(self.row_group, BATCH_ROWS)?);
+            self.row_group += 1;
+            self.row_in_group = 0;
+        }
+    }
+}
+
+impl<K: RecordKind> Iterator for Records<'_, K> {
+    type Item = Result<K::Row, RecordingError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(row) = self.buffer.next() {
+                return Some(Ok(row));
+            }
+            if self.done {
+                return None;
+            }
+            match self.refill() {
+                Ok(true) => {}
+                Ok(false) => {
+                    self.done = true;
+                    return None;
+                }
+                Err(e) => {
+                    self.done = true;
+                    return Some(Err(e));
+                }
+            }
+        }
+    }
+}
+
+/// Column access and value conversion shared by the two recordings' `encode`/`decode`.
+pub(crate) mod columns {
+    use super::*;
+    use arrow::array::{ArrowPrimitiveType, PrimitiveArray, StringArray};
+
+    /// Column `name` of `batch` as array type `A`; a wrong type is an error, not a panic
+    /// (the reader checked types at open, but a batch is still data from disk).
+    pub fn get<'a, A: Array + 'static>(
+        batch: &'a RecordBatch,
+        name: &str,
+    ) -> Result<&'a A, DecodeError> {
+        let col = batch
+            .column_by_name(name)
+            .ok_or_else(|| DecodeError::new(0, name, "column missing from batch"))?;
+        col.as_any().downcast_ref::<A>().ok_or_else(|| {
+            DecodeError::new(0, name, format!("unexpected type {}", col.data_type()))
+        })
+    }
+
+    /// Fails on the first null of a column that must not have any.
+    pub fn no_nulls(arr: &dyn Array, name: &str) -> Result<(), DecodeError> {
+        if arr.null_count() == 0 {
+            return Ok(());
+        }
+        let row = (0..arr.len()).find(|i| arr.is_null(*i)).unwrap_or(0);
+        Err(DecodeError::new(
+            row,
+            name,
+            "null in a column that has no nulls",
+        ))
+    }
+
+    /// A non-null primitive column.
+    pub fn prim<'a, T: ArrowPrimitiveType>(
+        batch: &'a RecordBatch,
+        name: &str,
+    ) -> Result<&'a PrimitiveArray<T>, DecodeError> {
+        let a = get::<PrimitiveArray<T>>(batch, name)?;
+        no_nulls(a, name)?;
+        Ok(a)
+    }
+
+    /// A non-null text column.
+    pub fn text<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a StringArray, DecodeError> {
+        let a = get::<StringArray>(batch, name)?;
+        no_nulls(a, name)?;
+        Ok(a)
+    }
+
+    /// A record timestamp (u64 ns) as the i64 Arrow stores; `None` past year 2262.
+    pub fn ts_to_i64(ns: u64) -> Option<i64> {
+        i64::try_from(ns).ok()
+    }
+
+    /// An Arrow timestamp back to u64 ns; negative (before 1970) is corrupt.
+    pub fn ts_from_i64(v: i64, row: usize, column: &str) -> Result<u64, DecodeError> {
+        u64::try_from(v)
+            .map_err(|_| DecodeError::new(row, column, format!("negative timestamp {v}")))
+    }
+
+    /// Whether the unused tail of an IPv4 address is zero (`ip_version` 4), or the version
+    /// is 6; the checks writers make before storing an address as text.
+    pub fn addr_is_canonical(ip_version: u8, addr: &[u8; 16]) -> bool {
+        match ip_version {
+            4 => addr[4..].iter().all(|b| *b == 0),
+            6 => true,
+            _ => false,
+        }
+    }
+
+    /// An address as `std::net` prints it (dotted quad, or RFC 5952 IPv6 text).
+    pub fn addr_to_text(ip_version: u8, addr: &[u8; 16]) -> String {
+        if ip_version == 4 {
+            Ipv4Addr::new(addr[0], addr[1], addr[2], addr[3]).to_string()
+        } else {
+            Ipv6Addr::from(*addr).to_string()
+        }
+    }
+
+    /// Inverse of [`addr_to_text`]: the text must be an address of the row's IP version.
+    pub fn addr_from_text(
+        ip_version: u8,
+        text: &str,
+        row: usize,
+        column: &str,
+    ) -> Result<[u8; 16], DecodeError> {
+        let bad = || {
+            DecodeError::new(
+                row,
+                column,
+                format!("{text:?} is not an IPv{ip_version} address"),
+            )
+        };
+        let mut out = [0u8; 16];
+        match ip_version {
+            4 => {
+                let a: Ipv4Addr = text.parse().map_err(|_| bad())?;
+                out[..4].copy_from_slice(&a.octets());
+            }
+            6 => {
+                let a: Ipv6Addr = text.parse().map_err(|_| bad())?;
+                out = a.octets();
+            }
+            v => {
+                return Err(DecodeError::new(
+                    row,
+                    "ip_version",
+                    format!("IP version {v} is neither 4 nor 6"),
+                ));
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::columns::*;
+
+    #[test]
+    fn addresses_round_trip_through_text() {
+        let mut v4 = [0u8; 16];
+        v4[..4].copy_from_slice(&[192, 0, 2, 200]);
+        assert_eq!(addr_to_text(4, &v4), "192.0.2.200");
+        assert_eq!(addr_from_text(4, "192.0.2.200", 0, "c"), Ok(v4));
+        let v6: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+        assert_eq!(addr_to_text(6, &v6), "2001:db8::1");
+        assert_eq!(addr_from_text(6, "2001:db8::1", 0, "c"), Ok(v6));
+    }
+
+    #[test]
+    fn address_text_must_match_the_version() {
+        assert_eq!(
+            addr_from_text(4, "2001:db8::1", 3, "src_ip")
+                .unwrap_err()
+                .row,
+            3
+        );
+        assert!(addr_from_text(6, "192.0.2.1", 0, "c").is_err());
+        assert!(addr_from_text(4, "300.1.1.1", 0, "c").is_err());
+        assert!(addr_from_text(4, "", 0, "c").is_err());
+        assert_eq!(
+            addr_from_text(5, "192.0.2.1", 0, "c").unwrap_err().column,
+            "ip_version"
+        );
+    }
+
+    #[test]
+    fn canonical_address_rules() {
+        let mut a = [0u8; 16];
+        assert!(addr_is_canonical(4, &a) && addr_is_canonical(6, &a));
+        assert!(!addr_is_canonical(0, &a));
+        a[4] = 1;
+        assert!(!addr_is_canonical(4, &a) && addr_is_canonical(6, &a));
+    }
+
+    #[test]
+    fn timestamps_outside_i64_are_refused() {
+        assert_eq!(ts_to_i64(i64::MAX as u64), Some(i64::MAX));
+        assert_eq!(ts_to_i64(i64::MAX as u64 + 1), None);
+        assert_eq!(ts_from_i64(5, 0, "ts"), Ok(5));
+        assert!(ts_from_i64(-1, 0, "ts").is_err());
+    }
+}
