@@ -1,0 +1,224 @@
+//! p0f's log file format (`p0f -o FILE`), one line per [`Event`].
+//!
+//! Line layout, from p0f 3.09b's `start_observation()` / `add_observation_field()`:
+//! `[YYYY/MM/DD HH:MM:SS] mod=KIND|cli=ADDR/PORT|srv=ADDR/PORT|subj=cli|srv|key=value...`,
+//! with missing values printed as `???`. p0f formats the packet time with `localtime()`, i.e.
+//! in the `TZ` of the p0f process; [`write_p0f_line`] uses UTC, so compare against p0f run
+//! with `TZ=UTC` (or pass the offset to [`write_p0f_line_with_offset`]).
+
+use std::fmt::Write as _;
+use std::io::{self, Write};
+
+use super::event::{Event, EventKind, LabelType, NatObservation, NatReasons, Params};
+
+/// Writes the p0f log line for `ev` (with a trailing newline), timestamps in UTC.
+pub fn write_p0f_line(ev: &Event, w: &mut impl Write) -> io::Result<()> {
+    write_p0f_line_with_offset(ev, 0, w)
+}
+
+/// Like [`write_p0f_line`], with the timestamp shifted by `utc_offset_secs` (local time).
+pub fn write_p0f_line_with_offset(
+    ev: &Event,
+    utc_offset_secs: i64,
+    w: &mut impl Write,
+) -> io::Result<()> {
+    let mut s = String::with_capacity(256);
+    format_line(ev, utc_offset_secs, &mut s).map_err(|_| io::Error::other("format error"))?;
+    s.push('\n');
+    w.write_all(s.as_bytes())
+}
+
+/// The line without its newline, as a `String` (convenient for tests and comparisons).
+pub fn p0f_line(ev: &Event) -> String {
+    let mut s = String::with_capacity(256);
+    // Writing into a String cannot fail.
+    let _ = format_line(ev, 0, &mut s);
+    s
+}
+
+/// An address as p0f prints it: dotted quad, or eight uncompressed lower-case hex groups.
+pub fn write_addr(
+    ip_version: u8,
+    a: &[u8; 16],
+    out: &mut impl std::fmt::Write,
+) -> std::fmt::Result {
+    if ip_version == 4 {
+        write!(out, "{}.{}.{}.{}", a[0], a[1], a[2], a[3])
+    } else {
+        for g in 0..8 {
+            if g > 0 {
+                out.write_char(':')?;
+            }
+            write!(out, "{:x}", u16::from_be_bytes([a[2 * g], a[2 * g + 1]]))?;
+        }
+        Ok(())
+    }
+}
+
+/// `YYYY/MM/DD HH:MM:SS` for seconds since the epoch.
+pub fn write_time(secs: i64, out: &mut impl std::fmt::Write) -> std::fmt::Result {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    write!(
+        out,
+        "{y:04}/{m:02}/{d:02} {:02}:{:02}:{:02}",
+        rem / 3600,
+        (rem / 60) % 60,
+        rem % 60
+    )
+}
+
+/// Proleptic Gregorian date from days since 1970-01-01 (Howard Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+fn write_params(p: &Params, has_match: bool, out: &mut String) {
+    let start = out.len();
+    let add = |s: &str, out: &mut String| {
+        if out.len() > start {
+            out.push(' ');
+        }
+        out.push_str(s);
+    };
+    if has_match {
+        if p.generic {
+            add("generic", out);
+        }
+        if p.fuzzy {
+            add("fuzzy", out);
+        }
+        if p.random_ttl {
+            add("random_ttl", out);
+        }
+    }
+    if p.excess_dist {
+        add("excess_dist", out);
+    }
+    if p.tos != 0 {
+        add(&format!("tos:0x{:02x}", p.tos), out);
+    }
+    if out.len() == start {
+        out.push_str("none");
+    }
+}
+
+fn write_nat(n: &NatObservation, out: &mut String) -> std::fmt::Result {
+    out.push_str("|reason=");
+    let start = out.len();
+    for (bit, name) in NatReasons::NAMES {
+        if n.reasons.0 & bit != 0 {
+            if out.len() > start {
+                out.push(' ');
+            }
+            out.push_str(name);
+        }
+    }
+    if out.len() == start {
+        out.push_str("???");
+    }
+    let h = n.raw_hits;
+    write!(out, "|raw_hits={},{},{},{}", h[0], h[1], h[2], h[3])
+}
+
+fn format_line(ev: &Event, utc_offset_secs: i64, out: &mut String) -> std::fmt::Result {
+    let e = &ev.endpoints;
+    out.push('[');
+    let secs = i64::try_from(ev.ts_ns / 1_000_000_000).unwrap_or(i64::MAX);
+    write_time(secs.saturating_add(utc_offset_secs), out)?;
+    write!(out, "] mod={}|cli=", ev.module())?;
+    write_addr(e.ip_version, &e.client_addr, out)?;
+    write!(out, "/{}|srv=", e.client_port)?;
+    write_addr(e.ip_version, &e.server_addr, out)?;
+    write!(out, "/{}|subj={}", e.server_port, ev.subject.short())?;
+    match &ev.kind {
+        EventKind::Tcp(t) => {
+            match &t.label {
+                Some(l) => {
+                    let key = match l.label_type {
+                        LabelType::Os => "os",
+                        LabelType::App => "app",
+                    };
+                    write!(out, "|{key}={}", l.name)?;
+                    if let Some(f) = &l.flavor {
+                        write!(out, " {f}")?;
+                    }
+                }
+                None => out.push_str("|os=???"),
+            }
+            if t.distance_upper_bound {
+                write!(out, "|dist=<= {}", t.distance)?;
+            } else {
+                write!(out, "|dist={}", t.distance)?;
+            }
+            out.push_str("|params=");
+            write_params(&t.params, t.label.is_some(), out);
+            write!(out, "|raw_sig={}", t.raw_sig)?;
+        }
+        EventKind::Mtu { link, mtu } => {
+            write!(
+                out,
+                "|link={}|raw_mtu={mtu}",
+                link.as_deref().unwrap_or("???")
+            )?;
+        }
+        EventKind::Uptime {
+            minutes,
+            modulo_days,
+            raw_freq,
+        } => {
+            write!(
+                out,
+                "|uptime={} days {} hrs {} min (modulo {modulo_days} days)|raw_freq={raw_freq:.2} Hz",
+                minutes / 60 / 24,
+                (minutes / 60) % 24,
+                minutes % 60
+            )?;
+        }
+        EventKind::HostChange(n) | EventKind::IpSharing(n) => write_nat(n, out)?,
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_formatting() {
+        // 2022-10-28 09:46:19 UTC, as printed by `TZ=UTC p0f` for a capture packet.
+        let mut s = String::new();
+        let _ = write_time(1_666_950_379, &mut s);
+        assert_eq!(s, "2022/10/28 09:46:19");
+        s.clear();
+        let _ = write_time(0, &mut s);
+        assert_eq!(s, "1970/01/01 00:00:00");
+        s.clear();
+        let _ = write_time(951_782_400, &mut s); // leap day
+        assert_eq!(s, "2000/02/29 00:00:00");
+    }
+
+    #[test]
+    fn address_formatting() {
+        let mut a = [0u8; 16];
+        a[..4].copy_from_slice(&[10, 0, 0, 1]);
+        let mut s = String::new();
+        let _ = write_addr(4, &a, &mut s);
+        assert_eq!(s, "10.0.0.1");
+        let v6: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+        s.clear();
+        let _ = write_addr(6, &v6, &mut s);
+        // p0f does not compress zero groups.
+        assert_eq!(s, "2001:db8:0:0:0:0:0:1");
+    }
+}

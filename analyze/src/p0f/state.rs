@@ -1,0 +1,865 @@
+//! The stateful half of p0f: connections, hosts, uptime, host change and IP sharing.
+//!
+//! This mirrors p0f 3.09b's `flow_dispatch()` (process.c) for SYN and SYN+ACK packets, plus
+//! `score_nat()`, `add_nat_score()`, `verify_tool_class()`, `check_ts_tcp()` and
+//! `fingerprint_mtu()`. Time comes only from record timestamps, never from the wall clock, and
+//! nothing iterates a randomly-seeded hash map, so the same records always give the same
+//! events.
+//!
+//! Known, inherent difference: p0f also sees the ACK/FIN/RST/data packets of a connection,
+//! which close its flow entries and feed uptime; synscope records only carry SYNs and
+//! SYN+ACKs. Flow entries here therefore live until they are replaced, expire (30 s, as p0f)
+//! or are pruned, and uptime is measured only between SYNs (or SYN+ACKs) of one host. p0f
+//! also runs its cache expiry every 50 *packets*; we run it on every record (at most once per
+//! second of record time, as p0f).
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+
+use record::{FlowKey, SynRecord};
+
+use super::db::{Database, SysRef};
+use super::event::{
+    Endpoints, Event, EventKind, LabelType, MatchedLabel, NatObservation, NatReasons, Params,
+    Subject, TcpKind, TcpObservation,
+};
+use super::matcher::{Probe, Quality, find_match};
+use super::sig::{Layout, MAX_DIST, MIN_TCP4, MIN_TCP6, Packet, Skip, quirk};
+
+/// Limits, p0f's defaults (`-m 1000,10000 -t 30,120`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EngineConfig {
+    /// Connection entries before pruning (`MAX_CONN`).
+    pub max_conn: u32,
+    /// Host entries before pruning (`MAX_HOSTS`).
+    pub max_hosts: u32,
+    /// Connection entry lifetime, seconds (`CONN_MAX_AGE`).
+    pub conn_max_age: u32,
+    /// Host idle timeout, minutes (`HOST_IDLE_LIMIT`).
+    pub host_idle_limit: u32,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            max_conn: 1000,
+            max_hosts: 10000,
+            conn_max_age: 30,
+            host_idle_limit: 120,
+        }
+    }
+}
+
+/// What happened to one record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Status {
+    /// Fingerprinted (events were emitted).
+    Reported,
+    /// Dropped by p0f's packet filters.
+    Skipped(Skip),
+    /// A retransmitted SYN of a known connection.
+    DuplicateSyn,
+    /// A repeated SYN+ACK of an already answered connection.
+    DuplicateSynAck,
+    /// A SYN+ACK without a SYN seen first (p0f ignores these).
+    StraySynAck,
+    /// A SYN+ACK sent by the connection's client.
+    ReversedSynAck,
+}
+
+/// Signature data kept per host for later comparisons (p0f's `struct tcp_sig`).
+#[derive(Clone, Copy, Debug)]
+struct StoredSig {
+    quirks: u32,
+    layout: Layout,
+    ttl: u8,
+    mss: u16,
+    ts1: u32,
+    recv_ms: u64,
+    matched: Option<u32>,
+    fuzzy: bool,
+    dist: u8,
+}
+
+type HostKey = (u8, [u8; 16]);
+
+struct Host {
+    age: u64,
+    last_seen: u32,
+    use_cnt: u32,
+    last_syn: Option<StoredSig>,
+    last_synack: Option<StoredSig>,
+    last_class_id: i64,
+    last_name_id: i64,
+    last_port: u16,
+    cli_scores: [u8; NAT_SCORES],
+    srv_scores: [u8; NAT_SCORES],
+    nat_reasons: u16,
+}
+
+struct Flow {
+    serial: u64,
+    client: HostKey,
+    server: HostKey,
+    cli_port: u16,
+    srv_port: u16,
+    created: u32,
+    next_cli_seq: u32,
+    next_srv_seq: u32,
+    acked: bool,
+    sendsyn: bool,
+    syn_mss: u16,
+    cli_tps: i32,
+    srv_tps: i32,
+}
+
+const NAT_SCORES: usize = 32;
+const KILL_PERCENT: u64 = 10;
+const MIN_TWAIT: u64 = 25;
+const MAX_TWAIT: u64 = 1000 * 60 * 10;
+const TSTAMP_GRACE: u64 = 100;
+const MIN_TSCALE: f64 = 0.7;
+const MAX_TSCALE: u64 = 1500;
+const MAX_NAT_TS: u64 = 1000 * 60 * 60 * 24;
+const MIN_PORT_DROP: u16 = 64;
+const SMALL_TTL_CHG: i32 = 2;
+const LOCAL_TTL_LIMIT: u8 = 5;
+const NEAR_TTL_LIMIT: u8 = 9;
+
+/// The p0f engine: feed records in capture order, collect events.
+pub struct Engine {
+    db: Arc<Database>,
+    cfg: EngineConfig,
+    flows: HashMap<FlowKey, Flow>,
+    flow_age: VecDeque<(u64, FlowKey)>,
+    flow_serial: u64,
+    hosts: HashMap<HostKey, Host>,
+    host_age: BTreeMap<u64, HostKey>,
+    host_serial: u64,
+    last_expire: u32,
+    now_sec: u32,
+    now_ms: u64,
+    now_ns: u64,
+}
+
+/// Context of the packet being processed, to build events.
+#[derive(Clone, Copy)]
+struct Ctx {
+    key: FlowKey,
+    direction: u8,
+}
+
+impl Engine {
+    /// An engine with p0f's default limits.
+    pub fn new(db: Arc<Database>) -> Engine {
+        Engine::with_config(db, EngineConfig::default())
+    }
+
+    /// An engine with explicit limits.
+    pub fn with_config(db: Arc<Database>, cfg: EngineConfig) -> Engine {
+        Engine {
+            db,
+            cfg,
+            flows: HashMap::new(),
+            flow_age: VecDeque::new(),
+            flow_serial: 0,
+            hosts: HashMap::new(),
+            host_age: BTreeMap::new(),
+            host_serial: 0,
+            last_expire: 0,
+            now_sec: 0,
+            now_ms: 0,
+            now_ns: 0,
+        }
+    }
+
+    /// The database in use.
+    pub fn database(&self) -> &Database {
+        &self.db
+    }
+
+    /// Number of tracked connections.
+    pub fn flow_count(&self) -> usize {
+        self.flows.len()
+    }
+
+    /// Number of tracked hosts.
+    pub fn host_count(&self) -> usize {
+        self.hosts.len()
+    }
+
+    /// Processes one record (in capture order), appending the events p0f would log for it.
+    pub fn process(&mut self, r: &SynRecord, out: &mut Vec<Event>) -> Status {
+        self.now_ns = r.ts_ns;
+        self.now_ms = r.ts_ns / 1_000_000;
+        self.now_sec = (r.ts_ns / 1_000_000_000) as u32;
+        self.expire_cache();
+
+        let pk = match Packet::from_record(r) {
+            Ok(p) => p,
+            Err(s) => return Status::Skipped(s),
+        };
+        let (key, _) = FlowKey::new(r.ip_version, r.src_addr, r.src_port, r.dst_addr, r.dst_port);
+        let ctx = Ctx {
+            key,
+            direction: r.direction,
+        };
+        let src: HostKey = (r.ip_version, r.src_addr);
+        let to_srv = self
+            .flows
+            .get(&key)
+            .map(|f| f.client == src && f.cli_port == r.src_port);
+
+        if !pk.syn_ack {
+            if let Some(to_srv) = to_srv {
+                if let Some(f) = self.flows.get(&key) {
+                    if to_srv && f.next_cli_seq.wrapping_sub(1) == pk.seq {
+                        return Status::DuplicateSyn;
+                    }
+                }
+                self.destroy_flow(&key);
+            }
+            self.create_flow(r, &pk, key);
+            let tsig = self.fingerprint_tcp(true, &pk, ctx, out);
+            let sendsyn = self.flows.get(&key).is_some_and(|f| f.sendsyn);
+            if tsig.is_none() && !sendsyn {
+                self.destroy_flow(&key);
+                return Status::Reported;
+            }
+            self.fingerprint_mtu(true, &pk, ctx, out);
+            self.check_ts(true, &pk, ctx, out);
+            if let Some(t) = tsig {
+                if let Some(h) = self.client_host_mut(&key) {
+                    h.last_syn = Some(t);
+                }
+            }
+            Status::Reported
+        } else {
+            let Some(to_srv) = to_srv else {
+                return Status::StraySynAck;
+            };
+            let (sendsyn, acked) = match self.flows.get(&key) {
+                Some(f) => (f.sendsyn, f.acked),
+                None => return Status::StraySynAck,
+            };
+            if sendsyn {
+                self.fingerprint_tcp(false, &pk, ctx, out);
+                self.destroy_flow(&key);
+                return Status::Reported;
+            }
+            if to_srv {
+                return Status::ReversedSynAck;
+            }
+            if acked {
+                return Status::DuplicateSynAck;
+            }
+            if let Some(f) = self.flows.get_mut(&key) {
+                f.acked = true;
+            }
+            let Some(tsig) = self.fingerprint_tcp(false, &pk, ctx, out) else {
+                self.destroy_flow(&key);
+                return Status::Reported;
+            };
+            self.fingerprint_mtu(false, &pk, ctx, out);
+            self.check_ts(false, &pk, ctx, out);
+            if let Some(f) = self.flows.get_mut(&key) {
+                f.next_srv_seq = pk.seq.wrapping_add(1);
+                let server = f.server;
+                if let Some(h) = self.hosts.get_mut(&server) {
+                    h.last_synack = Some(tsig);
+                }
+            }
+            Status::Reported
+        }
+    }
+
+    fn client_host_mut(&mut self, key: &FlowKey) -> Option<&mut Host> {
+        let c = self.flows.get(key)?.client;
+        self.hosts.get_mut(&c)
+    }
+
+    fn endpoints(&self, ctx: Ctx) -> Option<(Endpoints, HostKey, HostKey, u16)> {
+        let f = self.flows.get(&ctx.key)?;
+        Some((
+            Endpoints {
+                ip_version: f.client.0,
+                client_addr: f.client.1,
+                client_port: f.cli_port,
+                server_addr: f.server.1,
+                server_port: f.srv_port,
+            },
+            f.client,
+            f.server,
+            f.cli_port,
+        ))
+    }
+
+    fn emit(&self, ctx: Ctx, to_srv: bool, kind: EventKind, out: &mut Vec<Event>) {
+        if let Some((endpoints, ..)) = self.endpoints(ctx) {
+            out.push(Event {
+                ts_ns: self.now_ns,
+                endpoints,
+                subject: if to_srv {
+                    Subject::Client
+                } else {
+                    Subject::Server
+                },
+                kind,
+            });
+        }
+    }
+
+    /// p0f's `fingerprint_tcp()`: match, report, and return the signature to remember for
+    /// OS signatures (`None` for userland tools and p0f-sendsyn flows).
+    fn fingerprint_tcp(
+        &mut self,
+        to_srv: bool,
+        pk: &Packet,
+        ctx: Ctx,
+        out: &mut Vec<Event>,
+    ) -> Option<StoredSig> {
+        let (syn_mss, sendsyn) = {
+            let f = self.flows.get_mut(&ctx.key)?;
+            if pk.is_sendsyn_probe() {
+                f.sendsyn = true;
+            }
+            (f.syn_mss, f.sendsyn)
+        };
+        let probe = Probe::from_packet(pk, syn_mss);
+        let m = find_match(&self.db, to_srv, &pk.layout, &probe, false);
+        let matched = m.sig.and_then(|i| self.db.tcp_sigs().get(i as usize));
+        let label = matched.and_then(|s| self.db.label_of(s));
+        let userland = label.is_some_and(|l| l.is_userland());
+        let bad_ttl = matched.is_some_and(|s| s.bad_ttl);
+        let generic = label.is_some_and(|l| l.generic);
+
+        let matched_label = match (matched, label) {
+            (Some(s), Some(l)) => Some(MatchedLabel {
+                label_type: if userland || sendsyn {
+                    LabelType::App
+                } else {
+                    LabelType::Os
+                },
+                class: l
+                    .class
+                    .and_then(|c| self.db.classes().get(c as usize).cloned()),
+                name: self
+                    .db
+                    .names()
+                    .get(l.name_id as usize)
+                    .cloned()
+                    .unwrap_or_else(|| Arc::from("")),
+                flavor: l.flavor.clone(),
+                generic: l.generic,
+                sig_line: s.line,
+            }),
+            _ => None,
+        };
+        let quality = match (matched.is_some(), m.fuzzy, generic) {
+            (false, _, _) => Quality::Unknown,
+            (true, true, _) => Quality::Fuzzy,
+            (true, false, true) => Quality::Generic,
+            (true, false, false) => Quality::Exact,
+        };
+        let kind = match (to_srv, sendsyn) {
+            (true, false) => TcpKind::Syn,
+            (true, true) => TcpKind::SendsynProbe,
+            (false, false) => TcpKind::SynAck,
+            (false, true) => TcpKind::SendsynResponse,
+        };
+        let obs = TcpObservation {
+            kind,
+            label: matched_label,
+            quality,
+            distance: m.dist,
+            distance_upper_bound: bad_ttl,
+            params: Params {
+                generic: matched.is_some() && generic,
+                fuzzy: m.fuzzy,
+                random_ttl: bad_ttl,
+                excess_dist: m.dist > MAX_DIST,
+                tos: pk.tos,
+            },
+            raw_sig: pk.raw_sig(syn_mss),
+            direction: ctx.direction,
+        };
+        self.emit(ctx, to_srv, EventKind::Tcp(obs), out);
+
+        if !pk.syn_ack {
+            if let Some(f) = self.flows.get_mut(&ctx.key) {
+                f.syn_mss = pk.mss;
+            }
+        }
+        if userland {
+            let sys = label.map(|l| l.sys.clone()).unwrap_or_default();
+            self.verify_tool_class(to_srv, ctx, &sys, out);
+            return None;
+        }
+        if sendsyn {
+            return None;
+        }
+        let sig = StoredSig {
+            quirks: pk.quirks,
+            layout: pk.layout,
+            ttl: pk.ttl,
+            mss: pk.mss,
+            ts1: pk.ts1,
+            recv_ms: self.now_ms,
+            matched: m.sig,
+            fuzzy: m.fuzzy,
+            dist: m.dist,
+        };
+        self.score_nat(to_srv, &sig, ctx, out);
+        Some(sig)
+    }
+
+    fn fingerprint_mtu(&self, to_srv: bool, pk: &Packet, ctx: Ctx, out: &mut Vec<Event>) {
+        let sendsyn = self.flows.get(&ctx.key).is_some_and(|f| f.sendsyn);
+        if pk.mss == 0 || sendsyn {
+            return;
+        }
+        let hdr = if pk.ip_ver == 4 { MIN_TCP4 } else { MIN_TCP6 } as u16;
+        // p0f keeps the MTU in a u16: it wraps for MSS values near 65535.
+        let mtu = pk.mss.wrapping_add(hdr);
+        let link = self.db.mtu_link(mtu).cloned();
+        self.emit(ctx, to_srv, EventKind::Mtu { link, mtu }, out);
+    }
+
+    /// p0f's `check_ts_tcp()`, for SYNs and SYN+ACKs.
+    fn check_ts(&mut self, to_srv: bool, pk: &Packet, ctx: Ctx, out: &mut Vec<Event>) {
+        let Some(f) = self.flows.get(&ctx.key) else {
+            return;
+        };
+        if pk.ts1 == 0 || f.sendsyn {
+            return;
+        }
+        let (tps, host) = if to_srv {
+            (f.cli_tps, f.client)
+        } else {
+            (f.srv_tps, f.server)
+        };
+        let Some(h) = self.hosts.get(&host) else {
+            return;
+        };
+        let last = if to_srv { h.last_syn } else { h.last_synack };
+        let Some(last) = last else {
+            return;
+        };
+        if tps != 0 || last.ts1 == 0 {
+            return;
+        }
+        let ms_diff = self.now_ms.wrapping_sub(last.recv_ms);
+        let ts_diff = pk.ts1.wrapping_sub(last.ts1);
+        if !(MIN_TWAIT..=MAX_TWAIT).contains(&ms_diff) {
+            return;
+        }
+        if ts_diff < 5
+            || (ms_diff < TSTAMP_GRACE && u64::from(!ts_diff / 1000) < MAX_TSCALE / TSTAMP_GRACE)
+        {
+            return;
+        }
+        let ffreq = if ts_diff > !ts_diff {
+            f64::from(!ts_diff) * -1000.0 / ms_diff as f64
+        } else {
+            f64::from(ts_diff) * 1000.0 / ms_diff as f64
+        };
+        let set_tps = |e: &mut Engine, v: i32| {
+            if let Some(f) = e.flows.get_mut(&ctx.key) {
+                if to_srv {
+                    f.cli_tps = v;
+                } else {
+                    f.srv_tps = v;
+                }
+            }
+        };
+        if !(MIN_TSCALE..=MAX_TSCALE as f64).contains(&ffreq) {
+            set_tps(self, -1);
+            return;
+        }
+        let mut freq = ffreq as u32;
+        freq = match freq {
+            0 => 1,
+            1..=10 => freq,
+            11..=50 => (freq + 3) / 5 * 5,
+            51..=100 => (freq + 7) / 10 * 10,
+            101..=500 => (freq + 33) / 50 * 50,
+            _ => (freq + 67) / 100 * 100,
+        };
+        set_tps(self, freq as i32);
+        let minutes = pk.ts1 / freq / 60;
+        let modulo_days = u32::MAX / (freq * 60 * 60 * 24);
+        self.emit(
+            ctx,
+            to_srv,
+            EventKind::Uptime {
+                minutes,
+                modulo_days,
+                raw_freq: ffreq,
+            },
+            out,
+        );
+    }
+
+    /// p0f's `score_nat()`: compare with the host's previous signature.
+    fn score_nat(&mut self, to_srv: bool, sig: &StoredSig, ctx: Ctx, out: &mut Vec<Event>) {
+        let Some((_, client, server, cli_port)) = self.endpoints(ctx) else {
+            return;
+        };
+        let hk = if to_srv { client } else { server };
+        let db = Arc::clone(&self.db);
+        let msig = sig.matched.and_then(|i| db.tcp_sigs().get(i as usize));
+        let mlabel = msig.and_then(|s| db.label_of(s));
+        let sig_name = mlabel.map(|l| i64::from(l.name_id));
+        let Some(hd) = self.hosts.get(&hk) else {
+            return;
+        };
+        let mut score: u32 = 0;
+        let mut reason: u16 = 0;
+        let mut diff_already = false;
+
+        if let Some(r) = if to_srv { hd.last_syn } else { hd.last_synack } {
+            let rsig = r.matched.and_then(|i| db.tcp_sigs().get(i as usize));
+            let rlabel = rsig.and_then(|s| db.label_of(s));
+            match (msig.zip(mlabel), rsig.zip(rlabel)) {
+                (Some((s, sl)), Some((rs, rl))) => {
+                    if rl.name_id != sl.name_id {
+                        score += 8;
+                        reason |= NatReasons::OS_SIG;
+                        diff_already = true;
+                    } else if to_srv {
+                        if rl.label_id != sl.label_id {
+                            score += 2;
+                            reason |= NatReasons::OS_SIG;
+                        } else if rs.line != s.line {
+                            score += 1;
+                            reason |= NatReasons::OS_SIG;
+                        } else if sig.fuzzy != r.fuzzy {
+                            score += 1;
+                            reason |= NatReasons::FUZZY;
+                        }
+                    }
+                }
+                _ => {
+                    let fuzzy_quirks = quirk::ECN | quirk::DF | quirk::NZ_ID | quirk::ZERO_ID;
+                    if (sig.quirks ^ r.quirks) & !fuzzy_quirks != 0 {
+                        reason |= NatReasons::UNK_DIFF;
+                        score += 2;
+                    } else if to_srv && sig.layout != r.layout {
+                        reason |= NatReasons::UNK_DIFF;
+                        score += 1;
+                    }
+                    if to_srv && sig.matched != r.matched {
+                        score += 1;
+                        reason |= NatReasons::TO_UNK;
+                    }
+                }
+            }
+            if !diff_already {
+                if let Some(n) = sig_name {
+                    if hd.last_class_id != -1 && hd.last_name_id != n {
+                        score += 8;
+                        reason |= NatReasons::OS_SIG;
+                        diff_already = true;
+                    }
+                }
+            }
+            let ttl_diff = i32::from(sig.ttl) - i32::from(r.ttl);
+            let sig_bad = msig.is_some_and(|s| s.bad_ttl);
+            let ref_bad = rsig.is_some_and(|s| s.bad_ttl);
+            if !diff_already
+                && ttl_diff != 0
+                && !sig_bad
+                && !ref_bad
+                && (sig.dist <= NEAR_TTL_LIMIT || ttl_diff > 1)
+            {
+                if sig.dist > LOCAL_TTL_LIMIT && ttl_diff.abs() <= SMALL_TTL_CHG {
+                    score += 1;
+                } else {
+                    score += 4;
+                }
+                reason |= NatReasons::TTL;
+            }
+            if to_srv
+                && hd.last_port != 0
+                && cli_port < hd.last_port
+                && hd.last_port - cli_port >= MIN_PORT_DROP
+            {
+                score += 1;
+                reason |= NatReasons::PORT;
+            }
+            if sig.mss != r.mss {
+                score += 1;
+                reason |= NatReasons::MSS;
+            }
+            if score != 0 && sig.ts1 != 0 && r.ts1 != 0 {
+                let ms_diff = sig.recv_ms.wrapping_sub(r.recv_ms);
+                if ms_diff < MAX_NAT_TS {
+                    let use_ms = ms_diff.max(TSTAMP_GRACE);
+                    let max_ts = use_ms * MAX_TSCALE / 1000;
+                    let ts_diff = sig.ts1.wrapping_sub(r.ts1);
+                    if u64::from(ts_diff) > max_ts
+                        && (ms_diff >= TSTAMP_GRACE || u64::from(!ts_diff) > max_ts)
+                    {
+                        score += 4;
+                        reason |= NatReasons::TS;
+                    } else {
+                        score /= 2;
+                    }
+                }
+            }
+        } else if let Some(n) = sig_name {
+            if hd.last_class_id != -1 && hd.last_name_id != n {
+                reason |= NatReasons::OS_SIG;
+                score += 8;
+            }
+        }
+
+        // p0f keeps the score in a u8.
+        self.add_nat_score(to_srv, ctx, reason, (score & 0xff) as u8, out);
+        if let Some(hd) = self.hosts.get_mut(&hk) {
+            if let Some(l) = mlabel {
+                hd.last_class_id = l.class.map_or(-1, i64::from);
+                hd.last_name_id = i64::from(l.name_id);
+            }
+            hd.last_port = cli_port;
+        }
+    }
+
+    /// p0f's `add_nat_score()`.
+    fn add_nat_score(
+        &mut self,
+        to_srv: bool,
+        ctx: Ctx,
+        reason: u16,
+        score: u8,
+        out: &mut Vec<Event>,
+    ) {
+        let Some((_, client, server, _)) = self.endpoints(ctx) else {
+            return;
+        };
+        let hk = if to_srv { client } else { server };
+        let Some(hd) = self.hosts.get_mut(&hk) else {
+            return;
+        };
+        let scores = if to_srv {
+            &mut hd.cli_scores
+        } else {
+            &mut hd.srv_scores
+        };
+        scores.copy_within(1.., 0);
+        scores[NAT_SCORES - 1] = score;
+        hd.nat_reasons |= reason;
+        if score == 0 {
+            return;
+        }
+        let mut hits = [0u8; 4];
+        for s in scores.iter() {
+            let s = *s;
+            if s >= 6 {
+                hits[0] += 1;
+            }
+            if s >= 3 {
+                hits[1] += 1;
+            }
+            if s >= 2 {
+                hits[2] += 1;
+            }
+            if s >= 1 {
+                hits[3] += 1;
+            }
+        }
+        let kind = if hits[0] > 2 || hits[1] > 4 || hits[2] > 6 || hits[3] > 8 {
+            let all = hd.nat_reasons;
+            *scores = [0; NAT_SCORES];
+            hd.nat_reasons = 0;
+            EventKind::IpSharing(NatObservation {
+                reasons: NatReasons(all),
+                raw_hits: hits,
+            })
+        } else {
+            if score == 1 {
+                return;
+            }
+            EventKind::HostChange(NatObservation {
+                reasons: NatReasons(reason),
+                raw_hits: hits,
+            })
+        };
+        self.emit(ctx, to_srv, kind, out);
+    }
+
+    /// p0f's `verify_tool_class()`: is this userland tool plausible on the host's OS?
+    fn verify_tool_class(&mut self, to_srv: bool, ctx: Ctx, sys: &[SysRef], out: &mut Vec<Event>) {
+        let Some((_, client, server, _)) = self.endpoints(ctx) else {
+            return;
+        };
+        let hk = if to_srv { client } else { server };
+        let Some(hd) = self.hosts.get(&hk) else {
+            return;
+        };
+        if hd.last_class_id == -1 {
+            return;
+        }
+        let ok = sys.iter().any(|s| match *s {
+            SysRef::Class(c) => i64::from(c) == hd.last_class_id,
+            SysRef::Name(n) => i64::from(n) == hd.last_name_id,
+        });
+        if ok {
+            self.add_nat_score(to_srv, ctx, 0, 0, out);
+        } else {
+            self.add_nat_score(to_srv, ctx, NatReasons::APP_SIG, 4, out);
+        }
+    }
+
+    // ---- flow and host tables ----
+
+    fn create_flow(&mut self, r: &SynRecord, pk: &Packet, key: FlowKey) {
+        if self.flows.len() as u64 > u64::from(self.cfg.max_conn) {
+            self.nuke_flows();
+        }
+        let client: HostKey = (r.ip_version, r.src_addr);
+        let server: HostKey = (r.ip_version, r.dst_addr);
+        self.touch_or_create_host(client);
+        self.touch_or_create_host(server);
+        for h in [client, server] {
+            if let Some(h) = self.hosts.get_mut(&h) {
+                h.use_cnt += 1;
+            }
+        }
+        self.flow_serial += 1;
+        let serial = self.flow_serial;
+        self.flows.insert(
+            key,
+            Flow {
+                serial,
+                client,
+                server,
+                cli_port: r.src_port,
+                srv_port: r.dst_port,
+                created: self.now_sec,
+                next_cli_seq: pk.seq.wrapping_add(1),
+                next_srv_seq: 0,
+                acked: false,
+                sendsyn: false,
+                syn_mss: 0,
+                cli_tps: 0,
+                srv_tps: 0,
+            },
+        );
+        self.flow_age.push_back((serial, key));
+    }
+
+    fn destroy_flow(&mut self, key: &FlowKey) {
+        if let Some(f) = self.flows.remove(key) {
+            for h in [f.client, f.server] {
+                if let Some(h) = self.hosts.get_mut(&h) {
+                    h.use_cnt = h.use_cnt.saturating_sub(1);
+                }
+            }
+        }
+    }
+
+    /// The oldest live flow (dropping stale age entries on the way).
+    fn oldest_flow(&mut self) -> Option<FlowKey> {
+        while let Some(&(serial, key)) = self.flow_age.front() {
+            if self.flows.get(&key).is_some_and(|f| f.serial == serial) {
+                return Some(key);
+            }
+            self.flow_age.pop_front();
+        }
+        None
+    }
+
+    /// p0f's `nuke_flows()`: drop the oldest 10% (plus one).
+    fn nuke_flows(&mut self) {
+        let mut kcnt = 1 + self.flows.len() as u64 * KILL_PERCENT / 100;
+        while kcnt > 0 {
+            let Some(k) = self.oldest_flow() else { break };
+            self.destroy_flow(&k);
+            kcnt -= 1;
+        }
+    }
+
+    fn touch_or_create_host(&mut self, hk: HostKey) {
+        self.host_serial += 1;
+        let serial = self.host_serial;
+        if let Some(h) = self.hosts.get_mut(&hk) {
+            self.host_age.remove(&h.age);
+            h.age = serial;
+            h.last_seen = self.now_sec;
+            self.host_age.insert(serial, hk);
+            return;
+        }
+        if self.hosts.len() as u64 > u64::from(self.cfg.max_hosts) {
+            self.nuke_hosts();
+        }
+        self.hosts.insert(
+            hk,
+            Host {
+                age: serial,
+                last_seen: self.now_sec,
+                use_cnt: 0,
+                last_syn: None,
+                last_synack: None,
+                last_class_id: -1,
+                last_name_id: -1,
+                last_port: 0,
+                cli_scores: [0; NAT_SCORES],
+                srv_scores: [0; NAT_SCORES],
+                nat_reasons: 0,
+            },
+        );
+        self.host_age.insert(serial, hk);
+    }
+
+    fn destroy_host(&mut self, hk: &HostKey) {
+        if let Some(h) = self.hosts.remove(hk) {
+            self.host_age.remove(&h.age);
+        }
+    }
+
+    /// p0f's `nuke_hosts()`. It prunes connections first, then walks from the oldest host
+    /// towards *older* ones, so in effect it removes at most the single oldest host (if
+    /// unused). We reproduce that.
+    fn nuke_hosts(&mut self) {
+        self.nuke_flows();
+        if let Some((_, hk)) = self.host_age.iter().next().map(|(a, k)| (*a, *k)) {
+            if self.hosts.get(&hk).is_some_and(|h| h.use_cnt == 0) {
+                self.destroy_host(&hk);
+            }
+        }
+    }
+
+    /// p0f's `expire_cache()`, at most once per second of record time.
+    fn expire_cache(&mut self) {
+        let ct = self.now_sec;
+        if ct == self.last_expire {
+            return;
+        }
+        self.last_expire = ct;
+        while let Some(k) = self.oldest_flow() {
+            let created = self.flows.get(&k).map_or(ct, |f| f.created);
+            if ct.wrapping_sub(created) > self.cfg.conn_max_age {
+                self.destroy_flow(&k);
+            } else {
+                break;
+            }
+        }
+        let limit = self.cfg.host_idle_limit.saturating_mul(60);
+        let mut doomed = Vec::new();
+        for hk in self.host_age.values() {
+            let Some(h) = self.hosts.get(hk) else {
+                continue;
+            };
+            if ct.wrapping_sub(h.last_seen) <= limit {
+                break;
+            }
+            if h.use_cnt == 0 {
+                doomed.push(*hk);
+            }
+        }
+        for hk in doomed {
+            self.destroy_host(&hk);
+        }
+    }
+}
