@@ -667,8 +667,8 @@ impl<K: RecordKind> RecordingReader<K> {
         Ok(out)
     }
 
-    /// Every row of the file in order, streamed a batch at a time. After an error the
-    /// iterator ends.
+    /// Every row of the file in order, streamed a batch at a time. On a corrupt row it
+    /// yields every row before it, then the error, then ends.
     pub fn records(&self) -> Records<'_, K> {
         Records {
             reader: self,
@@ -676,6 +676,7 @@ impl<K: RecordKind> RecordingReader<K> {
             batches: None,
             row_in_group: 0,
             buffer: Vec::new().into_iter(),
+            error: None,
             done: false,
         }
     }
@@ -689,22 +690,29 @@ pub struct Records<'a, K: RecordKind> {
     batches: Option<ParquetRecordBatchReader>,
     row_in_group: usize,
     buffer: std::vec::IntoIter<K::Row>,
+    /// An error to report once `buffer` is drained.
+    error: Option<RecordingError>,
     done: bool,
 }
 
 impl<K: RecordKind> Records<'_, K> {
-    /// Refills `buffer`; `Ok(false)` at the end of the file.
+    /// Refills `buffer`; `Ok(false)` at the end of the file. When a batch holds a corrupt
+    /// row, the rows before it still go to `buffer` and the error waits in `error`, so the
+    /// caller sees every good row up to the first bad one.
     fn refill(&mut self) -> Result<bool, RecordingError> {
         loop {
             if let Some(batches) = self.batches.as_mut() {
                 if let Some(batch) = batches.next() {
                     let mut rows = Vec::with_capacity(BATCH_ROWS);
                     let group = self.row_group - 1;
-                    let n = self
-                        .reader
-                        .decode_batch(batch, group, self.row_in_group, &mut rows)?;
-                    self.row_in_group += n;
+                    let decoded =
+                        self.reader
+                            .decode_batch(batch, group, self.row_in_group, &mut rows);
                     self.buffer = rows.into_iter();
+                    match decoded {
+                        Ok(n) => self.row_in_group += n,
+                        Err(e) => self.error = Some(e),
+                    }
                     return Ok(true);
                 }
                 self.batches = None;
@@ -726,6 +734,10 @@ impl<K: RecordKind> Iterator for Records<'_, K> {
         loop {
             if let Some(row) = self.buffer.next() {
                 return Some(Ok(row));
+            }
+            if let Some(e) = self.error.take() {
+                self.done = true;
+                return Some(Err(e));
             }
             if self.done {
                 return None;
