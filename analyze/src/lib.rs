@@ -1,5 +1,13 @@
-//! The analysis side of synscope: the p0f v3 engine and the reports built on it.
+//! The analysis side of synscope: the p0f v3 engine and what is built on it.
 //!
 //! - [`p0f`]: signature encoder, p0f.fp database, matcher and the stateful p0f features.
+//! - [`inputs`]: command-line paths -> ordered inputs of known kind (pcap, pcapng, recording).
+//! - [`records`]: `analyze --records`, captures -> a recording in `capture`'s format.
+//! - [`flow_intervals`]: per-interval flow counters from packets, for those recordings.
+//! - [`replay`]: every input kind -> one stream of records; the p0f log replay.
 
+pub mod flow_intervals;
+pub mod inputs;
 pub mod p0f;
+pub mod records;
+pub mod replay;

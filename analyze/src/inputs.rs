@@ -1,0 +1,230 @@
+//! Turning the command line's paths into an ordered list of inputs of known kind.
+//!
+//! Users point `analyze` at files and folders from many tools (`.pcap`, `.cap`, `.pcapng`,
+//! `.trace`, recordings named anything), so the kind comes from the file's first bytes, never
+//! its name. Folders are walked recursively in sorted order so the same tree always replays in
+//! the same order (output must be reproducible).
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+/// What a file holds, judged by its magic bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InputKind {
+    /// Classic libpcap file (any byte order, micro- or nanosecond).
+    Pcap,
+    /// pcapng file.
+    PcapNg,
+    /// A Parquet file: a synscope recording (or something else, which the reader rejects).
+    Parquet,
+}
+
+/// One input to replay.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Input {
+    pub path: PathBuf,
+    pub kind: InputKind,
+}
+
+/// Why a path cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+    #[error("{path}: not a pcap, pcapng or Parquet file (first bytes {magic})")]
+    UnknownKind { path: PathBuf, magic: String },
+    #[error("{path}: no pcap, pcapng or Parquet files in this folder")]
+    EmptyFolder { path: PathBuf },
+}
+
+/// Suffix of the flow-counter file written beside a SYN recording (`day.parquet` ->
+/// `day.flows.parquet`). Such files are inputs' companions, not inputs of their own.
+pub const FLOWS_SUFFIX: &str = ".flows.parquet";
+
+/// The flow file that belongs to a SYN recording, whether or not it exists.
+pub fn flows_path_for(recording: &Path) -> PathBuf {
+    let name = recording
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let stem = name.strip_suffix(".parquet").unwrap_or(&name);
+    recording.with_file_name(format!("{stem}{FLOWS_SUFFIX}"))
+}
+
+/// Sniffs the kind of one file from its first four bytes.
+pub fn sniff(path: &Path) -> Result<InputKind, InputError> {
+    let io_err = |source| InputError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut f = File::open(path).map_err(io_err)?;
+    let mut magic = [0u8; 4];
+    let mut got = 0;
+    while got < magic.len() {
+        match f.read(&mut magic[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(io_err(e)),
+        }
+    }
+    kind_from_magic(&magic[..got]).ok_or_else(|| InputError::UnknownKind {
+        path: path.to_path_buf(),
+        magic: magic[..got].iter().map(|b| format!("{b:02x}")).collect(),
+    })
+}
+
+fn kind_from_magic(m: &[u8]) -> Option<InputKind> {
+    match m {
+        [0xa1, 0xb2, 0xc3, 0xd4]
+        | [0xd4, 0xc3, 0xb2, 0xa1]
+        | [0xa1, 0xb2, 0x3c, 0x4d]
+        | [0x4d, 0x3c, 0xb2, 0xa1] => Some(InputKind::Pcap),
+        [0x0a, 0x0d, 0x0d, 0x0a] => Some(InputKind::PcapNg),
+        [b'P', b'A', b'R', b'1'] => Some(InputKind::Parquet),
+        _ => None,
+    }
+}
+
+/// Expands the command line's paths: files are taken as given (and must be of a known kind),
+/// folders are walked recursively in sorted order keeping files of a known kind and leaving
+/// out `*.flows.parquet` companions.
+pub fn expand(paths: &[PathBuf]) -> Result<Vec<Input>, InputError> {
+    let mut out = Vec::new();
+    for p in paths {
+        let meta = std::fs::metadata(p).map_err(|source| InputError::Io {
+            path: p.clone(),
+            source,
+        })?;
+        if meta.is_dir() {
+            let before = out.len();
+            walk(p, &mut out)?;
+            if out.len() == before {
+                return Err(InputError::EmptyFolder { path: p.clone() });
+            }
+        } else {
+            let kind = sniff(p)?;
+            out.push(Input {
+                path: p.clone(),
+                kind,
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn walk(dir: &Path, out: &mut Vec<Input>) -> Result<(), InputError> {
+    let io_err = |source| InputError::Io {
+        path: dir.to_path_buf(),
+        source,
+    };
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(io_err)?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<_, _>>()
+        .map_err(io_err)?;
+    entries.sort();
+    for path in entries {
+        let ft = std::fs::metadata(&path).map_err(|source| InputError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        if ft.is_dir() {
+            walk(&path, out)?;
+        } else if ft.is_file() {
+            if path.to_string_lossy().ends_with(FLOWS_SUFFIX) {
+                continue;
+            }
+            match sniff(&path) {
+                Ok(kind) => out.push(Input { path, kind }),
+                // Inside a folder, files of other kinds (READMEs, logs) are simply not inputs.
+                Err(InputError::UnknownKind { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+        let p = dir.join(name);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).unwrap();
+        }
+        std::fs::write(&p, bytes).unwrap();
+        p
+    }
+
+    #[test]
+    fn sniffs_by_content_not_name() {
+        let d = tempfile::tempdir().unwrap();
+        let a = write(d.path(), "x.txt", &[0xd4, 0xc3, 0xb2, 0xa1, 2, 0]);
+        let b = write(d.path(), "y.pcap", &[0x0a, 0x0d, 0x0d, 0x0a]);
+        let c = write(d.path(), "z", b"PAR1....");
+        let e = write(d.path(), "n.pcap", &[0x4d, 0x3c, 0xb2, 0xa1]);
+        assert_eq!(sniff(&a).unwrap(), InputKind::Pcap);
+        assert_eq!(sniff(&b).unwrap(), InputKind::PcapNg);
+        assert_eq!(sniff(&c).unwrap(), InputKind::Parquet);
+        assert_eq!(sniff(&e).unwrap(), InputKind::Pcap);
+        let bad = write(d.path(), "bad.pcap", b"hello");
+        let err = sniff(&bad).unwrap_err().to_string();
+        assert!(
+            err.contains("bad.pcap") && err.contains("68656c6c"),
+            "{err}"
+        );
+        let short = write(d.path(), "short", b"PA");
+        assert!(matches!(sniff(&short), Err(InputError::UnknownKind { .. })));
+    }
+
+    #[test]
+    fn folders_are_walked_sorted_and_skip_companions() {
+        let d = tempfile::tempdir().unwrap();
+        write(d.path(), "b/2.pcap", &[0xa1, 0xb2, 0xc3, 0xd4]);
+        write(d.path(), "a.parquet", b"PAR1");
+        write(d.path(), "a.flows.parquet", b"PAR1");
+        write(d.path(), "b/1.pcapng", &[0x0a, 0x0d, 0x0d, 0x0a]);
+        write(d.path(), "notes.md", b"# hi");
+        let got = expand(&[d.path().to_path_buf()]).unwrap();
+        let names: Vec<_> = got
+            .iter()
+            .map(|i| i.path.strip_prefix(d.path()).unwrap().to_path_buf())
+            .collect();
+        assert_eq!(
+            names,
+            vec![
+                PathBuf::from("a.parquet"),
+                PathBuf::from("b/1.pcapng"),
+                PathBuf::from("b/2.pcap")
+            ]
+        );
+    }
+
+    #[test]
+    fn errors_name_the_path() {
+        let d = tempfile::tempdir().unwrap();
+        let missing = d.path().join("nope.pcap");
+        let err = expand(&[missing]).unwrap_err().to_string();
+        assert!(err.contains("nope.pcap"), "{err}");
+        let empty = d.path().join("empty");
+        std::fs::create_dir(&empty).unwrap();
+        let err = expand(&[empty]).unwrap_err().to_string();
+        assert!(err.contains("empty") && err.contains("no pcap"), "{err}");
+    }
+
+    #[test]
+    fn flows_companion_name() {
+        assert_eq!(
+            flows_path_for(Path::new("/x/day.parquet")),
+            PathBuf::from("/x/day.flows.parquet")
+        );
+        assert_eq!(
+            flows_path_for(Path::new("rec")),
+            PathBuf::from("rec.flows.parquet")
+        );
+    }
+}

@@ -1,0 +1,236 @@
+//! `analyze --records OUT.parquet INPUT...`: captures -> a recording in `capture`'s format.
+//!
+//! The point is that an old pcap becomes indistinguishable from a live recording: the same
+//! [`record::SynRecord`]s (ingestion guarantees that), the same Parquet schemas, and a flow
+//! file beside it with one row per flow per interval, exactly as `capture` writes them. So a
+//! notebook or `analyze` itself never needs to care where the data came from.
+//!
+//! Both files are written under temporary names and renamed into place only once their
+//! footers are written: a failed conversion leaves no half-written file that looks like a
+//! recording.
+
+use std::path::{Path, PathBuf};
+
+use formats::flows::{FlowRow, FlowWriter};
+use formats::meta::{RecordType, RecordingMeta};
+use formats::pcap::{IngestStats, PacketSink, PcapError};
+use formats::recording::{RecordingError, WriteSummary, WriterOptions};
+use formats::syn::SynWriter;
+use record::{FlowKey, SynRecord};
+
+use crate::flow_intervals::FlowIntervals;
+use crate::inputs::{Input, InputKind, flows_path_for};
+
+/// Settings of a conversion.
+#[derive(Clone, Copy, Debug)]
+pub struct RecordsOptions {
+    /// Length of a flow-counter interval, ns (the `capture --flow-interval` equivalent).
+    pub flow_interval_ns: u64,
+    /// Parquet writer settings for both files.
+    pub writer: WriterOptions,
+}
+
+impl Default for RecordsOptions {
+    fn default() -> Self {
+        RecordsOptions {
+            flow_interval_ns: 10_000_000_000,
+            writer: WriterOptions::default(),
+        }
+    }
+}
+
+/// What one input contributed.
+#[derive(Debug)]
+pub struct FileReport {
+    pub path: PathBuf,
+    pub stats: IngestStats,
+}
+
+/// What a conversion did.
+#[derive(Debug)]
+pub struct RecordsReport {
+    /// Per input, in input order.
+    pub files: Vec<FileReport>,
+    /// All inputs together.
+    pub total: IngestStats,
+    /// The SYN recording.
+    pub syn_path: PathBuf,
+    pub syn: WriteSummary,
+    /// The flow file beside it.
+    pub flows_path: PathBuf,
+    pub flows: WriteSummary,
+}
+
+/// Why a conversion failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordsError {
+    #[error("{0}: already a Parquet recording; --records converts pcap and pcapng files")]
+    NotACapture(PathBuf),
+    #[error("no inputs")]
+    NoInputs,
+    #[error(transparent)]
+    Pcap(#[from] PcapError),
+    #[error(transparent)]
+    Recording(#[from] RecordingError),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Converts `inputs` (pcap/pcapng only) into `out` and its flow file. `on_file` is called
+/// after each input with its report, for progress output.
+pub fn write_recording(
+    inputs: &[Input],
+    out: &Path,
+    opts: &RecordsOptions,
+    mut on_file: impl FnMut(&FileReport),
+) -> Result<RecordsReport, RecordsError> {
+    if inputs.is_empty() {
+        return Err(RecordsError::NoInputs);
+    }
+    if let Some(i) = inputs.iter().find(|i| i.kind == InputKind::Parquet) {
+        return Err(RecordsError::NotACapture(i.path.clone()));
+    }
+    let flows_path = flows_path_for(out);
+    let syn_tmp = tmp_name(out);
+    let flows_tmp = tmp_name(&flows_path);
+    let result = convert(inputs, &syn_tmp, &flows_tmp, opts, &mut on_file);
+    match result {
+        Ok((files, total, syn, flows)) => {
+            rename(&syn_tmp, out)?;
+            rename(&flows_tmp, &flows_path)?;
+            Ok(RecordsReport {
+                files,
+                total,
+                syn_path: out.to_path_buf(),
+                syn,
+                flows_path,
+                flows,
+            })
+        }
+        Err(e) => {
+            // Best effort: the temporaries are ours and useless now.
+            let _ = std::fs::remove_file(&syn_tmp);
+            let _ = std::fs::remove_file(&flows_tmp);
+            Err(e)
+        }
+    }
+}
+
+type Converted = (Vec<FileReport>, IngestStats, WriteSummary, WriteSummary);
+
+fn convert(
+    inputs: &[Input],
+    syn_tmp: &Path,
+    flows_tmp: &Path,
+    opts: &RecordsOptions,
+    on_file: &mut impl FnMut(&FileReport),
+) -> Result<Converted, RecordsError> {
+    let names: Vec<String> = inputs
+        .iter()
+        .map(|i| i.path.display().to_string())
+        .collect();
+    let meta = |record_type| {
+        let mut m = RecordingMeta::new(record_type);
+        m.interface = names.join(",");
+        m.clock_source = "pcap".to_string();
+        m.extra.push((
+            "flow_interval_ns".to_string(),
+            opts.flow_interval_ns.to_string(),
+        ));
+        m
+    };
+    let mut sink = RecordingSink {
+        syn: SynWriter::create(syn_tmp, &meta(RecordType::Syn), opts.writer)?,
+        flows: FlowWriter::create(flows_tmp, &meta(RecordType::Flows), opts.writer)?,
+        intervals: FlowIntervals::new(opts.flow_interval_ns),
+        error: None,
+    };
+    let mut files = Vec::with_capacity(inputs.len());
+    let mut total = IngestStats::default();
+    for input in inputs {
+        let stats = formats::pcap::open(&input.path)?.run(&mut sink)?;
+        // Intervals do not span files: files need not be in time order.
+        sink.flush_intervals();
+        if let Some(e) = sink.error.take() {
+            return Err(e.into());
+        }
+        total.merge(&stats);
+        let report = FileReport {
+            path: input.path.clone(),
+            stats,
+        };
+        on_file(&report);
+        files.push(report);
+    }
+    let RecordingSink { syn, flows, .. } = sink;
+    let syn = syn.close()?;
+    let flows = flows.close()?;
+    Ok((files, total, syn, flows))
+}
+
+/// Writes what ingestion finds. [`PacketSink`] calls cannot fail, so the first write error is
+/// kept and the rest of the file is skipped cheaply; the caller checks after each file.
+struct RecordingSink {
+    syn: SynWriter,
+    flows: FlowWriter,
+    intervals: FlowIntervals,
+    error: Option<RecordingError>,
+}
+
+impl RecordingSink {
+    fn flush_intervals(&mut self) {
+        let Self {
+            flows,
+            intervals,
+            error,
+            ..
+        } = self;
+        intervals.flush(&mut |row| write_flow(flows, error, &row));
+    }
+}
+
+fn write_flow(flows: &mut FlowWriter, error: &mut Option<RecordingError>, row: &FlowRow) {
+    if error.is_none()
+        && let Err(e) = flows.write(row)
+    {
+        *error = Some(e);
+    }
+}
+
+impl PacketSink for RecordingSink {
+    fn syn(&mut self, rec: &SynRecord) {
+        if self.error.is_none()
+            && let Err(e) = self.syn.write(rec)
+        {
+            self.error = Some(e);
+        }
+    }
+
+    fn tcp(&mut self, key: &FlowKey, dir: u8, ts_ns: u64, l3_bytes: u64, tcp_flags: u16) {
+        let Self {
+            flows,
+            intervals,
+            error,
+            ..
+        } = self;
+        intervals.add(key, dir, ts_ns, l3_bytes, tcp_flags, &mut |row| {
+            write_flow(flows, error, &row)
+        });
+    }
+}
+
+fn tmp_name(p: &Path) -> PathBuf {
+    let mut name = p.file_name().unwrap_or_default().to_os_string();
+    name.push(".partial");
+    p.with_file_name(name)
+}
+
+fn rename(from: &Path, to: &Path) -> Result<(), RecordsError> {
+    std::fs::rename(from, to).map_err(|source| RecordsError::Io {
+        path: to.to_path_buf(),
+        source,
+    })
+}
