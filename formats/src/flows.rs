@@ -139,6 +139,12 @@ fn check_dir(name: &str, d: &FlowDirCounters) -> Result<(), String> {
     Ok(())
 }
 
+/// Whether endpoint a is the smaller one, as [`FlowKey::new`] orders them; both directions of
+/// a connection must land on the same key, so a swapped key is not a valid row.
+fn endpoints_ordered(k: &FlowKey) -> bool {
+    FlowKey::new(k.ip_version, k.addr_a, k.port_a, k.addr_b, k.port_b).0 == *k
+}
+
 impl RecordKind for Flows {
     type Row = FlowRow;
     const RECORD_TYPE: RecordType = RecordType::Flows;
@@ -178,6 +184,9 @@ impl RecordKind for Flows {
             return Err(
                 "flow key is not canonical (IP version 4/6, zero tails and padding)".into(),
             );
+        }
+        if !endpoints_ordered(k) {
+            return Err("flow key endpoints are not in canonical order (see FlowKey::new)".into());
         }
         if ts_to_i64(r.interval_start_ns).is_none() || ts_to_i64(r.interval_end_ns).is_none() {
             return Err("interval time past year 2262".into());
@@ -299,7 +308,7 @@ impl RecordKind for Flows {
                 c.tcp_flags = d.flags.value(i);
             }
             let [a_to_b, b_to_a] = counters;
-            out.push(FlowRow {
+            let row = FlowRow {
                 interval_start_ns: ts_from_i64(start.value(i), i, col::INTERVAL_START)?,
                 interval_end_ns: ts_from_i64(end.value(i), i, col::INTERVAL_END)?,
                 key: FlowKey {
@@ -311,7 +320,15 @@ impl RecordKind for Flows {
                     _pad0: [0; 3],
                 },
                 counters: FlowCounters { a_to_b, b_to_a },
-            });
+            };
+            if !endpoints_ordered(&row.key) {
+                return Err(DecodeError::new(
+                    i,
+                    col::ADDR_A,
+                    "endpoints a and b are not in canonical order",
+                ));
+            }
+            out.push(row);
         }
         Ok(())
     }
@@ -366,6 +383,10 @@ mod tests {
         assert!(Flows::check(&r).is_err());
         let mut r = sample();
         r.key.ip_version = 5;
+        assert!(Flows::check(&r).is_err());
+        let mut r = sample();
+        std::mem::swap(&mut r.key.addr_a, &mut r.key.addr_b);
+        std::mem::swap(&mut r.key.port_a, &mut r.key.port_b);
         assert!(Flows::check(&r).is_err());
         assert!(Flows::check(&sample()).is_ok());
     }
