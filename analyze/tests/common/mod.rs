@@ -1,0 +1,66 @@
+//! Shared by the CLI tests: paths, the real binary, and the skip-or-fail rule for tests that
+//! need something from outside (Python packages, p0f, `../shared/pcaps`).
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The workspace root (one level above this crate).
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("crate dir has a parent")
+        .to_path_buf()
+}
+
+/// Runs the real `analyze` binary.
+pub fn analyze(args: &[&std::ffi::OsStr]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_analyze"))
+        .args(args)
+        .env("TZ", "UTC")
+        .output()
+        .expect("run analyze")
+}
+
+/// A missing outside requirement: a loud skip, or a failure when `var` is set to 1 (CI).
+/// Returns normally only for the skip.
+pub fn skip_or_fail(var: &str, what: &str) {
+    if std::env::var(var).is_ok_and(|v| v == "1") {
+        panic!("{what}, and {var}=1 forbids skipping");
+    }
+    eprintln!("SKIP: {what} (set {var}=1 to make this a failure)");
+}
+
+/// `../shared/pcaps` beside the workspace, when present.
+pub fn shared_pcaps() -> Option<PathBuf> {
+    let p = root().join("../shared/pcaps");
+    p.is_dir().then_some(p)
+}
+
+/// The bundled captures, sorted.
+pub fn fixture_captures() -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(root().join("fixtures/pcap"))
+        .expect("fixtures/pcap exists")
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| {
+            p.extension()
+                .is_some_and(|e| e == "pcap" || e == "pcapng" || e == "cap")
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// A python3 that can import every module in `modules`, if there is one.
+pub fn python_with(modules: &[&str]) -> Option<PathBuf> {
+    let code = modules
+        .iter()
+        .map(|m| format!("import {m}"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let ok = Command::new("python3")
+        .args(["-c", &code])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    ok.then(|| PathBuf::from("python3"))
+}
