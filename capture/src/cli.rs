@@ -1,0 +1,90 @@
+//! Command-line interface.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+use crate::error::Result;
+use crate::kernel::Mode;
+use crate::output::{self, Paths};
+use crate::run::{self, Config};
+
+/// Record TCP SYN and SYN+ACK headers (and per-flow counters) from a live interface with
+/// eBPF, to Parquet.
+#[derive(Debug, Parser)]
+#[command(name = "capture", version)]
+pub struct Cli {
+    /// Interface to capture on.
+    #[arg(long)]
+    pub iface: Option<String>,
+    /// SYN recording to write; flows go to the sibling `*.flows.parquet`.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Hook: `tc` (ingress and egress) or `xdp` (ingress).
+    #[arg(long, value_enum, default_value = "tc")]
+    pub mode: Mode,
+    /// Stop after this many seconds (default: run until SIGINT/SIGTERM).
+    #[arg(long, value_name = "SECS")]
+    pub duration: Option<f64>,
+    /// Seconds between flow-table snapshots (one row per active flow per interval).
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    pub flow_interval: f64,
+    /// Seconds between journal flushes: the most data a crash can lose.
+    #[arg(long, value_name = "SECS", default_value_t = 1.0)]
+    pub flush_interval: f64,
+    /// Do not keep flow counters.
+    #[arg(long)]
+    pub no_flows: bool,
+    /// Ring buffer size in MiB (power of two).
+    #[arg(long, default_value_t = 16)]
+    pub ring_mib: u32,
+    /// Flow table capacity (LRU entries).
+    #[arg(long, default_value_t = 65536)]
+    pub flow_entries: u32,
+    /// Only recover the journals a killed run left for --out, then exit.
+    #[arg(long)]
+    pub recover: bool,
+}
+
+fn secs(name: &str, v: f64) -> Result<Duration> {
+    Duration::try_from_secs_f64(v)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| {
+            crate::CaptureError::Usage(format!("--{name} must be a positive number of seconds"))
+        })
+}
+
+/// Runs the command; returns the text to print on success.
+pub fn main(cli: Cli) -> Result<String> {
+    if cli.recover {
+        return Ok(match output::recover(&Paths::new(&cli.out))? {
+            Some(c) => format!(
+                "recovered {} SYN records -> {}{}",
+                c.syn.1.rows,
+                c.syn.0.display(),
+                c.flows
+                    .map(|(p, w)| format!(", {} flow rows -> {}", w.rows, p.display()))
+                    .unwrap_or_default()
+            ),
+            None => "nothing to recover".into(),
+        });
+    }
+    let Some(iface) = cli.iface else {
+        return Err(crate::CaptureError::Usage("--iface is required".into()));
+    };
+    let cfg = Config {
+        iface,
+        out: cli.out,
+        mode: cli.mode,
+        duration: cli.duration.map(|d| secs("duration", d)).transpose()?,
+        flow_interval: secs("flow-interval", cli.flow_interval)?,
+        flush_interval: secs("flush-interval", cli.flush_interval)?,
+        flows: !cli.no_flows,
+        ring_mib: cli.ring_mib,
+        flow_entries: cli.flow_entries,
+        status: true,
+    };
+    run::run(&cfg).map(|s| s.report())
+}

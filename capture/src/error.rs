@@ -1,0 +1,108 @@
+//! Errors of the capture library. Every variant is something the user can act on; `main`
+//! prints them as `error: {err:#}` and exits with status 2.
+
+use std::io;
+use std::path::PathBuf;
+
+/// What can stop a capture.
+#[derive(Debug, thiserror::Error)]
+pub enum CaptureError {
+    /// The binary was built without the BPF toolchain, so it carries no eBPF object.
+    #[error(
+        "this capture binary has no eBPF object ({0}); install the toolchain with \
+         scripts/ebpf-toolchain.sh (nightly + rust-src + bpf-linker) and rebuild"
+    )]
+    NoObject(&'static str),
+    /// Missing privileges.
+    #[error(
+        "capture needs root or CAP_BPF + CAP_NET_ADMIN + CAP_PERFMON (missing: {missing}); \
+         run it with sudo"
+    )]
+    NotPrivileged {
+        /// Names of the missing capabilities.
+        missing: String,
+    },
+    /// The interface does not exist.
+    #[error("unknown interface {0:?}")]
+    UnknownInterface(String),
+    /// The kernel refused a program; `log` is the useful end of the verifier log.
+    #[error("the kernel verifier rejected {program}: {reason}\nverifier log (tail):\n{log}")]
+    Verifier {
+        /// Program name.
+        program: &'static str,
+        /// The load syscall's error.
+        reason: io::Error,
+        /// Last lines of the verifier log.
+        log: String,
+    },
+    /// Loading the object or a program failed for another reason.
+    #[error("loading the eBPF object: {0}")]
+    Load(String),
+    /// The hook could not be attached in the requested mode.
+    #[error("cannot attach {program} to {iface} in {mode} mode: {reason}")]
+    Attach {
+        /// Program name.
+        program: &'static str,
+        /// Interface name.
+        iface: String,
+        /// The mode asked for.
+        mode: String,
+        /// Why.
+        reason: String,
+    },
+    /// A map was missing or had an unexpected shape.
+    #[error("eBPF map {map}: {reason}")]
+    Map {
+        /// Map name.
+        map: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// A file could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// A journal file is not one of ours or is damaged beyond its last whole frame.
+    #[error("journal {}: {reason}", path.display())]
+    Journal {
+        /// The journal.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// Writing a Parquet recording failed.
+    #[error("writing {}: {source}", path.display())]
+    Recording {
+        /// The output file.
+        path: PathBuf,
+        /// The writer's error.
+        #[source]
+        source: formats::recording::RecordingError,
+    },
+    /// A system call of the main loop failed.
+    #[error("{call}: {source}")]
+    Sys {
+        /// Which call.
+        call: &'static str,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// Bad combination of options.
+    #[error("{0}")]
+    Usage(String),
+}
+
+/// Shorthand for results of this crate.
+pub type Result<T, E = CaptureError> = std::result::Result<T, E>;
+
+/// Builds a [`CaptureError::Io`] for `path`.
+pub(crate) fn io_err(path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> CaptureError {
+    let path = path.into();
+    move |source| CaptureError::Io { path, source }
+}

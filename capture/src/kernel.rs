@@ -1,0 +1,432 @@
+//! Loading, configuring and attaching the eBPF datapath, and reading its maps.
+//!
+//! Detach-on-exit: every attachment is a BPF link owned by this process (TCX links for TC,
+//! `bpf_link` XDP attachments), so the kernel removes the hooks when the process dies for any
+//! reason, SIGKILL included. Only on kernels without TCX (< 6.6) does TC fall back to a
+//! netlink `clsact` filter, which outlives the process; for that case every start first
+//! removes filters left behind under our program names.
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, RawFd};
+
+use aya::maps::{Array, Map, MapData, PerCpuArray, RingBuf};
+use aya::programs::links::LinkOrder;
+use aya::programs::tc::{self, NlOptions, TcAttachOptions};
+use aya::programs::{ProgramError, SchedClassifier, TcAttachType, Xdp, XdpFlags};
+use aya::{Ebpf, EbpfLoader};
+use record::{DatapathConfig, FlowCounters, FlowKey, SynRecord, config_flag, counter, names};
+
+use crate::error::{CaptureError, Result};
+use crate::pod;
+
+/// The eBPF object built by `build.rs` (empty when the BPF toolchain was missing).
+static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/synscope-ebpf.o"));
+
+/// How `build.rs` fared (`built` or `missing: why`).
+const OBJECT_STATUS: &str = env!("SYNSCOPE_EBPF_BUILD");
+
+/// The TC egress program. It is the ingress program's code with the direction fixed, because
+/// `__sk_buff` does not say which side of the device a program runs on.
+// TODO(record): move to `record::names` next to `PROG_TC`.
+pub const PROG_TC_EGRESS: &str = "synscope_tc_egress";
+
+/// Where the datapath hooks in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Mode {
+    /// TC classifier on ingress and egress (TCX links; clsact on old kernels).
+    Tc,
+    /// XDP on ingress (native driver mode when supported, generic otherwise).
+    Xdp,
+}
+
+impl Mode {
+    /// The name used on the command line and in metadata.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Tc => "tc",
+            Mode::Xdp => "xdp",
+        }
+    }
+}
+
+/// Sizing and feature knobs for [`Datapath::open`].
+#[derive(Clone, Copy, Debug)]
+pub struct Options {
+    /// Maintain the flow table.
+    pub flows: bool,
+    /// Flow table capacity (LRU entries).
+    pub flow_entries: u32,
+    /// Ring buffer size in bytes (power of two, multiple of the page size).
+    pub ring_bytes: u32,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            flows: true,
+            flow_entries: 65536,
+            ring_bytes: 16 << 20,
+        }
+    }
+}
+
+/// `DatapathConfig` as an aya map value.
+#[derive(Clone, Copy)]
+#[repr(transparent)]
+struct ConfigValue(DatapathConfig);
+// SAFETY: `DatapathConfig` is `#[repr(C)]` integers with explicit padding (layout pinned).
+unsafe impl aya::Pod for ConfigValue {}
+
+/// The loaded, attached datapath. Dropping it detaches everything.
+pub struct Datapath {
+    /// Owns the programs and their links.
+    _ebpf: Ebpf,
+    ring: RingBuf<MapData>,
+    flows: MapData,
+    counters: PerCpuArray<MapData, u64>,
+    /// Human description of the attachment, e.g. `tcx ingress+egress`.
+    pub attachment: String,
+    /// Interface index.
+    pub ifindex: u32,
+}
+
+/// Checks that the process may load and attach BPF programs, before trying.
+pub fn check_privileges() -> Result<()> {
+    // CapEff bits: CAP_NET_ADMIN 12, CAP_SYS_ADMIN 21, CAP_PERFMON 38, CAP_BPF 39.
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let caps = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .unwrap_or(0);
+    let has = |bit: u32| caps & (1u64 << bit) != 0;
+    let mut missing = Vec::new();
+    if !has(39) && !has(21) {
+        missing.push("CAP_BPF");
+    }
+    if !has(38) && !has(21) {
+        missing.push("CAP_PERFMON");
+    }
+    if !has(12) {
+        missing.push("CAP_NET_ADMIN");
+    }
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(CaptureError::NotPrivileged {
+            missing: missing.join(", "),
+        })
+    }
+}
+
+/// The index of interface `name`.
+pub fn ifindex(name: &str) -> Result<u32> {
+    let unknown = || CaptureError::UnknownInterface(name.to_string());
+    let c = std::ffi::CString::new(name).map_err(|_| unknown())?;
+    // SAFETY: `c` is a valid NUL-terminated string for the duration of the call.
+    let idx = unsafe { libc::if_nametoindex(c.as_ptr()) };
+    if idx == 0 { Err(unknown()) } else { Ok(idx) }
+}
+
+/// Whether this binary carries an eBPF object.
+pub fn object_available() -> Result<()> {
+    if OBJECT.is_empty() {
+        Err(CaptureError::NoObject(OBJECT_STATUS))
+    } else {
+        Ok(())
+    }
+}
+
+fn load_err(program: &'static str, e: ProgramError) -> CaptureError {
+    match e {
+        ProgramError::LoadError {
+            io_error,
+            verifier_log,
+        } => {
+            let log = verifier_log.to_string();
+            let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
+            let tail = lines[lines.len().saturating_sub(25)..].join("\n");
+            CaptureError::Verifier {
+                program,
+                reason: io_error,
+                log: tail,
+            }
+        }
+        other => CaptureError::Load(format!("{program}: {other}")),
+    }
+}
+
+fn take_map(ebpf: &mut Ebpf, name: &'static str) -> Result<Map> {
+    ebpf.take_map(name).ok_or(CaptureError::Map {
+        map: name,
+        reason: "not in the eBPF object".into(),
+    })
+}
+
+impl Datapath {
+    /// Loads the object, configures it and attaches it to `iface` in `mode`.
+    pub fn open(iface: &str, mode: Mode, opts: Options) -> Result<Datapath> {
+        object_available()?;
+        check_privileges()?;
+        let ifindex = ifindex(iface)?;
+        let mut loader = EbpfLoader::new();
+        loader
+            .set_max_entries(names::MAP_FLOWS, opts.flow_entries)
+            .set_max_entries(names::MAP_SYN_EVENTS, opts.ring_bytes);
+        let mut ebpf = loader
+            .load(OBJECT)
+            .map_err(|e| CaptureError::Load(format!("{e:#}")))?;
+
+        {
+            let map = ebpf.map_mut(names::MAP_CONFIG).ok_or(CaptureError::Map {
+                map: names::MAP_CONFIG,
+                reason: "not in the eBPF object".into(),
+            })?;
+            let mut cfg: Array<&mut MapData, ConfigValue> =
+                Array::try_from(map).map_err(|e| CaptureError::Map {
+                    map: names::MAP_CONFIG,
+                    reason: e.to_string(),
+                })?;
+            let flags = if opts.flows { config_flag::FLOWS } else { 0 };
+            cfg.set(
+                0,
+                ConfigValue(DatapathConfig {
+                    flags,
+                    _pad0: [0; 4],
+                }),
+                0,
+            )
+            .map_err(|e| CaptureError::Map {
+                map: names::MAP_CONFIG,
+                reason: e.to_string(),
+            })?;
+        }
+
+        let attachment = match mode {
+            Mode::Tc => attach_tc(&mut ebpf, iface)?,
+            Mode::Xdp => attach_xdp(&mut ebpf, iface, ifindex)?,
+        };
+
+        let ring = RingBuf::try_from(take_map(&mut ebpf, names::MAP_SYN_EVENTS)?).map_err(|e| {
+            CaptureError::Map {
+                map: names::MAP_SYN_EVENTS,
+                reason: e.to_string(),
+            }
+        })?;
+        let flows = match take_map(&mut ebpf, names::MAP_FLOWS)? {
+            Map::LruHashMap(m) | Map::HashMap(m) => m,
+            _ => {
+                return Err(CaptureError::Map {
+                    map: names::MAP_FLOWS,
+                    reason: "not a hash map".into(),
+                });
+            }
+        };
+        let counters =
+            PerCpuArray::try_from(take_map(&mut ebpf, names::MAP_COUNTERS)?).map_err(|e| {
+                CaptureError::Map {
+                    map: names::MAP_COUNTERS,
+                    reason: e.to_string(),
+                }
+            })?;
+        Ok(Datapath {
+            _ebpf: ebpf,
+            ring,
+            flows,
+            counters,
+            attachment,
+            ifindex,
+        })
+    }
+
+    /// The ring buffer's fd, for `poll`.
+    pub fn ring_fd(&self) -> RawFd {
+        self.ring.as_raw_fd()
+    }
+
+    /// Hands every record waiting in the ring buffer to `f`; returns how many entries were
+    /// malformed (wrong size), which cannot happen with a matching object.
+    pub fn drain(&mut self, mut f: impl FnMut(SynRecord)) -> u64 {
+        let mut bad = 0;
+        while let Some(item) = self.ring.next() {
+            match pod::read::<SynRecord>(&item) {
+                Some(r) if item.len() == SynRecord::SIZE => f(r),
+                _ => bad += 1,
+            }
+        }
+        bad
+    }
+
+    /// The counters summed over CPUs, indexed by [`record::counter`].
+    pub fn counters(&self) -> Result<[u64; counter::COUNT as usize]> {
+        let mut out = [0u64; counter::COUNT as usize];
+        for (i, slot) in out.iter_mut().enumerate() {
+            let v = self
+                .counters
+                .get(&(i as u32), 0)
+                .map_err(|e| CaptureError::Map {
+                    map: names::MAP_COUNTERS,
+                    reason: e.to_string(),
+                })?;
+            *slot = v.iter().copied().fold(0u64, u64::wrapping_add);
+        }
+        Ok(out)
+    }
+
+    /// Reads the whole flow table with `BPF_MAP_LOOKUP_BATCH`, replacing `out`'s contents.
+    pub fn flows_snapshot(&self, out: &mut Vec<(FlowKey, FlowCounters)>) -> Result<()> {
+        out.clear();
+        batch_lookup(self.flows.fd().as_fd().as_raw_fd(), out).map_err(|e| CaptureError::Map {
+            map: names::MAP_FLOWS,
+            reason: format!("batch lookup: {e}"),
+        })
+    }
+}
+
+fn attach_tc(ebpf: &mut Ebpf, iface: &str) -> Result<String> {
+    let mut how = "tcx";
+    for (name, at) in [
+        (names::PROG_TC, TcAttachType::Ingress),
+        (PROG_TC_EGRESS, TcAttachType::Egress),
+    ] {
+        let name: &'static str = name;
+        // Stale netlink filters from a killed run on a pre-TCX kernel (none under TCX).
+        let _ = tc::qdisc_detach_program(iface, at, name);
+        let prog: &mut SchedClassifier = ebpf
+            .program_mut(name)
+            .ok_or_else(|| CaptureError::Load(format!("program {name} not in the object")))?
+            .try_into()
+            .map_err(|e: ProgramError| CaptureError::Load(format!("{name}: {e}")))?;
+        prog.load().map_err(|e| load_err(name, e))?;
+        let attach_err = |reason: String| CaptureError::Attach {
+            program: name,
+            iface: iface.to_string(),
+            mode: "tc".into(),
+            reason,
+        };
+        match prog.attach_with_options(iface, at, TcAttachOptions::TcxOrder(LinkOrder::default())) {
+            Ok(_) => {}
+            Err(tcx_err) => {
+                // Kernels before 6.6 have no TCX: classic clsact + cls_bpf filter.
+                how = "clsact";
+                if let Err(e) = tc::qdisc_add_clsact(iface)
+                    && e.kind() != io::ErrorKind::AlreadyExists
+                {
+                    return Err(attach_err(format!(
+                        "TCX failed ({tcx_err}) and adding clsact failed ({e})"
+                    )));
+                }
+                prog.attach_with_options(iface, at, TcAttachOptions::Netlink(NlOptions::default()))
+                    .map_err(|e| attach_err(format!("TCX failed ({tcx_err}), netlink: {e}")))?;
+            }
+        }
+    }
+    Ok(format!("{how} ingress+egress"))
+}
+
+fn attach_xdp(ebpf: &mut Ebpf, iface: &str, ifindex: u32) -> Result<String> {
+    let name = names::PROG_XDP;
+    let prog: &mut Xdp = ebpf
+        .program_mut(name)
+        .ok_or_else(|| CaptureError::Load(format!("program {name} not in the object")))?
+        .try_into()
+        .map_err(|e: ProgramError| CaptureError::Load(format!("{name}: {e}")))?;
+    prog.load().map_err(|e| load_err(name, e))?;
+    match prog.attach_to_if_index(ifindex, XdpFlags::DRV_MODE) {
+        Ok(_) => Ok("xdp native".into()),
+        Err(native) => match prog.attach_to_if_index(ifindex, XdpFlags::SKB_MODE) {
+            Ok(_) => Ok("xdp generic".into()),
+            Err(generic) => Err(CaptureError::Attach {
+                program: name,
+                iface: iface.to_string(),
+                mode: "xdp".into(),
+                reason: format!("native: {native}; generic: {generic}"),
+            }),
+        },
+    }
+}
+
+/// `union bpf_attr` as used by the `BPF_MAP_*_BATCH` commands.
+#[repr(C)]
+#[derive(Default)]
+struct BatchAttr {
+    in_batch: u64,
+    out_batch: u64,
+    keys: u64,
+    values: u64,
+    count: u32,
+    map_fd: u32,
+    elem_flags: u64,
+    flags: u64,
+}
+
+const BPF_MAP_LOOKUP_BATCH: libc::c_long = 24;
+/// Entries asked for per syscall. Must exceed the longest hash bucket (else ENOSPC, handled
+/// by growing); 4096 keeps each call around 480 KiB of buffers.
+const BATCH: usize = 4096;
+
+/// Reads every entry of a `FlowKey -> FlowCounters` hash map.
+///
+/// Hash maps have no snapshot semantics: entries added or evicted during the walk may or may
+/// not appear, which is fine for periodic counters.
+fn batch_lookup(fd: RawFd, out: &mut Vec<(FlowKey, FlowCounters)>) -> io::Result<()> {
+    let mut chunk = BATCH;
+    let mut keys = vec![0u8; chunk * FlowKey::SIZE];
+    let mut values = vec![0u8; chunk * FlowCounters::SIZE];
+    // Opaque position tokens (a bucket index for hash maps); 8 bytes is enough for all types.
+    let mut in_batch = [0u8; 8];
+    let mut out_batch = [0u8; 8];
+    let mut first = true;
+    loop {
+        let mut attr = BatchAttr {
+            in_batch: if first { 0 } else { in_batch.as_ptr() as u64 },
+            out_batch: out_batch.as_mut_ptr() as u64,
+            keys: keys.as_mut_ptr() as u64,
+            values: values.as_mut_ptr() as u64,
+            count: chunk as u32,
+            map_fd: fd as u32,
+            ..BatchAttr::default()
+        };
+        // SAFETY: `attr` describes buffers of `count` keys and values of the map's sizes
+        // (FlowKey / FlowCounters, checked by the verifier-facing layout) and two 8-byte
+        // tokens, all alive and exclusively borrowed for the call.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_bpf,
+                BPF_MAP_LOOKUP_BATCH,
+                &mut attr as *mut BatchAttr,
+                size_of::<BatchAttr>() as libc::c_uint,
+            )
+        };
+        let err = if rc < 0 {
+            Some(io::Error::last_os_error())
+        } else {
+            None
+        };
+        let done = match &err {
+            None => false,
+            Some(e) if e.raw_os_error() == Some(libc::ENOENT) => true,
+            Some(e) if e.raw_os_error() == Some(libc::ENOSPC) && attr.count == 0 => {
+                // A bucket holds more entries than `chunk`: retry the same position bigger.
+                chunk *= 2;
+                keys.resize(chunk * FlowKey::SIZE, 0);
+                values.resize(chunk * FlowCounters::SIZE, 0);
+                continue;
+            }
+            Some(e) => return Err(io::Error::new(e.kind(), e.to_string())),
+        };
+        let n = (attr.count as usize).min(chunk);
+        for i in 0..n {
+            let k = pod::read::<FlowKey>(&keys[i * FlowKey::SIZE..]);
+            let v = pod::read::<FlowCounters>(&values[i * FlowCounters::SIZE..]);
+            if let (Some(k), Some(v)) = (k, v) {
+                out.push((k, v));
+            }
+        }
+        if done {
+            return Ok(());
+        }
+        in_batch = out_batch;
+        first = false;
+    }
+}

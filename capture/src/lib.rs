@@ -1,0 +1,22 @@
+//! `capture`: load synscope's eBPF datapath on an interface and record every TCP SYN /
+//! SYN+ACK (as `record::SynRecord`s) and per-interval flow counters to Parquet.
+//!
+//! - [`kernel`]: load, configure, attach (TC via TCX links, XDP via bpf links), read maps;
+//! - [`run`]: the capture loop (ring-buffer drain, flow snapshots, flushes, clean stop);
+//! - [`journal`] + [`output`]: crash safety (append-only journals, converted to Parquet on
+//!   exit or recovered on the next start);
+//! - [`flowtrack`]: cumulative kernel counters -> per-interval rows;
+//! - [`clock`]: monotonic kernel timestamps -> UTC.
+
+pub mod cli;
+pub mod clock;
+pub mod error;
+pub mod flowtrack;
+pub mod journal;
+pub mod kernel;
+pub mod output;
+pub mod pod;
+pub mod run;
+pub mod signals;
+
+pub use error::{CaptureError, Result};

@@ -1,0 +1,522 @@
+//! Packet parsing shared by the TC and XDP hooks, written against a tiny [`Packet`] trait so the
+//! very same code runs in the kernel (over `bpf_skb_load_bytes` / `bpf_xdp_load_bytes`) and in
+//! host unit tests (over a byte slice).
+//!
+//! Verifier-driven shape:
+//! - every read is a fixed-size copy ([`Packet::load`] takes a `[u8; N]`), because the load
+//!   helpers reject sizes the verifier cannot prove non-zero; the variable-length TCP option
+//!   area is dispatched over its 11 possible sizes (0, 4, …, 40);
+//! - loops are unrolled with constant bounds (two VLAN tags, [`MAX_IPV6_EXT`] extension
+//!   headers);
+//! - no slice indexing with run-time indexes, no arithmetic that can panic (all `wrapping_*` /
+//!   `saturating_*` / checked by construction).
+//!
+//! Only raw header fields are copied; every decoding step lives in userspace.
+
+use record::{SynRecord, TCP_OPTS_MAX, tcp_flag};
+
+/// Read access to one packet, starting at the link-layer (Ethernet) header.
+pub trait Packet {
+    /// Copies `N` bytes starting at `off` into `out`. Returns `false` (leaving `out` in an
+    /// unspecified state) when the packet is shorter than `off + N`.
+    fn load<const N: usize>(&self, off: u32, out: &mut [u8; N]) -> bool;
+}
+
+impl Packet for [u8] {
+    fn load<const N: usize>(&self, off: u32, out: &mut [u8; N]) -> bool {
+        let start = off as usize;
+        match self.get(start..start.saturating_add(N)) {
+            Some(src) if src.len() == N => {
+                out.copy_from_slice(src);
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Ethertypes of 802.1Q, 802.1ad and the legacy QinQ tag.
+const ETH_P_8021Q: u16 = 0x8100;
+const ETH_P_8021AD: u16 = 0x88a8;
+const ETH_P_QINQ_LEGACY: u16 = 0x9100;
+const ETH_P_IPV4: u16 = 0x0800;
+const ETH_P_IPV6: u16 = 0x86dd;
+const IPPROTO_TCP: u8 = 6;
+/// IPv6 extension headers we step over: hop-by-hop options, routing, destination options.
+const IPV6_HOPOPTS: u8 = 0;
+const IPV6_ROUTING: u8 = 43;
+const IPV6_DSTOPTS: u8 = 60;
+/// How many IPv6 extension headers we walk before giving up. RFC 8200 order allows
+/// hop-by-hop, dest-opts, routing, dest-opts before the upper layer; 4 covers that.
+pub const MAX_IPV6_EXT: usize = 4;
+
+/// What [`parse`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Parsed {
+    /// Not a TCP packet we can read (other protocol, IPv6 fragment, IPv4 non-first fragment,
+    /// truncated headers before the TCP flags).
+    NotTcp,
+    /// A TCP packet. The record holds its addresses, ports and flags (enough for the flow
+    /// table); `syn_ok` says whether it is a SYN and the record is complete and canonical.
+    Tcp {
+        /// Layer-3 bytes: IPv4 total length, or 40 + IPv6 payload length.
+        l3_bytes: u32,
+        /// The SYN bit is set.
+        syn: bool,
+        /// `syn` and every field, options included, was read: the record may be emitted.
+        syn_ok: bool,
+    },
+}
+
+/// Parses the packet into `rec`, which must be [`SynRecord::ZERO`] on entry (the record stays
+/// canonical because nothing writes past the bytes a field uses). Fills every field except
+/// `ts_ns`, `ifindex`, `direction` and `source`, which the hook owns.
+#[inline(always)]
+pub fn parse<P: Packet + ?Sized>(pkt: &P, rec: &mut SynRecord) -> Parsed {
+    let mut eth = [0u8; 14];
+    if !pkt.load(0, &mut eth) {
+        return Parsed::NotTcp;
+    }
+    let mut ethertype = u16::from_be_bytes([eth[12], eth[13]]);
+    let mut off: u32 = 14;
+    // Up to two VLAN tags (QinQ). At TC the outer tag is often already stripped into
+    // skb->vlan_tci by the driver; then the data simply starts with the inner type.
+    let mut tag = [0u8; 4];
+    if is_vlan(ethertype) {
+        if !pkt.load(off, &mut tag) {
+            return Parsed::NotTcp;
+        }
+        ethertype = u16::from_be_bytes([tag[2], tag[3]]);
+        off += 4;
+    }
+    if is_vlan(ethertype) {
+        if !pkt.load(off, &mut tag) {
+            return Parsed::NotTcp;
+        }
+        ethertype = u16::from_be_bytes([tag[2], tag[3]]);
+        off += 4;
+    }
+    match ethertype {
+        ETH_P_IPV4 => parse_ipv4(pkt, off, rec),
+        ETH_P_IPV6 => parse_ipv6(pkt, off, rec),
+        _ => Parsed::NotTcp,
+    }
+}
+
+#[inline(always)]
+fn is_vlan(ethertype: u16) -> bool {
+    ethertype == ETH_P_8021Q || ethertype == ETH_P_8021AD || ethertype == ETH_P_QINQ_LEGACY
+}
+
+#[inline(always)]
+fn parse_ipv4<P: Packet + ?Sized>(pkt: &P, off: u32, rec: &mut SynRecord) -> Parsed {
+    let mut ip = [0u8; 20];
+    if !pkt.load(off, &mut ip) {
+        return Parsed::NotTcp;
+    }
+    if ip[0] >> 4 != 4 || ip[9] != IPPROTO_TCP {
+        return Parsed::NotTcp;
+    }
+    let ihl = u16::from(ip[0] & 0x0f) * 4;
+    let frag = u16::from_be_bytes([ip[6], ip[7]]);
+    // A non-first fragment carries no TCP header; a bogus IHL leaves nothing to parse.
+    if ihl < 20 || frag & record::ip_frag::OFFSET_MASK != 0 {
+        return Parsed::NotTcp;
+    }
+    let total_len = u16::from_be_bytes([ip[2], ip[3]]);
+    rec.ip_version = 4;
+    rec.tos = ip[1];
+    rec.ip_len = total_len;
+    rec.ip_id = u16::from_be_bytes([ip[4], ip[5]]);
+    rec.ip_frag = frag;
+    rec.ttl = ip[8];
+    rec.ip_hdr_len = ihl;
+    rec.src_addr[0] = ip[12];
+    rec.src_addr[1] = ip[13];
+    rec.src_addr[2] = ip[14];
+    rec.src_addr[3] = ip[15];
+    rec.dst_addr[0] = ip[16];
+    rec.dst_addr[1] = ip[17];
+    rec.dst_addr[2] = ip[18];
+    rec.dst_addr[3] = ip[19];
+    // The IP header's announced length is what counts, options included.
+    let l4 = off + u32::from(ihl);
+    parse_tcp(
+        pkt,
+        l4,
+        rec,
+        total_len.saturating_sub(ihl),
+        u32::from(total_len),
+    )
+}
+
+#[inline(always)]
+fn parse_ipv6<P: Packet + ?Sized>(pkt: &P, off: u32, rec: &mut SynRecord) -> Parsed {
+    let mut ip = [0u8; 40];
+    if !pkt.load(off, &mut ip) {
+        return Parsed::NotTcp;
+    }
+    if ip[0] >> 4 != 6 {
+        return Parsed::NotTcp;
+    }
+    let payload_len = u16::from_be_bytes([ip[4], ip[5]]);
+    let mut next = ip[6];
+    let mut hdr_len: u16 = 40;
+    // Bounded walk over the extension headers we know how to skip. Anything else (fragment
+    // header, AH, ESP, no-next-header, unknown) ends the parse: no TCP header to read.
+    let mut ext = [0u8; 2];
+    let mut i = 0;
+    while i < MAX_IPV6_EXT {
+        if next == IPPROTO_TCP {
+            break;
+        }
+        if next != IPV6_HOPOPTS && next != IPV6_ROUTING && next != IPV6_DSTOPTS {
+            return Parsed::NotTcp;
+        }
+        if !pkt.load(off + u32::from(hdr_len), &mut ext) {
+            return Parsed::NotTcp;
+        }
+        next = ext[0];
+        hdr_len = hdr_len.saturating_add((u16::from(ext[1]) + 1) * 8);
+        i += 1;
+    }
+    if next != IPPROTO_TCP {
+        return Parsed::NotTcp;
+    }
+    rec.ip_version = 6;
+    rec.tos = (ip[0] << 4) | (ip[1] >> 4);
+    rec.flow_label = (u32::from(ip[1] & 0x0f) << 16) | (u32::from(ip[2]) << 8) | u32::from(ip[3]);
+    rec.ip_len = payload_len;
+    rec.ttl = ip[7];
+    rec.ip_hdr_len = hdr_len;
+    copy16(&mut rec.src_addr, &ip, 8);
+    copy16(&mut rec.dst_addr, &ip, 24);
+    let l4 = off + u32::from(hdr_len);
+    // Bytes after the extension headers, per the payload length field.
+    let l4_len = payload_len.saturating_sub(hdr_len - 40);
+    parse_tcp(pkt, l4, rec, l4_len, 40 + u32::from(payload_len))
+}
+
+/// Copies 16 bytes of `src` starting at the constant `at` (8 or 24) into `dst`.
+#[inline(always)]
+fn copy16(dst: &mut [u8; 16], src: &[u8; 40], at: usize) {
+    let mut i = 0;
+    while i < 16 {
+        // `at + i < 40` for both call sites; `get` keeps it panic-free regardless.
+        if let (Some(d), Some(s)) = (dst.get_mut(i), src.get(at + i)) {
+            *d = *s;
+        }
+        i += 1;
+    }
+}
+
+/// Reads the TCP header at `l4`. `l4_len` is the TCP segment length the IP header announces
+/// (header + payload), `l3_bytes` the flow-counter byte count.
+#[inline(always)]
+fn parse_tcp<P: Packet + ?Sized>(
+    pkt: &P,
+    l4: u32,
+    rec: &mut SynRecord,
+    l4_len: u16,
+    l3_bytes: u32,
+) -> Parsed {
+    let mut tcp = [0u8; 20];
+    if !pkt.load(l4, &mut tcp) {
+        return Parsed::NotTcp;
+    }
+    rec.src_port = u16::from_be_bytes([tcp[0], tcp[1]]);
+    rec.dst_port = u16::from_be_bytes([tcp[2], tcp[3]]);
+    rec.seq = u32::from_be_bytes([tcp[4], tcp[5], tcp[6], tcp[7]]);
+    rec.ack = u32::from_be_bytes([tcp[8], tcp[9], tcp[10], tcp[11]]);
+    let doff = (tcp[12] >> 4) * 4;
+    rec.tcp_flags = u16::from(tcp[13]) | (u16::from(tcp[12] & 0x01) << 8);
+    rec.window = u16::from_be_bytes([tcp[14], tcp[15]]);
+    rec.urg_ptr = u16::from_be_bytes([tcp[18], tcp[19]]);
+    let syn = rec.tcp_flags & tcp_flag::SYN != 0;
+    if doff < 20 {
+        return Parsed::Tcp {
+            l3_bytes,
+            syn,
+            syn_ok: false,
+        };
+    }
+    rec.tcp_hdr_len = doff;
+    rec.payload_len = l4_len.saturating_sub(u16::from(doff));
+    let mut syn_ok = false;
+    if syn {
+        let opts_len = doff - 20;
+        if load_opts(pkt, l4 + 20, opts_len, &mut rec.tcp_opts) {
+            rec.tcp_opts_len = opts_len;
+            syn_ok = true;
+        } else {
+            // Keep the record canonical even though it will not be emitted.
+            rec.tcp_opts = [0; TCP_OPTS_MAX];
+        }
+    }
+    Parsed::Tcp {
+        l3_bytes,
+        syn,
+        syn_ok,
+    }
+}
+
+/// Loads `len` (a multiple of 4, at most 40) option bytes into the front of `out` with a
+/// constant-size read per possible length.
+#[inline(always)]
+fn load_opts<P: Packet + ?Sized>(pkt: &P, off: u32, len: u8, out: &mut [u8; TCP_OPTS_MAX]) -> bool {
+    macro_rules! chunk {
+        ($n:literal) => {
+            match out.first_chunk_mut::<$n>() {
+                Some(c) => pkt.load(off, c),
+                None => false,
+            }
+        };
+    }
+    match len {
+        0 => true,
+        4 => chunk!(4),
+        8 => chunk!(8),
+        12 => chunk!(12),
+        16 => chunk!(16),
+        20 => chunk!(20),
+        24 => chunk!(24),
+        28 => chunk!(28),
+        32 => chunk!(32),
+        36 => chunk!(36),
+        40 => chunk!(40),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use record::ip_frag;
+
+    fn zero() -> SynRecord {
+        SynRecord::ZERO
+    }
+
+    /// Builds an Ethernet/IPv4/TCP SYN by hand from the listed field values.
+    fn v4_syn(opts: &[u8], ip_opts: &[u8], payload: &[u8]) -> Vec<u8> {
+        assert_eq!(opts.len() % 4, 0);
+        assert_eq!(ip_opts.len() % 4, 0);
+        let mut p = vec![0u8; 12];
+        p.extend_from_slice(&[0x08, 0x00]);
+        let ihl = 20 + ip_opts.len();
+        let total = ihl + 20 + opts.len() + payload.len();
+        p.push(0x40 | (ihl / 4) as u8);
+        p.push(0x02); // ECT(0)... tos
+        p.extend_from_slice(&(total as u16).to_be_bytes());
+        p.extend_from_slice(&0x1234u16.to_be_bytes());
+        p.extend_from_slice(&0x4000u16.to_be_bytes());
+        p.push(64);
+        p.push(6);
+        p.extend_from_slice(&[0, 0]);
+        p.extend_from_slice(&[198, 51, 100, 1]);
+        p.extend_from_slice(&[198, 51, 100, 2]);
+        p.extend_from_slice(ip_opts);
+        push_tcp(&mut p, opts, 0x02, payload);
+        p
+    }
+
+    fn push_tcp(p: &mut Vec<u8>, opts: &[u8], flags: u8, payload: &[u8]) {
+        p.extend_from_slice(&40000u16.to_be_bytes());
+        p.extend_from_slice(&80u16.to_be_bytes());
+        p.extend_from_slice(&0xdeadbeefu32.to_be_bytes());
+        p.extend_from_slice(&7u32.to_be_bytes());
+        p.push((((20 + opts.len()) / 4) as u8) << 4 | 1);
+        p.push(flags);
+        p.extend_from_slice(&64240u16.to_be_bytes());
+        p.extend_from_slice(&[0, 0]);
+        p.extend_from_slice(&9u16.to_be_bytes());
+        p.extend_from_slice(opts);
+        p.extend_from_slice(payload);
+    }
+
+    const OPTS: [u8; 20] = [
+        2, 4, 5, 0xb4, 4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0, 1, 3, 3, 7,
+    ];
+
+    #[test]
+    fn ipv4_syn_fields() {
+        let pkt = v4_syn(&OPTS, &[1, 1, 1, 0], b"hi");
+        let mut r = SynRecord::ZERO;
+        let got = parse(pkt.as_slice(), &mut r);
+        assert_eq!(
+            got,
+            Parsed::Tcp {
+                l3_bytes: 24 + 40 + 2,
+                syn: true,
+                syn_ok: true
+            }
+        );
+        assert_eq!(r.ip_version, 4);
+        assert_eq!(&r.src_addr[..4], &[198, 51, 100, 1]);
+        assert_eq!(&r.dst_addr[..4], &[198, 51, 100, 2]);
+        assert_eq!((r.src_port, r.dst_port), (40000, 80));
+        assert_eq!((r.ip_len, r.ip_id, r.ip_frag), (66, 0x1234, ip_frag::DF));
+        assert_eq!((r.ip_hdr_len, r.ttl, r.tos), (24, 64, 2));
+        assert_eq!(r.tcp_flags, tcp_flag::SYN | tcp_flag::NS);
+        assert_eq!(
+            (r.seq, r.ack, r.window, r.urg_ptr),
+            (0xdeadbeef, 7, 64240, 9)
+        );
+        assert_eq!((r.tcp_hdr_len, r.tcp_opts_len, r.payload_len), (40, 20, 2));
+        assert_eq!(r.options(), &OPTS);
+        assert!(r.is_canonical());
+    }
+
+    #[test]
+    fn every_option_length_is_read() {
+        for n in (0..=40).step_by(4) {
+            let opts: Vec<u8> = (1..=n as u8).collect();
+            let pkt = v4_syn(&opts, &[], &[]);
+            let mut r = SynRecord::ZERO;
+            assert!(matches!(
+                parse(pkt.as_slice(), &mut r),
+                Parsed::Tcp { syn_ok: true, .. }
+            ));
+            assert_eq!(r.options(), opts.as_slice());
+            assert!(r.is_canonical());
+            // A packet cut inside the options is seen as a SYN but not emitted.
+            if n > 0 {
+                let mut r = SynRecord::ZERO;
+                let cut = &pkt[..pkt.len() - 1];
+                assert_eq!(
+                    parse(cut, &mut r),
+                    Parsed::Tcp {
+                        l3_bytes: 40 + n as u32,
+                        syn: true,
+                        syn_ok: false
+                    }
+                );
+                assert!(r.tcp_opts.iter().all(|b| *b == 0));
+            }
+        }
+    }
+
+    #[test]
+    fn vlan_and_qinq_are_skipped() {
+        let plain = v4_syn(&OPTS, &[], &[]);
+        let mut want = SynRecord::ZERO;
+        parse(plain.as_slice(), &mut want);
+        for tags in [&[0x81, 0x00][..], &[0x88, 0xa8, 0, 5, 0x81, 0x00][..]] {
+            let mut p = plain[..12].to_vec();
+            p.extend_from_slice(tags);
+            p.extend_from_slice(&[0, 7]); // TCI of the innermost tag
+            p.extend_from_slice(&plain[12..]);
+            let mut r = SynRecord::ZERO;
+            assert!(matches!(
+                parse(p.as_slice(), &mut r),
+                Parsed::Tcp { syn_ok: true, .. }
+            ));
+            assert_eq!(r, want);
+        }
+    }
+
+    fn v6_syn(ext: &[(u8, &[u8])], flags: u8) -> Vec<u8> {
+        let mut p = vec![0u8; 12];
+        p.extend_from_slice(&[0x86, 0xdd]);
+        let ext_len: usize = ext.iter().map(|(_, b)| b.len()).sum();
+        // traffic class 0xb8, flow label 0xabcde
+        p.extend_from_slice(&[0x6b, 0x8a, 0xbc, 0xde]);
+        p.extend_from_slice(&((ext_len + 20 + 8) as u16).to_be_bytes());
+        p.push(ext.first().map(|e| e.0).unwrap_or(6));
+        p.push(57);
+        let mut src = [0u8; 16];
+        src[..4].copy_from_slice(&[0xfd, 0, 0x0d, 0xb8]);
+        src[15] = 1;
+        let mut dst = src;
+        dst[15] = 2;
+        p.extend_from_slice(&src);
+        p.extend_from_slice(&dst);
+        for (i, (_, body)) in ext.iter().enumerate() {
+            let mut b = body.to_vec();
+            b[0] = ext.get(i + 1).map(|e| e.0).unwrap_or(6);
+            p.extend_from_slice(&b);
+        }
+        push_tcp(&mut p, &OPTS[..8], flags, &[]);
+        p
+    }
+
+    #[test]
+    fn ipv6_with_extension_headers() {
+        let hop = [0u8, 0, 1, 4, 0, 0, 0, 0];
+        let mut dst_opts = [0u8; 16];
+        dst_opts[1] = 1; // (1 + 1) * 8 = 16 bytes
+        for (ext, hdr_len) in [
+            (vec![], 40u16),
+            (vec![(0u8, &hop[..])], 48),
+            (vec![(0u8, &hop[..]), (60u8, &dst_opts[..])], 64),
+        ] {
+            let pkt = v6_syn(&ext, 0x12);
+            let mut r = SynRecord::ZERO;
+            assert_eq!(
+                parse(pkt.as_slice(), &mut r),
+                Parsed::Tcp {
+                    l3_bytes: 40 + u32::from(hdr_len) - 40 + 28,
+                    syn: true,
+                    syn_ok: true
+                }
+            );
+            assert_eq!(r.ip_version, 6);
+            assert_eq!((r.tos, r.flow_label, r.ttl), (0xb8, 0xabcde, 57));
+            assert_eq!(r.ip_hdr_len, hdr_len);
+            assert_eq!(r.ip_len, hdr_len - 40 + 28);
+            assert_eq!((r.ip_id, r.ip_frag), (0, 0));
+            assert_eq!(r.src_addr[15], 1);
+            assert_eq!(&r.dst_addr[..4], &[0xfd, 0, 0x0d, 0xb8]);
+            assert_eq!(r.tcp_flags, tcp_flag::SYN | tcp_flag::ACK | tcp_flag::NS);
+            assert_eq!((r.tcp_opts_len, r.payload_len), (8, 0));
+            assert_eq!(r.options(), &OPTS[..8]);
+            assert!(r.is_canonical());
+        }
+        // A fragment header stops the walk.
+        let frag = [0u8; 8];
+        let pkt = v6_syn(&[(44u8, &frag[..])], 0x02);
+        assert_eq!(parse(pkt.as_slice(), &mut zero()), Parsed::NotTcp);
+        // More extension headers than the walk allows.
+        let many: Vec<(u8, &[u8])> = (0..=MAX_IPV6_EXT).map(|_| (60u8, &hop[..])).collect();
+        let pkt = v6_syn(&many, 0x02);
+        assert_eq!(parse(pkt.as_slice(), &mut zero()), Parsed::NotTcp);
+    }
+
+    #[test]
+    fn non_syn_and_non_tcp() {
+        let mut pkt = v4_syn(&[], &[], b"data");
+        let flags_at = 14 + 20 + 13;
+        pkt[flags_at] = 0x10; // ACK only
+        let mut r = SynRecord::ZERO;
+        assert_eq!(
+            parse(pkt.as_slice(), &mut r),
+            Parsed::Tcp {
+                l3_bytes: 44,
+                syn: false,
+                syn_ok: false
+            }
+        );
+        // UDP
+        let mut udp = pkt.clone();
+        udp[14 + 9] = 17;
+        assert_eq!(parse(udp.as_slice(), &mut zero()), Parsed::NotTcp);
+        // Non-first IPv4 fragment
+        let mut frag = pkt.clone();
+        frag[14 + 7] = 1;
+        assert_eq!(parse(frag.as_slice(), &mut zero()), Parsed::NotTcp);
+        // ARP and a runt frame
+        let mut arp = pkt.clone();
+        arp[12..14].copy_from_slice(&[0x08, 0x06]);
+        assert_eq!(parse(arp.as_slice(), &mut zero()), Parsed::NotTcp);
+        assert_eq!(parse(&pkt[..30], &mut zero()), Parsed::NotTcp);
+    }
+
+    #[test]
+    fn payload_len_never_underflows() {
+        let mut pkt = v4_syn(&OPTS, &[], &[]);
+        pkt[16..18].copy_from_slice(&30u16.to_be_bytes()); // total length < headers
+        let mut r = SynRecord::ZERO;
+        parse(pkt.as_slice(), &mut r);
+        assert_eq!((r.ip_len, r.payload_len), (30, 0));
+    }
+}
