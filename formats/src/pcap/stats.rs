@@ -1,0 +1,182 @@
+//! What ingestion saw: counts per outcome, skip reasons with stable names, and the summary
+//! line printed to stderr.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use super::LinkType;
+
+/// Why a captured frame produced neither a record nor a flow update.
+///
+/// The short names ([`SkipReason::name`]) are stable: they appear in summaries and tests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SkipReason {
+    /// The frame ends inside the link-layer header.
+    TruncatedLinkHeader,
+    /// More VLAN tags than the datapath looks through.
+    VlanTooDeep,
+    /// The link layer carries something other than IPv4/IPv6 (ARP, LLC, MPLS, PPPoE, …).
+    NotIp,
+    /// The frame ends inside the IP header or an IPv6 extension header.
+    TruncatedIpHeader,
+    /// Wrong version nibble or IPv4 header length below 20 bytes.
+    BadIpHeader,
+    /// An IPv4 fragment (MF or offset set) or an IPv6 fragment header.
+    Fragment,
+    /// More IPv6 extension headers than the datapath walks.
+    Ipv6ExtChainTooLong,
+    /// IP carries another protocol (including tunnels and IPv6 headers we do not walk).
+    NotTcp,
+    /// TCP data offset below 5 words (SYNs only: the flow is still counted).
+    BadTcpHeader,
+    /// The frame ends inside the 20-byte TCP header, or (SYNs only, the flow is still counted)
+    /// inside its options.
+    TruncatedTcpHeader,
+    /// The frame's link type cannot be decoded (pcapng interfaces only; a pcap file with an
+    /// unsupported link type is an error).
+    UnsupportedLinkType(LinkType),
+    /// A pcapng packet refers to an interface the file never described.
+    UnknownInterface,
+    /// A pcapng packet block that is framed correctly but whose body does not parse.
+    BadBlock,
+}
+
+impl SkipReason {
+    /// Stable short name.
+    pub fn name(self) -> &'static str {
+        match self {
+            SkipReason::TruncatedLinkHeader => "truncated link header",
+            SkipReason::VlanTooDeep => "vlan too deep",
+            SkipReason::NotIp => "not ip",
+            SkipReason::TruncatedIpHeader => "truncated ip header",
+            SkipReason::BadIpHeader => "bad ip header",
+            SkipReason::Fragment => "fragment",
+            SkipReason::Ipv6ExtChainTooLong => "ipv6 extension chain too long",
+            SkipReason::NotTcp => "not tcp",
+            SkipReason::BadTcpHeader => "bad tcp header",
+            SkipReason::TruncatedTcpHeader => "truncated tcp header",
+            SkipReason::UnsupportedLinkType(_) => "unsupported link type",
+            SkipReason::UnknownInterface => "unknown interface",
+            SkipReason::BadBlock => "bad pcapng block",
+        }
+    }
+}
+
+impl fmt::Display for SkipReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SkipReason::UnsupportedLinkType(l) => write!(f, "unsupported link type {l}"),
+            other => f.write_str(other.name()),
+        }
+    }
+}
+
+/// Totals for one capture file.
+///
+/// Every frame lands in exactly one bucket: `packets == tcp + skipped_total()`. Among the `tcp`
+/// packets, those with SYN set either became records (`syn`, `syn_ack`) or are counted in
+/// `syn_skipped`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct IngestStats {
+    /// Frames read.
+    pub packets: u64,
+    /// Captured bytes of those frames.
+    pub bytes: u64,
+    /// Frames with a readable TCP header (these update flows).
+    pub tcp: u64,
+    /// Records with SYN set and ACK clear.
+    pub syn: u64,
+    /// Records with SYN and ACK set.
+    pub syn_ack: u64,
+    /// Frames that gave neither a record nor a flow update, by reason.
+    pub skipped: BTreeMap<SkipReason, u64>,
+    /// SYN frames that updated their flow but whose TCP header could not be made into a
+    /// record (options cut by the snap length, data offset below 5), by reason.
+    pub syn_skipped: BTreeMap<SkipReason, u64>,
+    /// Link types seen (pcap header, or each pcapng interface), with their frame counts.
+    pub link_types: BTreeMap<LinkType, u64>,
+    /// When the file ends in the middle of a record (or its framing turns to garbage), the
+    /// byte offset where the unreadable part starts. Everything before it was ingested.
+    pub truncated_at: Option<u64>,
+    /// What was wrong at `truncated_at`.
+    pub truncation: Option<String>,
+}
+
+impl IngestStats {
+    /// Records produced.
+    pub fn records(&self) -> u64 {
+        self.syn + self.syn_ack
+    }
+
+    /// Frames skipped for any reason.
+    pub fn skipped_total(&self) -> u64 {
+        self.skipped.values().sum()
+    }
+
+    /// Adds another file's totals (for multi-file runs).
+    pub fn merge(&mut self, other: &IngestStats) {
+        self.packets += other.packets;
+        self.bytes += other.bytes;
+        self.tcp += other.tcp;
+        self.syn += other.syn;
+        self.syn_ack += other.syn_ack;
+        for (k, v) in &other.skipped {
+            *self.skipped.entry(*k).or_default() += v;
+        }
+        for (k, v) in &other.syn_skipped {
+            *self.syn_skipped.entry(*k).or_default() += v;
+        }
+        for (k, v) in &other.link_types {
+            *self.link_types.entry(*k).or_default() += v;
+        }
+        if self.truncated_at.is_none() {
+            self.truncated_at = other.truncated_at;
+            self.truncation.clone_from(&other.truncation);
+        }
+    }
+
+    #[inline]
+    pub(crate) fn skip(&mut self, reason: SkipReason) {
+        *self.skipped.entry(reason).or_default() += 1;
+    }
+}
+
+/// One line: `packets 10 (1234 B), tcp 8, syn 2, syn+ack 1; skipped 2: not ip 2; link
+/// ethernet`, plus a truncation warning when there is one.
+impl fmt::Display for IngestStats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "packets {} ({} B), tcp {}, syn {}, syn+ack {}",
+            self.packets, self.bytes, self.tcp, self.syn, self.syn_ack
+        )?;
+        if !self.skipped.is_empty() {
+            write!(f, "; skipped {}:", self.skipped_total())?;
+            for (i, (reason, n)) in self.skipped.iter().enumerate() {
+                let sep = if i == 0 { " " } else { ", " };
+                write!(f, "{sep}{reason} {n}")?;
+            }
+        }
+        if !self.syn_skipped.is_empty() {
+            f.write_str("; SYN without record:")?;
+            for (i, (reason, n)) in self.syn_skipped.iter().enumerate() {
+                let sep = if i == 0 { " " } else { ", " };
+                write!(f, "{sep}{reason} {n}")?;
+            }
+        }
+        if !self.link_types.is_empty() {
+            f.write_str("; link")?;
+            for (i, l) in self.link_types.keys().enumerate() {
+                let sep = if i == 0 { " " } else { ", " };
+                write!(f, "{sep}{}", l.name())?;
+            }
+        }
+        if let Some(at) = self.truncated_at {
+            write!(f, "; WARNING: unreadable from byte {at}")?;
+            if let Some(why) = &self.truncation {
+                write!(f, " ({why})")?;
+            }
+        }
+        Ok(())
+    }
+}
