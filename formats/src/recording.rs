@@ -21,11 +21,12 @@ use std::sync::Arc;
 use arrow::array::{Array, RecordBatch};
 use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
 use arrow::error::ArrowError;
-use parquet::arrow::ArrowWriter;
-use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReader,
     ParquetRecordBatchReaderBuilder,
+};
+use parquet::arrow::{
+    ArrowSchemaConverter, ArrowWriter, ProjectionMask, add_encoded_arrow_schema_to_metadata,
 };
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::errors::ParquetError;
@@ -33,6 +34,7 @@ use parquet::file::properties::WriterProperties;
 use thiserror::Error;
 
 use crate::meta::{MetaError, RecordType, RecordingMeta};
+use crate::recovery::{self, FooterParts};
 
 /// Arrow type of every timestamp column: nanoseconds since the Unix epoch, UTC, so that
 /// pyarrow, polars and DuckDB show wall-clock times without being told the unit.
@@ -148,6 +150,14 @@ pub enum RecordingError {
         /// The cause, as text (it comes from either arrow or parquet).
         reason: String,
     },
+    /// [`crate::recovery::recover`] could not repair the file.
+    #[error("{file}: cannot recover: {reason}")]
+    Recover {
+        /// The file.
+        file: String,
+        /// Why.
+        reason: String,
+    },
     /// The writer was already closed.
     #[error("{file}: writer already closed")]
     Closed {
@@ -246,10 +256,12 @@ const STREAM_NAME: &str = "<stream>";
 /// buffered, and written in row groups of [`WriterOptions::row_group_rows`] rows.
 ///
 /// Durability: [`RecordingWriter::flush`] ends the current row group and pushes every byte
-/// written so far to the underlying writer, so a later crash loses at most the rows written
-/// since. A Parquet file is only readable once its footer is written by
-/// [`RecordingWriter::close`] (or [`RecordingWriter::finish`]), though: the rows of a file
-/// whose writer died are on disk but not readable with standard tools.
+/// written so far to the underlying writer. A Parquet file is only readable once its footer
+/// is written by [`RecordingWriter::close`] (or [`RecordingWriter::finish`]), so a writer
+/// created on a path also saves, at every flush, a checkpoint footer beside the file; after a
+/// crash [`crate::recovery::recover`] uses it to make the file readable with every row up to
+/// the last flush. Each flush writes a footer covering all row groups so far, so flush every
+/// few seconds at most and rotate long captures into several files.
 ///
 /// Dropping an unclosed writer makes a best-effort close (pending rows and the footer are
 /// written) but the outcome, success or error, is lost. Call [`RecordingWriter::close`].
@@ -262,6 +274,10 @@ pub struct RecordingWriter<K: RecordKind, W: Write + Send> {
     rows: u64,
     /// For error messages.
     name: String,
+    /// The file, when created on a path: checkpoints go beside it.
+    path: Option<PathBuf>,
+    /// What a checkpoint footer needs.
+    footer: FooterParts,
 }
 
 impl<K: RecordKind, W: Write + Send> std::fmt::Debug for RecordingWriter<K, W> {
@@ -287,20 +303,20 @@ impl<K: RecordKind> RecordingWriter<K, File> {
             file: name.clone(),
             source,
         })?;
-        Self::with_name(file, meta, options, name)
+        Self::with_name(file, meta, options, name, Some(path.to_path_buf()))
     }
 
-    /// [`RecordingWriter::flush`], then asks the kernel to put the file's data on stable
-    /// storage (`fdatasync`), for callers that need the flushed row groups to survive a power
+    /// [`RecordingWriter::flush`], but the file's data and the checkpoint are put on stable
+    /// storage (`fdatasync`) first, for callers that need the flushed rows to survive a power
     /// loss and not only a process crash.
     pub fn flush_and_sync(&mut self) -> Result<(), RecordingError> {
-        self.flush()?;
+        self.flush_rows()?;
         let name = self.name.clone();
-        let inner = self.inner_mut()?;
-        inner
+        self.inner_mut()?
             .inner()
             .sync_data()
-            .map_err(|source| RecordingError::Io { file: name, source })
+            .map_err(|source| RecordingError::Io { file: name, source })?;
+        self.checkpoint(true)
     }
 }
 
@@ -311,7 +327,7 @@ impl<K: RecordKind, W: Write + Send> RecordingWriter<K, W> {
         meta: &RecordingMeta,
         options: WriterOptions,
     ) -> Result<Self, RecordingError> {
-        Self::with_name(out, meta, options, STREAM_NAME.to_string())
+        Self::with_name(out, meta, options, STREAM_NAME.to_string(), None)
     }
 
     fn with_name(
@@ -319,6 +335,7 @@ impl<K: RecordKind, W: Write + Send> RecordingWriter<K, W> {
         meta: &RecordingMeta,
         options: WriterOptions,
         name: String,
+        path: Option<PathBuf>,
     ) -> Result<Self, RecordingError> {
         if meta.record_type != K::RECORD_TYPE {
             return Err(RecordingError::WrongRecordType {
@@ -335,7 +352,7 @@ impl<K: RecordKind, W: Write + Send> RecordingWriter<K, W> {
             return Err(write_err("row_group_rows must be at least 1".to_string()));
         }
         let level = ZstdLevel::try_new(options.zstd_level).map_err(|e| write_err(e.to_string()))?;
-        let props = WriterProperties::builder()
+        let mut props = WriterProperties::builder()
             .set_compression(Compression::ZSTD(level))
             .set_max_row_group_row_count(Some(options.row_group_rows))
             .set_key_value_metadata(Some(meta.to_key_values()))
@@ -344,13 +361,28 @@ impl<K: RecordKind, W: Write + Send> RecordingWriter<K, W> {
                 env!("CARGO_PKG_VERSION")
             ))
             .build();
-        let inner = ArrowWriter::try_new(out, K::schema(), Some(props))
-            .map_err(|e| write_err(e.to_string()))?;
+        // Added here (ArrowWriter would add the same) so checkpoint footers carry it too.
+        let schema = K::schema();
+        add_encoded_arrow_schema_to_metadata(&schema, &mut props);
+        let footer = FooterParts {
+            schema: Arc::new(
+                ArrowSchemaConverter::new()
+                    .convert(&schema)
+                    .map_err(|e| write_err(e.to_string()))?,
+            ),
+            key_values: props.key_value_metadata().cloned().unwrap_or_default(),
+            created_by: props.created_by().to_string(),
+            version: props.writer_version().as_num(),
+        };
+        let inner =
+            ArrowWriter::try_new(out, schema, Some(props)).map_err(|e| write_err(e.to_string()))?;
         Ok(RecordingWriter {
             inner: Some(inner),
             pending: Vec::with_capacity(BATCH_ROWS.min(options.row_group_rows)),
             rows: 0,
             name,
+            path,
+            footer,
         })
     }
 
@@ -421,6 +453,12 @@ impl<K: RecordKind, W: Write + Send> RecordingWriter<K, W> {
     /// writer. For periodic crash-safety of long captures; each call may make one short row
     /// group, so call it every few seconds, not every row.
     pub fn flush(&mut self) -> Result<(), RecordingError> {
+        self.flush_rows()?;
+        self.checkpoint(false)
+    }
+
+    /// Ends the current row group and pushes all bytes to the underlying writer.
+    fn flush_rows(&mut self) -> Result<(), RecordingError> {
         self.write_pending()?;
         let name = self.name.clone();
         let inner = self.inner_mut()?;
@@ -431,6 +469,18 @@ impl<K: RecordKind, W: Write + Send> RecordingWriter<K, W> {
         inner
             .sync()
             .map_err(|source| RecordingError::Io { file: name, source })
+    }
+
+    /// Saves the checkpoint of a writer created on a path (see [`crate::recovery`]); the
+    /// file must hold exactly the flushed row groups.
+    fn checkpoint(&mut self, sync: bool) -> Result<(), RecordingError> {
+        let Some(path) = self.path.clone() else {
+            return Ok(());
+        };
+        let inner = self.inner_mut()?;
+        let covered = inner.bytes_written() as u64;
+        let row_groups = inner.flushed_row_groups().to_vec();
+        recovery::write_checkpoint(&path, covered, &self.footer, row_groups, sync)
     }
 
     /// Writes the pending rows and the footer. Afterwards the writer only answers
@@ -451,6 +501,9 @@ impl<K: RecordKind, W: Write + Send> RecordingWriter<K, W> {
         inner
             .sync()
             .map_err(|source| RecordingError::Io { file: name, source })?;
+        if let Some(path) = &self.path {
+            recovery::remove_checkpoint(path)?;
+        }
         Ok(WriteSummary {
             rows: meta.file_metadata().num_rows().max(0) as u64,
             row_groups: meta.num_row_groups(),
