@@ -19,6 +19,9 @@
 mod flow;
 mod parse;
 
+#[cfg(test)]
+mod differential;
+
 #[cfg(target_arch = "bpf")]
 mod datapath;
 

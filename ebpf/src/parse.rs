@@ -48,6 +48,7 @@ const IPV6_ROUTING: u8 = 43;
 const IPV6_DSTOPTS: u8 = 60;
 /// How many IPv6 extension headers we walk before giving up. RFC 8200 order allows
 /// hop-by-hop, dest-opts, routing, dest-opts before the upper layer; 4 covers that.
+/// Must equal `formats::pcap::MAX_IPV6_EXT` (checked by a test).
 pub const MAX_IPV6_EXT: usize = 4;
 
 /// What [`parse`] found.
@@ -119,11 +120,16 @@ fn parse_ipv4<P: Packet + ?Sized>(pkt: &P, off: u32, rec: &mut SynRecord) -> Par
     }
     let ihl = u16::from(ip[0] & 0x0f) * 4;
     let frag = u16::from_be_bytes([ip[6], ip[7]]);
-    // A non-first fragment carries no TCP header; a bogus IHL leaves nothing to parse.
-    if ihl < 20 || frag & record::ip_frag::OFFSET_MASK != 0 {
+    let total_len = u16::from_be_bytes([ip[2], ip[3]]);
+    // Fragments are skipped (MF or an offset: the TCP header is absent or not the whole
+    // story), as are headers whose IHL or total length is impossible - the same rules as
+    // `formats::pcap`, so replay and live capture agree.
+    if ihl < 20
+        || total_len < ihl
+        || frag & (record::ip_frag::MF | record::ip_frag::OFFSET_MASK) != 0
+    {
         return Parsed::NotTcp;
     }
-    let total_len = u16::from_be_bytes([ip[2], ip[3]]);
     rec.ip_version = 4;
     rec.tos = ip[1];
     rec.ip_len = total_len;
@@ -500,10 +506,17 @@ mod tests {
         let mut udp = pkt.clone();
         udp[14 + 9] = 17;
         assert_eq!(parse(udp.as_slice(), &mut zero()), Parsed::NotTcp);
-        // Non-first IPv4 fragment
+        // IPv4 fragments: non-first, and first with MF.
         let mut frag = pkt.clone();
         frag[14 + 7] = 1;
         assert_eq!(parse(frag.as_slice(), &mut zero()), Parsed::NotTcp);
+        let mut first = pkt.clone();
+        first[14 + 6] = 0x20; // MF, offset 0
+        assert_eq!(parse(first.as_slice(), &mut zero()), Parsed::NotTcp);
+        // Total length shorter than the IP header.
+        let mut short = pkt.clone();
+        short[16..18].copy_from_slice(&19u16.to_be_bytes());
+        assert_eq!(parse(short.as_slice(), &mut zero()), Parsed::NotTcp);
         // ARP and a runt frame
         let mut arp = pkt.clone();
         arp[12..14].copy_from_slice(&[0x08, 0x06]);
@@ -514,7 +527,7 @@ mod tests {
     #[test]
     fn payload_len_never_underflows() {
         let mut pkt = v4_syn(&OPTS, &[], &[]);
-        pkt[16..18].copy_from_slice(&30u16.to_be_bytes()); // total length < headers
+        pkt[16..18].copy_from_slice(&30u16.to_be_bytes()); // IP ok, shorter than IP + TCP
         let mut r = SynRecord::ZERO;
         parse(pkt.as_slice(), &mut r);
         assert_eq!((r.ip_len, r.payload_len), (30, 0));
