@@ -193,7 +193,8 @@ pub enum EventKind {
     Mtu {
         /// Link type label from `[mtu]`, `None` when unknown.
         link: Option<Arc<str>>,
-        mtu: u16,
+        /// MSS + 40 (IPv4) or + 60 (IPv6); may exceed 65535.
+        mtu: u32,
     },
     /// Uptime from TCP timestamps.
     Uptime {

@@ -9,9 +9,11 @@
 //! Known, inherent difference: p0f also sees the ACK/FIN/RST/data packets of a connection,
 //! which close its flow entries and feed uptime; synscope records only carry SYNs and
 //! SYN+ACKs. Flow entries here therefore live until they are replaced, expire (30 s, as p0f)
-//! or are pruned, and uptime is measured only between SYNs (or SYN+ACKs) of one host. p0f
-//! also runs its cache expiry every 50 *packets*; we run it on every record (at most once per
-//! second of record time, as p0f).
+//! or are pruned, and uptime is measured only between SYNs (or SYN+ACKs) of one host. When
+//! the caller also has the other TCP packets' flags (pcap replay, see
+//! [`Engine::tcp_packet`]), FIN/RST and early ACKs close connections as in p0f and cache
+//! expiry runs every 50 packets like p0f's; otherwise expiry runs on every record (at most
+//! once per second of record time, as p0f).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
@@ -114,6 +116,7 @@ struct Flow {
 }
 
 const NAT_SCORES: usize = 32;
+const EXPIRE_INTERVAL: u64 = 50;
 const KILL_PERCENT: u64 = 10;
 const MIN_TWAIT: u64 = 25;
 const MAX_TWAIT: u64 = 1000 * 60 * 10;
@@ -137,6 +140,9 @@ pub struct Engine {
     host_age: BTreeMap<u64, HostKey>,
     host_serial: u64,
     last_expire: u32,
+    /// Packets seen through [`Engine::tcp_packet`]; once non-zero, cache expiry follows
+    /// p0f's packet count instead of running on every record.
+    packet_cnt: u64,
     now_sec: u32,
     now_ms: u64,
     now_ns: u64,
@@ -167,6 +173,7 @@ impl Engine {
             host_age: BTreeMap::new(),
             host_serial: 0,
             last_expire: 0,
+            packet_cnt: 0,
             now_sec: 0,
             now_ms: 0,
             now_ns: 0,
@@ -188,12 +195,48 @@ impl Engine {
         self.hosts.len()
     }
 
+    fn set_time(&mut self, ts_ns: u64) {
+        self.now_ns = ts_ns;
+        self.now_ms = ts_ns / 1_000_000;
+        self.now_sec = (ts_ns / 1_000_000_000) as u32;
+    }
+
+    /// Optional: every TCP packet of the capture (SYNs included, before their record), as
+    /// `formats::pcap::PacketSink::tcp` reports them. With it the engine follows p0f's
+    /// packet-driven bookkeeping more closely: cache expiry every 50 packets (p0f's
+    /// `EXPIRE_INTERVAL`), connections closed by FIN/RST, and connections dropped when an ACK
+    /// arrives before any SYN+ACK. Without it (live records), expiry runs on every record.
+    pub fn tcp_packet(&mut self, key: &FlowKey, ts_ns: u64, tcp_flags: u16) {
+        use record::tcp_flag::{ACK, FIN, RST, SYN};
+        self.packet_cnt += 1;
+        self.set_time(ts_ns);
+        if self.packet_cnt % EXPIRE_INTERVAL == 0 {
+            self.expire_cache();
+        }
+        let tcp_type = tcp_flags & (SYN | ACK | FIN | RST);
+        let silly = (tcp_flags & SYN != 0 && tcp_flags & (FIN | RST) != 0)
+            || (tcp_flags & FIN != 0 && tcp_flags & RST != 0)
+            || tcp_type == 0;
+        if silly || tcp_type & SYN != 0 {
+            return;
+        }
+        let Some(f) = self.flows.get(key) else {
+            return;
+        };
+        if tcp_type & (FIN | RST) != 0 {
+            // p0f checks the timestamp (we do not see it) and forgets the connection.
+            self.destroy_flow(key);
+        } else if tcp_type == ACK && (f.sendsyn || !f.acked) {
+            self.destroy_flow(key);
+        }
+    }
+
     /// Processes one record (in capture order), appending the events p0f would log for it.
     pub fn process(&mut self, r: &SynRecord, out: &mut Vec<Event>) -> Status {
-        self.now_ns = r.ts_ns;
-        self.now_ms = r.ts_ns / 1_000_000;
-        self.now_sec = (r.ts_ns / 1_000_000_000) as u32;
-        self.expire_cache();
+        self.set_time(r.ts_ns);
+        if self.packet_cnt == 0 {
+            self.expire_cache();
+        }
 
         let pk = match Packet::from_record(r) {
             Ok(p) => p,
@@ -418,10 +461,13 @@ impl Engine {
         if pk.mss == 0 || sendsyn {
             return;
         }
-        let hdr = if pk.ip_ver == 4 { MIN_TCP4 } else { MIN_TCP6 } as u16;
-        // p0f keeps the MTU in a u16: it wraps for MSS values near 65535.
-        let mtu = pk.mss.wrapping_add(hdr);
-        let link = self.db.mtu_link(mtu).cloned();
+        let hdr = if pk.ip_ver == 4 { MIN_TCP4 } else { MIN_TCP6 };
+        // Not narrowed: p0f 3.09b logs e.g. `raw_mtu=65536` for an IPv6 MSS of 65476.
+        let mtu = u32::from(pk.mss) + hdr;
+        let link = u16::try_from(mtu)
+            .ok()
+            .and_then(|m| self.db.mtu_link(m))
+            .cloned();
         self.emit(ctx, to_srv, EventKind::Mtu { link, mtu }, out);
     }
 
