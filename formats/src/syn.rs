@@ -396,6 +396,27 @@ mod tests {
     }
 
     #[test]
+    fn writer_refuses_bad_options() {
+        let meta = RecordingMeta::new(RecordType::Syn);
+        for options in [
+            WriterOptions {
+                row_group_rows: 0,
+                ..WriterOptions::default()
+            },
+            WriterOptions {
+                zstd_level: 99,
+                ..WriterOptions::default()
+            },
+        ] {
+            let e = SynWriter::new(Vec::new(), &meta, options).unwrap_err();
+            assert!(
+                matches!(e, RecordingError::Write { .. }),
+                "{options:?}: {e:?}"
+            );
+        }
+    }
+
+    #[test]
     fn writer_refuses_metadata_of_another_type() {
         let meta = RecordingMeta::new(RecordType::Flows);
         let e = SynWriter::new(Vec::new(), &meta, WriterOptions::default()).unwrap_err();
