@@ -218,3 +218,132 @@ impl Quality {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::p0f::sig::tests::linux_syn;
+    use record::SynRecord;
+
+    /// One signature per tier, all with the `mss,sok,ts,nop,ws` layout of `linux_syn()`
+    /// except the userland and random-TTL ones.
+    const DB: &str = "\
+classes = win,unix
+[tcp:request]
+label = s:unix:Exact:
+sig = 4:64:0:*:mss*44,7:mss,sok,ts,nop,ws:df,id+:0
+label = g:unix:Generic:
+sig = 4:64:0:*:*,*:mss,sok,ts,nop,ws:df,id+:0
+label = s:!:Tool:
+sys = @unix
+sig = *:64:0:1200:*,*:mss,nop:df,id+:0
+label = s:win:Random:
+sig = *:128-:0:*:*,*:mss:df,id+:0
+";
+
+    fn db() -> Database {
+        Database::from_str_named("tiers.fp", DB).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn lookup(db: &Database, r: &SynRecord) -> (Option<String>, bool, u8) {
+        let p = Packet::from_record(r).unwrap_or_else(|e| panic!("{e:?}"));
+        let m = find_match(db, true, &p.layout, &Probe::from_packet(&p, 0), false);
+        let name = m
+            .sig
+            .and_then(|i| db.tcp_sigs().get(i as usize))
+            .and_then(|s| db.label_of(s))
+            .map(|l| db.name_of(l).to_string());
+        (name, m.fuzzy, m.dist)
+    }
+
+    fn with_opts(mut r: SynRecord, opts: &[u8]) -> SynRecord {
+        r.tcp_opts = [0; 40];
+        r.tcp_opts[..opts.len()].copy_from_slice(opts);
+        r.tcp_opts_len = opts.len() as u8;
+        r.tcp_hdr_len = 20 + opts.len() as u8;
+        r.ip_len = 20 + u16::from(r.tcp_hdr_len);
+        r
+    }
+
+    #[test]
+    fn exact_specific_wins() {
+        let mut r = linux_syn();
+        r.ttl = 57;
+        assert_eq!(lookup(&db(), &r), (Some("Exact".into()), false, 7));
+    }
+
+    #[test]
+    fn exact_generic_when_no_specific() {
+        let mut r = linux_syn();
+        r.window = 1000; // not mss*44: only the generic `*` window fits
+        assert_eq!(lookup(&db(), &r), (Some("Generic".into()), false, 0));
+    }
+
+    #[test]
+    fn fuzzy_ttl_takes_first_in_file_order() {
+        let mut r = linux_syn();
+        r.ttl = 100; // above the signatures' 64: fuzzy, distance guessed (128 - 100)
+        assert_eq!(lookup(&db(), &r), (Some("Exact".into()), true, 28));
+        // Too far below (more than MAX_DIST hops): fuzzy, and p0f guesses the distance
+        // (32 - 20) instead of trusting the signature's 44.
+        r.ttl = 20;
+        assert_eq!(lookup(&db(), &r), (Some("Exact".into()), true, 12));
+    }
+
+    #[test]
+    fn fuzzy_quirk_tolerance() {
+        let base = linux_syn();
+        // df and id+ disappearing: fuzzy.
+        let mut r = base;
+        r.ip_frag = 0;
+        assert_eq!(lookup(&db(), &r), (Some("Exact".into()), true, 0));
+        // ecn appearing: fuzzy.
+        let mut r = base;
+        r.tcp_flags |= record::tcp_flag::ECE | record::tcp_flag::CWR;
+        assert_eq!(lookup(&db(), &r).1, true);
+        // id- appearing (no DF, zero ID): fuzzy.
+        let mut r = base;
+        r.ip_frag = 0;
+        r.ip_id = 0;
+        assert_eq!(lookup(&db(), &r).1, true);
+        // Any other quirk appearing: no match at all, distance guessed.
+        let mut r = base;
+        r.seq = 0;
+        assert_eq!(lookup(&db(), &r), (None, false, 0));
+        let mut r = base;
+        r.ttl = 50;
+        r.tcp_flags |= record::tcp_flag::PSH;
+        assert_eq!(lookup(&db(), &r), (None, false, 14));
+    }
+
+    #[test]
+    fn userland_is_never_fuzzy() {
+        // Layout mss,nop,eol+2: not the Tool layout, no candidate at all.
+        let r = with_opts(linux_syn(), &[2, 4, 0x04, 0xb0, 1, 0, 0, 0]);
+        assert!(lookup(&db(), &r).0.is_none());
+        // Exactly mss,nop (a 25-byte TCP header: odd on the wire, fine for a record).
+        let mut t = with_opts(linux_syn(), &[2, 4, 0x04, 0xb0, 1]);
+        assert_eq!(lookup(&db(), &t), (Some("Tool".into()), false, 0));
+        // With a TTL above 64 it would only match fuzzily: reported unknown, distance 0
+        // (p0f returns before guessing one).
+        t.ttl = 100;
+        assert_eq!(lookup(&db(), &t), (None, false, 0));
+    }
+
+    #[test]
+    fn random_ttl_signature() {
+        let mut r = with_opts(linux_syn(), &[2, 4, 0x05, 0xb4]);
+        r.ttl = 20;
+        // Any TTL up to 128 matches exactly; the distance may exceed MAX_DIST.
+        assert_eq!(lookup(&db(), &r), (Some("Random".into()), false, 108));
+        r.ttl = 200;
+        assert_eq!(lookup(&db(), &r).0, None);
+    }
+
+    #[test]
+    fn syn_ack_uses_response_section() {
+        let p = Packet::from_record(&linux_syn()).unwrap_or_else(|e| panic!("{e:?}"));
+        let m = find_match(&db(), false, &p.layout, &Probe::from_packet(&p, 0), false);
+        assert_eq!(m.sig, None);
+    }
+}

@@ -909,3 +909,267 @@ impl Engine {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::p0f::log::p0f_line;
+    use crate::p0f::sig::tests::linux_syn;
+    use record::tcp_flag;
+
+    fn engine() -> Engine {
+        Engine::new(Arc::new(
+            Database::embedded().unwrap_or_else(|e| panic!("{e}")),
+        ))
+    }
+
+    const S: u64 = 1_000_000_000;
+
+    fn at(mut r: SynRecord, secs: u64) -> SynRecord {
+        r.ts_ns = secs * S;
+        r
+    }
+
+    /// The SYN+ACK answering `syn`.
+    fn syn_ack_for(syn: &SynRecord) -> SynRecord {
+        let mut r = *syn;
+        r.src_addr = syn.dst_addr;
+        r.dst_addr = syn.src_addr;
+        r.src_port = syn.dst_port;
+        r.dst_port = syn.src_port;
+        r.tcp_flags = tcp_flag::SYN | tcp_flag::ACK;
+        r.ack = syn.seq.wrapping_add(1);
+        r.seq = 77;
+        r
+    }
+
+    fn lines(e: &mut Engine, recs: &[SynRecord]) -> Vec<String> {
+        let mut out = Vec::new();
+        for r in recs {
+            e.process(r, &mut out);
+        }
+        out.iter().map(p0f_line).collect()
+    }
+
+    fn strip(l: &str) -> &str {
+        l.split_once("] ").map_or(l, |x| x.1)
+    }
+
+    /// The first SYN and SYN+ACK of huginn-net's `macos_tcp_flags.pcap`, rebuilt field by
+    /// field; the expected lines are the ones `TZ=UTC p0f -r` writes for that capture.
+    #[test]
+    fn reproduces_p0f_lines_for_a_real_handshake() {
+        let mut syn = SynRecord::ZERO;
+        syn.ts_ns = 1_666_950_379 * S + 123_456_789;
+        syn.ip_version = 4;
+        syn.src_addr[..4].copy_from_slice(&[172, 16, 5, 16]);
+        syn.dst_addr[..4].copy_from_slice(&[172, 67, 24, 71]);
+        syn.src_port = 61311;
+        syn.dst_port = 443;
+        syn.ip_hdr_len = 20;
+        syn.ip_frag = record::ip_frag::DF;
+        syn.ttl = 64;
+        syn.tcp_flags = tcp_flag::SYN | tcp_flag::ECE | tcp_flag::CWR;
+        syn.window = 65535;
+        syn.seq = 0x1234_5678;
+        let opts = [
+            2, 4, 0x05, 0xb4, 1, 3, 3, 6, 1, 1, 8, 10, 0x37, 0x9e, 0x6c, 0x10, 0, 0, 0, 0, 4, 2, 0,
+            0,
+        ];
+        syn.tcp_opts[..24].copy_from_slice(&opts);
+        syn.tcp_opts_len = 24;
+        syn.tcp_hdr_len = 44;
+        syn.ip_len = 64;
+
+        let mut sa = syn_ack_for(&syn);
+        sa.ttl = 63;
+        sa.tcp_flags = tcp_flag::SYN | tcp_flag::ACK | tcp_flag::ECE;
+        sa.window = 51030;
+        sa.tcp_opts = [0; 40];
+        let opts = [
+            2, 4, 0x04, 0x6e, 4, 2, 8, 10, 0x11, 0x22, 0x33, 0x44, 0x37, 0x9e, 0x6c, 0x10, 1, 3, 3,
+            8,
+        ];
+        sa.tcp_opts[..20].copy_from_slice(&opts);
+        sa.tcp_opts_len = 20;
+        sa.tcp_hdr_len = 40;
+        sa.ip_len = 60;
+
+        let got = lines(&mut engine(), &[syn, sa]);
+        let want = [
+            "[2022/10/28 09:46:19] mod=syn|cli=172.16.5.16/61311|srv=172.67.24.71/443|subj=cli|os=Mac OS X|dist=0|params=generic fuzzy|raw_sig=4:64+0:0:1460:65535,6:mss,nop,ws,nop,nop,ts,sok,eol+1:df,ecn:0",
+            "[2022/10/28 09:46:19] mod=mtu|cli=172.16.5.16/61311|srv=172.67.24.71/443|subj=cli|link=Ethernet or modem|raw_mtu=1500",
+            "[2022/10/28 09:46:19] mod=syn+ack|cli=172.16.5.16/61311|srv=172.67.24.71/443|subj=srv|os=???|dist=1|params=none|raw_sig=4:63+1:0:1134:mss*45,8:mss,sok,ts,nop,ws:df,ecn:0",
+            "[2022/10/28 09:46:19] mod=mtu|cli=172.16.5.16/61311|srv=172.67.24.71/443|subj=srv|link=???|raw_mtu=1174",
+        ];
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn one_observation_per_connection() {
+        let mut e = engine();
+        let syn = at(linux_syn(), 100);
+        let mut out = Vec::new();
+        assert_eq!(e.process(&syn, &mut out), Status::Reported);
+        let n = out.len();
+        assert!(n >= 2, "syn + mtu");
+        // Retransmission: same sequence number, nothing new.
+        assert_eq!(e.process(&at(syn, 101), &mut out), Status::DuplicateSyn);
+        assert_eq!(out.len(), n);
+        // A new SYN (new ISN) on the same ports resets the connection and is reported.
+        let mut again = at(syn, 102);
+        again.seq = 999;
+        assert_eq!(e.process(&again, &mut out), Status::Reported);
+        assert_eq!(out.len(), 2 * n);
+        // After the connection entry expires (30 s), a retransmission is new again.
+        let late = at(again, 140);
+        assert_eq!(e.process(&late, &mut out), Status::Reported);
+    }
+
+    #[test]
+    fn syn_ack_needs_its_syn() {
+        let mut e = engine();
+        let syn = at(linux_syn(), 10);
+        let sa = syn_ack_for(&syn);
+        let mut out = Vec::new();
+        assert_eq!(e.process(&sa, &mut out), Status::StraySynAck);
+        assert!(out.is_empty());
+        e.process(&syn, &mut out);
+        out.clear();
+        // A SYN+ACK travelling the SYN's way is not the server's answer.
+        let mut reversed = syn;
+        reversed.tcp_flags = tcp_flag::SYN | tcp_flag::ACK;
+        assert_eq!(e.process(&reversed, &mut out), Status::ReversedSynAck);
+        assert_eq!(e.process(&sa, &mut out), Status::Reported);
+        assert_eq!(out[0].module(), "syn+ack");
+        assert_eq!(out[0].subject, Subject::Server);
+        assert_eq!(e.process(&sa, &mut out), Status::DuplicateSynAck);
+        // FIN/RST seen through tcp_packet closes the connection: a late SYN+ACK is stray.
+        let (key, _) = FlowKey::new(4, syn.src_addr, syn.src_port, syn.dst_addr, syn.dst_port);
+        e.tcp_packet(&key, 11 * S, tcp_flag::RST | tcp_flag::ACK);
+        assert_eq!(e.flow_count(), 0);
+        assert_eq!(e.process(&sa, &mut out), Status::StraySynAck);
+    }
+
+    #[test]
+    fn userland_tool_syn_ends_the_connection() {
+        // NMap SYN scan: `*:64-:0:1460:1024,0:mss::0` in p0f.fp.
+        let mut r = at(linux_syn(), 5);
+        r.tcp_opts = [0; 40];
+        r.tcp_opts[..4].copy_from_slice(&[2, 4, 0x05, 0xb4]);
+        r.tcp_opts_len = 4;
+        r.tcp_hdr_len = 24;
+        r.ip_len = 44;
+        r.ip_frag = 0;
+        r.window = 1024;
+        r.ttl = 50;
+        let mut e = engine();
+        let got = lines(&mut e, &[r, syn_ack_for(&r)]);
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert!(
+            strip(&got[0]).contains("|app=NMap SYN scan|dist=<= 14|params=random_ttl|"),
+            "{}",
+            got[0]
+        );
+    }
+
+    /// TCP timestamp uptime between two SYNs of one host, 1 s apart, 1000 ticks apart:
+    /// 1000 Hz, and a ts1 of 90_060_000 ms is 1501 minutes = 1 day 1 hour 1 minute; the
+    /// 32-bit counter wraps after 2^32 / (1000 * 86400) = 49.7 days.
+    #[test]
+    fn uptime_from_timestamps() {
+        let set_ts =
+            |r: &mut SynRecord, v: u32| r.tcp_opts[8..12].copy_from_slice(&v.to_be_bytes());
+        let mut a = at(linux_syn(), 1000);
+        set_ts(&mut a, 90_060_000 - 1000);
+        let mut b = at(linux_syn(), 1001);
+        b.src_port = 40001;
+        b.seq = 5;
+        set_ts(&mut b, 90_060_000);
+        let got = lines(&mut engine(), &[a, b]);
+        let up: Vec<&str> = got
+            .iter()
+            .map(|l| strip(l))
+            .filter(|l| l.starts_with("mod=uptime"))
+            .collect();
+        assert_eq!(
+            up,
+            [
+                "mod=uptime|cli=192.0.2.1/40001|srv=192.0.2.2/80|subj=cli|uptime=1 days 1 hrs 1 min (modulo 49 days)|raw_freq=1000.00 Hz"
+            ]
+        );
+    }
+
+    #[test]
+    fn host_change_on_os_switch() {
+        // Same client address, first a Linux SYN, then a Windows 7/8 one
+        // (`*:128:0:*:8192,2:mss,nop,ws,nop,nop,sok:df,id+:0`).
+        let a = at(linux_syn(), 50);
+        let mut b = at(linux_syn(), 60);
+        b.src_port = 40002;
+        b.seq = 9;
+        b.ttl = 128;
+        b.window = 8192;
+        b.tcp_opts = [0; 40];
+        b.tcp_opts[..12].copy_from_slice(&[2, 4, 0x05, 0xb4, 1, 3, 3, 2, 1, 1, 4, 2]);
+        b.tcp_opts_len = 12;
+        b.tcp_hdr_len = 32;
+        b.ip_len = 52;
+        let got = lines(&mut engine(), &[a, b]);
+        let hc: Vec<&str> = got
+            .iter()
+            .map(|l| strip(l))
+            .filter(|l| l.starts_with("mod=host change"))
+            .collect();
+        // OS name differs (+8); TTL and other checks are skipped once that is known.
+        assert_eq!(
+            hc,
+            [
+                "mod=host change|cli=192.0.2.1/40002|srv=192.0.2.2/80|subj=cli|reason=os_diff|raw_hits=1,1,1,1"
+            ]
+        );
+    }
+
+    #[test]
+    fn deterministic() {
+        let mut recs = Vec::new();
+        for i in 0..200u32 {
+            let mut r = at(linux_syn(), 1000 + u64::from(i / 7));
+            r.src_addr[3] = (i % 5) as u8;
+            r.src_port = 30000 + (i % 13) as u16;
+            r.seq = i / 3;
+            r.ttl = 50 + (i % 20) as u8;
+            recs.push(r);
+            recs.push(syn_ack_for(&r));
+        }
+        let a = lines(&mut engine(), &recs);
+        let b = lines(&mut engine(), &recs);
+        assert!(!a.is_empty());
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn connection_limit_prunes_oldest() {
+        let db = Arc::new(Database::embedded().unwrap_or_else(|e| panic!("{e}")));
+        let cfg = EngineConfig {
+            max_conn: 10,
+            ..EngineConfig::default()
+        };
+        let mut e = Engine::with_config(db, cfg);
+        let mut out = Vec::new();
+        let mut first = None;
+        for i in 0..12u16 {
+            let mut r = at(linux_syn(), 7);
+            r.src_port = 20000 + i;
+            first.get_or_insert(r);
+            e.process(&r, &mut out);
+        }
+        // 11 entries exceed 10: p0f drops 1 + 11/10 = 2 of the oldest before the 12th.
+        assert_eq!(e.flow_count(), 10);
+        let first = first.unwrap_or(SynRecord::ZERO);
+        assert_eq!(
+            e.process(&syn_ack_for(&first), &mut out),
+            Status::StraySynAck
+        );
+    }
+}
