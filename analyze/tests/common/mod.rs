@@ -37,16 +37,23 @@ pub fn shared_pcaps() -> Option<PathBuf> {
     p.is_dir().then_some(p)
 }
 
-/// The bundled captures, sorted.
+/// The bundled captures (`fixtures/pcap/**`), sorted.
 pub fn fixture_captures() -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(root().join("fixtures/pcap"))
-        .expect("fixtures/pcap exists")
-        .map(|e| e.expect("dir entry").path())
-        .filter(|p| {
-            p.extension()
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(dir).expect("readable fixture folder") {
+            let p = e.expect("dir entry").path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else if p
+                .extension()
                 .is_some_and(|e| e == "pcap" || e == "pcapng" || e == "cap")
-        })
-        .collect();
+            {
+                out.push(p);
+            }
+        }
+    }
+    let mut v = Vec::new();
+    walk(&root().join("fixtures/pcap"), &mut v);
     v.sort();
     v
 }
