@@ -333,7 +333,9 @@ impl Database {
     }
 }
 
+/// Parser state: what p0f's `CF_NEED_*` says may come next.
 #[derive(Clone, Copy, PartialEq, Eq)]
+#[allow(clippy::enum_variant_names)]
 enum State {
     NeedSect,
     NeedLabel,

@@ -157,10 +157,10 @@ pub(crate) fn find_match(
     let fsig = fmatch.and_then(|f| db.tcp_sigs().get(f as usize));
     // No fuzzy matching for userland tools. p0f returns before computing a distance, so the
     // packet is reported unknown with distance 0.
-    if let Some(r) = fsig {
-        if db.label_of(r).is_some_and(|l| l.is_userland()) {
-            return none;
-        }
+    if let Some(r) = fsig
+        && db.label_of(r).is_some_and(|l| l.is_userland())
+    {
+        return none;
     }
     let obs_ttl = ts.ttl.clamp(0, 255) as u8;
     let dist = match fsig {
@@ -300,12 +300,12 @@ sig = *:128-:0:*:*,*:mss:df,id+:0
         // ecn appearing: fuzzy.
         let mut r = base;
         r.tcp_flags |= record::tcp_flag::ECE | record::tcp_flag::CWR;
-        assert_eq!(lookup(&db(), &r).1, true);
+        assert!(lookup(&db(), &r).1);
         // id- appearing (no DF, zero ID): fuzzy.
         let mut r = base;
         r.ip_frag = 0;
         r.ip_id = 0;
-        assert_eq!(lookup(&db(), &r).1, true);
+        assert!(lookup(&db(), &r).1);
         // Any other quirk appearing: no match at all, distance guessed.
         let mut r = base;
         r.seq = 0;

@@ -165,7 +165,7 @@ pub fn detect_win_multi(
         }
     };
     let v6 = ip_ver == 6;
-    let mut order: [(i32, bool, bool); 11] = [
+    let order: [(i32, bool, bool); 11] = [
         (mss, false, true),
         (mss - 12, false, has_ts),
         (1500 - MIN_TCP4 as i32, false, true),
@@ -178,17 +178,15 @@ pub fn detect_win_multi(
         (1500, true, true),
         (i32::from(syn_mss), false, syn_mss != 0),
     ];
-    for (div, use_mtu, enabled) in order.iter_mut().map(|e| *e) {
-        if enabled {
-            if let Some(w) = check(div, use_mtu) {
-                return w;
-            }
-        }
-    }
-    if syn_mss != 0 {
-        if let Some(w) = check(i32::from(syn_mss) - 12, false) {
+    for (div, use_mtu, enabled) in order {
+        if enabled && let Some(w) = check(div, use_mtu) {
             return w;
         }
+    }
+    if syn_mss != 0
+        && let Some(w) = check(i32::from(syn_mss) - 12, false)
+    {
+        return w;
     }
     NONE
 }
@@ -698,7 +696,7 @@ pub(crate) mod tests {
         r.tcp_opts[..opts.len()].copy_from_slice(opts);
         r.tcp_opts_len = opts.len() as u8;
         r.tcp_hdr_len = 20 + opts.len() as u8;
-        r.ip_len = u16::from(r.ip_hdr_len) + u16::from(r.tcp_hdr_len) + r.payload_len;
+        r.ip_len = r.ip_hdr_len + u16::from(r.tcp_hdr_len) + r.payload_len;
     }
 
     fn sig(r: &SynRecord) -> String {

@@ -210,7 +210,7 @@ impl Engine {
         use record::tcp_flag::{ACK, FIN, RST, SYN};
         self.packet_cnt += 1;
         self.set_time(ts_ns);
-        if self.packet_cnt % EXPIRE_INTERVAL == 0 {
+        if self.packet_cnt.is_multiple_of(EXPIRE_INTERVAL) {
             self.expire_cache();
         }
         let tcp_type = tcp_flags & (SYN | ACK | FIN | RST);
@@ -255,10 +255,11 @@ impl Engine {
 
         if !pk.syn_ack {
             if let Some(to_srv) = to_srv {
-                if let Some(f) = self.flows.get(&key) {
-                    if to_srv && f.next_cli_seq.wrapping_sub(1) == pk.seq {
-                        return Status::DuplicateSyn;
-                    }
+                if let Some(f) = self.flows.get(&key)
+                    && to_srv
+                    && f.next_cli_seq.wrapping_sub(1) == pk.seq
+                {
+                    return Status::DuplicateSyn;
                 }
                 self.destroy_flow(&key);
             }
@@ -271,10 +272,10 @@ impl Engine {
             }
             self.fingerprint_mtu(true, &pk, ctx, out);
             self.check_ts(true, &pk, ctx, out);
-            if let Some(t) = tsig {
-                if let Some(h) = self.client_host_mut(&key) {
-                    h.last_syn = Some(t);
-                }
+            if let Some(t) = tsig
+                && let Some(h) = self.client_host_mut(&key)
+            {
+                h.last_syn = Some(t);
             }
             Status::Reported
         } else {
@@ -428,10 +429,10 @@ impl Engine {
         };
         self.emit(ctx, to_srv, EventKind::Tcp(obs), out);
 
-        if !pk.syn_ack {
-            if let Some(f) = self.flows.get_mut(&ctx.key) {
-                f.syn_mss = pk.mss;
-            }
+        if !pk.syn_ack
+            && let Some(f) = self.flows.get_mut(&ctx.key)
+        {
+            f.syn_mss = pk.mss;
         }
         if userland {
             let sys = label.map(|l| l.sys.clone()).unwrap_or_default();
@@ -600,14 +601,14 @@ impl Engine {
                     }
                 }
             }
-            if !diff_already {
-                if let Some(n) = sig_name {
-                    if hd.last_class_id != -1 && hd.last_name_id != n {
-                        score += 8;
-                        reason |= NatReasons::OS_SIG;
-                        diff_already = true;
-                    }
-                }
+            if !diff_already
+                && let Some(n) = sig_name
+                && hd.last_class_id != -1
+                && hd.last_name_id != n
+            {
+                score += 8;
+                reason |= NatReasons::OS_SIG;
+                diff_already = true;
             }
             let ttl_diff = i32::from(sig.ttl) - i32::from(r.ttl);
             let sig_bad = msig.is_some_and(|s| s.bad_ttl);
@@ -653,11 +654,12 @@ impl Engine {
                     }
                 }
             }
-        } else if let Some(n) = sig_name {
-            if hd.last_class_id != -1 && hd.last_name_id != n {
-                reason |= NatReasons::OS_SIG;
-                score += 8;
-            }
+        } else if let Some(n) = sig_name
+            && hd.last_class_id != -1
+            && hd.last_name_id != n
+        {
+            reason |= NatReasons::OS_SIG;
+            score += 8;
         }
 
         // p0f keeps the score in a u8.
@@ -869,10 +871,10 @@ impl Engine {
     /// unused). We reproduce that.
     fn nuke_hosts(&mut self) {
         self.nuke_flows();
-        if let Some((_, hk)) = self.host_age.iter().next().map(|(a, k)| (*a, *k)) {
-            if self.hosts.get(&hk).is_some_and(|h| h.use_cnt == 0) {
-                self.destroy_host(&hk);
-            }
+        if let Some(hk) = self.host_age.values().next().copied()
+            && self.hosts.get(&hk).is_some_and(|h| h.use_cnt == 0)
+        {
+            self.destroy_host(&hk);
         }
     }
 
