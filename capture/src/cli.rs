@@ -86,5 +86,5 @@ pub fn main(cli: Cli) -> Result<String> {
         flow_entries: cli.flow_entries,
         status: true,
     };
-    run::run(&cfg).map(|s| s.report())
+    run::run(&cfg, &mut |line| eprintln!("{line}")).map(|s| s.report())
 }

@@ -16,7 +16,8 @@
 //! `u32` metadata length, then the metadata as `key=value` lines (UTF-8).
 
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
+use std::io::{BufReader, Read, Write};
+use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 
 use record::{FlowCounters, FlowKey, SynRecord};
@@ -153,7 +154,8 @@ impl JournalWriter {
     }
 }
 
-/// A journal read back.
+/// A journal read back in full (small journals and tests; see [`JournalReader`] for
+/// streaming).
 #[derive(Debug)]
 pub struct Journal<F> {
     /// The metadata pairs, in file order.
@@ -169,72 +171,139 @@ pub struct Journal<F> {
 impl<F> Journal<F> {
     /// The value of a metadata key.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.meta
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
+        get(&self.meta, key)
     }
 }
 
-/// Reads a journal of `F` frames.
-pub fn read<F: Frame>(path: &Path) -> Result<Journal<F>> {
-    let bad = |reason: String| CaptureError::Journal {
-        path: path.to_path_buf(),
-        reason,
-    };
-    let mut data = Vec::new();
-    File::open(path)
-        .and_then(|mut f| f.read_to_end(&mut data))
-        .map_err(io_err(path))?;
-    let word = |at: usize| -> Option<u32> {
-        data.get(at..at + 4)
-            .and_then(|b| b.first_chunk::<4>())
-            .map(|b| u32::from_le_bytes(*b))
-    };
-    if data.get(..16) != Some(MAGIC.as_slice()) {
-        return Err(bad("not a synscope journal (bad magic)".into()));
+fn get<'a>(meta: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    meta.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+}
+
+/// Streaming reader: the header on open, then frames chunk by chunk, so converting a day of
+/// SYNs never holds the whole journal in memory.
+#[derive(Debug)]
+pub struct JournalReader<F> {
+    file: BufReader<File>,
+    path: PathBuf,
+    /// The metadata pairs, in file order.
+    pub meta: Vec<(String, String)>,
+    /// Bytes after the last whole frame (known once the end is reached).
+    pub torn_bytes: usize,
+    /// Whole frames that did not decode (corruption); skipped.
+    pub bad_frames: usize,
+    buf: Vec<u8>,
+    done: bool,
+    _frame: PhantomData<F>,
+}
+
+impl<F: Frame> JournalReader<F> {
+    /// Opens a journal of `F` frames and reads its header.
+    pub fn open(path: &Path) -> Result<JournalReader<F>> {
+        let bad = |reason: String| CaptureError::Journal {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let mut file = BufReader::new(File::open(path).map_err(io_err(path))?);
+        let mut head = [0u8; HEADER_FIXED];
+        read_full(&mut file, &mut head).map_err(io_err(path))?;
+        if head.get(..16) != Some(MAGIC.as_slice()) {
+            return Err(bad(
+                "not a synscope journal (bad magic or truncated header)".into(),
+            ));
+        }
+        let word = |at: usize| {
+            let mut w = [0u8; 4];
+            w.copy_from_slice(&head[at..at + 4]);
+            u32::from_le_bytes(w)
+        };
+        let (version, frame_size, meta_len) = (word(16), word(20), word(24) as usize);
+        if version != VERSION {
+            return Err(bad(format!("unsupported journal version {version}")));
+        }
+        if frame_size as usize != F::SIZE {
+            return Err(bad(format!(
+                "frame size {frame_size}, expected {} (wrong kind of journal)",
+                F::SIZE
+            )));
+        }
+        if meta_len > MAX_META {
+            return Err(bad("metadata too large".into()));
+        }
+        let mut text = vec![0u8; meta_len];
+        if read_full(&mut file, &mut text).map_err(io_err(path))? != meta_len {
+            return Err(bad("truncated metadata".into()));
+        }
+        let meta = String::from_utf8_lossy(&text)
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Ok(JournalReader {
+            file,
+            path: path.to_path_buf(),
+            meta,
+            torn_bytes: 0,
+            bad_frames: 0,
+            buf: Vec::new(),
+            done: false,
+            _frame: PhantomData,
+        })
     }
-    let (Some(version), Some(frame_size), Some(meta_len)) = (word(16), word(20), word(24)) else {
-        return Err(bad("truncated header".into()));
-    };
-    if version != VERSION {
-        return Err(bad(format!("unsupported journal version {version}")));
+
+    /// The value of a metadata key.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        get(&self.meta, key)
     }
-    if frame_size as usize != F::SIZE {
-        return Err(bad(format!(
-            "frame size {frame_size}, expected {} (wrong kind of journal)",
-            F::SIZE
-        )));
+
+    /// Replaces `out` with up to `max` (at least 1) next valid frames; `false` once the
+    /// journal is exhausted (then `out` is empty).
+    pub fn next_chunk(&mut self, out: &mut Vec<F>, max: usize) -> Result<bool> {
+        out.clear();
+        while out.is_empty() && !self.done {
+            self.buf.resize(max.max(1) * F::SIZE, 0);
+            let n = read_full(&mut self.file, &mut self.buf).map_err(io_err(&self.path))?;
+            if n < self.buf.len() {
+                self.done = true;
+                self.torn_bytes = n % F::SIZE;
+            }
+            for c in self.buf[..n].chunks_exact(F::SIZE) {
+                match F::decode(c) {
+                    Some(f) => out.push(f),
+                    None => self.bad_frames += 1,
+                }
+            }
+        }
+        Ok(!out.is_empty())
     }
-    let meta_len = meta_len as usize;
-    if meta_len > MAX_META {
-        return Err(bad("metadata too large".into()));
-    }
-    let body_at = HEADER_FIXED + meta_len;
-    let Some(text) = data.get(HEADER_FIXED..body_at) else {
-        return Err(bad("truncated metadata".into()));
-    };
-    let meta = String::from_utf8_lossy(text)
-        .lines()
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    let body = data.get(body_at..).unwrap_or(&[]);
-    let mut frames = Vec::with_capacity(body.len() / F::SIZE);
-    let mut bad_frames = 0;
-    let chunks = body.chunks_exact(F::SIZE);
-    let torn_bytes = chunks.remainder().len();
-    for c in chunks {
-        match F::decode(c) {
-            Some(f) => frames.push(f),
-            None => bad_frames += 1,
+}
+
+/// Reads until `buf` is full or the end of the file; returns the bytes read.
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
         }
     }
+    Ok(n)
+}
+
+/// Reads a whole journal of `F` frames.
+pub fn read<F: Frame>(path: &Path) -> Result<Journal<F>> {
+    let mut r = JournalReader::<F>::open(path)?;
+    let mut frames = Vec::new();
+    let mut chunk = Vec::new();
+    while r.next_chunk(&mut chunk, 4096)? {
+        frames.append(&mut chunk);
+    }
     Ok(Journal {
-        meta,
+        meta: std::mem::take(&mut r.meta),
         frames,
-        torn_bytes,
-        bad_frames,
+        torn_bytes: r.torn_bytes,
+        bad_frames: r.bad_frames,
     })
 }
 
@@ -298,6 +367,27 @@ mod tests {
         w.flush().unwrap();
         let j = read::<SynRecord>(&p).unwrap();
         assert_eq!((j.frames.len(), j.bad_frames), (1, 1));
+    }
+
+    #[test]
+    fn chunked_reading_sees_every_frame_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.journal");
+        let mut w = JournalWriter::create::<SynRecord>(&p, &[]).unwrap();
+        for i in 0..=250u8 {
+            w.push(&rec(i));
+        }
+        w.flush().unwrap();
+        let mut r = JournalReader::<SynRecord>::open(&p).unwrap();
+        let (mut got, mut chunk, mut calls) = (Vec::new(), Vec::new(), 0);
+        while r.next_chunk(&mut chunk, 7).unwrap() {
+            assert!(chunk.len() <= 7);
+            got.extend_from_slice(&chunk);
+            calls += 1;
+        }
+        assert_eq!(got, (0..=250).map(rec).collect::<Vec<_>>());
+        assert_eq!(calls, 251usize.div_ceil(7));
+        assert_eq!(r.torn_bytes, 0);
     }
 
     #[test]

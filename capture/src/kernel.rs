@@ -137,15 +137,22 @@ pub fn object_available() -> Result<()> {
     }
 }
 
+/// Verifier log lines shown on rejection: the reason is at the end, after the walk.
+const VERIFIER_TAIL_LINES: usize = 25;
+
+/// The last `n` non-blank lines of a verifier log.
+fn verifier_tail(log: &str, n: usize) -> String {
+    let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
 fn load_err(program: &'static str, e: ProgramError) -> CaptureError {
     match e {
         ProgramError::LoadError {
             io_error,
             verifier_log,
         } => {
-            let log = verifier_log.to_string();
-            let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
-            let tail = lines[lines.len().saturating_sub(25)..].join("\n");
+            let tail = verifier_tail(&verifier_log.to_string(), VERIFIER_TAIL_LINES);
             CaptureError::Verifier {
                 program,
                 reason: io_error,
@@ -428,5 +435,32 @@ fn batch_lookup(fd: RawFd, out: &mut Vec<(FlowKey, FlowCounters)>) -> io::Result
         }
         in_batch = out_batch;
         first = false;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verifier_tail_keeps_the_end() {
+        let log =
+            "0: (b7) r0 = 0\n\n1: (95) exit\nR1 invalid mem access 'scalar'\n\nprocessed 2 insns\n";
+        assert_eq!(
+            verifier_tail(log, 2),
+            "R1 invalid mem access 'scalar'\nprocessed 2 insns"
+        );
+        assert_eq!(verifier_tail(log, 100).lines().count(), 4);
+        assert_eq!(verifier_tail("", 5), "");
+    }
+
+    #[test]
+    fn unknown_interface_is_reported() {
+        let e = ifindex("synscope-no-such-if0").unwrap_err();
+        assert!(e.to_string().contains("unknown interface"), "{e}");
+        assert!(matches!(
+            ifindex("bad\0name"),
+            Err(CaptureError::UnknownInterface(_))
+        ));
     }
 }

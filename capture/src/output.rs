@@ -13,12 +13,12 @@ use std::path::{Path, PathBuf};
 
 use formats::flows::{FlowRow, FlowWriter};
 use formats::meta::{RecordType, RecordingMeta};
-use formats::recording::{WriteSummary, WriterOptions};
+use formats::recording::{RecordingError, WriteSummary, WriterOptions};
 use formats::syn::SynWriter;
 use record::SynRecord;
 
 use crate::error::{CaptureError, Result, io_err};
-use crate::journal::{self, Frame, Journal};
+use crate::journal::{Frame, JournalReader};
 
 /// Journal metadata keys that map onto [`RecordingMeta`] fields; every other key becomes a
 /// `synscope.extra.*` pair.
@@ -120,37 +120,64 @@ pub fn recording_meta(
     m
 }
 
-/// Converts a read journal into a Parquet file at `out` (via `out.tmp` + rename).
-fn write_parquet<F: Frame>(
-    journal: &Journal<F>,
+/// Rows handed to a Parquet writer at a time while converting.
+const CONVERT_CHUNK: usize = 65536;
+
+/// Streams the journal at `journal` into a Parquet file at `out` (via `out.tmp` + rename).
+/// Returns the summary and the number of damaged frames (torn tail counts as one).
+fn convert_one<F: Frame>(
+    journal: &Path,
     out: &Path,
-    meta: &RecordingMeta,
-    write: impl FnOnce(&Path, &RecordingMeta, &[F]) -> Result<WriteSummary>,
-) -> Result<WriteSummary> {
+    record_type: RecordType,
+    extra: &[(String, String)],
+    mut write: impl FnMut(&mut Sink, &[F]) -> std::result::Result<(), RecordingError>,
+) -> Result<(WriteSummary, usize)> {
+    let mut reader = JournalReader::<F>::open(journal)?;
+    let meta = recording_meta(record_type, &reader.meta, extra);
     let tmp = with_suffix(out, ".tmp");
-    let summary = write(&tmp, meta, &journal.frames)?;
+    let rec_err = |source| CaptureError::Recording {
+        path: out.to_path_buf(),
+        source,
+    };
+    let mut sink = match record_type {
+        RecordType::Syn => {
+            Sink::Syn(SynWriter::create(&tmp, &meta, WriterOptions::default()).map_err(rec_err)?)
+        }
+        RecordType::Flows => {
+            Sink::Flows(FlowWriter::create(&tmp, &meta, WriterOptions::default()).map_err(rec_err)?)
+        }
+    };
+    let mut chunk = Vec::new();
+    while reader.next_chunk(&mut chunk, CONVERT_CHUNK)? {
+        write(&mut sink, &chunk).map_err(rec_err)?;
+    }
+    let summary = match sink {
+        Sink::Syn(w) => w.close(),
+        Sink::Flows(w) => w.close(),
+    }
+    .map_err(rec_err)?;
     fs::rename(&tmp, out).map_err(io_err(out))?;
-    Ok(summary)
+    Ok((summary, reader.torn_bytes.min(1) + reader.bad_frames))
 }
 
-fn syn_parquet(path: &Path, meta: &RecordingMeta, rows: &[SynRecord]) -> Result<WriteSummary> {
-    let rec_err = |source| CaptureError::Recording {
-        path: path.to_path_buf(),
-        source,
-    };
-    let mut w = SynWriter::create(path, meta, WriterOptions::default()).map_err(rec_err)?;
-    w.write_all(rows).map_err(rec_err)?;
-    w.close().map_err(rec_err)
+/// The writer of one conversion.
+enum Sink {
+    Syn(SynWriter),
+    Flows(FlowWriter),
 }
 
-fn flows_parquet(path: &Path, meta: &RecordingMeta, rows: &[FlowRow]) -> Result<WriteSummary> {
-    let rec_err = |source| CaptureError::Recording {
-        path: path.to_path_buf(),
-        source,
-    };
-    let mut w = FlowWriter::create(path, meta, WriterOptions::default()).map_err(rec_err)?;
-    w.write_all(rows).map_err(rec_err)?;
-    w.close().map_err(rec_err)
+fn write_syn(sink: &mut Sink, rows: &[SynRecord]) -> std::result::Result<(), RecordingError> {
+    match sink {
+        Sink::Syn(w) => w.write_all(rows),
+        Sink::Flows(_) => Ok(()),
+    }
+}
+
+fn write_flows(sink: &mut Sink, rows: &[FlowRow]) -> std::result::Result<(), RecordingError> {
+    match sink {
+        Sink::Flows(w) => w.write_all(rows),
+        Sink::Syn(_) => Ok(()),
+    }
 }
 
 /// What one conversion produced.
@@ -172,15 +199,22 @@ pub fn convert(
     flows_out: &Path,
     extra: &[(String, String)],
 ) -> Result<Converted> {
-    let sj = journal::read::<SynRecord>(&paths.syn_journal)?;
-    let meta = recording_meta(RecordType::Syn, &sj.meta, extra);
-    let syn = write_parquet(&sj, syn_out, &meta, syn_parquet)?;
-    let mut damaged = sj.torn_bytes.min(1) + sj.bad_frames;
+    let (syn, mut damaged) = convert_one(
+        &paths.syn_journal,
+        syn_out,
+        RecordType::Syn,
+        extra,
+        write_syn,
+    )?;
     let flows = if paths.flows_journal.exists() {
-        let fj = journal::read::<FlowRow>(&paths.flows_journal)?;
-        let meta = recording_meta(RecordType::Flows, &fj.meta, extra);
-        let s = write_parquet(&fj, flows_out, &meta, flows_parquet)?;
-        damaged += fj.torn_bytes.min(1) + fj.bad_frames;
+        let (s, d) = convert_one(
+            &paths.flows_journal,
+            flows_out,
+            RecordType::Flows,
+            extra,
+            write_flows,
+        )?;
+        damaged += d;
         Some((flows_out.to_path_buf(), s))
     } else {
         None
@@ -204,7 +238,7 @@ pub fn recover(paths: &Paths) -> Result<Option<Converted>> {
     if !paths.syn_journal.exists() {
         return Ok(None);
     }
-    let sj = journal::read::<SynRecord>(&paths.syn_journal)?;
+    let sj = JournalReader::<SynRecord>::open(&paths.syn_journal)?;
     let start_s = sj
         .get(key::START_UTC_NS)
         .and_then(|v| v.parse::<u64>().ok())

@@ -139,8 +139,10 @@ fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
-/// Runs a capture to completion.
-pub fn run(cfg: &Config) -> Result<Summary> {
+/// Runs a capture to completion. `log` receives progress lines meant for a human (the
+/// binary prints them on stderr), notably one starting with `attached` once the hooks are
+/// live.
+pub fn run(cfg: &Config, log: &mut dyn FnMut(&str)) -> Result<Summary> {
     if cfg.flush_interval.is_zero() || cfg.flow_interval.is_zero() {
         return Err(CaptureError::Usage("intervals must be positive".into()));
     }
@@ -153,21 +155,17 @@ pub fn run(cfg: &Config) -> Result<Summary> {
     // Blocked before anything else so a Ctrl-C during setup still ends in a clean stop.
     let signals = StopSignals::install()?;
     let recovered = output::recover(&paths)?;
-    let mut dp = Datapath::open(
-        &cfg.iface,
-        cfg.mode,
-        Options {
-            flows: cfg.flows,
-            flow_entries: cfg.flow_entries,
-            ring_bytes: cfg.ring_mib << 20,
-        },
-    )?;
-    let clock = Clock::measure()?;
-    let start_mono = Clock::mono_now()?;
-    let start_utc = clock.to_utc(start_mono);
 
+    // Cheap checks first, so a bad interface or missing privileges fail before any file is
+    // touched.
+    crate::kernel::object_available()?;
+    crate::kernel::check_privileges()?;
+    crate::kernel::ifindex(&cfg.iface)?;
+    let clock = Clock::measure()?;
     let mut host = RecordingMeta::new(RecordType::Syn);
     host.fill_local_host();
+    let start_mono = Clock::mono_now()?;
+    let start_utc = clock.to_utc(start_mono);
     let meta: Vec<(String, String)> = vec![
         (key::HOST.into(), host.host),
         (key::INTERFACE.into(), cfg.iface.clone()),
@@ -176,8 +174,6 @@ pub fn run(cfg: &Config) -> Result<Summary> {
         (key::START_UTC_NS.into(), start_utc.to_string()),
         ("clock_offset_ns".into(), clock.offset_ns().to_string()),
         ("mode".into(), cfg.mode.name().into()),
-        ("attachment".into(), dp.attachment.clone()),
-        ("ifindex".into(), dp.ifindex.to_string()),
         (
             "flush_interval_ms".into(),
             cfg.flush_interval.as_millis().to_string(),
@@ -187,15 +183,47 @@ pub fn run(cfg: &Config) -> Result<Summary> {
             cfg.flow_interval.as_millis().to_string(),
         ),
     ];
+    // Journals before attaching: an unwritable output directory must not cost an attach.
     let mut sj = JournalWriter::create::<SynRecord>(&paths.syn_journal, &meta)?;
-    let mut fj = if cfg.flows {
-        Some(JournalWriter::create::<FlowRow>(
-            &paths.flows_journal,
-            &meta,
-        )?)
+    let fj = if cfg.flows {
+        JournalWriter::create::<FlowRow>(&paths.flows_journal, &meta).map(Some)
     } else {
-        None
+        Ok(None)
     };
+    let opened = fj.and_then(|fj| {
+        Datapath::open(
+            &cfg.iface,
+            cfg.mode,
+            Options {
+                flows: cfg.flows,
+                flow_entries: cfg.flow_entries,
+                ring_bytes: cfg.ring_mib << 20,
+            },
+        )
+        .map(|dp| (dp, fj))
+    });
+    let (mut dp, mut fj) = match opened {
+        Ok(x) => x,
+        Err(e) => {
+            // Nothing was captured: leave no journal for a later start to "recover".
+            let _ = std::fs::remove_file(&paths.syn_journal);
+            let _ = std::fs::remove_file(&paths.flows_journal);
+            return Err(e);
+        }
+    };
+
+    log(&format!(
+        "attached to {} as {}; recording to {} (journal {})",
+        cfg.iface,
+        dp.attachment,
+        paths.syn.display(),
+        paths.syn_journal.display()
+    ));
+    // Known only once attached, so kept with the counters (and in the final metadata).
+    let attach_info: Vec<(String, String)> = vec![
+        ("attachment".into(), dp.attachment.clone()),
+        ("ifindex".into(), dp.ifindex.to_string()),
+    ];
 
     let bar = if cfg.status && std::io::stderr().is_terminal() {
         let b = ProgressBar::new_spinner();
@@ -273,7 +301,9 @@ pub fn run(cfg: &Config) -> Result<Summary> {
         if now >= next_flush {
             sj.flush()?;
             let c = dp.counters()?;
-            output::write_counters(&paths.counters, &counter_pairs(&c, drained, malformed))?;
+            let mut pairs = counter_pairs(&c, drained, malformed);
+            pairs.extend(attach_info.iter().cloned());
+            output::write_counters(&paths.counters, &pairs)?;
             next_flush = now.saturating_add(flush_ns);
         }
         if !bar.is_hidden() && now >= next_status {
@@ -318,7 +348,8 @@ pub fn run(cfg: &Config) -> Result<Summary> {
     flow_rows += flows_step(&dp, now, &mut fj, &mut tracker)?;
     sj.flush()?;
     let counters = dp.counters()?;
-    let pairs = counter_pairs(&counters, drained, malformed);
+    let mut pairs = counter_pairs(&counters, drained, malformed);
+    pairs.extend(attach_info.iter().cloned());
     output::write_counters(&paths.counters, &pairs)?;
     let attachment = dp.attachment.clone();
     drop(dp);

@@ -126,6 +126,8 @@ fn veth_pair(tag: &str) -> (Netns, Netns) {
 /// A running capture.
 struct Capture {
     child: Option<Child>,
+    /// Lines of the capture's stderr, read by a thread.
+    lines: std::sync::mpsc::Receiver<String>,
 }
 
 impl Drop for Capture {
@@ -149,22 +151,31 @@ impl Capture {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let mut cap = Capture { child: Some(child) };
-        // The journal appears once the programs are attached.
-        let journal = capture::output::Paths::new(out).syn_journal;
+        let mut child = child;
+        let (tx, lines) = std::sync::mpsc::channel();
+        let err = BufReader::new(child.stderr.take().unwrap());
+        std::thread::spawn(move || {
+            for l in err.lines().map_while(Result::ok) {
+                let _ = tx.send(l);
+            }
+        });
+        let cap = Capture {
+            child: Some(child),
+            lines,
+        };
+        // The capture says `attached ...` once the hooks are live.
         let t0 = Instant::now();
-        while !journal.exists() {
-            let c = cap.child.as_mut().unwrap();
-            if let Ok(Some(st)) = c.try_wait() {
-                let mut err = String::new();
-                c.stderr.take().unwrap().read_to_string(&mut err).unwrap();
-                panic!("capture exited early ({st}): {err}");
+        let mut seen = String::new();
+        loop {
+            match cap.lines.recv_timeout(Duration::from_secs(20)) {
+                Ok(l) if l.starts_with("attached") => break,
+                Ok(l) => seen.push_str(&(l + "\n")),
+                Err(_) => panic!("capture did not attach: {seen}"),
             }
             assert!(
                 t0.elapsed() < Duration::from_secs(20),
-                "capture did not start"
+                "capture did not start: {seen}"
             );
-            std::thread::sleep(Duration::from_millis(20));
         }
         cap
     }
@@ -178,9 +189,9 @@ impl Capture {
     fn stop(mut self) -> String {
         std::thread::sleep(Duration::from_millis(300));
         self.signal(libc::SIGINT);
-        let out = self.child.take().unwrap().wait_with_output().unwrap();
-        let err = String::from_utf8_lossy(&out.stderr).into_owned();
-        assert!(out.status.success(), "capture failed: {err}");
+        let status = self.child.take().unwrap().wait().unwrap();
+        let err: String = self.lines.iter().map(|l| l + "\n").collect();
+        assert!(status.success(), "capture failed: {err}");
         eprintln!("{err}");
         err
     }
