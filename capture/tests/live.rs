@@ -197,6 +197,61 @@ impl Capture {
     }
 }
 
+/// tcpdump writing a pcap, in a namespace; headers only (snap 256), every packet
+/// (immediate mode, large buffer) so none is lost to the capture ring.
+struct Tcpdump {
+    child: Child,
+    err: std::thread::JoinHandle<String>,
+}
+
+impl Tcpdump {
+    fn start(ns: &Netns, iface: &str, pcap: &Path) -> Tcpdump {
+        let mut child = ns
+            .cmd("tcpdump")
+            .args([
+                "-Z",
+                "root",
+                "--immediate-mode",
+                "-B",
+                "32768",
+                "-U",
+                "-s",
+                "256",
+            ])
+            .args(["-i", iface, "-w"])
+            .arg(pcap)
+            .arg("tcp")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut err = BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        err.read_line(&mut line).unwrap();
+        assert!(line.contains("listening"), "tcpdump: {line}");
+        // Keep reading its stderr so tcpdump never writes into a closed pipe.
+        let err = std::thread::spawn(move || {
+            let mut rest = String::new();
+            let _ = err.read_to_string(&mut rest);
+            rest
+        });
+        Tcpdump { child, err }
+    }
+
+    fn stop(mut self) {
+        std::thread::sleep(Duration::from_millis(200));
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        let st = self.child.wait().unwrap();
+        let err = self.err.join().unwrap();
+        assert!(st.success(), "tcpdump: {err}");
+        assert!(
+            err.lines()
+                .any(|l| l.trim() == "0 packets dropped by kernel"),
+            "tcpdump lost packets: {err}"
+        );
+    }
+}
+
 fn read_syn(path: &Path) -> (Vec<SynRecord>, BTreeMap<String, String>) {
     let r = SynReader::open(path).unwrap();
     let extra = r.meta().extra.iter().cloned().collect();
@@ -277,37 +332,7 @@ fn loopback_matches_tcpdump() {
     let dir = tempfile::tempdir().unwrap();
     let ns = Netns::new("lo");
     let pcap = dir.path().join("lo.pcap");
-    let mut tcpdump = ns
-        .cmd("tcpdump")
-        .args([
-            "-Z",
-            "root",
-            "--immediate-mode",
-            "-B",
-            "32768",
-            "-i",
-            "lo",
-            "-U",
-            "-s",
-            "256",
-            "-w",
-        ])
-        .arg(&pcap)
-        .arg("tcp")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = BufReader::new(tcpdump.stderr.take().unwrap());
-    let mut line = String::new();
-    err.read_line(&mut line).unwrap();
-    assert!(line.contains("listening"), "tcpdump: {line}");
-    // Keep reading its stderr so tcpdump never writes into a closed pipe.
-    let td_err = std::thread::spawn(move || {
-        let mut rest = String::new();
-        let _ = err.read_to_string(&mut rest);
-        rest
-    });
+    let tcpdump = Tcpdump::start(&ns, "lo", &pcap);
     let out = dir.path().join("day.parquet");
     let cap = Capture::start(&ns, "lo", &out, &["--flow-interval", "0.5"]);
     const N: usize = 20;
@@ -317,13 +342,7 @@ fn loopback_matches_tcpdump() {
     });
     let report = cap.stop();
     std::thread::sleep(Duration::from_millis(200));
-    unsafe { libc::kill(tcpdump.id() as i32, libc::SIGINT) };
-    let st = tcpdump.wait().unwrap();
-    eprintln!(
-        "tcpdump {st}, pcap {} bytes: {}",
-        std::fs::metadata(&pcap).map(|m| m.len()).unwrap_or(0),
-        td_err.join().unwrap()
-    );
+    tcpdump.stop();
 
     let (rows, extra) = read_syn(&out);
     let mut from_pcap: Vec<SynRecord> = Vec::new();
@@ -425,7 +444,9 @@ fn veth_mode(mode: &str) {
     let dir = tempfile::tempdir().unwrap();
     let (a, b) = veth_pair(&format!("v{mode}"));
     let out = dir.path().join("veth.parquet");
-    let cap = Capture::start(&b, "vb", &out, &["--mode", mode]);
+    let pcap = dir.path().join("vb.pcap");
+    let tcpdump = Tcpdump::start(&b, "vb", &pcap);
+    let cap = Capture::start(&b, "vb", &out, &["--mode", mode, "--flow-interval", "0.3"]);
     const N: usize = 10;
     let srv4 = SocketAddr::from((Ipv4Addr::new(198, 51, 100, 2), 0));
     let srv6 = SocketAddr::from(("fd00:db8::2".parse::<Ipv6Addr>().unwrap(), 0));
@@ -452,7 +473,9 @@ fn veth_mode(mode: &str) {
     });
     accept.join().unwrap();
     cap.stop();
+    tcpdump.stop();
     let (rows, _) = read_syn(&out);
+    check_flows_against_pcap(&out, &pcap, mode, 2 * N);
     let syns: Vec<&SynRecord> = rows.iter().filter(|r| !r.is_syn_ack()).collect();
     let acks: Vec<&SynRecord> = rows.iter().filter(|r| r.is_syn_ack()).collect();
     assert_eq!(syns.len(), 2 * N, "SYNs from a");
@@ -487,6 +510,61 @@ fn veth_mode(mode: &str) {
         assert!(acks.is_empty(), "XDP sees ingress only");
     }
     assert_nothing_attached(&b, "vb");
+}
+
+/// The flow rows, summed over intervals, equal the flow table `formats::pcap` builds from
+/// tcpdump's view of the same interface: every packet and byte in the directions the hook
+/// sees (TC: both; XDP: ingress, i.e. from the client `a`).
+fn check_flows_against_pcap(out: &Path, pcap: &Path, mode: &str, connections: usize) {
+    let mut c = formats::pcap::Collect::default();
+    formats::pcap::open(pcap).unwrap().run(&mut c).unwrap();
+    let rows: Vec<formats::flows::FlowRow> =
+        formats::flows::FlowReader::open(capture::output::Paths::new(out).flows)
+            .unwrap()
+            .records()
+            .map(|r| r.unwrap())
+            .collect();
+    let client4 = [198, 51, 100, 1];
+    let client6 = "fd00:db8::1".parse::<Ipv6Addr>().unwrap().octets();
+    let is_client = |k: &record::FlowKey, addr: &[u8; 16]| {
+        if k.ip_version == 4 {
+            addr[..4] == client4
+        } else {
+            *addr == client6
+        }
+    };
+    let mut ours: BTreeMap<String, (u64, u64, u64, u64)> = BTreeMap::new();
+    for r in &rows {
+        let e = ours.entry(format!("{:?}", r.key)).or_default();
+        e.0 += r.counters.a_to_b.packets;
+        e.1 += r.counters.a_to_b.bytes;
+        e.2 += r.counters.b_to_a.packets;
+        e.3 += r.counters.b_to_a.bytes;
+        assert!(r.interval_start_ns < r.interval_end_ns);
+    }
+    let mut want: BTreeMap<String, (u64, u64, u64, u64)> = BTreeMap::new();
+    for (k, v) in &c.flows {
+        let (mut ab, mut ba) = (v.a_to_b, v.b_to_a);
+        if mode == "xdp" {
+            // Only packets from the client reach the ingress hook.
+            if !is_client(k, &k.addr_a) {
+                ab = Default::default();
+            }
+            if !is_client(k, &k.addr_b) {
+                ba = Default::default();
+            }
+        }
+        want.insert(
+            format!("{k:?}"),
+            (ab.packets, ab.bytes, ba.packets, ba.bytes),
+        );
+    }
+    assert_eq!(
+        want.len(),
+        connections,
+        "tcpdump saw one flow per connection"
+    );
+    assert_eq!(ours, want, "flow counters differ from the pcap's");
 }
 
 /// (b) veth between two namespaces, TC mode.
