@@ -252,18 +252,18 @@ fn not_a_capture_and_unsupported_link_are_errors() {
     assert!(err.to_string().contains("SOURCES.md"));
     let err = pcap::open(&fixture("does-not-exist.pcap")).err().unwrap();
     assert!(matches!(err, PcapError::Io { .. }), "{err}");
-    // A pcap header announcing ARCnet (129).
+    // A pcap header announcing token ring (6).
     let header = PcapHeader {
-        datalink: DataLink::from(129),
+        datalink: DataLink::from(6),
         ..Default::default()
     };
     let w = PcapWriter::with_header(Vec::new(), header).unwrap();
-    let err = CaptureReader::new("arc.pcap".into(), Cursor::new(w.into_writer()))
+    let err = CaptureReader::new("tr.pcap".into(), Cursor::new(w.into_writer()))
         .err()
         .unwrap();
     assert_eq!(
         err.to_string(),
-        "arc.pcap: unsupported link type 129 (arcnet_linux)"
+        "tr.pcap: unsupported link type 6 (ieee802_5)"
     );
     // A header cut short.
     let err = CaptureReader::new("short".into(), Cursor::new(vec![0xd4, 0xc3, 0xb2, 0xa1, 2]))
@@ -355,7 +355,7 @@ fn pcapng_per_interface_link_and_time() {
     .unwrap();
     // Interface 2: nanoseconds, unsupported link type.
     w.write_pcapng_block(InterfaceDescriptionBlock {
-        linktype: DataLink::from(129),
+        linktype: DataLink::from(6),
         snaplen: 0,
         options: vec![InterfaceDescriptionOption::IfTsResol(9)],
     })
@@ -412,13 +412,13 @@ fn pcapng_per_interface_link_and_time() {
         ]
     );
     assert_eq!(
-        stats.skipped[&SkipReason::UnsupportedLinkType(LinkType(129))],
+        stats.skipped[&SkipReason::UnsupportedLinkType(LinkType(6))],
         1
     );
     assert_eq!(stats.skipped[&SkipReason::UnknownInterface], 1);
     assert_eq!(stats.link_types[&LinkType::ETHERNET], 1);
     assert_eq!(stats.link_types[&LinkType::RAW], 1);
-    assert_eq!(stats.link_types[&LinkType(129)], 1);
+    assert_eq!(stats.link_types[&LinkType(6)], 1);
     // Garbage after the last block: a warning at its offset, not an error.
     let mut bytes = {
         let mut w = PcapNgWriter::new(Vec::new()).unwrap();

@@ -40,8 +40,6 @@ filter='tcp.flags.syn==1
 
 # file <TAB> reason. Keep sorted; every entry must be explained.
 read -r -d '' EXCEPTIONS <<'EXC' || true
-tcpdump/tests__arcnet-rfc1051-arp-icmp-http.pcap	unsupported link type 129 (arcnet_linux)
-tcpdump/tests__arcnet-rfc1201-arp-icmp-http.pcap	unsupported link type 129 (arcnet_linux)
 zeek/testing__btest__Traces__snap-tcp.pcap	802.3 LLC/SNAP-encapsulated IP (Linux does not deliver it as IP)
 zeek/testing__btest__Traces__vlan-qinqinq.pcap	three VLAN tags (the datapath reads at most two)
 EXC

@@ -23,6 +23,8 @@ impl LinkType {
     pub const NULL: LinkType = LinkType(0);
     /// Ethernet II (with optional 802.1Q / 802.1ad tags).
     pub const ETHERNET: LinkType = LinkType(1);
+    /// ARCnet as BSD captures it: source, destination, then the protocol byte.
+    pub const ARCNET_BSD: LinkType = LinkType(7);
     /// PPP, optionally with the HDLC address/control bytes.
     pub const PPP: LinkType = LinkType(9);
     /// FDDI with an 802.2 LLC/SNAP header.
@@ -41,6 +43,9 @@ impl LinkType {
     pub const LOOP: LinkType = LinkType(108);
     /// Linux cooked capture v1 (`tcpdump -i any`).
     pub const LINUX_SLL: LinkType = LinkType(113);
+    /// ARCnet as Linux captures it: like [`LinkType::ARCNET_BSD`] with a 2-byte offset field
+    /// after the destination.
+    pub const ARCNET_LINUX: LinkType = LinkType(129);
     /// Bare IPv4.
     pub const IPV4: LinkType = LinkType(228);
     /// Bare IPv6.
@@ -58,6 +63,8 @@ impl LinkType {
             self,
             LinkType::NULL
                 | LinkType::ETHERNET
+                | LinkType::ARCNET_BSD
+                | LinkType::ARCNET_LINUX
                 | LinkType::PPP
                 | LinkType::FDDI
                 | LinkType::DLT_RAW_12
@@ -209,6 +216,8 @@ pub(crate) fn strip(link: LinkType, data: &[u8]) -> Result<(Net, &[u8]), SkipRea
             ether_type(proto, after(data, 44))
         }
         LinkType::NFLOG => nflog(data),
+        LinkType::ARCNET_BSD => arcnet(data, 2),
+        LinkType::ARCNET_LINUX => arcnet(data, 4),
         other => Err(SkipReason::UnsupportedLinkType(other)),
     }
 }
@@ -311,4 +320,37 @@ fn nflog(data: &[u8]) -> Result<(Net, &[u8]), SkipReason> {
         at += (len + 3) & !3;
     }
     Err(SkipReason::NotIp)
+}
+
+/// ARCnet protocol ids: RFC 1051 IPv4 (no fragmentation header), RFC 1201 IPv4 and RFC 2497
+/// IPv6 (both with the RFC 1201 split-flag/sequence header).
+const ARC_IP_OLD: u8 = 0xf0;
+const ARC_IP: u8 = 0xd4;
+const ARC_IP6: u8 = 0xc4;
+
+/// ARCnet: `addr` bytes of addressing (2 on BSD, 4 on Linux), the protocol id, then for RFC
+/// 1201 framing a split flag and a 2-byte sequence number. A split flag of 0xff marks an
+/// "exception" packet whose header repeats after 4 filler bytes; any other non-zero flag is one
+/// piece of a split packet, which we treat as a fragment.
+fn arcnet(data: &[u8], addr: usize) -> Result<(Net, &[u8]), SkipReason> {
+    let proto = *data.get(addr).ok_or(SkipReason::TruncatedLinkHeader)?;
+    let net = match proto {
+        ARC_IP_OLD => return Ok((Net::V4, after(data, addr + 1))),
+        ARC_IP => Net::V4,
+        ARC_IP6 => Net::V6,
+        _ => return Err(SkipReason::NotIp),
+    };
+    let mut at = addr + 1;
+    let mut flag = *data.get(at).ok_or(SkipReason::TruncatedLinkHeader)?;
+    if flag == 0xff {
+        at += 4;
+        flag = *data.get(at).ok_or(SkipReason::TruncatedLinkHeader)?;
+    }
+    if flag != 0 {
+        return Err(SkipReason::Fragment);
+    }
+    if data.len() < at + 3 {
+        return Err(SkipReason::TruncatedLinkHeader);
+    }
+    Ok((net, after(data, at + 3)))
 }

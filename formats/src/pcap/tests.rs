@@ -235,6 +235,26 @@ fn link_types_reach_the_same_record() {
         ("ipoib", LinkType::IPOIB, with(&ipoib, &ip)),
         ("fddi", LinkType::FDDI, with(&fddi, &ip)),
         ("nflog", LinkType::NFLOG, with(&nflog, &ip)),
+        (
+            "arcnet linux rfc1051",
+            LinkType::ARCNET_LINUX,
+            with(&[1, 2, 0, 0, 0xf0], &ip),
+        ),
+        (
+            "arcnet linux rfc1201",
+            LinkType::ARCNET_LINUX,
+            with(&[1, 2, 0, 0, 0xd4, 0, 0, 9], &ip),
+        ),
+        (
+            "arcnet linux exception",
+            LinkType::ARCNET_LINUX,
+            with(&[1, 2, 0, 0, 0xd4, 0xff, 0xff, 0xff, 0xd4, 0, 0, 9], &ip),
+        ),
+        (
+            "arcnet bsd rfc1201",
+            LinkType::ARCNET_BSD,
+            with(&[1, 2, 0xd4, 0, 0, 9], &ip),
+        ),
     ];
     for (name, link, frame) in cases {
         assert_eq!(rec(link, &frame), Ok(want), "{name}");
@@ -257,6 +277,11 @@ fn link_types_reach_the_same_record() {
             with(&sll2([0x86, 0xdd]), &ip6),
         ),
         ("ppp", LinkType::PPP, with(&[0xff, 0x03, 0, 0x57], &ip6)),
+        (
+            "arcnet",
+            LinkType::ARCNET_LINUX,
+            with(&[1, 2, 0, 0, 0xc4, 0, 0, 1], &ip6),
+        ),
     ];
     for (name, link, frame) in cases6 {
         assert_eq!(rec(link, &frame), Ok(v6), "{name}");
@@ -283,8 +308,15 @@ fn link_types_reach_the_same_record() {
         Err(SkipReason::NotIp)
     );
     assert_eq!(
-        parse(LinkType(129), &ip),
-        Err(SkipReason::UnsupportedLinkType(LinkType(129)))
+        parse(
+            LinkType::ARCNET_LINUX,
+            &with(&[1, 2, 0, 0, 0xd4, 3, 0, 9], &ip)
+        ),
+        Err(SkipReason::Fragment)
+    );
+    assert_eq!(
+        parse(LinkType(6), &ip),
+        Err(SkipReason::UnsupportedLinkType(LinkType(6)))
     );
     // Raw IP with a version nibble that is neither 4 nor 6.
     let mut bad = ip.clone();
@@ -676,7 +708,7 @@ fn garbage_never_panics() {
         .write(&mut frame, &[1; 8])
         .unwrap();
     let links = [
-        0, 1, 9, 10, 12, 14, 50, 101, 104, 108, 113, 228, 229, 239, 242, 276, 7,
+        0, 1, 6, 7, 9, 10, 12, 14, 50, 101, 104, 108, 113, 129, 228, 229, 239, 242, 276,
     ];
     for l in links {
         for n in 0..=frame.len() {
