@@ -10,10 +10,10 @@
 //! `[tcp:response]`, `[http:request]`, `[http:response]`. HTTP signatures are parsed and kept
 //! (for reports and for completeness) but the engine does not match HTTP.
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
+use super::hasher::FastMap;
 use super::matcher::{Probe, find_match};
 use super::sig::{Layout, MAX_TCP_OPT, WinMulti, detect_win_multi, opt, quirk};
 
@@ -231,10 +231,10 @@ pub struct Database {
     labels: Vec<Label>,
     tcp: Vec<TcpSig>,
     /// (to_srv, layout) -> signature indexes in file order.
-    index: HashMap<(bool, Layout), Vec<u32>>,
+    index: FastMap<(bool, Layout), Vec<u32>>,
     mtu: Vec<MtuSig>,
     /// MTU -> index of its first signature (p0f takes the first in file order).
-    mtu_index: HashMap<u16, u32>,
+    mtu_index: FastMap<u16, u32>,
     http: Vec<HttpSig>,
     ua_os: Vec<UaOs>,
 }

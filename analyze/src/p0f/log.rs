@@ -22,10 +22,29 @@ pub fn write_p0f_line_with_offset(
     utc_offset_secs: i64,
     w: &mut impl Write,
 ) -> io::Result<()> {
-    let mut s = String::with_capacity(256);
-    format_line(ev, utc_offset_secs, &mut s).map_err(|_| io::Error::other("format error"))?;
-    s.push('\n');
-    w.write_all(s.as_bytes())
+    // Formats straight into the writer (no per-line allocation), keeping the first I/O error.
+    struct Adapter<'a, W: Write> {
+        inner: &'a mut W,
+        error: Option<io::Error>,
+    }
+    impl<W: Write> std::fmt::Write for Adapter<'_, W> {
+        fn write_str(&mut self, s: &str) -> std::fmt::Result {
+            self.inner.write_all(s.as_bytes()).map_err(|e| {
+                self.error = Some(e);
+                std::fmt::Error
+            })
+        }
+    }
+    let mut a = Adapter {
+        inner: w,
+        error: None,
+    };
+    let res = format_line(ev, utc_offset_secs, &mut a).and_then(|()| a.write_char('\n'));
+    match (res, a.error) {
+        (_, Some(e)) => Err(e),
+        (Err(_), None) => Err(io::Error::other("format error")),
+        (Ok(()), None) => Ok(()),
+    }
 }
 
 /// The line without its newline, as a `String` (convenient for tests and comparisons).
@@ -83,57 +102,72 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
-fn write_params(p: &Params, has_match: bool, out: &mut String) {
-    let start = out.len();
-    let add = |s: &str, out: &mut String| {
-        if out.len() > start {
-            out.push(' ');
+/// Space-separated words, or `empty` when there are none.
+struct Words<'a, W: std::fmt::Write> {
+    out: &'a mut W,
+    any: bool,
+}
+
+impl<W: std::fmt::Write> Words<'_, W> {
+    fn word(&mut self, args: std::fmt::Arguments<'_>) -> std::fmt::Result {
+        if self.any {
+            self.out.write_char(' ')?;
         }
-        out.push_str(s);
-    };
-    if has_match {
-        if p.generic {
-            add("generic", out);
-        }
-        if p.fuzzy {
-            add("fuzzy", out);
-        }
-        if p.random_ttl {
-            add("random_ttl", out);
-        }
+        self.any = true;
+        self.out.write_fmt(args)
     }
-    if p.excess_dist {
-        add("excess_dist", out);
-    }
-    if p.tos != 0 {
-        add(&format!("tos:0x{:02x}", p.tos), out);
-    }
-    if out.len() == start {
-        out.push_str("none");
+
+    fn finish(self, empty: &str) -> std::fmt::Result {
+        if self.any {
+            Ok(())
+        } else {
+            self.out.write_str(empty)
+        }
     }
 }
 
-fn write_nat(n: &NatObservation, out: &mut String) -> std::fmt::Result {
-    out.push_str("|reason=");
-    let start = out.len();
-    for (bit, name) in NatReasons::NAMES {
-        if n.reasons.0 & bit != 0 {
-            if out.len() > start {
-                out.push(' ');
-            }
-            out.push_str(name);
+fn write_params(p: &Params, has_match: bool, out: &mut impl std::fmt::Write) -> std::fmt::Result {
+    let mut w = Words { out, any: false };
+    if has_match {
+        if p.generic {
+            w.word(format_args!("generic"))?;
+        }
+        if p.fuzzy {
+            w.word(format_args!("fuzzy"))?;
+        }
+        if p.random_ttl {
+            w.word(format_args!("random_ttl"))?;
         }
     }
-    if out.len() == start {
-        out.push_str("???");
+    if p.excess_dist {
+        w.word(format_args!("excess_dist"))?;
     }
+    if p.tos != 0 {
+        w.word(format_args!("tos:0x{:02x}", p.tos))?;
+    }
+    w.finish("none")
+}
+
+fn write_nat(n: &NatObservation, out: &mut impl std::fmt::Write) -> std::fmt::Result {
+    out.write_str("|reason=")?;
+    let mut w = Words { out, any: false };
+    for (bit, name) in NatReasons::NAMES {
+        if n.reasons.0 & bit != 0 {
+            w.word(format_args!("{name}"))?;
+        }
+    }
+    w.finish("???")?;
     let h = n.raw_hits;
     write!(out, "|raw_hits={},{},{},{}", h[0], h[1], h[2], h[3])
 }
 
-fn format_line(ev: &Event, utc_offset_secs: i64, out: &mut String) -> std::fmt::Result {
+fn format_line(
+    ev: &Event,
+    utc_offset_secs: i64,
+    out: &mut impl std::fmt::Write,
+) -> std::fmt::Result {
     let e = &ev.endpoints;
-    out.push('[');
+    out.write_char('[')?;
     let secs = i64::try_from(ev.ts_ns / 1_000_000_000).unwrap_or(i64::MAX);
     write_time(secs.saturating_add(utc_offset_secs), out)?;
     write!(out, "] mod={}|cli=", ev.module())?;
@@ -154,15 +188,15 @@ fn format_line(ev: &Event, utc_offset_secs: i64, out: &mut String) -> std::fmt::
                         write!(out, " {f}")?;
                     }
                 }
-                None => out.push_str("|os=???"),
+                None => out.write_str("|os=???")?,
             }
             if t.distance_upper_bound {
                 write!(out, "|dist=<= {}", t.distance)?;
             } else {
                 write!(out, "|dist={}", t.distance)?;
             }
-            out.push_str("|params=");
-            write_params(&t.params, t.label.is_some(), out);
+            out.write_str("|params=")?;
+            write_params(&t.params, t.label.is_some(), out)?;
             write!(out, "|raw_sig={}", t.raw_sig)?;
         }
         EventKind::Mtu { link, mtu } => {

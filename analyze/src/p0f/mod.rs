@@ -28,6 +28,7 @@
 
 pub mod db;
 pub mod event;
+mod hasher;
 pub mod log;
 pub mod matcher;
 pub mod sig;

@@ -15,7 +15,7 @@
 //! expiry runs every 50 packets like p0f's; otherwise expiry runs on every record (at most
 //! once per second of record time, as p0f).
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 use record::{FlowKey, SynRecord};
@@ -25,6 +25,7 @@ use super::event::{
     Endpoints, Event, EventKind, LabelType, MatchedLabel, NatObservation, NatReasons, Params,
     Subject, TcpKind, TcpObservation,
 };
+use super::hasher::FastMap;
 use super::matcher::{Probe, Quality, find_match};
 use super::sig::{Layout, MAX_DIST, MIN_TCP4, MIN_TCP6, Packet, Skip, quirk};
 
@@ -133,10 +134,10 @@ const NEAR_TTL_LIMIT: u8 = 9;
 pub struct Engine {
     db: Arc<Database>,
     cfg: EngineConfig,
-    flows: HashMap<FlowKey, Flow>,
+    flows: FastMap<FlowKey, Flow>,
     flow_age: VecDeque<(u64, FlowKey)>,
     flow_serial: u64,
-    hosts: HashMap<HostKey, Host>,
+    hosts: FastMap<HostKey, Host>,
     host_age: BTreeMap<u64, HostKey>,
     host_serial: u64,
     last_expire: u32,
@@ -166,10 +167,10 @@ impl Engine {
         Engine {
             db,
             cfg,
-            flows: HashMap::new(),
+            flows: FastMap::default(),
             flow_age: VecDeque::new(),
             flow_serial: 0,
-            hosts: HashMap::new(),
+            hosts: FastMap::default(),
             host_age: BTreeMap::new(),
             host_serial: 0,
             last_expire: 0,

@@ -1,0 +1,101 @@
+//! A fast, deterministic hasher for the engine's tables.
+//!
+//! The engine hashes a flow key, one or two host keys and an option layout per record; with
+//! the standard SipHash that dominated the per-record cost. The keys are not attacker-chosen
+//! in a way that matters here (a capture replayed offline, or the engine's own bounded
+//! tables), and iteration order of these maps is never observed, so a multiply-rotate hash
+//! (the FxHash construction used by rustc) is enough.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// Multiply-rotate hasher over 8-byte words.
+#[derive(Clone, Copy, Default)]
+pub struct FastHasher {
+    hash: u64,
+}
+
+const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+
+impl FastHasher {
+    #[inline]
+    fn add(&mut self, word: u64) {
+        self.hash = (self.hash.rotate_left(5) ^ word).wrapping_mul(SEED);
+    }
+}
+
+impl Hasher for FastHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.add(u64::from_le_bytes(w));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut w = [0u8; 8];
+            w[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(w));
+        }
+    }
+
+    #[inline]
+    fn write_u8(&mut self, i: u8) {
+        self.add(u64::from(i));
+    }
+
+    #[inline]
+    fn write_u16(&mut self, i: u16) {
+        self.add(u64::from(i));
+    }
+
+    #[inline]
+    fn write_u32(&mut self, i: u32) {
+        self.add(u64::from(i));
+    }
+
+    #[inline]
+    fn write_u64(&mut self, i: u64) {
+        self.add(i);
+    }
+
+    #[inline]
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
+
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.hash
+    }
+}
+
+/// A `HashMap` using [`FastHasher`].
+pub type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::hash::{BuildHasher, Hash};
+
+    #[test]
+    fn equal_keys_hash_equal_and_different_keys_spread() {
+        let b = BuildHasherDefault::<FastHasher>::default();
+        let h = |k: &(u8, [u8; 16])| {
+            let mut s = b.build_hasher();
+            k.hash(&mut s);
+            s.finish()
+        };
+        let a = (4u8, [1u8; 16]);
+        assert_eq!(h(&a), h(&a));
+        let mut seen = std::collections::HashSet::new();
+        for i in 0..1000u16 {
+            let mut k = a;
+            k.1[..2].copy_from_slice(&i.to_be_bytes());
+            seen.insert(h(&k));
+        }
+        assert_eq!(seen.len(), 1000);
+    }
+}
