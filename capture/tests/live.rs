@@ -186,9 +186,17 @@ impl Capture {
     }
 
     /// SIGINT, wait, return stderr (asserting exit 0).
-    fn stop(mut self) -> String {
-        std::thread::sleep(Duration::from_millis(300));
-        self.signal(libc::SIGINT);
+    fn stop(self) -> String {
+        self.stop_with(Some(libc::SIGINT))
+    }
+
+    /// Stops with `sig` (or waits for `--duration` to end it when `None`); asserts exit 0
+    /// and returns stderr.
+    fn stop_with(mut self, sig: Option<i32>) -> String {
+        if let Some(sig) = sig {
+            std::thread::sleep(Duration::from_millis(300));
+            self.signal(sig);
+        }
         let status = self.child.take().unwrap().wait().unwrap();
         let err: String = self.lines.iter().map(|l| l + "\n").collect();
         assert!(status.success(), "capture failed: {err}");
@@ -472,7 +480,17 @@ fn veth_mode(mode: &str) {
         }
     });
     accept.join().unwrap();
-    cap.stop();
+    // TC stops on SIGINT, XDP on SIGTERM: both are clean stops.
+    let report = cap.stop_with(Some(if mode == "tc" {
+        libc::SIGINT
+    } else {
+        libc::SIGTERM
+    }));
+    assert!(report.contains(if mode == "tc" {
+        "stopped by SIGINT"
+    } else {
+        "stopped by SIGTERM"
+    }));
     tcpdump.stop();
     let (rows, _) = read_syn(&out);
     check_flows_against_pcap(&out, &pcap, mode, 2 * N);
@@ -633,8 +651,10 @@ fn sigkill_recovery() {
         assert_nothing_attached(&b, "vb");
 
         // Restart: the killed run is recovered before the new capture starts.
-        let again = Capture::start(&b, "vb", &out, &["--mode", mode]);
-        let report = again.stop();
+        // ... and this one ends by itself (--duration).
+        let again = Capture::start(&b, "vb", &out, &["--mode", mode, "--duration", "1"]);
+        let report = again.stop_with(None);
+        assert!(report.contains("stopped by end of --duration"), "{report}");
         assert!(report.contains("recovered a killed run"), "{report}");
         let recovered: Vec<PathBuf> = std::fs::read_dir(dir.path())
             .unwrap()
