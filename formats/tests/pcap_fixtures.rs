@@ -265,6 +265,13 @@ fn not_a_capture_and_unsupported_link_are_errors() {
         err.to_string(),
         "tr.pcap: unsupported link type 6 (ieee802_5)"
     );
+    let err = CaptureReader::new("empty".into(), Cursor::new(Vec::new()))
+        .err()
+        .unwrap();
+    assert_eq!(
+        err.to_string(),
+        "empty: not a pcap or pcapng file (starts with nothing: empty file)"
+    );
     // A header cut short.
     let err = CaptureReader::new("short".into(), Cursor::new(vec![0xd4, 0xc3, 0xb2, 0xa1, 2]))
         .err()
@@ -462,4 +469,36 @@ fn tiny_reads_give_the_same_records() {
             .unwrap();
         assert_eq!(c.records, whole.records, "{rel}");
     }
+}
+
+/// Simple packet blocks: interface 0, no timestamp, body trimmed to the original length and
+/// the interface snap length (the block body includes padding).
+#[test]
+fn pcapng_simple_packet_blocks() {
+    use pcap_file::pcapng::blocks::simple_packet::SimplePacketBlock;
+    let mut w = PcapNgWriter::new(Vec::new()).unwrap();
+    w.write_pcapng_block(InterfaceDescriptionBlock::new(DataLink::RAW, 0))
+        .unwrap();
+    // 41 bytes: one byte of payload, so the block carries 3 bytes of padding.
+    let mut pkt = raw_syn(5);
+    pkt.push(0xaa);
+    // The IP total length says 40: fix it to 41 so the payload byte is announced.
+    pkt[2..4].copy_from_slice(&41u16.to_be_bytes());
+    w.write_pcapng_block(SimplePacketBlock {
+        original_len: pkt.len() as u32,
+        data: Cow::Owned(pkt.clone()),
+    })
+    .unwrap();
+    let mut c = Collect::default();
+    let stats = CaptureReader::new("spb".into(), Cursor::new(w.into_inner()))
+        .unwrap()
+        .run(&mut c)
+        .unwrap();
+    assert_eq!((stats.syn, stats.bytes), (1, 41));
+    let r = &c.records[0];
+    assert_eq!(
+        (r.ts_ns, r.ifindex, r.src_port, r.payload_len),
+        (0, 0, 5, 1)
+    );
+    assert_eq!(r.record_flags, 0);
 }

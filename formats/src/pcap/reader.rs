@@ -260,12 +260,15 @@ impl<R: Read> CaptureReader<R> {
             | Some([0xa1, 0xb2, 0x3c, 0x4d] | [0x4d, 0x3c, 0xb2, 0xa1]) => Format::Pcap,
             Some([0x0a, 0x0d, 0x0d, 0x0a]) => Format::PcapNg,
             _ => {
-                let magic = buf
-                    .avail()
-                    .iter()
-                    .take(4)
-                    .map(|b| format!("{b:02x}"))
-                    .collect();
+                let magic = if buf.end == 0 {
+                    "nothing: empty file".to_string()
+                } else {
+                    buf.avail()
+                        .iter()
+                        .take(4)
+                        .map(|b| format!("{b:02x}"))
+                        .collect()
+                };
                 return Err(PcapError::NotACapture { path: name, magic });
             }
         };
