@@ -40,7 +40,7 @@ filter='tcp.flags.syn==1
 
 # file <TAB> reason. Keep sorted; every entry must be explained.
 read -r -d '' EXCEPTIONS <<'EXC' || true
-zeek/testing__btest__Traces__snap-tcp.pcap	802.3 LLC/SNAP-encapsulated IP (Linux does not deliver it as IP)
+zeek/testing__btest__Traces__snap-tcp.pcap	802.3 LLC/SNAP-encapsulated IP (the datapath reads Ethernet II EtherTypes only)
 zeek/testing__btest__Traces__vlan-qinqinq.pcap	three VLAN tags (the datapath reads at most two)
 EXC
 
