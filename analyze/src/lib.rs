@@ -5,9 +5,17 @@
 //! - [`records`]: `analyze --records`, captures -> a recording in `capture`'s format.
 //! - [`flow_intervals`]: per-interval flow counters from packets, for those recordings.
 //! - [`replay`]: every input kind -> one stream of records; the p0f log replay.
+//! - [`parallel`]: the parallel, deterministic replay (decoding in parallel, one engine).
+//! - [`analysis`]: a whole run: replay -> engine -> observations -> outputs.
+//! - [`results`]: the flat observation rows and their JSON, CSV and Parquet writers.
+//! - [`report`]: the summary (polars aggregations) as a table or JSON.
 
+pub mod analysis;
 pub mod flow_intervals;
 pub mod inputs;
 pub mod p0f;
+pub mod parallel;
 pub mod records;
 pub mod replay;
+pub mod report;
+pub mod results;

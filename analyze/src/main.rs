@@ -3,31 +3,80 @@
 //! Thin: argument parsing, output plumbing and exit codes. The work is in the `analyze`
 //! library.
 
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, ValueEnum};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use analyze::analysis::{self, AnalyzeOptions, OutputFormat};
+use analyze::parallel::{Progress, ReplayOptions};
 
 use analyze::inputs;
 use analyze::records::{self, RecordsOptions};
 
 const EXAMPLES: &str = "\
 Examples:
+  analyze trace.pcap                         readable report: totals, OS mix, quality, hosts,
+                                             unknown signatures, MTU, distance, traffic by OS
+  analyze --format json day.parquet old/     one JSON document (summary + observations);
+                                             recordings, captures and folders, mixed
+  analyze --format ndjson trace.pcapng | jq  one JSON object per observation per line
+  analyze --format csv --out res.parquet x/  CSV on stdout and a Parquet file for notebooks
   analyze --format p0f trace.pcap            p0f 3.09b-compatible log lines on stdout
-  analyze --format p0f day.parquet old/      recordings, captures and folders, mixed
+  analyze --keep-going --threads 8 caps/     use every readable input, report the others
   analyze --records day.parquet trace.pcapng a recording (+ day.flows.parquet) from a capture
-  analyze --db my.fp --format p0f trace.pcap use another p0f.fp instead of the bundled one";
+  analyze --db my.fp --format p0f trace.pcap use another p0f.fp instead of the bundled one
+
+Exit status: 0 on success; 2 on any error (message on stderr starting with `error:`),
+including inputs skipped by --keep-going. A closed stdout (`| head`) ends quietly.";
 
 /// Passive TCP/OS fingerprinting of recordings and pcap/pcapng captures (p0f v3 compatible).
 #[derive(Debug, Parser)]
-#[command(name = "analyze", version, after_help = EXAMPLES)]
+#[command(name = "analyze", version, after_help = EXAMPLES, term_width = 100)]
 struct Cli {
     /// pcap, pcapng or recording (.parquet) files, or folders (walked recursively, in sorted
-    /// order; `*.flows.parquet` companions are not inputs of their own).
+    /// order; `*.flows.parquet` companions are not inputs of their own, but a recording's
+    /// `NAME.flows.parquet` sibling is read for the traffic-by-OS table).
     #[arg(required = true, value_name = "INPUT")]
     inputs: Vec<PathBuf>,
+
+    /// Output on stdout. `table`: a readable report. `json`: one document with every
+    /// observation and the summary. `ndjson`: one observation per line. `csv`: one
+    /// observation per row, with a header. `p0f`: the lines `p0f -r FILE -o LOG` writes.
+    #[arg(long, short, value_enum, default_value_t = Format::Table)]
+    format: Format,
+
+    /// Also write every observation to this Parquet file (one row per observation: time,
+    /// endpoints, direction, raw_sig, label, quality, distance, MTU, link, uptime, host-change
+    /// flags, source file), for notebooks. Written under a temporary name, renamed when
+    /// complete.
+    #[arg(long, short, value_name = "FILE.parquet")]
+    out: Option<PathBuf>,
+
+    /// Decoding threads: a recording's row groups and a classic pcap's packets are decoded in
+    /// parallel (pcapng is read on one thread). Output does not depend on it: one p0f engine
+    /// sees every record in input order. Default: all cores.
+    #[arg(long, short = 'j', value_name = "N")]
+    threads: Option<usize>,
+
+    /// With several inputs, report an unreadable or corrupt one on stderr and go on with the
+    /// others (the exit status is still 2). Without it the first bad input stops the run.
+    #[arg(long)]
+    keep_going: bool,
+
+    /// Rows in the report's top-hosts and unknown-signature tables.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    top: usize,
+
+    /// Signature database in p0f.fp format, replacing the bundled one (Debian's p0f 3.09b
+    /// database plus synscope's additions).
+    #[arg(long, value_name = "FILE")]
+    db: Option<PathBuf>,
 
     /// Instead of fingerprinting, convert pcap/pcapng inputs into a recording: SYN records to
     /// OUT (e.g. `day.parquet`) and flow counters to its `.flows.parquet` sibling, in the
@@ -35,30 +84,41 @@ struct Cli {
     #[arg(long, value_name = "OUT.parquet")]
     records: Option<PathBuf>,
 
-    /// Output format of the fingerprints on stdout. `p0f`: the lines `p0f -r FILE -o LOG`
-    /// writes (mod=syn, syn+ack, mtu, uptime, host change, ip sharing).
-    #[arg(long, value_enum, default_value_t = Format::P0f)]
-    format: Format,
-
-    /// Signature database in p0f.fp format, replacing the bundled one (Debian's p0f 3.09b
-    /// database plus synscope's additions).
-    #[arg(long, value_name = "FILE")]
-    db: Option<PathBuf>,
-
     /// With --records: length of a flow-counter interval in seconds; each flow gets one row
     /// per interval it was active in (like `capture --flow-interval`).
     #[arg(long, value_name = "SECS", default_value_t = 10)]
     flow_interval: u64,
 
-    /// No progress or summary on stderr (errors are still printed).
+    /// No progress bar or warnings on stderr (errors are still printed). The progress bar
+    /// (bytes read, rate, ETA) only appears when stderr is a terminal.
     #[arg(long, short)]
     quiet: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum Format {
+    /// Readable report.
+    Table,
+    /// One JSON document.
+    Json,
+    /// One JSON object per observation per line.
+    Ndjson,
+    /// CSV with a header line.
+    Csv,
     /// p0f 3.09b log lines.
     P0f,
+}
+
+impl From<Format> for OutputFormat {
+    fn from(f: Format) -> OutputFormat {
+        match f {
+            Format::Table => OutputFormat::Table,
+            Format::Json => OutputFormat::Json,
+            Format::Ndjson => OutputFormat::Ndjson,
+            Format::Csv => OutputFormat::Csv,
+            Format::P0f => OutputFormat::P0f,
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -82,7 +142,23 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
 }
 
 fn run(cli: &Cli) -> anyhow::Result<()> {
-    let inputs = inputs::expand(&cli.inputs).context("reading the inputs")?;
+    // With --keep-going a missing or unknown path is reported like any other bad input.
+    let mut unusable = 0;
+    let inputs = if cli.keep_going && cli.records.is_none() {
+        let mut all = Vec::new();
+        for p in &cli.inputs {
+            match inputs::expand(std::slice::from_ref(p)) {
+                Ok(v) => all.extend(v),
+                Err(e) => {
+                    eprintln!("error: skipped input: {e}");
+                    unusable += 1;
+                }
+            }
+        }
+        all
+    } else {
+        inputs::expand(&cli.inputs).context("reading the inputs")?
+    };
     if let Some(out) = &cli.records {
         let opts = RecordsOptions {
             flow_interval_ns: cli.flow_interval.saturating_mul(1_000_000_000),
@@ -109,19 +185,76 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    let stdout = io::stdout();
-    let mut out = io::BufWriter::new(stdout.lock());
-    match cli.format {
-        Format::P0f => {
-            let quiet = cli.quiet;
-            analyze::replay::write_p0f_log(&inputs, cli.db.as_deref(), &mut out, |input, s| {
-                warn_truncated(quiet, &input.path, &s.ingest)
-            })
-            .context("fingerprinting")?
+    if let Some(out) = &cli.out {
+        if analysis::out_is_an_input(out, &inputs) {
+            anyhow::bail!("--out {} is one of the inputs", out.display());
         }
     }
+    let opts = AnalyzeOptions {
+        replay: ReplayOptions {
+            threads: cli.threads.unwrap_or_else(default_threads).max(1),
+            keep_going: cli.keep_going,
+            ..ReplayOptions::default()
+        },
+        format: cli.format.into(),
+        db: cli.db.clone(),
+        out: cli.out.clone(),
+        top: cli.top,
+    };
+    let progress = Progress::default();
+    let show_bar = !cli.quiet && io::stderr().is_terminal();
+    let finished = AtomicBool::new(false);
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::with_capacity(1 << 16, stdout.lock());
+    let quiet = cli.quiet;
+    let report = std::thread::scope(|s| {
+        if show_bar {
+            s.spawn(|| draw_progress(&progress, &finished));
+        }
+        let r = analysis::run(
+            &inputs,
+            &opts,
+            &progress,
+            &mut out,
+            &mut |input, stats| warn_truncated(quiet, &input.path, stats),
+            // Printed whatever --quiet says: with --keep-going this is the only report of it.
+            &mut |_, err| eprintln!("error: skipped input: {err}"),
+        );
+        finished.store(true, Ordering::Relaxed);
+        r
+    });
+    let report = report.context("fingerprinting")?;
     out.flush().context("writing to stdout")?;
+    let failed = report.totals.failed.len() + unusable;
+    if failed > 0 {
+        anyhow::bail!(
+            "{failed} of {} inputs could not be read (see above)",
+            inputs.len() + unusable
+        );
+    }
     Ok(())
+}
+
+fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Draws the progress bar on stderr until `finished`: bytes of input done, rate, ETA.
+fn draw_progress(progress: &Progress, finished: &AtomicBool) {
+    let total = progress.total.load(Ordering::Relaxed);
+    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+    if let Ok(style) = ProgressStyle::with_template(
+        "{spinner} [{elapsed_precise}] {wide_bar} {binary_bytes}/{binary_total_bytes} \
+         {binary_bytes_per_sec} ETA {eta}",
+    ) {
+        bar.set_style(style);
+    }
+    while !finished.load(Ordering::Relaxed) {
+        bar.set_length(progress.total.load(Ordering::Relaxed));
+        bar.set_position(progress.done.load(Ordering::Relaxed));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    bar.finish_and_clear();
 }
 
 /// A capture cut short is read up to the damage (not an error): say where the damage is.

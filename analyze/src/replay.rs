@@ -25,6 +25,9 @@ pub enum ReplayError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// The decoding thread pool could not be started.
+    #[error("starting decoding threads: {0}")]
+    Threads(String),
 }
 
 /// What replaying one input read.

@@ -1,0 +1,272 @@
+//! The default stdout report: plain-text tables meant for a terminal (and stable enough to be
+//! a golden file).
+
+use std::fmt::Write as _;
+use std::io::{self, Write};
+
+use super::agg::Summary;
+
+/// Column alignment.
+#[derive(Clone, Copy)]
+enum Align {
+    Left,
+    Right,
+}
+
+/// Renders rows as aligned columns under a header, two spaces apart, indented by two.
+fn grid(out: &mut String, header: &[(&str, Align)], rows: &[Vec<String>]) {
+    let mut width: Vec<usize> = header.iter().map(|(h, _)| h.chars().count()).collect();
+    for r in rows {
+        for (w, cell) in width.iter_mut().zip(r) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |out: &mut String, cells: &mut dyn Iterator<Item = &str>| {
+        let mut s = String::from(" ");
+        for ((cell, (_, align)), w) in cells.zip(header).zip(&width) {
+            s.push(' ');
+            let pad = w.saturating_sub(cell.chars().count());
+            match align {
+                Align::Left => {
+                    s.push_str(cell);
+                    s.extend(std::iter::repeat_n(' ', pad));
+                }
+                Align::Right => {
+                    s.extend(std::iter::repeat_n(' ', pad));
+                    s.push_str(cell);
+                }
+            }
+            s.push(' ');
+        }
+        out.push_str(s.trim_end());
+        out.push('\n');
+    };
+    line(out, &mut header.iter().map(|(h, _)| *h));
+    for r in rows {
+        line(out, &mut r.iter().map(String::as_str));
+    }
+}
+
+fn pct(share: f64) -> String {
+    format!("{:.1}%", share * 100.0)
+}
+
+fn or_dash(v: &Option<String>) -> String {
+    v.clone().unwrap_or_else(|| "-".into())
+}
+
+fn section(out: &mut String, title: &str) {
+    out.push('\n');
+    out.push_str(title);
+    out.push('\n');
+}
+
+/// The report as text.
+pub fn render(s: &Summary) -> String {
+    use Align::{Left as L, Right as R};
+    let t = &s.totals;
+    let mut out = String::new();
+    out.push_str("synscope analyze report\n");
+
+    section(&mut out, "Totals");
+    let mut rows: Vec<Vec<String>> = vec![
+        vec!["inputs".into(), t.inputs.to_string()],
+        vec!["packets".into(), t.ingest.packets.to_string()],
+        vec!["captured bytes".into(), t.ingest.bytes.to_string()],
+        vec!["TCP packets".into(), t.ingest.tcp.to_string()],
+        vec!["SYN records".into(), t.ingest.syn.to_string()],
+        vec!["SYN+ACK records".into(), t.ingest.syn_ack.to_string()],
+    ];
+    if !t.failed.is_empty() {
+        rows.insert(1, vec!["inputs failed".into(), t.failed.len().to_string()]);
+    }
+    for (reason, n) in &t.ingest.skipped {
+        rows.push(vec![format!("skipped packets: {reason}"), n.to_string()]);
+    }
+    for (reason, n) in &t.ingest.syn_skipped {
+        rows.push(vec![format!("SYN not recorded: {reason}"), n.to_string()]);
+    }
+    for (status, n) in &t.engine {
+        rows.push(vec![format!("records {status}"), n.to_string()]);
+    }
+    for (module, n) in &t.observations {
+        rows.push(vec![format!("observations mod={module}"), n.to_string()]);
+    }
+    grid(&mut out, &[("counter", L), ("value", R)], &rows);
+
+    if !t.ingest.link_types.is_empty() {
+        section(&mut out, "Link types (frames)");
+        let rows: Vec<Vec<String>> = t
+            .ingest
+            .link_types
+            .iter()
+            .map(|(l, n)| vec![l.to_string(), n.to_string()])
+            .collect();
+        grid(&mut out, &[("link type", L), ("frames", R)], &rows);
+    }
+
+    section(
+        &mut out,
+        &format!(
+            "OS mix ({} SYN and SYN+ACK observations)",
+            s.tcp_observations
+        ),
+    );
+    let rows: Vec<Vec<String>> = s
+        .os_mix
+        .iter()
+        .map(|r| {
+            vec![
+                r.label_type.clone().unwrap_or_else(|| "???".into()),
+                or_dash(&r.class),
+                r.name.clone().unwrap_or_else(|| "unknown".into()),
+                or_dash(&r.flavor),
+                r.count.to_string(),
+                pct(r.share),
+            ]
+        })
+        .collect();
+    grid(
+        &mut out,
+        &[
+            ("type", L),
+            ("class", L),
+            ("name", L),
+            ("flavor", L),
+            ("count", R),
+            ("share", R),
+        ],
+        &rows,
+    );
+
+    section(&mut out, "Match quality");
+    let rows: Vec<Vec<String>> = s
+        .quality_mix
+        .iter()
+        .map(|r| vec![r.key.clone(), r.count.to_string(), pct(r.share)])
+        .collect();
+    grid(
+        &mut out,
+        &[("quality", L), ("count", R), ("share", R)],
+        &rows,
+    );
+
+    section(
+        &mut out,
+        &format!("Top hosts ({} of {})", s.top_hosts.len(), s.hosts),
+    );
+    let rows: Vec<Vec<String>> = s
+        .top_hosts
+        .iter()
+        .map(|r| {
+            vec![
+                r.host.clone(),
+                r.observations.to_string(),
+                r.os.clone().unwrap_or_else(|| "unknown".into()),
+            ]
+        })
+        .collect();
+    grid(
+        &mut out,
+        &[("host", L), ("observations", R), ("os", L)],
+        &rows,
+    );
+
+    section(&mut out, "Top unknown signatures");
+    let rows: Vec<Vec<String>> = s
+        .unknown_sigs
+        .iter()
+        .map(|r| vec![r.count.to_string(), r.module.clone(), r.raw_sig.clone()])
+        .collect();
+    grid(&mut out, &[("count", R), ("mod", L), ("raw_sig", L)], &rows);
+
+    section(&mut out, "MTU and link");
+    let rows: Vec<Vec<String>> = s
+        .mtu_mix
+        .iter()
+        .map(|r| {
+            vec![
+                r.mtu.to_string(),
+                r.link.clone().unwrap_or_else(|| "unknown".into()),
+                r.count.to_string(),
+                pct(r.share),
+            ]
+        })
+        .collect();
+    grid(
+        &mut out,
+        &[("mtu", R), ("link", L), ("count", R), ("share", R)],
+        &rows,
+    );
+
+    section(&mut out, "Distance (hops)");
+    let max = s.distance.iter().map(|d| d.1).max().unwrap_or(0);
+    let rows: Vec<Vec<String>> = s
+        .distance
+        .iter()
+        .map(|(d, n)| {
+            let bar = if max == 0 { 0 } else { (n * 40).div_ceil(max) };
+            vec![d.to_string(), n.to_string(), "#".repeat(bar as usize)]
+        })
+        .collect();
+    grid(&mut out, &[("hops", R), ("count", R), ("", L)], &rows);
+
+    if let Some(traffic) = &s.traffic_by_os {
+        section(
+            &mut out,
+            "Traffic by client OS (all TCP packets of each flow)",
+        );
+        let rows: Vec<Vec<String>> = traffic
+            .iter()
+            .map(|r| {
+                vec![
+                    r.os.clone()
+                        .unwrap_or_else(|| "unknown or no SYN seen".into()),
+                    r.flows.to_string(),
+                    r.packets.to_string(),
+                    r.bytes.to_string(),
+                ]
+            })
+            .collect();
+        grid(
+            &mut out,
+            &[("os", L), ("flows", R), ("packets", R), ("bytes", R)],
+            &rows,
+        );
+    }
+
+    if !t.failed.is_empty() {
+        section(&mut out, "Failed inputs");
+        for (path, err) in &t.failed {
+            let _ = writeln!(out, "  {path}: {err}");
+        }
+    }
+    out
+}
+
+/// Writes the report.
+pub fn write(s: &Summary, w: &mut impl Write) -> io::Result<()> {
+    w.write_all(render(s).as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grid_aligns_columns() {
+        let mut s = String::new();
+        grid(
+            &mut s,
+            &[("name", Align::Left), ("n", Align::Right)],
+            &[
+                vec!["a".into(), "1000".into()],
+                vec!["long name".into(), "7".into()],
+            ],
+        );
+        assert_eq!(
+            s,
+            "  name          n\n  a          1000\n  long name     7\n"
+        );
+    }
+}

@@ -1,0 +1,464 @@
+//! `analyze` reports: the golden table and JSON outputs of the bundled captures, agreement
+//! between every output format (and with `--format p0f`), identical output whatever
+//! `--threads`, the results Parquet file read from Python, and bad inputs.
+//!
+//! Golden files live in `fixtures/golden/analyze/`. They are produced by this code: after a
+//! deliberate change, regenerate them with `SYNSCOPE_BLESS=1 cargo test -p analyze --test
+//! cli_report` and review the diff before committing.
+
+mod common;
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+
+use common::{analyze, fixture_captures, python_with, root, skip_or_fail};
+use serde_json::Value;
+
+fn os(s: &str) -> &OsStr {
+    OsStr::new(s)
+}
+
+/// Runs analyze and returns stdout; panics (with stderr) unless it exits 0.
+fn run_ok(args: &[&OsStr]) -> String {
+    let o = analyze(args);
+    assert!(
+        o.status.success(),
+        "analyze {args:?} failed ({:?}): {}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8(o.stdout).expect("utf-8 output")
+}
+
+/// The bundled captures, as paths relative to the workspace root (so outputs naming source
+/// files do not depend on where the workspace lives), run from the root.
+fn fixture_args() -> Vec<PathBuf> {
+    let root = root();
+    fixture_captures()
+        .into_iter()
+        .map(|p| p.strip_prefix(&root).unwrap().to_path_buf())
+        .collect()
+}
+
+/// Runs analyze from the workspace root.
+fn run_in_root(args: &[&OsStr]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_analyze"))
+        .args(args)
+        .current_dir(root())
+        .env("TZ", "UTC")
+        .output()
+        .expect("run analyze")
+}
+
+/// Compares `got` with the golden file `name`, or rewrites it under `SYNSCOPE_BLESS=1`.
+fn golden(name: &str, got: &str) {
+    let path = root().join("fixtures/golden/analyze").join(name);
+    if std::env::var("SYNSCOPE_BLESS").is_ok_and(|v| v == "1") {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, got).unwrap();
+        return;
+    }
+    let want = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (SYNSCOPE_BLESS=1 creates it)", path.display()));
+    if want != got {
+        let diff: Vec<String> = want
+            .lines()
+            .zip(got.lines())
+            .enumerate()
+            .filter(|(_, (a, b))| a != b)
+            .take(5)
+            .map(|(i, (a, b))| format!("line {}:\n  want {a}\n  got  {b}", i + 1))
+            .collect();
+        panic!(
+            "{} differs ({} vs {} lines):\n{}",
+            path.display(),
+            want.lines().count(),
+            got.lines().count(),
+            diff.join("\n")
+        );
+    }
+}
+
+fn fixtures_output(format: &str) -> String {
+    let files = fixture_args();
+    let mut args = vec![os("--format"), os(format), os("--quiet")];
+    args.extend(files.iter().map(|p| p.as_os_str()));
+    let o = run_in_root(&args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8(o.stdout).unwrap()
+}
+
+#[test]
+fn golden_table_report() {
+    golden("report.txt", &fixtures_output("table"));
+}
+
+#[test]
+fn golden_json_document() {
+    let text = fixtures_output("json");
+    let v: Value = serde_json::from_str(&text).expect("one JSON document");
+    assert!(v["observations"].is_array() && v["summary"].is_object());
+    golden("report.json", &text);
+}
+
+#[test]
+fn help_text_is_golden() {
+    let o = analyze(&[os("--help")]);
+    assert!(o.status.success());
+    golden("help.txt", &String::from_utf8(o.stdout).unwrap());
+}
+
+/// Every format says the same thing: the JSON document's observations are the NDJSON lines,
+/// the CSV rows and the p0f lines, one for one; and its totals add up.
+#[test]
+fn formats_agree_with_each_other_and_with_p0f_lines() {
+    let doc: Value = serde_json::from_str(&fixtures_output("json")).unwrap();
+    let obs = doc["observations"].as_array().unwrap();
+    let nd: Vec<Value> = fixtures_output("ndjson")
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(&nd, obs);
+    let csv = fixtures_output("csv");
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    assert_eq!(header.len(), obs[0].as_object().unwrap().len());
+    assert_eq!(lines.count(), obs.len());
+    let p0f: Vec<String> = fixtures_output("p0f").lines().map(str::to_string).collect();
+    assert_eq!(p0f.len(), obs.len());
+    assert!(obs.len() > 20, "the fixtures give observations");
+
+    // Field by field against the p0f lines (an independent formatter of the same events).
+    for (o, line) in obs.iter().zip(&p0f) {
+        let module = o["module"].as_str().unwrap();
+        assert!(line.contains(&format!("] mod={module}|")), "{line} / {o}");
+        let subj = o["subject"].as_str().unwrap();
+        assert!(line.contains(&format!("|subj={subj}")), "{line}");
+        assert!(
+            line.contains(&format!("/{}|srv=", o["client_port"])),
+            "{line}"
+        );
+        if let Some(sig) = o["raw_sig"].as_str() {
+            assert!(line.ends_with(&format!("|raw_sig={sig}")), "{line}");
+            match o["os_name"].as_str() {
+                Some(name) => {
+                    let key = o["label_type"].as_str().unwrap();
+                    let flavor = o["os_flavor"].as_str().map(|f| format!(" {f}"));
+                    let want = format!("|{key}={name}{}|", flavor.unwrap_or_default());
+                    assert!(line.contains(&want), "{want} in {line}");
+                }
+                None => assert!(line.contains("|os=???|"), "{line}"),
+            }
+        }
+        if let Some(mtu) = o["mtu"].as_u64() {
+            assert!(line.ends_with(&format!("|raw_mtu={mtu}")), "{line}");
+        }
+        let time = o["time"].as_str().unwrap();
+        // `2022-10-28T09:46:19.000250000Z` vs `[2022/10/28 09:46:19]`
+        let p0f_time = format!("[{}]", time[..19].replace('-', "/").replace('T', " "));
+        assert!(line.starts_with(&p0f_time), "{p0f_time} vs {line}");
+    }
+
+    // Totals: observations by module add up to the rows; OS mix and quality add up to the
+    // SYN/SYN+ACK rows.
+    let s = &doc["summary"];
+    let by_module: u64 = s["totals"]["observations"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(by_module as usize, obs.len());
+    let tcp = obs.iter().filter(|o| o["raw_sig"].is_string()).count() as u64;
+    assert_eq!(s["tcp_observations"].as_u64(), Some(tcp));
+    let sum = |k: &str| -> u64 {
+        s[k].as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["count"].as_u64().unwrap())
+            .sum()
+    };
+    assert_eq!(sum("os_mix"), tcp);
+    assert_eq!(sum("quality_mix"), tcp);
+    assert_eq!(sum("distance"), tcp);
+    let mtus = obs.iter().filter(|o| o["module"] == "mtu").count() as u64;
+    assert_eq!(sum("mtu_mix"), mtus);
+    // The records the engine saw are the SYN and SYN+ACK records ingestion made.
+    let t = &s["totals"];
+    let seen: u64 = t["records"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(
+        seen,
+        t["syn"].as_u64().unwrap() + t["syn_ack"].as_u64().unwrap()
+    );
+    // Unknown signatures counted in the summary are the rows with os=??? (top 10 of them).
+    let unknown = obs
+        .iter()
+        .filter(|o| o["raw_sig"].is_string() && o["os_name"].is_null())
+        .count() as u64;
+    assert!(sum("top_unknown_signatures") <= unknown);
+    let q_unknown = s["quality_mix"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["quality"] == "unknown")
+        .map_or(0, |r| r["count"].as_u64().unwrap());
+    assert_eq!(q_unknown, unknown);
+}
+
+/// Writes `records` as a recording with tiny row groups, so several threads get work and any
+/// reordering would show.
+fn small_group_recording(records: &[record::SynRecord], path: &Path) {
+    use formats::meta::{RecordType, RecordingMeta};
+    use formats::recording::WriterOptions;
+    let mut w = formats::syn::SynWriter::create(
+        path,
+        &RecordingMeta::new(RecordType::Syn),
+        WriterOptions {
+            row_group_rows: 16,
+            ..WriterOptions::default()
+        },
+    )
+    .unwrap();
+    w.write_all(records).unwrap();
+    w.close().unwrap();
+}
+
+#[test]
+fn one_thread_and_many_threads_give_identical_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    // Fixtures, plus a slice of ../shared/pcaps when present (more records, more groups).
+    let mut caps = fixture_captures();
+    if let Some(shared) = common::shared_pcaps() {
+        let mut more: Vec<PathBuf> = std::fs::read_dir(shared.join("zeek"))
+            .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+            .unwrap_or_default();
+        more.retain(|p| p.extension().is_some_and(|e| e == "pcap"));
+        more.sort();
+        caps.extend(more.into_iter().take(60));
+    }
+    let mut recs = Vec::new();
+    for c in &caps {
+        let _ = formats::pcap::open(c).map(|mut r| r.run(&mut recs));
+    }
+    assert!(recs.len() > 20);
+    let rec = dir.path().join("many-groups.parquet");
+    small_group_recording(&recs, &rec);
+    for format in ["table", "json", "ndjson", "csv", "p0f"] {
+        let mut outs = Vec::new();
+        for threads in ["1", "2", "7"] {
+            let pq = dir.path().join(format!("{format}-{threads}.parquet"));
+            let mut args = vec![
+                os("--format"),
+                os(format),
+                os("--threads"),
+                os(threads),
+                os("--out"),
+                pq.as_os_str(),
+                rec.as_os_str(),
+            ];
+            args.extend(caps.iter().take(3).map(|p| p.as_os_str()));
+            outs.push((run_ok(&args), std::fs::read(&pq).unwrap()));
+        }
+        assert!(!outs[0].0.is_empty());
+        assert!(
+            outs.iter().all(|o| o.0 == outs[0].0),
+            "{format}: stdout differs"
+        );
+        assert!(
+            outs.iter().all(|o| o.1 == outs[0].1),
+            "{format}: results file differs"
+        );
+    }
+}
+
+/// A capture and the recording made from it (`--records`, which also writes the flow file)
+/// give the same observations and the same traffic-by-OS table.
+#[test]
+fn capture_and_its_recording_agree_including_traffic_by_os() {
+    let dir = tempfile::tempdir().unwrap();
+    let caps = fixture_captures();
+    let rec = dir.path().join("rec.parquet");
+    let mut args = vec![os("--records"), rec.as_os_str(), os("--quiet")];
+    args.extend(caps.iter().map(|p| p.as_os_str()));
+    run_ok(&args);
+    assert!(dir.path().join("rec.flows.parquet").exists());
+
+    let mut args = vec![os("--format"), os("json")];
+    args.extend(caps.iter().map(|p| p.as_os_str()));
+    let from_caps: Value = serde_json::from_str(&run_ok(&args)).unwrap();
+    let from_rec: Value =
+        serde_json::from_str(&run_ok(&[os("--format"), os("json"), rec.as_os_str()])).unwrap();
+    let strip = |v: &Value| -> Vec<Value> {
+        v["observations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| {
+                let mut o = o.clone();
+                o.as_object_mut().unwrap().remove("source_file");
+                o
+            })
+            .collect()
+    };
+    assert_eq!(strip(&from_caps), strip(&from_rec));
+    for k in ["os_mix", "quality_mix", "top_hosts", "mtu_mix", "distance"] {
+        assert_eq!(from_caps["summary"][k], from_rec["summary"][k], "{k}");
+    }
+    let traffic = &from_caps["summary"]["traffic_by_os"];
+    assert!(traffic.is_array(), "captures count flows");
+    assert_eq!(traffic, &from_rec["summary"]["traffic_by_os"]);
+    // All TCP packets of the captures are in some flow.
+    let packets: u64 = traffic
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["packets"].as_u64().unwrap())
+        .sum();
+    assert_eq!(
+        Some(packets),
+        from_caps["summary"]["totals"]["tcp_packets"].as_u64()
+    );
+}
+
+/// Reads the results file with polars and pyarrow and compares it with the NDJSON lines
+/// of the same run (argv: results.parquet expect.ndjson).
+const CHECK_RESULTS_PY: &str = r#"
+import json, sys
+import polars as pl
+import pyarrow.parquet as pq
+
+path, expect_path = sys.argv[1], sys.argv[2]
+expect = [json.loads(l) for l in open(expect_path)]
+meta = pq.read_metadata(path)
+kv = {k.decode(): v.decode() for k, v in meta.metadata.items()}
+assert kv.get("synscope.record_type") == "results", kv
+assert kv.get("synscope.results_schema_version") == "1", kv
+assert meta.row_group(0).column(0).compression == "ZSTD"
+df = pl.read_parquet(path)
+assert df.height == len(expect), (df.height, len(expect))
+assert df.columns == list(expect[0].keys()), (df.columns, list(expect[0].keys()))
+assert str(df.schema["time"]) == "Datetime(time_unit='ns', time_zone='UTC')", df.schema["time"]
+for row, want in zip(df.iter_rows(named=True), expect):
+    for k, v in want.items():
+        got = row[k]
+        if k == "time":
+            got = got.strftime("%Y-%m-%dT%H:%M:%S.%f")
+            assert v.startswith(got), (got, v)
+        elif isinstance(v, float):
+            assert abs(got - v) < 1e-9 * max(1.0, abs(v)), (k, got, v)
+        else:
+            assert got == v, (k, got, v)
+# A notebook-style question, answered by polars on the file.
+syn = df.filter(pl.col("module") == "syn").group_by("os_name").len()
+assert syn["len"].sum() == sum(1 for e in expect if e["module"] == "syn")
+print("ok", df.height, "rows")
+"#;
+
+#[test]
+fn python_polars_reads_the_results_file() {
+    let Some(py) = python_with(&["polars", "pyarrow"]) else {
+        skip_or_fail(
+            "SYNSCOPE_REQUIRE_ORACLE",
+            "python3 with polars and pyarrow not found (pip install -r tests/python/requirements.txt)",
+        );
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let pq = dir.path().join("results.parquet");
+    let caps = fixture_captures();
+    let mut args = vec![os("--format"), os("ndjson"), os("--out"), pq.as_os_str()];
+    args.extend(caps.iter().map(|p| p.as_os_str()));
+    let nd = run_ok(&args);
+    let expect = dir.path().join("expect.ndjson");
+    std::fs::write(&expect, &nd).unwrap();
+    let o = std::process::Command::new(py)
+        .arg("-c")
+        .arg(CHECK_RESULTS_PY)
+        .arg(&pq)
+        .arg(&expect)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "check_results.py failed:\n{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+fn assert_exit_2(args: &[&OsStr], needles: &[&str]) -> std::process::Output {
+    let o = analyze(args);
+    let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(o.status.code(), Some(2), "stderr: {stderr}");
+    assert!(stderr.contains("error: "), "{stderr}");
+    for n in needles {
+        assert!(stderr.contains(n), "want {n:?} in {stderr}");
+    }
+    o
+}
+
+#[test]
+fn bad_inputs_stop_the_run_or_are_skipped_with_keep_going() {
+    let dir = tempfile::tempdir().unwrap();
+    let caps = fixture_captures();
+    let good = &caps[0];
+    // A recording whose second half is gone: no footer.
+    let rec = dir.path().join("rec.parquet");
+    run_ok(&[os("--records"), rec.as_os_str(), os("-q"), good.as_os_str()]);
+    let bytes = std::fs::read(&rec).unwrap();
+    let cut = dir.path().join("cut.parquet");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let missing = dir.path().join("missing.pcap");
+
+    assert_exit_2(&[missing.as_os_str()], &["missing.pcap"]);
+    let o = assert_exit_2(
+        &[
+            os("--format"),
+            os("ndjson"),
+            good.as_os_str(),
+            cut.as_os_str(),
+        ],
+        &["cut.parquet"],
+    );
+    // Output already written before the bad input stays valid lines.
+    for l in String::from_utf8_lossy(&o.stdout).lines() {
+        serde_json::from_str::<Value>(l).unwrap();
+    }
+
+    // --keep-going: the good inputs are all analysed, the bad one named, exit status 2.
+    let o = assert_exit_2(
+        &[
+            os("--format"),
+            os("p0f"),
+            os("--keep-going"),
+            cut.as_os_str(),
+            good.as_os_str(),
+            good.as_os_str(),
+        ],
+        &["cut.parquet", "1 of 3 inputs"],
+    );
+    let alone = run_ok(&[
+        os("--format"),
+        os("p0f"),
+        good.as_os_str(),
+        good.as_os_str(),
+    ]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout), alone);
+
+    // --out must not overwrite an input.
+    assert_exit_2(
+        &[os("--out"), rec.as_os_str(), rec.as_os_str()],
+        &["is one of the inputs"],
+    );
+    // An unwritable results path.
+    let nowhere = dir.path().join("no/such/dir/r.parquet");
+    assert_exit_2(
+        &[os("--out"), nowhere.as_os_str(), good.as_os_str()],
+        &["r.parquet"],
+    );
+}
