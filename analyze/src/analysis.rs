@@ -153,20 +153,20 @@ impl<W: Write> Analysis<'_, W> {
             .observations
             .entry(event.module().to_string())
             .or_default() += 1;
-        if self.flows.wanted() {
-            if let EventKind::Tcp(t) = &event.kind {
-                if event.subject == crate::p0f::Subject::Client {
-                    let e = &event.endpoints;
-                    let (key, _) = FlowKey::new(
-                        e.ip_version,
-                        e.client_addr,
-                        e.client_port,
-                        e.server_addr,
-                        e.server_port,
-                    );
-                    self.flows.label_connection(key, t.label.as_ref());
-                }
-            }
+        // The client's SYN labels its connection for the traffic-by-OS table.
+        if let EventKind::Tcp(t) = &event.kind
+            && self.flows.wanted()
+            && event.subject == crate::p0f::Subject::Client
+        {
+            let e = &event.endpoints;
+            let (key, _) = FlowKey::new(
+                e.ip_version,
+                e.client_addr,
+                e.client_port,
+                e.server_addr,
+                e.server_port,
+            );
+            self.flows.label_connection(key, t.label.as_ref());
         }
         let obs = Observation { source, event };
         match self.format {

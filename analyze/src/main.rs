@@ -185,10 +185,10 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    if let Some(out) = &cli.out {
-        if analysis::out_is_an_input(out, &inputs) {
-            anyhow::bail!("--out {} is one of the inputs", out.display());
-        }
+    if let Some(out) = &cli.out
+        && analysis::out_is_an_input(out, &inputs)
+    {
+        anyhow::bail!("--out {} is one of the inputs", out.display());
     }
     let opts = AnalyzeOptions {
         replay: ReplayOptions {
