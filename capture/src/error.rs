@@ -93,6 +93,12 @@ pub enum CaptureError {
         #[source]
         source: io::Error,
     },
+    /// Another capture holds the journal lock for this output.
+    #[error(
+        "another capture is writing {} (same --out); stop it or choose another output",
+        .0.display()
+    )]
+    Busy(PathBuf),
     /// Bad combination of options.
     #[error("{0}")]
     Usage(String),

@@ -18,6 +18,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{BufReader, Read, Write};
 use std::marker::PhantomData;
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use record::{FlowCounters, FlowKey, SynRecord};
@@ -73,6 +74,14 @@ impl Frame for formats::flows::FlowRow {
     }
 }
 
+/// Takes an exclusive advisory lock (`flock`) on `file` without waiting; `false` when another
+/// open file (another capture) holds it. The lock lives as long as the file stays open, so a
+/// killed capture releases it.
+pub fn try_lock(file: &File) -> bool {
+    // SAFETY: flock on a valid, open descriptor.
+    unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
+}
+
 /// Writer side: frames are buffered by [`JournalWriter::push`] and reach the file on
 /// [`JournalWriter::flush`].
 #[derive(Debug)]
@@ -88,12 +97,18 @@ pub struct JournalWriter {
 impl JournalWriter {
     /// Creates (truncating) a journal for frames of `F` with the given metadata.
     pub fn create<F: Frame>(path: &Path, meta: &[(String, String)]) -> Result<JournalWriter> {
+        // Lock before truncating: a second capture with the same --out must not wipe the
+        // journal of one that is running.
         let mut file = OpenOptions::new()
             .write(true)
             .create(true)
-            .truncate(true)
+            .truncate(false)
             .open(path)
             .map_err(io_err(path))?;
+        if !try_lock(&file) {
+            return Err(CaptureError::Busy(path.to_path_buf()));
+        }
+        file.set_len(0).map_err(io_err(path))?;
         let mut text = String::new();
         for (k, v) in meta {
             // Keys and values are ours; newlines would break the format, so they go.

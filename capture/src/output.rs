@@ -238,6 +238,11 @@ pub fn recover(paths: &Paths) -> Result<Option<Converted>> {
     if !paths.syn_journal.exists() {
         return Ok(None);
     }
+    // A live capture holds this lock: its journal is not ours to convert.
+    let guard = fs::File::open(&paths.syn_journal).map_err(io_err(&paths.syn_journal))?;
+    if !crate::journal::try_lock(&guard) {
+        return Err(CaptureError::Busy(paths.syn_journal.clone()));
+    }
     let sj = JournalReader::<SynRecord>::open(&paths.syn_journal)?;
     let start_s = sj
         .get(key::START_UTC_NS)
@@ -298,6 +303,8 @@ mod tests {
         r.ttl = 64;
         w.push(&r);
         w.flush().unwrap();
+        // The killed capture's descriptor (and lock) is gone.
+        drop(w);
         write_counters(&paths.counters, &[("ringbuf_full".into(), "3".into())]).unwrap();
         let got = recover(&paths).unwrap().unwrap();
         assert_eq!(got.syn.0, dir.path().join("day.recovered-5.parquet"));
@@ -317,5 +324,21 @@ mod tests {
         assert_eq!(rows, vec![r]);
         // Nothing left to recover.
         assert!(recover(&paths).unwrap().is_none());
+    }
+
+    #[test]
+    fn running_capture_journal_is_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = Paths::new(&dir.path().join("day.parquet"));
+        let live = JournalWriter::create::<SynRecord>(&paths.syn_journal, &[]).unwrap();
+        assert!(matches!(recover(&paths), Err(CaptureError::Busy(_))));
+        assert!(matches!(
+            JournalWriter::create::<SynRecord>(&paths.syn_journal, &[]),
+            Err(CaptureError::Busy(_))
+        ));
+        assert!(paths.syn_journal.exists());
+        drop(live);
+        // Lock released (as when the process dies): recoverable now.
+        assert!(recover(&paths).unwrap().is_some());
     }
 }
