@@ -279,6 +279,12 @@ pub fn rfc3339(ts_ns: u64, out: &mut String) {
 /// Appends `s` as a JSON string literal.
 pub fn json_str(s: &str, out: &mut String) {
     out.push('"');
+    // Almost every value (addresses, signatures, labels) needs no escaping: copy it whole.
+    if !s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        out.push_str(s);
+        out.push('"');
+        return;
+    }
     for ch in s.chars() {
         match ch {
             '"' => out.push_str("\\\""),

@@ -9,14 +9,14 @@
 //! Every final table is sorted on all its columns (count first) so ties come out in the same
 //! order on every run.
 
-use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use polars::prelude::*;
-use record::{FlowCounters, FlowKey};
+use record::FlowKey;
 
 use crate::analysis::Totals;
 use crate::p0f::{EventKind, MatchedLabel};
+use crate::parallel::FlowTable;
 use crate::results::{Observation, host_addr, label_type_name};
 
 /// Rows kept before they are grouped into partial counts.
@@ -514,7 +514,7 @@ fn u32s(df: &DataFrame, name: &str) -> PResult<Vec<u32>> {
 pub struct FlowTotals {
     wanted: bool,
     /// Summed counters of every flow of every input that had them.
-    flows: HashMap<FlowKey, FlowCounters>,
+    flows: FlowTable,
     /// Whether any input had flow counters.
     seen: bool,
     /// `(flow key text, client label)` of every fingerprinted SYN, in order.
@@ -553,7 +553,7 @@ impl FlowTotals {
     }
 
     /// Adds one input's flow counters.
-    pub fn add_table(&mut self, table: &HashMap<FlowKey, FlowCounters>) {
+    pub fn add_table(&mut self, table: &FlowTable) {
         self.seen = true;
         for (k, c) in table {
             let e = self.flows.entry(*k).or_default();
@@ -765,9 +765,9 @@ mod tests {
         f.label_connection(k1, None);
         f.label_connection(k1, Some(&label)); // reused key: the last label counts
         f.label_connection(k2, Some(&label));
-        let mut t = HashMap::new();
+        let mut t = FlowTable::default();
         for (k, p) in [(k1, 10u64), (k2, 5), (k3, 1)] {
-            let mut c = FlowCounters::default();
+            let mut c = record::FlowCounters::default();
             c.a_to_b.packets = p;
             c.a_to_b.bytes = p * 100;
             c.b_to_a.packets = 1;
