@@ -25,11 +25,6 @@ static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/sy
 /// How `build.rs` fared (`built` or `missing: why`).
 const OBJECT_STATUS: &str = env!("SYNSCOPE_EBPF_BUILD");
 
-/// The TC egress program. It is the ingress program's code with the direction fixed, because
-/// `__sk_buff` does not say which side of the device a program runs on.
-// TODO(record): move to `record::names` next to `PROG_TC`.
-pub const PROG_TC_EGRESS: &str = "synscope_tc_egress";
-
 /// Where the datapath hooks in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Mode {
@@ -294,7 +289,7 @@ fn attach_tc(ebpf: &mut Ebpf, iface: &str) -> Result<String> {
     let mut how = "tcx";
     for (name, at) in [
         (names::PROG_TC, TcAttachType::Ingress),
-        (PROG_TC_EGRESS, TcAttachType::Egress),
+        (names::PROG_TC_EGRESS, TcAttachType::Egress),
     ] {
         let name: &'static str = name;
         // Stale netlink filters from a killed run on a pre-TCX kernel (none under TCX).

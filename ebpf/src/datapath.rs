@@ -71,6 +71,32 @@ impl Packet for Xdp {
 }
 
 /// TC ingress hook.
+/// aya names each program after its function and each map after its static; this ties those
+/// names to the constants the loader uses, at compile time.
+const fn same_name(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+const _: () = assert!(
+    same_name(record::names::PROG_TC, "synscope_tc")
+        && same_name(record::names::PROG_TC_EGRESS, "synscope_tc_egress")
+        && same_name(record::names::PROG_XDP, "synscope_xdp")
+        && same_name(record::names::MAP_SYN_EVENTS, "SYN_EVENTS")
+        && same_name(record::names::MAP_FLOWS, "FLOWS")
+        && same_name(record::names::MAP_COUNTERS, "COUNTERS")
+        && same_name(record::names::MAP_CONFIG, "CONFIG")
+);
+
 #[classifier]
 pub fn synscope_tc(ctx: TcContext) -> i32 {
     try_tc(&ctx, direction::INGRESS);

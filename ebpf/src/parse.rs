@@ -48,8 +48,11 @@ const IPV6_ROUTING: u8 = 43;
 const IPV6_DSTOPTS: u8 = 60;
 /// How many IPv6 extension headers we walk before giving up. RFC 8200 order allows
 /// hop-by-hop, dest-opts, routing, dest-opts before the upper layer; 4 covers that.
-/// Must equal `formats::pcap::MAX_IPV6_EXT` (checked by a test).
-pub const MAX_IPV6_EXT: usize = 4;
+pub use record::MAX_IPV6_EXT;
+
+// The VLAN walk below is unrolled by hand for two tags; `formats::pcap` reads the bound from
+// `record`, so a change there must be made here too.
+const _: () = assert!(record::MAX_VLAN_TAGS == 2);
 
 /// What [`parse`] found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -19,13 +19,24 @@
 #![no_std]
 #![forbid(unsafe_code)]
 
+/// How many IPv6 extension headers (hop-by-hop, routing, destination options) the parsers
+/// walk before giving up on a packet. The kernel needs a constant loop bound; `formats::pcap`
+/// uses the same one so both skip exactly the same packets.
+pub const MAX_IPV6_EXT: usize = 4;
+
+/// How many VLAN tags (802.1Q / 802.1ad / 0x9100) the parsers skip, for the same reason.
+pub const MAX_VLAN_TAGS: usize = 2;
+
 /// Size of [`SynRecord::tcp_opts`]: the largest TCP option area (60-byte header minus 20).
 pub const TCP_OPTS_MAX: usize = 40;
 
 /// Names shared by the eBPF object and the loader, so neither side spells them twice.
 pub mod names {
-    /// TC classifier program (attached to ingress and egress).
+    /// TC classifier program for ingress.
     pub const PROG_TC: &str = "synscope_tc";
+    /// TC classifier program for egress: the ingress program's code with the direction
+    /// fixed, because `__sk_buff` does not say which side of the device a program runs on.
+    pub const PROG_TC_EGRESS: &str = "synscope_tc_egress";
     /// XDP program (ingress only).
     pub const PROG_XDP: &str = "synscope_xdp";
     /// Ring buffer carrying [`crate::SynRecord`]s to userspace.
@@ -608,7 +619,8 @@ mod tests {
         let mut c = FlowCounters::default();
         c.dir_mut(flow_dir::B_TO_A).add(50, 60, tcp_flag::SYN);
         c.dir_mut(flow_dir::B_TO_A).add(40, 52, tcp_flag::ACK);
-        c.dir_mut(flow_dir::B_TO_A).add(70, 1500, tcp_flag::PSH | tcp_flag::ACK);
+        c.dir_mut(flow_dir::B_TO_A)
+            .add(70, 1500, tcp_flag::PSH | tcp_flag::ACK);
         let d = c.b_to_a;
         assert_eq!((d.packets, d.bytes), (3, 1612));
         assert_eq!((d.first_seen_ns, d.last_seen_ns), (40, 70));

@@ -139,9 +139,9 @@ const AF_INET: u32 = 2;
 /// `AF_INET6` differs between systems: Linux 10, NetBSD/OpenBSD 24, FreeBSD 28, Darwin 30.
 const AF_INET6: [u32; 4] = [10, 24, 28, 30];
 
-/// How many VLAN tags we look through (802.1Q plus one outer 802.1ad/QinQ tag), the same bound
-/// the datapath uses.
-const MAX_VLAN_TAGS: usize = 2;
+// How many VLAN tags we look through (802.1Q plus one outer 802.1ad/QinQ tag): the bound the
+// datapath uses too.
+use record::MAX_VLAN_TAGS;
 
 /// Strips the link header: returns the IP version it announces and the bytes from the start of
 /// the IP header.

@@ -24,7 +24,7 @@ use super::link::{self, LinkType, Net};
 
 /// Most IPv6 extension headers walked before giving up. Must equal the datapath's unrolled
 /// loop bound (`ebpf::parse::MAX_IPV6_EXT`), or the two would disagree on such packets.
-pub const MAX_IPV6_EXT: usize = 4;
+pub use record::MAX_IPV6_EXT;
 
 /// IP protocol numbers used below.
 const IPPROTO_TCP: u8 = 6;
