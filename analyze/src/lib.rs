@@ -4,7 +4,7 @@
 //! - [`inputs`]: command-line paths -> ordered inputs of known kind (pcap, pcapng, recording).
 //! - [`records`]: `analyze --records`, captures -> a recording in `capture`'s format.
 //! - [`flow_intervals`]: per-interval flow counters from packets, for those recordings.
-//! - [`replay`]: every input kind -> one stream of records; the p0f log replay.
+//! - [`replay`]: why an input could not be replayed ([`replay::ReplayError`]).
 //! - [`parallel`]: the parallel, deterministic replay (decoding in parallel, one engine).
 //! - [`analysis`]: a whole run: replay -> engine -> observations -> outputs.
 //! - [`results`]: the flat observation rows and their JSON, CSV and Parquet writers.

@@ -1,9 +1,18 @@
 //! Differential test against the real p0f 3.09b.
 //!
 //! For every capture in `fixtures/pcap/` and in the shared corpus (`../shared/pcaps` relative
-//! to the workspace root), run `p0f -r FILE -o LOG` (with `TZ=UTC`) and our engine (pcap
-//! ingestion -> `Engine` -> p0f log lines), drop the timestamps, and compare the multisets of
-//! `mod=syn`, `mod=syn+ack` and `mod=mtu` lines. Uptime, host change and IP sharing lines are
+//! to the workspace root; a fixture that is also in the corpus is taken once), run
+//! `p0f -r FILE -o LOG` (with `TZ=UTC`) and the real `analyze --format p0f FILE`, drop the
+//! timestamps, and compare the multisets of `mod=syn`, `mod=syn+ack` and `mod=mtu` lines.
+//!
+//! Every capture is also converted with `analyze --records` and the recording replayed with
+//! `analyze --format p0f`: its lines must equal the capture's, timestamps and order included.
+//!
+//! `analyze` gives the engine SYN/SYN+ACK records only, the same whether they come from a
+//! pcap, a recording or the live datapath. p0f also ends connections on FIN/RST/ACK packets,
+//! which records do not carry; the few lines that depends on are listed exceptions. How close
+//! the engine gets when it is fed every TCP packet as p0f is (`Engine::tcp_packet`) is printed
+//! as an informational figure. Uptime, host change and IP sharing lines are
 //! compared too but only reported: p0f also derives them from ACK/FIN/RST timestamps and HTTP
 //! headers, which synscope records do not carry, so ours are expected to be a subset.
 //!
@@ -16,7 +25,8 @@
 //! an unlisted difference fails the test, a listed one that no longer occurs is reported.
 //!
 //! Skips loudly when p0f is not installed or no captures are present (set
-//! `SYNSCOPE_REQUIRE_P0F=1` to turn those skips into failures).
+//! `SYNSCOPE_REQUIRE_ORACLE=1`, as CI does, or `SYNSCOPE_REQUIRE_P0F=1` to turn those skips
+//! into failures).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -111,9 +121,13 @@ impl PacketSink for EngineSink {
 struct FileResult {
     p0f_failed: Option<String>,
     ours_failed: Option<String>,
-    /// module -> (p0f lines, our lines), timestamps stripped.
+    /// Full lines (timestamps included) of p0f, of `analyze --format p0f`, and of the engine
+    /// fed every TCP packet.
     p0f: Vec<String>,
     ours: Vec<String>,
+    packets: Vec<String>,
+    /// Why the recording replay differs from the capture's, if it does.
+    recording_mismatch: Option<String>,
 }
 
 fn run_p0f(p0f: &Path, file: &Path, log: &Path) -> Result<Vec<String>, String> {
@@ -140,7 +154,42 @@ fn run_p0f(p0f: &Path, file: &Path, log: &Path) -> Result<Vec<String>, String> {
     Ok(text.lines().map(str::to_string).collect())
 }
 
-fn run_ours(db: &Arc<Database>, file: &Path) -> Result<Vec<String>, String> {
+/// Runs the real binary; stdout lines on success.
+fn analyze(args: &[&std::ffi::OsStr]) -> Result<Vec<String>, String> {
+    let out = Command::new(env!("CARGO_BIN_EXE_analyze"))
+        .arg("--quiet")
+        .args(args)
+        .output()
+        .map_err(|e| format!("cannot run analyze: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "analyze exit {}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect())
+}
+
+fn run_ours(file: &Path) -> Result<Vec<String>, String> {
+    analyze(&["--format".as_ref(), "p0f".as_ref(), file.as_os_str()])
+}
+
+/// `analyze --records` then `analyze --format p0f` on the recording.
+fn run_recording(file: &Path, tmp: &Path, idx: usize) -> Result<Vec<String>, String> {
+    let rec = tmp.join(format!("rec-{idx}.parquet"));
+    analyze(&["--records".as_ref(), rec.as_os_str(), file.as_os_str()])?;
+    let lines = analyze(&["--format".as_ref(), "p0f".as_ref(), rec.as_os_str()]);
+    let _ = std::fs::remove_file(&rec);
+    let _ = std::fs::remove_file(tmp.join(format!("rec-{idx}.flows.parquet")));
+    lines
+}
+
+/// The engine fed every TCP packet of the capture, as p0f is.
+fn run_packets(db: &Arc<Database>, file: &Path) -> Result<Vec<String>, String> {
     let mut sink = EngineSink {
         engine: Engine::new(Arc::clone(db)),
         events: Vec::new(),
@@ -157,9 +206,24 @@ fn check_file(p0f: &Path, db: &Arc<Database>, file: &Path, tmp: &Path, idx: usiz
         Ok(l) => res.p0f = l,
         Err(e) => res.p0f_failed = Some(e),
     }
-    match run_ours(db, file) {
+    match run_ours(file) {
         Ok(l) => res.ours = l,
         Err(e) => res.ours_failed = Some(e),
+    }
+    if res.ours_failed.is_none() {
+        match run_recording(file, tmp, idx) {
+            Ok(l) if l == res.ours => {}
+            Ok(l) => {
+                res.recording_mismatch = Some(format!(
+                    "{} lines from the capture, {} from its recording; first difference: {:?}",
+                    res.ours.len(),
+                    l.len(),
+                    res.ours.iter().zip(&l).find(|(a, b)| a != b)
+                ))
+            }
+            Err(e) => res.recording_mismatch = Some(e),
+        }
+        res.packets = run_packets(db, file).unwrap_or_default();
     }
     res
 }
@@ -205,7 +269,9 @@ fn load_exceptions(path: &Path) -> BTreeSet<(String, String, String)> {
 
 #[test]
 fn p0f_differential() {
-    let require = std::env::var("SYNSCOPE_REQUIRE_P0F").is_ok_and(|v| v == "1");
+    let require = ["SYNSCOPE_REQUIRE_ORACLE", "SYNSCOPE_REQUIRE_P0F"]
+        .iter()
+        .any(|v| std::env::var(v).is_ok_and(|v| v == "1"));
     let Some(p0f) = find_p0f() else {
         assert!(!require, "p0f is required but not installed");
         eprintln!("SKIPPED p0f_differential: p0f is not installed");
@@ -221,6 +287,13 @@ fn p0f_differential() {
             eprintln!("NOTE p0f_differential: {} is absent", d.display());
         }
     }
+    // Fixtures are copies of corpus files under the same relative path: count each once.
+    let fixtures = root.join("fixtures/pcap");
+    let corpus = root.join("../shared/pcaps");
+    files.retain(|f| {
+        f.strip_prefix(&fixtures)
+            .map_or(true, |rel| !corpus.join(rel).is_file())
+    });
     if files.is_empty() {
         assert!(!require, "no captures found");
         eprintln!("SKIPPED p0f_differential: no captures found");
@@ -245,6 +318,17 @@ fn p0f_differential() {
     let (mut listed_missing, mut listed_extra) = (0usize, 0usize);
     let mut p0f_failures = Vec::new();
     let mut our_failures = Vec::new();
+    let mut recording_mismatches = Vec::new();
+    let (mut pk_total, mut pk_matched, mut pk_extra) = (0usize, 0usize, 0usize);
+    let replayable = results
+        .iter()
+        .filter(|(_, r)| r.ours_failed.is_none())
+        .count();
+    for (file, res) in &results {
+        if let Some(e) = &res.recording_mismatch {
+            recording_mismatches.push(format!("{}: {e}", file.display()));
+        }
+    }
     for (file, res) in &results {
         let rel = file
             .strip_prefix(&root)
@@ -269,6 +353,7 @@ fn p0f_differential() {
         if let Some(e) = &res.ours_failed {
             our_failures.push(format!("{rel}: {e}"));
         }
+
         let pick = |lines: &[String], m: &str| -> Vec<String> {
             lines
                 .iter()
@@ -301,6 +386,13 @@ fn p0f_differential() {
                     }
                 }
             }
+        }
+        for m in COMPARED {
+            let theirs = pick(&res.p0f, m);
+            let packets = pick(&res.packets, m);
+            pk_total += theirs.len();
+            pk_matched += theirs.len() - minus(&theirs, &packets).len();
+            pk_extra += minus(&packets, &theirs).len();
         }
         for (i, m) in INFORMATIONAL.into_iter().enumerate() {
             let theirs = pick(&res.p0f, m);
@@ -343,6 +435,18 @@ fn p0f_differential() {
         "  excluding listed exceptions ({listed_missing} missing, {listed_extra} extra): \
          {net_reproduced:.3}% reproduced, {net_extra_pct:.3}% extra"
     );
+    eprintln!(
+        "  (informational) engine fed every TCP packet, as p0f is: {pk_matched}/{pk_total} \
+         reproduced ({:.3}%), {pk_extra} extra",
+        pct(pk_matched, pk_total)
+    );
+    eprintln!(
+        "  recordings: {} of {replayable} captures replay from their recording to identical lines",
+        replayable - recording_mismatches.len()
+    );
+    for m in &recording_mismatches {
+        eprintln!("  RECORDING MISMATCH {m}");
+    }
     for (m, (t, ok, x)) in INFORMATIONAL.iter().zip(info) {
         eprintln!("  mod={m} (informational): {ok}/{t} of p0f's reproduced, {x} extra");
     }
@@ -377,6 +481,11 @@ fn p0f_differential() {
     assert!(
         net_extra_pct < 0.5,
         "{net_extra_pct:.3}% extra lines beyond the listed exceptions"
+    );
+    assert!(
+        recording_mismatches.is_empty(),
+        "{} recordings replay differently from their capture",
+        recording_mismatches.len()
     );
     assert!(
         unlisted.is_empty(),
