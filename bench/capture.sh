@@ -72,7 +72,7 @@ set +e
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 # VmRSS / VmHWM of PID in KiB.
 rss_kib() { awk -v k="$2" '$1 == k":" {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
-# "run_time_ns run_cnt" summed over PID's BPF program fds of type $2 (sched_cls or xdp).
+# "run_time_ns run_cnt" summed over PID's BPF program fds of numeric type $2.
 bpf_stats() {
     local pid=$1 type=$2 f ns=0 cnt=0 t r c
     for f in /proc/"$pid"/fdinfo/*; do
@@ -85,6 +85,7 @@ bpf_stats() {
     done
     echo "$ns $cnt"
 }
+va_tx() { ip netns exec "$NS_A" cat /sys/class/net/va/statistics/tx_packets; }
 vb_rx() { ip netns exec "$NS_B" cat /sys/class/net/vb/statistics/rx_packets; }
 
 # Starts capture in B (mode $1, output $2); sets CAP_PID; waits (<= 20 s) for "attached".
@@ -126,7 +127,7 @@ hping() {
     shift 2
     local rate=(-i "u$iv")
     [ "$iv" = flood ] && rate=(--flood)
-    timeout -s INT "$((secs + 0))" ip netns exec "$NS_A" hping3 -q "${rate[@]}" "$@" \
+    timeout -k 2 -s INT "$((secs + 0))" ip netns exec "$NS_A" hping3 -q "${rate[@]}" "$@" \
         198.51.100.3 >"$WORK/hping.out" 2>&1 || true
     grep -o '[0-9]* packets tra[a-z]*mitted' "$WORK/hping.out" | awk '{print $1}' | head -1
 }
@@ -134,7 +135,7 @@ hping() {
 hping_count() {
     local n=$1 iv=$2
     shift 2
-    timeout -s INT 60 ip netns exec "$NS_A" hping3 -q -c "$n" -i "u$iv" "$@" 198.51.100.3 \
+    timeout -k 2 -s INT 60 ip netns exec "$NS_A" hping3 -q -c "$n" -i "u$iv" "$@" 198.51.100.3 \
         >"$WORK/hping.out" 2>&1 || true
 }
 report_field() { grep -o "$2 [0-9]*" "$1" | head -1 | awk '{print $NF}'; }
@@ -147,8 +148,9 @@ RATE_ROWS=()
 IDLE_ROWS=()
 
 for MODE in tc xdp; do
-    PTYPE=sched_cls
-    [ "$MODE" = xdp ] && PTYPE=xdp
+    # fdinfo gives the numeric bpf_prog_type: 3 = SCHED_CLS (TC), 6 = XDP.
+    PTYPE=3
+    [ "$MODE" = xdp ] && PTYPE=6
     echo "== $MODE: per-packet cost" >&2
     start_capture "$MODE" "$WORK/cost-$MODE.parquet"
     sleep 1
@@ -189,7 +191,10 @@ for MODE in tc xdp; do
         rx0=$(vb_rx)
         ct0=$(cpu_ticks "$CAP_PID")
         tt0=$(cpu_ticks "$TD_PID")
-        sent=$(hping "$IV" "$BURST_SECS" -S -p 80)
+        tx0=$(va_tx)
+        hping "$IV" "$BURST_SECS" -S -p 80 >/dev/null
+        # hping3's own count is lost when it must be killed; va's tx counter never is.
+        sent=$(($(va_tx) - tx0))
         sleep 1 # let both drain
         ct1=$(cpu_ticks "$CAP_PID")
         tt1=$(cpu_ticks "$TD_PID")
@@ -245,7 +250,7 @@ done
     echo
     echo "## SYN rate ladder (${BURST_SECS} s hping3 -S bursts; capture and tcpdump side by side)"
     echo
-    echo "sent = hping3's count; vb rx = the interface's rx_packets delta; seen = SYN_SEEN counter"
+    echo "sent = va's tx_packets delta; vb rx = the interface's rx_packets delta; seen = SYN_SEEN counter"
     echo "(hook); written = SYN_RECORDS counter / rows in the Parquet file; dropped = RINGBUF_FULL."
     echo "CPU % is over the burst + 1 s drain (100 % = one core); RSS is the peak (VmHWM)."
     echo "tcpdump: \`tcpdump -Z root -i vb -w FILE 'tcp[tcpflags] & tcp-syn != 0'\`, counts from its exit report."
