@@ -238,7 +238,7 @@ done
     echo "to vb in namespace B. SYN: every packet a new flow (record reserved+written in the ring,"
     echo "flow inserted). Non-SYN: pure ACKs of a single flow (flow-counter update only)."
     echo
-    echo "| hook | packets | runs | ns / packet |"
+    echo "| hook | traffic | program runs | ns per run |"
     echo "|---|---|---:|---:|"
     printf '%s\n' "${COST_ROWS[@]}"
     echo
