@@ -20,6 +20,12 @@ use record::{
 use crate::flow::flow_key;
 use crate::parse::{Packet, Parsed, parse};
 
+/// The licence the kernel reads from the object's `license` section. The programs only copy
+/// header bytes, but declaring a GPL-compatible licence keeps every helper available to them.
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";
+
 /// Ring buffer of [`SynRecord`]s. 16 MiB holds ~120 000 records (128 bytes + 8 header), enough
 /// to ride out a SYN flood between two userspace polls; the loader may resize it.
 #[map]
