@@ -19,9 +19,7 @@
 //! count, the consumer sees the same records in the same order: output is identical for
 //! `--threads 1` and `--threads N` by construction (and a CLI test checks it).
 
-use std::collections::HashMap;
 use std::fs::File;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -36,6 +34,7 @@ use rayon::prelude::*;
 use record::{FlowCounters, FlowDirCounters, FlowKey, SynRecord};
 
 use crate::inputs::{Input, InputKind, flows_path_for};
+use crate::p0f::hasher::FastMap;
 use crate::replay::ReplayError;
 
 /// Size of a classic pcap file header.
@@ -46,68 +45,11 @@ const BLOCK: usize = 4 << 20;
 
 /// Flow counters summed over a whole input, by flow.
 ///
-/// Keyed with [`FlowHasher`]: the table is updated once per TCP packet, and SipHash showed up
-/// at 5% of a profile of a 1 GiB capture. Keys come from the capture being analysed, not
-/// from an adversary choosing them against a running service, so a fast non-keyed hash is
-/// fine here.
-pub type FlowTable = HashMap<FlowKey, FlowCounters, BuildHasherDefault<FlowHasher>>;
-
-/// A small multiply-rotate hasher (the FxHash construction) for [`FlowTable`].
-#[derive(Clone, Copy, Debug, Default)]
-pub struct FlowHasher(u64);
-
-impl Hasher for FlowHasher {
-    #[inline]
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(c);
-            self.add(u64::from_le_bytes(w));
-        }
-        for &b in chunks.remainder() {
-            self.add(u64::from(b));
-        }
-    }
-
-    #[inline]
-    fn write_u8(&mut self, i: u8) {
-        self.add(u64::from(i));
-    }
-
-    #[inline]
-    fn write_u16(&mut self, i: u16) {
-        self.add(u64::from(i));
-    }
-
-    #[inline]
-    fn write_u32(&mut self, i: u32) {
-        self.add(u64::from(i));
-    }
-
-    #[inline]
-    fn write_u64(&mut self, i: u64) {
-        self.add(i);
-    }
-
-    #[inline]
-    fn write_usize(&mut self, i: usize) {
-        self.add(i as u64);
-    }
-
-    #[inline]
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-impl FlowHasher {
-    #[inline]
-    fn add(&mut self, w: u64) {
-        const K: u64 = 0x517c_c1b7_2722_0a95;
-        self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(K);
-    }
-}
+/// Keyed with the engine's fast hasher ([`FastMap`]): the table is updated once per TCP
+/// packet, and SipHash showed up at 5% of a profile of a 1 GiB capture. Keys come from the
+/// capture being analysed, not from an adversary choosing them against a running service, so a
+/// fast non-keyed hash is fine here.
+pub type FlowTable = FastMap<FlowKey, FlowCounters>;
 
 /// Settings of a replay.
 #[derive(Clone, Copy, Debug)]

@@ -28,7 +28,7 @@
 
 pub mod db;
 pub mod event;
-mod hasher;
+pub(crate) mod hasher;
 pub mod log;
 pub mod matcher;
 pub mod sig;
