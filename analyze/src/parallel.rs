@@ -31,7 +31,7 @@ use formats::pcap::{
 };
 use formats::syn::SynReader;
 use rayon::prelude::*;
-use record::{FlowCounters, FlowDirCounters, FlowKey, SynRecord};
+use record::{FlowCounters, FlowKey, SynRecord};
 
 use crate::inputs::{Input, InputKind, flows_path_for};
 use crate::p0f::hasher::FastMap;
@@ -512,25 +512,11 @@ pub fn sibling_flows(recording: &Path) -> Result<Option<FlowTable>, ReplayError>
     for g in 0..reader.num_row_groups() {
         for row in reader.read_row_group(g)? {
             let e = table.entry(row.key).or_default();
-            add_dir(&mut e.a_to_b, &row.counters.a_to_b);
-            add_dir(&mut e.b_to_a, &row.counters.b_to_a);
+            e.a_to_b.merge(&row.counters.a_to_b);
+            e.b_to_a.merge(&row.counters.b_to_a);
         }
     }
     Ok(Some(table))
-}
-
-/// Adds one interval's counters of a direction to a running total.
-fn add_dir(acc: &mut FlowDirCounters, d: &FlowDirCounters) {
-    if d.packets == 0 {
-        return;
-    }
-    if acc.packets == 0 || d.first_seen_ns < acc.first_seen_ns {
-        acc.first_seen_ns = d.first_seen_ns;
-    }
-    acc.last_seen_ns = acc.last_seen_ns.max(d.last_seen_ns);
-    acc.packets += d.packets;
-    acc.bytes += d.bytes;
-    acc.tcp_flags |= d.tcp_flags;
 }
 
 /// A capture's records, batched for the channel, and optionally its flow table.
@@ -765,21 +751,5 @@ mod tests {
         assert_eq!(log.failed.len(), 1);
         assert_eq!(log.failed[0].0, 0);
         assert_eq!(log.done.iter().map(|d| d.0).collect::<Vec<_>>(), vec![1, 2]);
-    }
-
-    #[test]
-    fn flow_intervals_sum_per_direction() {
-        let mut acc = FlowDirCounters::default();
-        let mut a = FlowDirCounters::default();
-        a.add(50, 100, 0x2);
-        let mut b = FlowDirCounters::default();
-        b.add(20, 60, 0x10);
-        b.add(90, 60, 0x10);
-        add_dir(&mut acc, &a);
-        add_dir(&mut acc, &FlowDirCounters::default());
-        add_dir(&mut acc, &b);
-        assert_eq!((acc.packets, acc.bytes), (3, 220));
-        assert_eq!((acc.first_seen_ns, acc.last_seen_ns), (20, 90));
-        assert_eq!(acc.tcp_flags, 0x12);
     }
 }

@@ -468,6 +468,24 @@ impl FlowDirCounters {
         self.bytes += bytes;
         self.tcp_flags |= tcp_flags;
     }
+
+    /// Adds another period's counters of the same direction (e.g. one flow-file interval row),
+    /// so per-interval rows sum to whole-flow counters. A period without packets adds nothing.
+    #[inline(always)]
+    pub fn merge(&mut self, other: &FlowDirCounters) {
+        if other.packets == 0 {
+            return;
+        }
+        if self.packets == 0 || other.first_seen_ns < self.first_seen_ns {
+            self.first_seen_ns = other.first_seen_ns;
+        }
+        if other.last_seen_ns > self.last_seen_ns {
+            self.last_seen_ns = other.last_seen_ns;
+        }
+        self.packets += other.packets;
+        self.bytes += other.bytes;
+        self.tcp_flags |= other.tcp_flags;
+    }
 }
 
 /// Counters for both directions of a flow, the value of the flow table.
@@ -626,6 +644,18 @@ mod tests {
         assert_eq!((d.first_seen_ns, d.last_seen_ns), (40, 70));
         assert_eq!(d.tcp_flags, tcp_flag::SYN | tcp_flag::ACK | tcp_flag::PSH);
         assert_eq!(c.a_to_b, FlowDirCounters::default());
+
+        // Two periods merged equal the same packets added to one counter.
+        let mut first = FlowDirCounters::default();
+        first.add(50, 60, tcp_flag::SYN);
+        let mut second = FlowDirCounters::default();
+        second.add(40, 52, tcp_flag::ACK);
+        second.add(70, 1500, tcp_flag::PSH | tcp_flag::ACK);
+        let mut merged = FlowDirCounters::default();
+        merged.merge(&second);
+        merged.merge(&FlowDirCounters::default());
+        merged.merge(&first);
+        assert_eq!(merged, d);
     }
 
     #[test]
