@@ -18,7 +18,7 @@ use crate::p0f::{Database, Engine, Event, EventKind, Status};
 use crate::parallel::{self, Consumer, InputDone, Progress, ReplayOptions};
 use crate::replay::ReplayError;
 use crate::report::agg::{Aggregator, FlowTotals, Summary};
-use crate::results::{self, Observation, ResultsError, ResultsWriter, Sources};
+use crate::results::{self, Observation, ResultsError, ResultsWriter, Sources, TextWriter};
 
 /// What goes to stdout.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -138,7 +138,8 @@ struct Analysis<'w, W: Write> {
     agg: Option<Aggregator>,
     totals: Totals,
     flows: FlowTotals,
-    line: String,
+    /// JSON/CSV rows not yet written to `out`.
+    text: TextWriter,
     json_rows: u64,
     error: Option<AnalyzeError>,
     inputs: &'w [Input],
@@ -173,31 +174,24 @@ impl<W: Write> Analysis<'_, W> {
             OutputFormat::P0f => crate::p0f::log::write_p0f_line(&obs.event, self.out)
                 .map_err(AnalyzeError::Write)?,
             OutputFormat::Ndjson => {
-                results::write_json_line(&obs, &self.sources, &mut self.line, self.out)
-                    .map_err(AnalyzeError::Write)?
+                self.text.json_object(&obs, &self.sources);
+                self.text.push(b"\n");
             }
-            OutputFormat::Csv => {
-                self.line.clear();
-                results::csv_line(&obs, &self.sources, &mut self.line);
-                self.out
-                    .write_all(self.line.as_bytes())
-                    .map_err(AnalyzeError::Write)?
-            }
+            OutputFormat::Csv => self.text.csv_line(&obs, &self.sources),
             OutputFormat::Json => {
-                self.line.clear();
-                self.line.push_str(if self.json_rows == 0 {
-                    "\n    "
+                self.text.push(if self.json_rows == 0 {
+                    b"\n    "
                 } else {
-                    ",\n    "
+                    b",\n    "
                 });
-                results::json_object(&obs, &self.sources, &mut self.line);
+                self.text.json_object(&obs, &self.sources);
                 self.json_rows += 1;
-                self.out
-                    .write_all(self.line.as_bytes())
-                    .map_err(AnalyzeError::Write)?
             }
             OutputFormat::Table => {}
         }
+        self.text
+            .flush_if_full(self.out)
+            .map_err(AnalyzeError::Write)?;
         if let Some(r) = &mut self.results {
             r.write(&obs)?;
         }
@@ -295,7 +289,7 @@ pub fn run(
         agg: summary.then(Aggregator::new),
         totals: Totals::default(),
         flows: FlowTotals::new(summary),
-        line: String::new(),
+        text: TextWriter::new(),
         json_rows: 0,
         error: None,
         inputs,
@@ -317,6 +311,7 @@ pub fn run(
     if let Some(e) = a.error.take() {
         return Err(e);
     }
+    a.text.flush(a.out).map_err(AnalyzeError::Write)?;
     let summary = match a.agg.take() {
         Some(agg) => Some(
             agg.finish(&a.totals, &a.flows, opts.top)

@@ -120,7 +120,7 @@ pub enum Skip {
 }
 
 /// How a window size relates to the MSS or MTU (`detect_win_multi()`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct WinMulti {
     /// Multiplier, or negative when none was found (p0f's `-1`, or the odd negative values
     /// p0f's signed arithmetic yields for tiny peer MSS values).
@@ -596,7 +596,7 @@ impl Packet {
 
 /// The signature of one packet in p0f.fp syntax; `Display` renders it exactly as p0f's
 /// `dump_sig()` (`ver:ttl+dist:olen:mss:wsize,scale:olayout:quirks:pclass`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct RawSig {
     /// 4 or 6.
     pub ip_ver: u8,

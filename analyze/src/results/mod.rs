@@ -1,0 +1,440 @@
+//! The results model: one flat row per observation, and its writers (JSON/NDJSON/CSV text in
+//! [`text`], Parquet in [`parquet`]).
+//!
+//! An [`Event`] is what the engine says (one p0f log line); an [`Observation`] is that event
+//! plus the input it came from. Every output format reads the same flat view of it,
+//! [`cells`], in the column order of [`COLUMNS`], so JSON, CSV and Parquet cannot drift apart:
+//! a column added here appears in all three.
+//!
+//! Values are typed (no p0f `???` strings): a missing value is a JSON `null`, an empty CSV
+//! field or a Parquet null. Addresses are written in their standard text form (IPv6
+//! compressed), times as RFC 3339 UTC with nanoseconds (JSON/CSV) or a UTC nanosecond
+//! timestamp (Parquet).
+//!
+//! A row is built for every observation of a run (hundreds of thousands for a large
+//! capture), so [`cells`] allocates nothing: addresses, signatures, `params` and NAT reasons
+//! stay typed ([`Cell::Ip`], [`Cell::Sig`], ...) and each writer renders them straight into
+//! its own buffer.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::p0f::event::NatReasons;
+use crate::p0f::sig::RawSig;
+use crate::p0f::{Event, EventKind, LabelType, Params, Quality, Subject};
+
+pub mod parquet;
+pub mod text;
+
+pub use self::parquet::{RESULTS_ROW_GROUP_ROWS, ResultsError, ResultsWriter, schema};
+pub use self::text::{TextWriter, csv_header};
+
+/// One observation: an engine event and the index of its input in [`Sources`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct Observation {
+    pub source: usize,
+    pub event: Event,
+}
+
+/// The input file names observations refer to, by index (so rows share one string each).
+#[derive(Clone, Debug, Default)]
+pub struct Sources(pub Vec<Arc<str>>);
+
+impl Sources {
+    /// Names of `paths`, as given on the command line (or found in a folder).
+    pub fn from_paths<'a>(paths: impl IntoIterator<Item = &'a Path>) -> Sources {
+        Sources(
+            paths
+                .into_iter()
+                .map(|p| Arc::from(p.display().to_string()))
+                .collect(),
+        )
+    }
+
+    fn name(&self, i: usize) -> &str {
+        self.0.get(i).map_or("", |s| s)
+    }
+}
+
+/// Column types, mapped to JSON, CSV and Arrow types by each writer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ColType {
+    /// ns since the Unix epoch, UTC.
+    Time,
+    Str,
+    U8,
+    U16,
+    U32,
+    F64,
+    Bool,
+}
+
+/// One column of the results.
+#[derive(Clone, Copy, Debug)]
+pub struct Column {
+    pub name: &'static str,
+    pub ty: ColType,
+    /// Nullable in Parquet (and possibly empty/null in CSV/JSON).
+    pub nullable: bool,
+}
+
+const fn c(name: &'static str, ty: ColType, nullable: bool) -> Column {
+    Column { name, ty, nullable }
+}
+
+/// Every column, in output order. Bump [`RESULTS_SCHEMA_VERSION`] when this changes.
+pub const COLUMNS: [Column; 28] = [
+    c("time", ColType::Time, false),
+    c("source_file", ColType::Str, false),
+    c("module", ColType::Str, false),
+    c("subject", ColType::Str, false),
+    c("ip_version", ColType::U8, false),
+    c("client_addr", ColType::Str, false),
+    c("client_port", ColType::U16, false),
+    c("server_addr", ColType::Str, false),
+    c("server_port", ColType::U16, false),
+    c("host_addr", ColType::Str, false),
+    c("direction", ColType::Str, true),
+    c("raw_sig", ColType::Str, true),
+    c("label_type", ColType::Str, true),
+    c("os_class", ColType::Str, true),
+    c("os_name", ColType::Str, true),
+    c("os_flavor", ColType::Str, true),
+    c("quality", ColType::Str, true),
+    c("distance", ColType::U8, true),
+    c("distance_upper_bound", ColType::Bool, true),
+    c("params", ColType::Str, true),
+    c("mtu", ColType::U32, true),
+    c("link", ColType::Str, true),
+    c("uptime_minutes", ColType::U32, true),
+    c("uptime_modulo_days", ColType::U32, true),
+    c("uptime_freq_hz", ColType::F64, true),
+    c("host_change", ColType::Bool, false),
+    c("ip_sharing", ColType::Bool, false),
+    c("nat_reasons", ColType::Str, true),
+];
+
+/// Number of columns.
+pub const NCOLS: usize = COLUMNS.len();
+
+/// Version of the results column layout, stored in the Parquet metadata.
+pub const RESULTS_SCHEMA_VERSION: u32 = 1;
+
+/// Metadata key holding [`RESULTS_SCHEMA_VERSION`].
+pub const KEY_RESULTS_VERSION: &str = "synscope.results_schema_version";
+
+/// One value of a flat row.
+///
+/// Text-like values that would need formatting (addresses, signatures, `params`, NAT
+/// reasons) stay typed; [`Cell::text`] renders them, and the text writers render them
+/// without an intermediate `String`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Cell<'a> {
+    Null,
+    Time(u64),
+    Str(&'a str),
+    /// An address: IP version (4 or 6) and 16 bytes in network order (IPv4 in bytes 0..4).
+    Ip(u8, &'a [u8; 16]),
+    /// A raw signature in p0f.fp syntax.
+    Sig(&'a RawSig),
+    /// p0f's `params=` words for a TCP observation (matched or not); never empty (a row
+    /// without words gets [`Cell::Null`]).
+    Params(Params, bool),
+    /// Host-change / IP-sharing reason names.
+    Nat(NatReasons),
+    UInt(u64),
+    Float(f64),
+    Bool(bool),
+}
+
+impl Cell<'_> {
+    /// Appends the text form of a string-typed cell ([`Cell::Str`], [`Cell::Ip`],
+    /// [`Cell::Sig`], [`Cell::Params`], [`Cell::Nat`]); other cells append nothing.
+    pub fn text(&self, out: &mut String) {
+        match *self {
+            Cell::Str(s) => out.push_str(s),
+            Cell::Ip(4, a) => {
+                let _ = write!(out, "{}", std::net::Ipv4Addr::new(a[0], a[1], a[2], a[3]));
+            }
+            Cell::Ip(_, a) => {
+                let _ = write!(out, "{}", std::net::Ipv6Addr::from(*a));
+            }
+            Cell::Sig(sig) => {
+                let _ = write!(out, "{sig}");
+            }
+            Cell::Params(p, matched) => params_text(&p, matched, out),
+            Cell::Nat(r) => nat_reason_text(r, out),
+            Cell::Null | Cell::Time(_) | Cell::UInt(_) | Cell::Float(_) | Cell::Bool(_) => {}
+        }
+    }
+}
+
+/// The address of the host an observation is about (its subject).
+pub fn host_addr(ev: &Event) -> std::net::IpAddr {
+    match ev.subject {
+        Subject::Client => ev.endpoints.client_ip(),
+        Subject::Server => ev.endpoints.server_ip(),
+    }
+}
+
+/// Whether p0f's `params=` has any word for these flags.
+fn has_params(p: &Params, matched: bool) -> bool {
+    (matched && (p.generic || p.fuzzy || p.random_ttl)) || p.excess_dist || p.tos != 0
+}
+
+/// Appends p0f's `params=` words (`generic fuzzy random_ttl excess_dist tos:0xNN`), space
+/// separated; nothing when there are none.
+fn params_text(p: &Params, matched: bool, out: &mut String) {
+    let start = out.len();
+    let word = |w: &str, out: &mut String| {
+        if out.len() > start {
+            out.push(' ');
+        }
+        out.push_str(w);
+    };
+    if matched {
+        if p.generic {
+            word("generic", out);
+        }
+        if p.fuzzy {
+            word("fuzzy", out);
+        }
+        if p.random_ttl {
+            word("random_ttl", out);
+        }
+    }
+    if p.excess_dist {
+        word("excess_dist", out);
+    }
+    if p.tos != 0 {
+        word("", out);
+        let _ = write!(out, "tos:0x{:02x}", p.tos);
+    }
+}
+
+/// Appends the host-change reason names, space separated, in p0f's order.
+pub fn nat_reason_text(r: NatReasons, out: &mut String) {
+    let mut first = true;
+    for (_, name) in NatReasons::NAMES.iter().filter(|(bit, _)| r.0 & bit != 0) {
+        if !first {
+            out.push(' ');
+        }
+        out.push_str(name);
+        first = false;
+    }
+}
+
+/// `label_type` text.
+pub fn label_type_name(t: LabelType) -> &'static str {
+    match t {
+        LabelType::Os => "os",
+        LabelType::App => "app",
+    }
+}
+
+/// The flat row of an observation, in [`COLUMNS`] order.
+pub fn cells<'a>(obs: &'a Observation, sources: &'a Sources) -> [Cell<'a>; NCOLS] {
+    use Cell::*;
+    let ev = &obs.event;
+    let e = &ev.endpoints;
+    let s = |v: &'a str| Str(v);
+    let opt_s = |v: Option<&'a str>| v.map_or(Null, s);
+    let (host_ip, host) = match ev.subject {
+        Subject::Client => (e.ip_version, &e.client_addr),
+        Subject::Server => (e.ip_version, &e.server_addr),
+    };
+    let mut row: [Cell<'a>; NCOLS] = std::array::from_fn(|_| Null);
+    row[0] = Time(ev.ts_ns);
+    row[1] = s(sources.name(obs.source));
+    row[2] = s(ev.module());
+    row[3] = s(ev.subject.short());
+    row[4] = UInt(u64::from(e.ip_version));
+    row[5] = Ip(e.ip_version, &e.client_addr);
+    row[6] = UInt(u64::from(e.client_port));
+    row[7] = Ip(e.ip_version, &e.server_addr);
+    row[8] = UInt(u64::from(e.server_port));
+    row[9] = Ip(host_ip, host);
+    row[25] = Bool(false);
+    row[26] = Bool(false);
+    match &ev.kind {
+        EventKind::Tcp(t) => {
+            row[10] = opt_s(record::direction::name(t.direction));
+            row[11] = Sig(&t.raw_sig);
+            if let Some(l) = &t.label {
+                row[12] = s(label_type_name(l.label_type));
+                row[13] = opt_s(l.class.as_deref());
+                row[14] = s(&l.name);
+                row[15] = opt_s(l.flavor.as_deref());
+            }
+            row[16] = s(t.quality.name());
+            row[17] = UInt(u64::from(t.distance));
+            row[18] = Bool(t.distance_upper_bound);
+            let matched = t.label.is_some();
+            if has_params(&t.params, matched) {
+                row[19] = Params(t.params, matched);
+            }
+        }
+        EventKind::Mtu { link, mtu } => {
+            row[20] = UInt(u64::from(*mtu));
+            row[21] = opt_s(link.as_deref());
+        }
+        EventKind::Uptime {
+            minutes,
+            modulo_days,
+            raw_freq,
+        } => {
+            row[22] = UInt(u64::from(*minutes));
+            row[23] = UInt(u64::from(*modulo_days));
+            row[24] = if raw_freq.is_finite() {
+                Float(*raw_freq)
+            } else {
+                Null
+            };
+        }
+        EventKind::HostChange(n) => {
+            row[25] = Bool(true);
+            row[27] = Nat(n.reasons);
+        }
+        EventKind::IpSharing(n) => {
+            row[26] = Bool(true);
+            row[27] = Nat(n.reasons);
+        }
+    }
+    row
+}
+
+/// Quality of a TCP observation (`None` for other modules).
+pub fn quality_of(ev: &Event) -> Option<Quality> {
+    match &ev.kind {
+        EventKind::Tcp(t) => Some(t.quality),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::p0f::event::{Endpoints, NatObservation};
+    use crate::p0f::{Database, Engine};
+    use std::path::Path;
+
+    pub(crate) fn endpoints() -> Endpoints {
+        let mut c = [0u8; 16];
+        c[..4].copy_from_slice(&[198, 51, 100, 7]);
+        let mut s = [0u8; 16];
+        s[..4].copy_from_slice(&[198, 51, 100, 80]);
+        Endpoints {
+            ip_version: 4,
+            client_addr: c,
+            client_port: 40000,
+            server_addr: s,
+            server_port: 443,
+        }
+    }
+
+    /// A real TCP observation from the engine: the SYN of a fixture capture.
+    pub(crate) fn real_syn() -> Observation {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../fixtures/pcap/tcpdump/tests__tcp-handshake-nano.pcap");
+        let mut recs = Vec::new();
+        formats::pcap::open(&path).unwrap().run(&mut recs).unwrap();
+        let mut engine = Engine::new(Arc::new(Database::embedded().unwrap()));
+        let mut events = Vec::new();
+        for r in &recs {
+            engine.process(r, &mut events);
+        }
+        let ev = events
+            .into_iter()
+            .find(|e| matches!(e.kind, EventKind::Tcp(_)))
+            .unwrap();
+        Observation {
+            source: 0,
+            event: ev,
+        }
+    }
+
+    #[test]
+    fn tcp_row_agrees_with_the_p0f_line() {
+        let obs = real_syn();
+        let sources = Sources(vec![Arc::from("x.pcap")]);
+        let line = crate::p0f::log::p0f_line(&obs.event);
+        let row = cells(&obs, &sources);
+        let get = |name: &str| {
+            let i = COLUMNS.iter().position(|c| c.name == name).unwrap();
+            row[i].clone()
+        };
+        let mut raw = String::new();
+        get("raw_sig").text(&mut raw);
+        assert!(line.ends_with(&format!("|raw_sig={raw}")), "{line}");
+        assert_eq!(get("module"), Cell::Str("syn"));
+        assert_eq!(get("source_file"), Cell::Str("x.pcap"));
+        if let Cell::Str(name) = get("os_name") {
+            assert!(line.contains(&format!("|os={name}")), "{line}");
+        } else {
+            assert!(line.contains("|os=???"), "{line}");
+        }
+        let dist = match get("distance") {
+            Cell::UInt(d) => d,
+            other => panic!("{other:?}"),
+        };
+        assert!(line.contains(&format!("|dist={dist}|")), "{line}");
+        // The JSON object parses back with the same values.
+        let mut w = TextWriter::new();
+        w.json_object(&obs, &sources);
+        let mut js = Vec::new();
+        w.flush(&mut js).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&js).unwrap();
+        assert_eq!(v["raw_sig"], serde_json::Value::String(raw));
+        assert_eq!(v["distance"], serde_json::json!(dist));
+        assert_eq!(v.as_object().unwrap().len(), NCOLS);
+    }
+
+    #[test]
+    fn nat_and_mtu_rows() {
+        let ev = Event {
+            ts_ns: 5,
+            endpoints: endpoints(),
+            subject: Subject::Server,
+            kind: EventKind::HostChange(NatObservation {
+                reasons: NatReasons(NatReasons::TTL | NatReasons::OS_SIG),
+                raw_hits: [0; 4],
+            }),
+        };
+        let sources = Sources::default();
+        let obs = Observation {
+            source: 3,
+            event: ev,
+        };
+        let row = cells(&obs, &sources);
+        let text = |c: Cell<'_>| {
+            let mut s = String::new();
+            c.text(&mut s);
+            s
+        };
+        assert_eq!(text(row[9]), "198.51.100.80", "host is the server");
+        assert_eq!(row[25], Cell::Bool(true));
+        assert_eq!(text(row[27]), "os_diff ttl");
+        let mut w = TextWriter::new();
+        w.csv_line(&obs, &sources);
+        let mut line = Vec::new();
+        w.flush(&mut line).unwrap();
+        assert_eq!(line.iter().filter(|&&b| b == b',').count(), NCOLS - 1);
+
+        let mtu = Observation {
+            source: 0,
+            event: Event {
+                ts_ns: 0,
+                endpoints: endpoints(),
+                subject: Subject::Client,
+                kind: EventKind::Mtu {
+                    link: Some(Arc::from("Ethernet or modem")),
+                    mtu: 1500,
+                },
+            },
+        };
+        let row = cells(&mtu, &sources);
+        assert_eq!(row[20], Cell::UInt(1500));
+        assert_eq!(row[16], Cell::Null, "no quality for mtu rows");
+    }
+}

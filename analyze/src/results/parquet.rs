@@ -1,0 +1,307 @@
+//! The results Parquet file (`--out results.parquet`): one row per observation, the columns
+//! of [`super::COLUMNS`] with Arrow types, for notebooks.
+
+use std::fs::File;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, LazyLock};
+
+use arrow::array::{
+    ArrayRef, BooleanBuilder, Float64Builder, RecordBatch, StringBuilder,
+    TimestampNanosecondBuilder, UInt8Builder, UInt16Builder, UInt32Builder,
+};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::metadata::KeyValue;
+use parquet::file::properties::WriterProperties;
+
+use super::{
+    COLUMNS, Cell, ColType, KEY_RESULTS_VERSION, Observation, RESULTS_SCHEMA_VERSION, Sources,
+    cells,
+};
+
+static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    let fields: Vec<Field> = COLUMNS
+        .iter()
+        .map(|c| {
+            let t = match c.ty {
+                ColType::Time => formats::recording::timestamp_type(),
+                ColType::Str => DataType::Utf8,
+                ColType::U8 => DataType::UInt8,
+                ColType::U16 => DataType::UInt16,
+                ColType::U32 => DataType::UInt32,
+                ColType::F64 => DataType::Float64,
+                ColType::Bool => DataType::Boolean,
+            };
+            Field::new(c.name, t, c.nullable)
+        })
+        .collect();
+    Arc::new(Schema::new(fields))
+});
+
+/// The Arrow schema of the results Parquet file.
+pub fn schema() -> SchemaRef {
+    Arc::clone(&SCHEMA)
+}
+
+/// Why the results file could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum ResultsError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+    #[error("{path}: {source}")]
+    Parquet {
+        path: PathBuf,
+        source: parquet::errors::ParquetError,
+    },
+    #[error("{path}: {source}")]
+    Arrow {
+        path: PathBuf,
+        source: arrow::error::ArrowError,
+    },
+}
+
+/// Rows per row group of the results file: bounded so the writer's memory is, and readers
+/// can split the file.
+pub const RESULTS_ROW_GROUP_ROWS: usize = 65536;
+
+/// Rows turned into one Arrow batch at a time.
+const BATCH_ROWS: usize = 8192;
+
+/// Streaming writer of the results Parquet file (`--out results.parquet`).
+///
+/// Written to `NAME.tmp` and renamed into place by [`ResultsWriter::close`], so a failed run
+/// leaves no file that looks complete. Metadata: `synscope.record_type = results` and
+/// [`KEY_RESULTS_VERSION`].
+pub struct ResultsWriter {
+    path: PathBuf,
+    tmp: PathBuf,
+    writer: Option<ArrowWriter<File>>,
+    pending: Vec<Observation>,
+    sources: Sources,
+    rows: u64,
+}
+
+impl std::fmt::Debug for ResultsWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResultsWriter")
+            .field("path", &self.path)
+            .field("rows", &self.rows)
+            .finish()
+    }
+}
+
+impl ResultsWriter {
+    /// Starts writing `path` (through a temporary sibling).
+    pub fn create(path: &Path, sources: Sources) -> Result<ResultsWriter, ResultsError> {
+        let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
+        tmp_name.push(".tmp");
+        let tmp = path.with_file_name(tmp_name);
+        let file = File::create(&tmp).map_err(|source| ResultsError::Io {
+            path: tmp.clone(),
+            source,
+        })?;
+        let props = WriterProperties::builder()
+            .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).map_err(
+                |source| ResultsError::Parquet {
+                    path: path.to_path_buf(),
+                    source,
+                },
+            )?))
+            .set_max_row_group_row_count(Some(RESULTS_ROW_GROUP_ROWS))
+            .set_key_value_metadata(Some(vec![
+                KeyValue::new(
+                    formats::meta::KEY_RECORD_TYPE.to_string(),
+                    "results".to_string(),
+                ),
+                KeyValue::new(
+                    KEY_RESULTS_VERSION.to_string(),
+                    RESULTS_SCHEMA_VERSION.to_string(),
+                ),
+                KeyValue::new(
+                    formats::meta::KEY_TOOL_VERSION.to_string(),
+                    format!("analyze {}", env!("CARGO_PKG_VERSION")),
+                ),
+            ]))
+            .build();
+        let writer = ArrowWriter::try_new(file, schema(), Some(props)).map_err(|source| {
+            ResultsError::Parquet {
+                path: path.to_path_buf(),
+                source,
+            }
+        })?;
+        Ok(ResultsWriter {
+            path: path.to_path_buf(),
+            tmp,
+            writer: Some(writer),
+            pending: Vec::with_capacity(BATCH_ROWS),
+            sources,
+            rows: 0,
+        })
+    }
+
+    /// Adds one observation.
+    pub fn write(&mut self, obs: &Observation) -> Result<(), ResultsError> {
+        self.pending.push(obs.clone());
+        self.rows += 1;
+        if self.pending.len() >= BATCH_ROWS {
+            self.write_pending()?;
+        }
+        Ok(())
+    }
+
+    fn write_pending(&mut self) -> Result<(), ResultsError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let batch = encode(&self.pending, &self.sources).map_err(|source| ResultsError::Arrow {
+            path: self.path.clone(),
+            source,
+        })?;
+        self.pending.clear();
+        if let Some(w) = &mut self.writer {
+            w.write(&batch).map_err(|source| ResultsError::Parquet {
+                path: self.path.clone(),
+                source,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Writes the footer and renames the file into place. Returns the number of rows.
+    pub fn close(mut self) -> Result<u64, ResultsError> {
+        self.write_pending()?;
+        if let Some(w) = self.writer.take() {
+            w.close().map_err(|source| ResultsError::Parquet {
+                path: self.path.clone(),
+                source,
+            })?;
+        }
+        std::fs::rename(&self.tmp, &self.path).map_err(|source| ResultsError::Io {
+            path: self.path.clone(),
+            source,
+        })?;
+        Ok(self.rows)
+    }
+}
+
+impl Drop for ResultsWriter {
+    fn drop(&mut self) {
+        // Not closed (an error elsewhere): leave no half-written temporary behind.
+        if self.writer.is_some() {
+            self.writer = None;
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// Observations -> one Arrow batch with [`schema`].
+pub fn encode(
+    rows: &[Observation],
+    sources: &Sources,
+) -> Result<RecordBatch, arrow::error::ArrowError> {
+    enum B {
+        Time(TimestampNanosecondBuilder),
+        Str(StringBuilder),
+        U8(UInt8Builder),
+        U16(UInt16Builder),
+        U32(UInt32Builder),
+        F64(Float64Builder),
+        Bool(BooleanBuilder),
+    }
+    let n = rows.len();
+    let mut builders: Vec<B> = COLUMNS
+        .iter()
+        .map(|c| match c.ty {
+            ColType::Time => {
+                B::Time(TimestampNanosecondBuilder::with_capacity(n).with_timezone("UTC"))
+            }
+            ColType::Str => B::Str(StringBuilder::with_capacity(n, n * 16)),
+            ColType::U8 => B::U8(UInt8Builder::with_capacity(n)),
+            ColType::U16 => B::U16(UInt16Builder::with_capacity(n)),
+            ColType::U32 => B::U32(UInt32Builder::with_capacity(n)),
+            ColType::F64 => B::F64(Float64Builder::with_capacity(n)),
+            ColType::Bool => B::Bool(BooleanBuilder::with_capacity(n)),
+        })
+        .collect();
+    let mut text = String::new();
+    for obs in rows {
+        for (b, cell) in builders.iter_mut().zip(cells(obs, sources)) {
+            match (b, cell) {
+                (B::Time(b), Cell::Time(ns)) => b.append_option(i64::try_from(ns).ok()),
+                (B::Str(b), Cell::Str(s)) => b.append_value(s),
+                (
+                    B::Str(b),
+                    c @ (Cell::Ip(..) | Cell::Sig(_) | Cell::Params(..) | Cell::Nat(_)),
+                ) => {
+                    text.clear();
+                    c.text(&mut text);
+                    b.append_value(&text);
+                }
+                (B::U8(b), Cell::UInt(v)) => b.append_option(u8::try_from(v).ok()),
+                (B::U16(b), Cell::UInt(v)) => b.append_option(u16::try_from(v).ok()),
+                (B::U32(b), Cell::UInt(v)) => b.append_option(u32::try_from(v).ok()),
+                (B::F64(b), Cell::Float(v)) => b.append_value(v),
+                (B::Bool(b), Cell::Bool(v)) => b.append_value(v),
+                (B::Time(b), _) => b.append_null(),
+                (B::Str(b), _) => b.append_null(),
+                (B::U8(b), _) => b.append_null(),
+                (B::U16(b), _) => b.append_null(),
+                (B::U32(b), _) => b.append_null(),
+                (B::F64(b), _) => b.append_null(),
+                (B::Bool(b), _) => b.append_null(),
+            }
+        }
+    }
+    let arrays: Vec<ArrayRef> = builders
+        .into_iter()
+        .map(|b| -> ArrayRef {
+            match b {
+                B::Time(mut b) => Arc::new(b.finish()),
+                B::Str(mut b) => Arc::new(b.finish()),
+                B::U8(mut b) => Arc::new(b.finish()),
+                B::U16(mut b) => Arc::new(b.finish()),
+                B::U32(mut b) => Arc::new(b.finish()),
+                B::F64(mut b) => Arc::new(b.finish()),
+                B::Bool(mut b) => Arc::new(b.finish()),
+            }
+        })
+        .collect();
+    RecordBatch::try_new(schema(), arrays)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::results::NCOLS;
+    use crate::results::tests::real_syn;
+
+    #[test]
+    fn parquet_round_trip() {
+        use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("res.parquet");
+        let obs = real_syn();
+        let mut w = ResultsWriter::create(&path, Sources(vec![Arc::from("a.pcap")])).unwrap();
+        for _ in 0..10 {
+            w.write(&obs).unwrap();
+        }
+        assert!(!path.exists(), "only renamed into place on close");
+        assert_eq!(w.close().unwrap(), 10);
+        let f = File::open(&path).unwrap();
+        let b = ParquetRecordBatchReaderBuilder::try_new(f).unwrap();
+        let kv = b
+            .metadata()
+            .file_metadata()
+            .key_value_metadata()
+            .unwrap()
+            .clone();
+        assert!(kv.iter().any(|k| k.key == KEY_RESULTS_VERSION
+            && k.value.as_deref() == Some(&RESULTS_SCHEMA_VERSION.to_string())));
+        let batches: Vec<_> = b.build().unwrap().collect::<Result<_, _>>().unwrap();
+        let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+        assert_eq!(rows, 10);
+        assert_eq!(batches[0].schema().fields().len(), NCOLS);
+    }
+}

@@ -1,0 +1,426 @@
+//! JSON and CSV text of observations (`--format json|ndjson|csv`).
+//!
+//! These writers run once per observation on the engine's thread, which is the one
+//! sequential stage of a run, so they avoid the `fmt` machinery and allocation per value:
+//! rows are rendered straight into one reused byte buffer (integers with `itoa`, IPv4
+//! addresses octet by octet, the date part of timestamps once per second, each distinct raw
+//! signature once) and the buffer goes to the output in large writes.
+
+use std::io::{self, Write};
+
+use super::{COLUMNS, Cell, Observation, Sources, cells};
+use crate::p0f::hasher::FastMap;
+use crate::p0f::sig::RawSig;
+
+/// Bytes gathered before they are written out.
+const FLUSH_AT: usize = 1 << 16;
+
+/// Distinct raw signatures whose text is kept; the cache starts over when it is full, so a
+/// capture with endless distinct signatures costs formatting, never memory.
+const SIG_CACHE: usize = 4096;
+
+/// Renders observations as JSON objects or CSV lines into a buffer, and hands the buffer
+/// to a writer in large pieces.
+#[derive(Default)]
+pub struct TextWriter {
+    buf: Vec<u8>,
+    /// Date and time of day (`YYYY-MM-DDTHH:MM:SS`) of the last second rendered.
+    time: Option<(u64, [u8; 19])>,
+    sigs: FastMap<RawSig, Box<str>>,
+    scratch: String,
+}
+
+impl TextWriter {
+    pub fn new() -> TextWriter {
+        TextWriter::default()
+    }
+
+    /// Appends raw bytes (document framing).
+    pub fn push(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// Appends one observation as a JSON object (no newline).
+    pub fn json_object(&mut self, obs: &Observation, sources: &Sources) {
+        self.buf.push(b'{');
+        for (i, (col, cell)) in COLUMNS.iter().zip(cells(obs, sources)).enumerate() {
+            if i > 0 {
+                self.buf.push(b',');
+            }
+            // Column names are plain ASCII identifiers (a test checks): no escaping.
+            self.buf.push(b'"');
+            self.buf.extend_from_slice(col.name.as_bytes());
+            self.buf.extend_from_slice(b"\":");
+            match cell {
+                Cell::Null => self.buf.extend_from_slice(b"null"),
+                Cell::Time(ns) => {
+                    self.buf.push(b'"');
+                    self.time(ns);
+                    self.buf.push(b'"');
+                }
+                Cell::Str(s) => json_str(s, &mut self.buf),
+                Cell::UInt(v) => self.uint(v),
+                // Finite by construction (see `cells`); `{}` prints the shortest exact form.
+                Cell::Float(v) => {
+                    let _ = write!(self.buf, "{v}");
+                }
+                Cell::Bool(v) => self
+                    .buf
+                    .extend_from_slice(if v { b"true" } else { b"false" }),
+                // Addresses, signatures, params and NAT words never contain a character
+                // JSON must escape.
+                other => {
+                    self.buf.push(b'"');
+                    self.plain(&other);
+                    self.buf.push(b'"');
+                }
+            }
+        }
+        self.buf.push(b'}');
+    }
+
+    /// Appends one observation as a CSV line (with newline). Nulls are empty fields.
+    pub fn csv_line(&mut self, obs: &Observation, sources: &Sources) {
+        for (i, cell) in cells(obs, sources).into_iter().enumerate() {
+            if i > 0 {
+                self.buf.push(b',');
+            }
+            match cell {
+                Cell::Null => {}
+                Cell::Time(ns) => self.time(ns),
+                Cell::Str(s) => csv_field(s, &mut self.buf),
+                Cell::UInt(v) => self.uint(v),
+                Cell::Float(v) => {
+                    let _ = write!(self.buf, "{v}");
+                }
+                Cell::Bool(v) => self
+                    .buf
+                    .extend_from_slice(if v { b"true" } else { b"false" }),
+                // Signatures contain commas and must be quoted (they never contain `"`).
+                Cell::Sig(_) => {
+                    self.buf.push(b'"');
+                    self.plain(&cell);
+                    self.buf.push(b'"');
+                }
+                other => self.plain(&other),
+            }
+        }
+        self.buf.push(b'\n');
+    }
+
+    /// Writes the buffer out once it holds [`FLUSH_AT`] bytes.
+    pub fn flush_if_full(&mut self, out: &mut impl Write) -> io::Result<()> {
+        if self.buf.len() >= FLUSH_AT {
+            self.flush(out)?;
+        }
+        Ok(())
+    }
+
+    /// Writes whatever is buffered.
+    pub fn flush(&mut self, out: &mut impl Write) -> io::Result<()> {
+        out.write_all(&self.buf)?;
+        self.buf.clear();
+        Ok(())
+    }
+
+    fn uint(&mut self, v: u64) {
+        self.buf
+            .extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+    }
+
+    /// RFC 3339 UTC time with nanoseconds, e.g. `2024-05-01T12:00:03.000250000Z`.
+    fn time(&mut self, ts_ns: u64) {
+        let secs = ts_ns / 1_000_000_000;
+        let date = match self.time {
+            Some((s, text)) if s == secs => text,
+            _ => {
+                let text = date_time(secs);
+                self.time = Some((secs, text));
+                text
+            }
+        };
+        self.buf.extend_from_slice(&date);
+        let frac = ts_ns % 1_000_000_000;
+        let mut digits = [b'0'; 9];
+        let mut b = itoa::Buffer::new();
+        let f = b.format(frac).as_bytes();
+        digits[9 - f.len()..].copy_from_slice(f);
+        self.buf.push(b'.');
+        self.buf.extend_from_slice(&digits);
+        self.buf.push(b'Z');
+    }
+
+    /// Appends the text of an address, signature, params or NAT cell (no quoting).
+    fn plain(&mut self, cell: &Cell<'_>) {
+        match *cell {
+            Cell::Ip(4, a) => {
+                let mut b = itoa::Buffer::new();
+                for (i, octet) in a[..4].iter().enumerate() {
+                    if i > 0 {
+                        self.buf.push(b'.');
+                    }
+                    self.buf.extend_from_slice(b.format(*octet).as_bytes());
+                }
+            }
+            Cell::Sig(sig) => {
+                if self.sigs.len() >= SIG_CACHE && !self.sigs.contains_key(sig) {
+                    self.sigs.clear();
+                }
+                let text = self
+                    .sigs
+                    .entry(*sig)
+                    .or_insert_with(|| sig.to_string().into_boxed_str());
+                self.buf.extend_from_slice(text.as_bytes());
+            }
+            _ => {
+                self.scratch.clear();
+                cell.text(&mut self.scratch);
+                self.buf.extend_from_slice(self.scratch.as_bytes());
+            }
+        }
+    }
+}
+
+/// `YYYY-MM-DDTHH:MM:SS` of a Unix time.
+fn date_time(secs: u64) -> [u8; 19] {
+    let mut s = String::with_capacity(19);
+    // `write_time` gives `YYYY/MM/DD HH:MM:SS`; RFC 3339 wants `-` and `T`.
+    let _ = crate::p0f::log::write_time(i64::try_from(secs).unwrap_or(i64::MAX), &mut s);
+    let mut out = [b'0'; 19];
+    for (o, b) in out.iter_mut().zip(s.bytes()) {
+        *o = match b {
+            b'/' => b'-',
+            b' ' => b'T',
+            other => other,
+        };
+    }
+    out
+}
+
+/// Appends `s` as a JSON string literal.
+pub fn json_str(s: &str, out: &mut Vec<u8>) {
+    out.push(b'"');
+    // Almost every value (addresses, signatures, labels) needs no escaping: copy it whole.
+    if !s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+        return;
+    }
+    for ch in s.chars() {
+        match ch {
+            '"' => out.extend_from_slice(b"\\\""),
+            '\\' => out.extend_from_slice(b"\\\\"),
+            '\n' => out.extend_from_slice(b"\\n"),
+            '\r' => out.extend_from_slice(b"\\r"),
+            '\t' => out.extend_from_slice(b"\\t"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => {
+                let mut b = [0u8; 4];
+                out.extend_from_slice(c.encode_utf8(&mut b).as_bytes());
+            }
+        }
+    }
+    out.push(b'"');
+}
+
+/// Appends `s` as a CSV field (RFC 4180 quoting when needed).
+fn csv_field(s: &str, out: &mut Vec<u8>) {
+    if s.contains([',', '"', '\n', '\r']) {
+        out.push(b'"');
+        out.extend_from_slice(s.replace('"', "\"\"").as_bytes());
+        out.push(b'"');
+    } else {
+        out.extend_from_slice(s.as_bytes());
+    }
+}
+
+/// The CSV header line (with newline).
+pub fn csv_header() -> String {
+    let mut s = COLUMNS.iter().map(|c| c.name).collect::<Vec<_>>().join(",");
+    s.push('\n');
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::p0f::Subject;
+    use crate::p0f::event::{Event, EventKind};
+    use crate::results::tests::{endpoints, real_syn};
+    use std::sync::Arc;
+
+    fn rendered(w: &mut TextWriter) -> String {
+        let mut out = Vec::new();
+        w.flush(&mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn time_is_rfc3339_and_the_second_cache_follows_time() {
+        let mut w = TextWriter::new();
+        // 2022-10-28 09:46:19 UTC (the p0f log test's instant) plus 250 µs, then the next
+        // second, then back (the cache must not stick), then the epoch.
+        for ns in [
+            1_666_950_379_000_250_000,
+            1_666_950_380_999_999_999,
+            1_666_950_379_000_000_001,
+            0,
+        ] {
+            w.time(ns);
+            w.push(b" ");
+        }
+        assert_eq!(
+            rendered(&mut w),
+            "2022-10-28T09:46:19.000250000Z 2022-10-28T09:46:20.999999999Z \
+             2022-10-28T09:46:19.000000001Z 1970-01-01T00:00:00.000000000Z "
+        );
+    }
+
+    #[test]
+    fn json_escapes_and_csv_quotes() {
+        let mut s = Vec::new();
+        json_str("a\"b\\c\n\u{1}é", &mut s);
+        assert_eq!(String::from_utf8(s).unwrap(), r#""a\"b\\c\n\u0001é""#);
+        let mut s = Vec::new();
+        csv_field("x,\"y\"", &mut s);
+        assert_eq!(s, b"\"x,\"\"y\"\"\"");
+        let mut s = Vec::new();
+        csv_field("plain", &mut s);
+        assert_eq!(s, b"plain");
+    }
+
+    #[test]
+    fn column_names_need_no_json_escaping() {
+        for c in COLUMNS {
+            assert!(
+                c.name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_'),
+                "{}",
+                c.name
+            );
+        }
+    }
+
+    /// Every cell of the fast writers equals its reference text (`Cell::text`, std's
+    /// address `Display`), for IPv4 and IPv6 rows, and the signature cache gives the same
+    /// text on a second use.
+    #[test]
+    fn fast_cells_equal_their_reference_text() {
+        let sources = Sources(vec![Arc::from("a,b.pcap")]);
+        let v4 = real_syn();
+        let mut v6 = v4.clone();
+        v6.event.endpoints.ip_version = 6;
+        v6.event.endpoints.client_addr = [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+        v6.event.endpoints.server_addr =
+            [0xfd, 0, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x22];
+        for obs in [&v4, &v6, &v4] {
+            let mut w = TextWriter::new();
+            w.json_object(obs, &sources);
+            let js: serde_json::Value = serde_json::from_str(&rendered(&mut w)).unwrap();
+            w.csv_line(obs, &sources);
+            let csv_text = rendered(&mut w);
+            let mut fields = Vec::new();
+            // Split the CSV line honouring quotes (RFC 4180).
+            let (mut cur, mut quoted, mut chars) =
+                (String::new(), false, csv_text.trim_end().chars().peekable());
+            while let Some(ch) = chars.next() {
+                match ch {
+                    '"' if quoted && chars.peek() == Some(&'"') => {
+                        cur.push('"');
+                        chars.next();
+                    }
+                    '"' => quoted = !quoted,
+                    ',' if !quoted => fields.push(std::mem::take(&mut cur)),
+                    c => cur.push(c),
+                }
+            }
+            fields.push(cur);
+            assert_eq!(fields.len(), COLUMNS.len());
+            for ((col, cell), field) in COLUMNS.iter().zip(cells(obs, &sources)).zip(&fields) {
+                let mut want = String::new();
+                cell.text(&mut want);
+                match cell {
+                    Cell::Str(_)
+                    | Cell::Ip(..)
+                    | Cell::Sig(_)
+                    | Cell::Params(..)
+                    | Cell::Nat(_) => {
+                        assert_eq!(
+                            js[col.name],
+                            serde_json::Value::String(want.clone()),
+                            "{}",
+                            col.name
+                        );
+                        assert_eq!(field, &want, "{}", col.name);
+                    }
+                    Cell::Null => {
+                        assert!(js[col.name].is_null(), "{}", col.name);
+                        assert_eq!(field, "", "{}", col.name);
+                    }
+                    Cell::UInt(v) => {
+                        assert_eq!(js[col.name], serde_json::json!(v), "{}", col.name);
+                        assert_eq!(field, &v.to_string(), "{}", col.name);
+                    }
+                    Cell::Bool(v) => {
+                        assert_eq!(js[col.name], serde_json::json!(v), "{}", col.name);
+                        assert_eq!(field, &v.to_string(), "{}", col.name);
+                    }
+                    Cell::Time(_) | Cell::Float(_) => {}
+                }
+            }
+            let ip = |a: &[u8; 16]| -> String {
+                if obs.event.endpoints.ip_version == 4 {
+                    std::net::Ipv4Addr::new(a[0], a[1], a[2], a[3]).to_string()
+                } else {
+                    std::net::Ipv6Addr::from(*a).to_string()
+                }
+            };
+            assert_eq!(
+                js["client_addr"],
+                serde_json::json!(ip(&obs.event.endpoints.client_addr))
+            );
+            assert_eq!(
+                js["server_addr"],
+                serde_json::json!(ip(&obs.event.endpoints.server_addr))
+            );
+        }
+    }
+
+    #[test]
+    fn nat_and_params_words() {
+        let sources = Sources::default();
+        let obs = Observation {
+            source: 0,
+            event: Event {
+                ts_ns: 1,
+                endpoints: endpoints(),
+                subject: Subject::Client,
+                kind: EventKind::IpSharing(crate::p0f::event::NatObservation {
+                    reasons: crate::p0f::event::NatReasons(
+                        crate::p0f::event::NatReasons::TS | crate::p0f::event::NatReasons::PORT,
+                    ),
+                    raw_hits: [0; 4],
+                }),
+            },
+        };
+        let mut w = TextWriter::new();
+        w.json_object(&obs, &sources);
+        let js: serde_json::Value = serde_json::from_str(&rendered(&mut w)).unwrap();
+        assert_eq!(js["nat_reasons"], "tstamp port");
+        assert_eq!(js["ip_sharing"], true);
+        let mut syn = real_syn();
+        if let EventKind::Tcp(t) = &mut syn.event.kind {
+            t.params = crate::p0f::Params {
+                excess_dist: true,
+                tos: 0x2e,
+                ..Default::default()
+            };
+        }
+        w.json_object(&syn, &sources);
+        let js: serde_json::Value = serde_json::from_str(&rendered(&mut w)).unwrap();
+        assert_eq!(js["params"], "excess_dist tos:0x2e");
+    }
+}
