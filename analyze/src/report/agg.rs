@@ -4,18 +4,47 @@
 //! only a chunk of compact rows; each full chunk becomes a DataFrame that is immediately
 //! grouped into partial counts (OS mix, quality, hosts, unknown signatures, MTU, distance).
 //! Partials are re-grouped when they pile up and once more at the end. Memory therefore
-//! follows the number of *distinct* keys (hosts, signatures), not the number of observations.
+//! follows the number of *distinct* keys (hosts, labels, signatures), not the number of
+//! observations.
 //!
-//! Every final table is sorted on all its columns (count first) so ties come out in the same
-//! order on every run.
+//! # Interned keys
+//!
+//! The rows of a chunk are numbers only. Building a `String` per observation for the host, the
+//! label and the raw signature (and formatting them) used to cost more than the grouping
+//! itself, so every key is *interned* instead: an `Interner` (a `FastMap` from the key to
+//! a dense `u32` id, plus the keys in id order) hands out ids 1, 2, … in order of first sight,
+//! 0 standing for "none" (no label, no MTU link, a matched signature). Keys are what the
+//! engine already has, compared by value without formatting anything:
+//!
+//! * hosts by `(ip_version, address bytes)` of the side the observation is about,
+//! * labels by content (type, class, name, flavor; the `Arc<str>`s are cloned, not copied),
+//! * unknown signatures by [`RawSig`] value,
+//! * MTU link names by content,
+//! * the module (`syn`, `syn+ack`, …) and quality as small fixed codes.
+//!
+//! This is dictionary encoding, not aggregation: all counting, grouping, joining and sorting
+//! stays in polars, on `u32` columns while observations stream in. The dictionaries hold one
+//! entry per distinct key, as the partials do, so memory stays bounded by distinct keys.
+//!
+//! At the end, [`Aggregator::finish`] turns the (few) ids back into text in small dictionary
+//! frames, joins them onto the merged partials and groups *again by the text*: keys that are
+//! distinct as values but print the same (two raw signatures that render alike, two labels
+//! with the same `name flavor`, an IPv4 address with stray bytes after the first four) end up
+//! in one row, exactly as when the text itself was the key.
+//!
+//! Every final table is sorted on all its (text) columns (count first) so ties come out in
+//! the same order on every run.
 
-use std::fmt::Write as _;
+use std::hash::Hash;
+use std::net::IpAddr;
+use std::sync::Arc;
 
 use polars::prelude::*;
 use record::FlowKey;
 
 use crate::analysis::Totals;
-use crate::p0f::{EventKind, MatchedLabel};
+use crate::p0f::hasher::FastMap;
+use crate::p0f::{EventKind, LabelType, MatchedLabel, Quality, RawSig, Subject, TcpKind};
 use crate::parallel::FlowTable;
 use crate::results::{Observation, host_addr, label_type_name};
 
@@ -33,9 +62,13 @@ fn perr(e: PolarsError) -> String {
 
 /// An OS (or application) label as one line of text: `name flavor`, as p0f prints it.
 pub fn label_text(l: &MatchedLabel) -> String {
-    match &l.flavor {
-        Some(f) if !f.is_empty() => format!("{} {f}", l.name),
-        _ => l.name.to_string(),
+    name_flavor(&l.name, l.flavor.as_deref())
+}
+
+fn name_flavor(name: &str, flavor: Option<&str>) -> String {
+    match flavor {
+        Some(f) if !f.is_empty() => format!("{name} {f}"),
+        _ => name.to_string(),
     }
 }
 
@@ -118,20 +151,173 @@ pub struct Summary {
     pub traffic_by_os: Option<Vec<TrafficRow>>,
 }
 
-/// Compact rows of one chunk.
+/// Dense `u32` ids for distinct keys (dictionary encoding): 1, 2, … in order of first sight,
+/// 0 being left for "no key". Holds each distinct key twice (map and id order), nothing per
+/// lookup.
+#[derive(Debug)]
+struct Interner<K> {
+    ids: FastMap<K, u32>,
+    /// `keys[id - 1]` is the key of `id`.
+    keys: Vec<K>,
+}
+
+impl<K> Default for Interner<K> {
+    fn default() -> Self {
+        Interner {
+            ids: FastMap::default(),
+            keys: Vec::new(),
+        }
+    }
+}
+
+impl<K: Hash + Eq + Clone> Interner<K> {
+    /// The id of `key`, given a new one the first time it is seen.
+    #[inline]
+    fn id(&mut self, key: K) -> PResult<u32> {
+        use std::collections::hash_map::Entry;
+        match self.ids.entry(key) {
+            Entry::Occupied(e) => Ok(*e.get()),
+            Entry::Vacant(e) => {
+                let id = u32::try_from(self.keys.len() + 1)
+                    .map_err(|_| "more than 2^32 distinct summary keys".to_string())?;
+                self.keys.push(e.key().clone());
+                e.insert(id);
+                Ok(id)
+            }
+        }
+    }
+
+    /// Every id with its key, in id order.
+    fn iter(&self) -> impl Iterator<Item = (u32, &K)> {
+        (1u32..).zip(&self.keys)
+    }
+}
+
+/// A label's content: what the OS mix and the host/traffic tables key on. Two
+/// [`MatchedLabel`]s with equal strings are one key whatever their `Arc`s (and their
+/// `generic`/`sig_line`, which no table shows).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct LabelKey {
+    label_type: LabelType,
+    class: Option<Arc<str>>,
+    name: Arc<str>,
+    flavor: Option<Arc<str>>,
+}
+
+impl LabelKey {
+    fn of(l: &MatchedLabel) -> LabelKey {
+        LabelKey {
+            label_type: l.label_type,
+            class: l.class.clone(),
+            name: l.name.clone(),
+            flavor: l.flavor.clone(),
+        }
+    }
+}
+
+/// Labels by content; id 0 is "not matched".
+type Labels = Interner<LabelKey>;
+
+/// The id of an optional label (0: none).
+#[inline]
+fn label_id(labels: &mut Labels, l: Option<&MatchedLabel>) -> PResult<u32> {
+    match l {
+        Some(l) => labels.id(LabelKey::of(l)),
+        None => Ok(0),
+    }
+}
+
+/// `label_id` and every label's columns: `label_type`, `class`, `name`, `flavor` and `label`
+/// (`name flavor`). Ids missing from it (0) come out of a left join as nulls.
+fn label_dict(labels: &Labels) -> PResult<LazyFrame> {
+    let n = labels.keys.len();
+    let mut id = Vec::with_capacity(n);
+    let mut lt = Vec::with_capacity(n);
+    let mut class = Vec::with_capacity(n);
+    let mut name = Vec::with_capacity(n);
+    let mut flavor = Vec::with_capacity(n);
+    let mut text = Vec::with_capacity(n);
+    for (i, k) in labels.iter() {
+        id.push(i);
+        lt.push(Some(label_type_name(k.label_type)));
+        class.push(k.class.as_deref());
+        name.push(Some(&*k.name));
+        flavor.push(k.flavor.as_deref());
+        text.push(Some(name_flavor(&k.name, k.flavor.as_deref())));
+    }
+    let df = df!(
+        "label_id" => id,
+        "label_type" => lt,
+        "class" => class,
+        "name" => name,
+        "flavor" => flavor,
+        "label" => text,
+    )
+    .map_err(perr)?;
+    Ok(df.lazy())
+}
+
+/// The TCP modules, by code.
+const TCP_KINDS: [TcpKind; 4] = [
+    TcpKind::Syn,
+    TcpKind::SynAck,
+    TcpKind::SendsynProbe,
+    TcpKind::SendsynResponse,
+];
+
+fn module_code(k: TcpKind) -> u32 {
+    match k {
+        TcpKind::Syn => 0,
+        TcpKind::SynAck => 1,
+        TcpKind::SendsynProbe => 2,
+        TcpKind::SendsynResponse => 3,
+    }
+}
+
+/// The match qualities, by code.
+const QUALITIES: [Quality; 4] = [
+    Quality::Exact,
+    Quality::Generic,
+    Quality::Fuzzy,
+    Quality::Unknown,
+];
+
+fn quality_code(q: Quality) -> u32 {
+    match q {
+        Quality::Exact => 0,
+        Quality::Generic => 1,
+        Quality::Fuzzy => 2,
+        Quality::Unknown => 3,
+    }
+}
+
+/// `id_name` (0, 1, …) and `name`: the text of each code.
+fn code_dict(id_name: &str, name: &str, texts: &[&'static str]) -> PResult<LazyFrame> {
+    let ids: Vec<u32> = (0u32..).take(texts.len()).collect();
+    let df = DataFrame::new(
+        texts.len(),
+        vec![
+            Column::new(id_name.into(), ids),
+            Column::new(name.into(), texts.to_vec()),
+        ],
+    )
+    .map_err(perr)?;
+    Ok(df.lazy())
+}
+
+/// Compact rows of one chunk: ids and numbers only.
 #[derive(Default)]
 struct Chunk {
-    module: Vec<&'static str>,
-    host: Vec<String>,
-    label_type: Vec<Option<&'static str>>,
-    class: Vec<Option<String>>,
-    name: Vec<Option<String>>,
-    flavor: Vec<Option<String>>,
-    label: Vec<Option<String>>,
-    quality: Vec<&'static str>,
-    unknown_sig: Vec<Option<String>>,
+    /// TCP observations: module code, host, label (0: none), quality code, unknown signature
+    /// (0: matched), distance.
+    module: Vec<u32>,
+    host: Vec<u32>,
+    label: Vec<u32>,
+    quality: Vec<u32>,
+    sig: Vec<u32>,
     distance: Vec<u32>,
-    mtu_link: Vec<Option<String>>,
+    /// MTU observations: link (0: none), MTU.
+    mtu_link: Vec<u32>,
     mtu: Vec<u32>,
 }
 
@@ -147,17 +333,18 @@ struct Partials {
     frames: Vec<DataFrame>,
 }
 
+/// `lf` grouped by `keys`, its `count`s summed.
+fn regroup(lf: LazyFrame, keys: &[&str]) -> LazyFrame {
+    let keys: Vec<Expr> = keys.iter().map(|k| col(*k)).collect();
+    lf.group_by(keys).agg([col("count").sum().alias("count")])
+}
+
 impl Partials {
     fn new(keys: &'static [&'static str]) -> Partials {
         Partials {
             keys,
             frames: Vec::new(),
         }
-    }
-
-    fn regroup(&self, lf: LazyFrame) -> LazyFrame {
-        let keys: Vec<Expr> = self.keys.iter().map(|k| col(*k)).collect();
-        lf.group_by(keys).agg([col("count").sum().alias("count")])
     }
 
     fn push(&mut self, df: DataFrame) -> PResult<()> {
@@ -176,13 +363,21 @@ impl Partials {
         }
         let lfs: Vec<LazyFrame> = self.frames.iter().map(|d| d.clone().lazy()).collect();
         let all = concat(lfs, UnionArgs::default()).map_err(perr)?;
-        Ok(self.regroup(all))
+        Ok(regroup(all, self.keys))
     }
 }
 
 /// Accumulates observations into the summary's tables.
 pub struct Aggregator {
     chunk: Chunk,
+    /// Hosts by `(ip_version, address)`, and each one's address as [`host_addr`] gives it.
+    hosts_ids: Interner<(u8, [u8; 16])>,
+    host_ips: Vec<IpAddr>,
+    labels: Labels,
+    /// Unknown signatures (only those: matched ones are not listed).
+    sig_ids: Interner<RawSig>,
+    /// MTU link names; 0 is "unknown link".
+    links: Interner<Arc<str>>,
     os: Partials,
     quality: Partials,
     hosts: Partials,
@@ -207,41 +402,60 @@ impl Aggregator {
     pub fn new() -> Aggregator {
         Aggregator {
             chunk: Chunk::default(),
-            os: Partials::new(&["label_type", "class", "name", "flavor"]),
-            quality: Partials::new(&["quality"]),
-            hosts: Partials::new(&["host", "label"]),
-            sigs: Partials::new(&["module", "raw_sig"]),
+            hosts_ids: Interner::default(),
+            host_ips: Vec::new(),
+            labels: Labels::default(),
+            sig_ids: Interner::default(),
+            links: Interner::default(),
+            os: Partials::new(&["label_id"]),
+            quality: Partials::new(&["quality_id"]),
+            hosts: Partials::new(&["host_id", "label_id"]),
+            sigs: Partials::new(&["module_id", "sig_id"]),
             distance: Partials::new(&["distance"]),
-            mtu: Partials::new(&["link", "mtu"]),
+            mtu: Partials::new(&["link_id", "mtu"]),
             tcp_rows: 0,
         }
     }
 
     /// Adds one observation (only SYN/SYN+ACK and MTU observations are aggregated).
+    ///
+    /// Appends ids to the chunk: no allocation or formatting per observation, except for a
+    /// key seen for the first time.
     pub fn add(&mut self, obs: &Observation) -> PResult<()> {
         let ev = &obs.event;
-        let c = &mut self.chunk;
         match &ev.kind {
             EventKind::Tcp(t) => {
                 self.tcp_rows += 1;
-                c.module.push(ev.module());
-                c.host.push(host_addr(ev).to_string());
-                let l = t.label.as_ref();
-                c.label_type.push(l.map(|l| label_type_name(l.label_type)));
-                c.class
-                    .push(l.and_then(|l| l.class.as_deref().map(str::to_string)));
-                c.name.push(l.map(|l| l.name.to_string()));
-                c.flavor
-                    .push(l.and_then(|l| l.flavor.as_deref().map(str::to_string)));
-                c.label.push(l.map(label_text));
-                c.quality.push(t.quality.name());
-                c.unknown_sig
-                    .push(l.is_none().then(|| t.raw_sig.to_string()));
+                let e = &ev.endpoints;
+                let addr = match ev.subject {
+                    Subject::Client => e.client_addr,
+                    Subject::Server => e.server_addr,
+                };
+                let host = self.hosts_ids.id((e.ip_version, addr))?;
+                if host as usize > self.host_ips.len() {
+                    self.host_ips.push(host_addr(ev));
+                }
+                let label = label_id(&mut self.labels, t.label.as_ref())?;
+                let sig = if t.label.is_none() {
+                    self.sig_ids.id(t.raw_sig)?
+                } else {
+                    0
+                };
+                let c = &mut self.chunk;
+                c.module.push(module_code(t.kind));
+                c.host.push(host);
+                c.label.push(label);
+                c.quality.push(quality_code(t.quality));
+                c.sig.push(sig);
                 c.distance.push(u32::from(t.distance));
             }
             EventKind::Mtu { link, mtu } => {
-                c.mtu_link.push(link.as_deref().map(str::to_string));
-                c.mtu.push(*mtu);
+                let link = match link {
+                    Some(l) => self.links.id(l.clone())?,
+                    None => 0,
+                };
+                self.chunk.mtu_link.push(link);
+                self.chunk.mtu.push(*mtu);
             }
             _ => {}
         }
@@ -256,15 +470,11 @@ impl Aggregator {
         let c = std::mem::take(&mut self.chunk);
         if !c.module.is_empty() {
             let df = df!(
-                "module" => c.module,
-                "host" => c.host,
-                "label_type" => c.label_type,
-                "class" => c.class,
-                "name" => c.name,
-                "flavor" => c.flavor,
-                "label" => c.label,
-                "quality" => c.quality,
-                "raw_sig" => c.unknown_sig,
+                "module_id" => c.module,
+                "host_id" => c.host,
+                "label_id" => c.label,
+                "quality_id" => c.quality,
+                "sig_id" => c.sig,
                 "distance" => c.distance,
             )
             .map_err(perr)?;
@@ -285,24 +495,46 @@ impl Aggregator {
                 p.push(part)?;
             }
             let sigs = lf
-                .filter(col("raw_sig").is_not_null())
-                .group_by([col("module"), col("raw_sig")])
+                .filter(col("sig_id").neq(lit(0u32)))
+                .group_by([col("module_id"), col("sig_id")])
                 .agg([count()])
                 .collect()
                 .map_err(perr)?;
             self.sigs.push(sigs)?;
         }
         if !c.mtu.is_empty() {
-            let df = df!("link" => c.mtu_link, "mtu" => c.mtu).map_err(perr)?;
+            let df = df!("link_id" => c.mtu_link, "mtu" => c.mtu).map_err(perr)?;
             let part = df
                 .lazy()
-                .group_by([col("link"), col("mtu")])
+                .group_by([col("link_id"), col("mtu")])
                 .agg([count()])
                 .collect()
                 .map_err(perr)?;
             self.mtu.push(part)?;
         }
         Ok(())
+    }
+
+    /// `host_id` and `host` (the address as text) of every host.
+    fn host_dict(&self) -> PResult<LazyFrame> {
+        let ids: Vec<u32> = self.hosts_ids.iter().map(|(i, _)| i).collect();
+        let text: Vec<String> = self.host_ips.iter().map(IpAddr::to_string).collect();
+        Ok(df!("host_id" => ids, "host" => text).map_err(perr)?.lazy())
+    }
+
+    /// `sig_id` and `raw_sig` (p0f's text) of every unknown signature.
+    fn sig_dict(&self) -> PResult<LazyFrame> {
+        let (ids, text): (Vec<u32>, Vec<String>) =
+            self.sig_ids.iter().map(|(i, s)| (i, s.to_string())).unzip();
+        Ok(df!("sig_id" => ids, "raw_sig" => text)
+            .map_err(perr)?
+            .lazy())
+    }
+
+    /// `link_id` and `link` of every MTU link name (0, unknown, is left out: null).
+    fn link_dict(&self) -> PResult<LazyFrame> {
+        let (ids, text): (Vec<u32>, Vec<&str>) = self.links.iter().map(|(i, l)| (i, &**l)).unzip();
+        Ok(df!("link_id" => ids, "link" => text).map_err(perr)?.lazy())
     }
 
     /// The final tables. `top` bounds the host and signature lists.
@@ -322,12 +554,14 @@ impl Aggregator {
                 .with_order_descending_multi(std::iter::once(true).chain((1..n).map(|_| false)))
                 .with_nulls_last(true)
         };
+        // Partials are keyed by ids: join the text on and group again by the text.
+        let labels = label_dict(&self.labels)?;
+        let by_id = |lf: LazyFrame, dict: LazyFrame, id: &str| lf.left_join(dict, col(id), col(id));
 
         let mut os_mix = Vec::new();
         if !self.os.frames.is_empty() {
-            let df = self
-                .os
-                .merged()?
+            let keys = ["label_type", "class", "name", "flavor"];
+            let df = regroup(by_id(self.os.merged()?, labels.clone(), "label_id"), &keys)
                 .sort(
                     ["count", "label_type", "class", "name", "flavor"],
                     desc_then_asc(5),
@@ -352,12 +586,15 @@ impl Aggregator {
 
         let mut quality_mix = Vec::new();
         if !self.quality.frames.is_empty() {
-            let df = self
-                .quality
-                .merged()?
-                .sort(["count", "quality"], desc_then_asc(2))
-                .collect()
-                .map_err(perr)?;
+            let names = QUALITIES.map(Quality::name);
+            let dict = code_dict("quality_id", "quality", &names)?;
+            let df = regroup(
+                by_id(self.quality.merged()?, dict, "quality_id"),
+                &["quality"],
+            )
+            .sort(["count", "quality"], desc_then_asc(2))
+            .collect()
+            .map_err(perr)?;
             let q = strs(&df, "quality")?;
             for (i, count) in u64s(&df, "count")?.into_iter().enumerate() {
                 quality_mix.push(CountRow {
@@ -370,7 +607,11 @@ impl Aggregator {
 
         let (mut hosts, mut top_hosts) = (0, Vec::new());
         if !self.hosts.frames.is_empty() {
-            let merged = self.hosts.merged()?.collect().map_err(perr)?;
+            let texts = labels.clone().select([col("label_id"), col("label")]);
+            let merged = by_id(self.hosts.merged()?, self.host_dict()?, "host_id");
+            let merged = regroup(by_id(merged, texts, "label_id"), &["host", "label"])
+                .collect()
+                .map_err(perr)?;
             let per_host = merged
                 .clone()
                 .lazy()
@@ -405,13 +646,20 @@ impl Aggregator {
 
         let mut unknown_sigs = Vec::new();
         if !self.sigs.frames.is_empty() {
-            let df = self
-                .sigs
-                .merged()?
-                .sort(["count", "module", "raw_sig"], desc_then_asc(3))
-                .limit(top)
-                .collect()
-                .map_err(perr)?;
+            let modules = TCP_KINDS.map(TcpKind::keyword);
+            let merged = by_id(
+                self.sigs.merged()?,
+                code_dict("module_id", "module", &modules)?,
+                "module_id",
+            );
+            let df = regroup(
+                by_id(merged, self.sig_dict()?, "sig_id"),
+                &["module", "raw_sig"],
+            )
+            .sort(["count", "module", "raw_sig"], desc_then_asc(3))
+            .limit(top)
+            .collect()
+            .map_err(perr)?;
             let m = strs(&df, "module")?;
             let s = strs(&df, "raw_sig")?;
             for (i, count) in u64s(&df, "count")?.into_iter().enumerate() {
@@ -425,12 +673,13 @@ impl Aggregator {
 
         let mut mtu_mix = Vec::new();
         if !self.mtu.frames.is_empty() {
-            let df = self
-                .mtu
-                .merged()?
-                .sort(["count", "mtu", "link"], desc_then_asc(3))
-                .collect()
-                .map_err(perr)?;
+            let df = regroup(
+                by_id(self.mtu.merged()?, self.link_dict()?, "link_id"),
+                &["link", "mtu"],
+            )
+            .sort(["count", "mtu", "link"], desc_then_asc(3))
+            .collect()
+            .map_err(perr)?;
             let total: u64 = u64s(&df, "count")?.iter().sum();
             let l = strs(&df, "link")?;
             let m = u32s(&df, "mtu")?;
@@ -510,6 +759,14 @@ fn u32s(df: &DataFrame, name: &str) -> PResult<Vec<u32>> {
 
 /// Flow counters and the client label of each connection, joined (in polars) into traffic
 /// by OS at the end.
+///
+/// Connections are interned like the [`Aggregator`]'s keys: a [`FlowKey`] gets a dense `u32`
+/// id the first time a SYN labels it, labels are interned by content, and each fingerprinted
+/// SYN appends just `(connection id, label id)`. Those rows are collapsed in polars to the
+/// last label of each connection every `CHUNK_ROWS` rows, so they too follow the number of
+/// distinct connections. At the end the flows get their connection id (null when their SYN
+/// was not seen), are joined with the labels, grouped by label id, and grouped again by the
+/// label's text.
 #[derive(Debug, Default)]
 pub struct FlowTotals {
     wanted: bool,
@@ -517,20 +774,16 @@ pub struct FlowTotals {
     flows: FlowTable,
     /// Whether any input had flow counters.
     seen: bool,
-    /// `(flow key text, client label)` of every fingerprinted SYN, in order.
-    conn_key: Vec<String>,
-    conn_label: Vec<Option<String>>,
-}
-
-/// A flow key as text, for joining in polars.
-fn key_text(k: &FlowKey) -> String {
-    let mut s = String::with_capacity(80);
-    let _ = write!(s, "{}|", k.ip_version);
-    for b in k.addr_a.iter().chain(&k.addr_b) {
-        let _ = write!(s, "{b:02x}");
-    }
-    let _ = write!(s, "|{}|{}", k.port_a, k.port_b);
-    s
+    /// Dense id (0, 1, …) of every connection a SYN labelled.
+    conn_ids: FastMap<FlowKey, u32>,
+    labels: Labels,
+    /// `(connection id, label id)` of the fingerprinted SYNs since the last collapse, in order.
+    conn: Vec<u32>,
+    conn_label: Vec<u32>,
+    /// `conn`, `label`: the last label of every connection labelled before those.
+    last_labels: Option<DataFrame>,
+    /// A failure while labelling (reported by [`FlowTotals::traffic_by_os`]).
+    error: Option<String>,
 }
 
 impl FlowTotals {
@@ -548,8 +801,51 @@ impl FlowTotals {
 
     /// The client of connection `key` was fingerprinted with `label` (or not matched).
     pub fn label_connection(&mut self, key: FlowKey, label: Option<&MatchedLabel>) {
-        self.conn_key.push(key_text(&key));
-        self.conn_label.push(label.map(label_text));
+        if self.error.is_none()
+            && let Err(e) = self.try_label_connection(key, label)
+        {
+            self.error = Some(e);
+        }
+    }
+
+    fn try_label_connection(&mut self, key: FlowKey, label: Option<&MatchedLabel>) -> PResult<()> {
+        let next = u32::try_from(self.conn_ids.len())
+            .map_err(|_| "more than 2^32 distinct connections".to_string())?;
+        let conn = *self.conn_ids.entry(key).or_insert(next);
+        let label = label_id(&mut self.labels, label)?;
+        self.conn.push(conn);
+        self.conn_label.push(label);
+        if self.conn.len() >= CHUNK_ROWS {
+            self.collapse()?;
+        }
+        Ok(())
+    }
+
+    /// Collapses the pending rows into the `last_labels` frame.
+    fn collapse(&mut self) -> PResult<()> {
+        let conn = std::mem::take(&mut self.conn);
+        let label = std::mem::take(&mut self.conn_label);
+        self.last_labels = Some(self.last_labels(conn, label)?.collect().map_err(perr)?);
+        Ok(())
+    }
+
+    /// `conn` and `label`: the last label of each connection, from the collapsed rows and
+    /// then `conn`/`label`.
+    fn last_labels(&self, conn: Vec<u32>, label: Vec<u32>) -> PResult<LazyFrame> {
+        let pending = df!("conn" => conn, "label" => label).map_err(perr)?.lazy();
+        let all = match &self.last_labels {
+            Some(d) => concat([d.clone().lazy(), pending], UnionArgs::default()).map_err(perr)?,
+            None => pending,
+        };
+        // A connection key reused later (port reuse) keeps its last label.
+        Ok(all
+            .with_row_index("seq", None)
+            .sort(
+                ["seq"],
+                SortMultipleOptions::default().with_order_descending(true),
+            )
+            .group_by_stable([col("conn")])
+            .agg([col("label").first().alias("label")]))
     }
 
     /// Adds one input's flow counters.
@@ -566,48 +862,49 @@ impl FlowTotals {
 
     /// Packets, bytes and flow counts by client label; `None` when no input had flows.
     pub fn traffic_by_os(&self) -> PResult<Option<Vec<TrafficRow>>> {
+        if let Some(e) = &self.error {
+            return Err(e.clone());
+        }
         if !self.seen {
             return Ok(None);
         }
-        let mut keys = Vec::with_capacity(self.flows.len());
+        let mut conn = Vec::with_capacity(self.flows.len());
         let mut packets = Vec::with_capacity(self.flows.len());
         let mut bytes = Vec::with_capacity(self.flows.len());
         for (k, c) in &self.flows {
-            keys.push(key_text(k));
+            conn.push(self.conn_ids.get(k).copied());
             packets.push(c.a_to_b.packets + c.b_to_a.packets);
             bytes.push(c.a_to_b.bytes + c.b_to_a.bytes);
         }
-        let flows = df!("key" => keys, "packets" => packets, "bytes" => bytes).map_err(perr)?;
-        let conns = df!("key" => self.conn_key.clone(), "label" => self.conn_label.clone())
-            .map_err(perr)?;
-        // A connection key reused later (port reuse) keeps its last label.
-        let conns = conns
-            .lazy()
-            .with_row_index("seq", None)
-            .sort(
-                ["seq"],
-                SortMultipleOptions::default().with_order_descending(true),
-            )
-            .group_by_stable([col("key")])
-            .agg([col("label").first().alias("label")]);
+        let flows = df!("conn" => conn, "packets" => packets, "bytes" => bytes).map_err(perr)?;
+        let conns = self.last_labels(self.conn.clone(), self.conn_label.clone())?;
+        let texts = label_dict(&self.labels)?.select([col("label_id"), col("label").alias("os")]);
+        // Flows without a labelled SYN have a null `conn`, which joins nothing: null label.
         let df = flows
             .lazy()
-            .left_join(conns, col("key"), col("key"))
+            .left_join(conns, col("conn"), col("conn"))
             .group_by([col("label")])
             .agg([
                 len().cast(DataType::UInt64).alias("flows"),
                 col("packets").sum().alias("packets"),
                 col("bytes").sum().alias("bytes"),
             ])
+            .left_join(texts, col("label"), col("label_id"))
+            .group_by([col("os")])
+            .agg([
+                col("flows").sum().alias("flows"),
+                col("packets").sum().alias("packets"),
+                col("bytes").sum().alias("bytes"),
+            ])
             .sort(
-                ["bytes", "label"],
+                ["bytes", "os"],
                 SortMultipleOptions::default()
                     .with_order_descending_multi([true, false])
                     .with_nulls_last(true),
             )
             .collect()
             .map_err(perr)?;
-        let l = strs(&df, "label")?;
+        let l = strs(&df, "os")?;
         let f = u64s(&df, "flows")?;
         let p = u64s(&df, "packets")?;
         let b = u64s(&df, "bytes")?;
@@ -627,7 +924,7 @@ impl FlowTotals {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::p0f::event::{Endpoints, LabelType, Params, TcpKind, TcpObservation};
+    use crate::p0f::event::{Endpoints, Params, TcpObservation};
     use crate::p0f::{Event, Quality, Subject};
     use std::sync::Arc;
 
@@ -790,6 +1087,255 @@ mod tests {
                     flows: 1,
                     packets: 2,
                     bytes: 140
+                },
+            ]
+        );
+    }
+
+    /// A label with fresh `Arc`s.
+    fn label(t: LabelType, class: Option<&str>, name: &str, flavor: Option<&str>) -> MatchedLabel {
+        MatchedLabel {
+            label_type: t,
+            class: class.map(Arc::from),
+            name: Arc::from(name),
+            flavor: flavor.map(Arc::from),
+            generic: false,
+            sig_line: 0,
+        }
+    }
+
+    /// An observation about the client `addr` (IPv`ver`).
+    fn about(ver: u8, addr: [u8; 16], kind: EventKind) -> Observation {
+        Observation {
+            source: 0,
+            event: Event {
+                ts_ns: 0,
+                endpoints: Endpoints {
+                    ip_version: ver,
+                    client_addr: addr,
+                    client_port: 1000,
+                    server_addr: [0; 16],
+                    server_port: 80,
+                },
+                subject: Subject::Client,
+                kind,
+            },
+        }
+    }
+
+    fn finish(a: Aggregator) -> Summary {
+        a.finish(&Totals::default(), &FlowTotals::new(false), 100)
+            .unwrap()
+    }
+
+    #[test]
+    fn labels_are_keyed_by_content_and_hosts_by_label_text() {
+        let t = template();
+        let mut a = Aggregator::new();
+        let mut host = [0u8; 16];
+        host[..4].copy_from_slice(&[192, 0, 2, 1]);
+        let add = |l: MatchedLabel, n: usize, a: &mut Aggregator| {
+            for i in 0..n {
+                let mut tcp = t.clone();
+                let mut l = l.clone();
+                // Fresh Arcs and a different line each time: still one label.
+                l.name = Arc::from(&*l.name);
+                l.sig_line = i as u32;
+                tcp.label = Some(l);
+                a.add(&about(4, host, EventKind::Tcp(tcp))).unwrap();
+            }
+            a.flush().unwrap();
+        };
+        // As text, `Linux 3.x` (os, unix) and `Linux 3.x` (app) are one label (4 > 3).
+        add(
+            label(LabelType::Os, Some("unix"), "Linux", Some("3.x")),
+            2,
+            &mut a,
+        );
+        add(label(LabelType::App, None, "Linux", Some("3.x")), 2, &mut a);
+        add(
+            label(LabelType::Os, Some("win"), "Windows", None),
+            3,
+            &mut a,
+        );
+        let s = finish(a);
+        let os: Vec<(Option<&str>, Option<&str>, u64)> = s
+            .os_mix
+            .iter()
+            .map(|r| (r.label_type.as_deref(), r.name.as_deref(), r.count))
+            .collect();
+        assert_eq!(
+            os,
+            vec![
+                (Some("os"), Some("Windows"), 3),
+                (Some("app"), Some("Linux"), 2),
+                (Some("os"), Some("Linux"), 2),
+            ]
+        );
+        assert_eq!(s.os_mix[1].class, None);
+        assert_eq!(s.os_mix[2].class.as_deref(), Some("unix"));
+        assert_eq!(s.os_mix[2].flavor.as_deref(), Some("3.x"));
+        assert_eq!(s.hosts, 1);
+        assert_eq!(s.top_hosts[0].observations, 7);
+        assert_eq!(s.top_hosts[0].os.as_deref(), Some("Linux 3.x"));
+    }
+
+    #[test]
+    fn unknown_sigs_are_counted_per_distinct_text() {
+        let t = template();
+        let mut s1 = t.raw_sig;
+        s1.win_multi = crate::p0f::sig::WinMulti {
+            multi: 3,
+            use_mtu: false,
+        };
+        s1.win = 1000;
+        // Another value that prints the same (the window is shown as `mss*3`).
+        let mut s2 = s1;
+        s2.win = 2000;
+        let mut s3 = s1;
+        s3.ttl = s1.ttl.wrapping_sub(1);
+        assert_ne!(s1, s2);
+        assert_eq!(s1.to_string(), s2.to_string());
+        assert_ne!(s1.to_string(), s3.to_string());
+        let mut a = Aggregator::new();
+        for (sig, kind) in [
+            (s1, TcpKind::Syn),
+            (s2, TcpKind::Syn),
+            (s1, TcpKind::Syn),
+            (s3, TcpKind::Syn),
+            (s1, TcpKind::SynAck),
+        ] {
+            let mut tcp = t.clone();
+            tcp.label = None;
+            tcp.raw_sig = sig;
+            tcp.kind = kind;
+            a.add(&about(4, [0; 16], EventKind::Tcp(tcp))).unwrap();
+        }
+        // A matched observation lists no signature.
+        let mut tcp = t.clone();
+        tcp.label = Some(label(LabelType::Os, None, "Linux", None));
+        a.add(&about(4, [0; 16], EventKind::Tcp(tcp))).unwrap();
+        let s = finish(a);
+        let rows: Vec<(&str, String, u64)> = s
+            .unknown_sigs
+            .iter()
+            .map(|r| (r.module.as_str(), r.raw_sig.clone(), r.count))
+            .collect();
+        let mut ties = vec![("syn", s3.to_string(), 1), ("syn+ack", s1.to_string(), 1)];
+        ties.sort();
+        let mut want = vec![("syn", s1.to_string(), 3)];
+        want.extend(ties);
+        assert_eq!(rows, want);
+        let modules: Vec<(&str, u64)> = s
+            .os_mix
+            .iter()
+            .map(|r| (r.name.as_deref().unwrap_or("?"), r.count))
+            .collect();
+        assert_eq!(modules, vec![("?", 5), ("Linux", 1)]);
+    }
+
+    #[test]
+    fn hosts_are_keyed_by_version_and_address() {
+        let t = template();
+        let mut bytes = [0u8; 16];
+        bytes[..4].copy_from_slice(&[198, 51, 100, 1]);
+        let mut stray = bytes;
+        stray[15] = 1;
+        let mut a = Aggregator::new();
+        // IPv6 with the same bytes is another host; IPv4 with stray bytes after the first
+        // four prints (and so counts) as the same IPv4 host.
+        for (ver, addr) in [(4, bytes), (6, bytes), (4, bytes), (4, stray), (6, bytes)] {
+            let mut tcp = t.clone();
+            tcp.label = None;
+            a.add(&about(ver, addr, EventKind::Tcp(tcp))).unwrap();
+        }
+        let s = finish(a);
+        assert_eq!(s.hosts, 2);
+        let hosts: Vec<(&str, u64)> = s
+            .top_hosts
+            .iter()
+            .map(|r| (r.host.as_str(), r.observations))
+            .collect();
+        assert_eq!(hosts, vec![("198.51.100.1", 3), ("c633:6401::", 2)]);
+        assert!(s.top_hosts.iter().all(|h| h.os.is_none()));
+    }
+
+    #[test]
+    fn mtu_links_are_keyed_by_content() {
+        let mut a = Aggregator::new();
+        for (link, mtu) in [
+            (Some("Ethernet or modem"), 1500),
+            (None, 1500),
+            (Some("Ethernet or modem"), 1500),
+            (Some("DSL"), 1492),
+            (None, 1400),
+        ] {
+            let kind = EventKind::Mtu {
+                link: link.map(Arc::from),
+                mtu,
+            };
+            a.add(&about(4, [0; 16], kind)).unwrap();
+        }
+        let s = finish(a);
+        let rows: Vec<(Option<&str>, u32, u64)> = s
+            .mtu_mix
+            .iter()
+            .map(|r| (r.link.as_deref(), r.mtu, r.count))
+            .collect();
+        assert_eq!(
+            rows,
+            vec![
+                (Some("Ethernet or modem"), 1500, 2),
+                (None, 1400, 1),
+                (Some("DSL"), 1492, 1),
+                (None, 1500, 1),
+            ]
+        );
+        assert!((s.mtu_mix[0].share - 0.4).abs() < 1e-12);
+        assert_eq!(s.tcp_observations, 0);
+    }
+
+    #[test]
+    fn last_label_of_a_connection_survives_collapsing() {
+        let mut f = FlowTotals::new(true);
+        let a = [10, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        let b = [10, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        let key = |p| FlowKey::new(4, a, p, b, 80).0;
+        let (k1, k2, k3, k4) = (key(5000), key(5001), key(5002), key(5003));
+        let linux = || label(LabelType::Os, None, "Linux", Some("3.x"));
+        // Same text, other content: one traffic row.
+        let unix = label(LabelType::Os, Some("unix"), "Linux", Some("3.x"));
+        f.label_connection(k1, None);
+        f.label_connection(k2, Some(&unix));
+        f.collapse().unwrap();
+        f.label_connection(k1, Some(&linux()));
+        f.label_connection(k3, Some(&linux()));
+        f.collapse().unwrap();
+        f.label_connection(k2, None);
+        f.label_connection(k3, Some(&linux()));
+        let mut t = FlowTable::default();
+        for (k, p) in [(k1, 10u64), (k2, 5), (k3, 1), (k4, 2)] {
+            let mut c = record::FlowCounters::default();
+            c.a_to_b.packets = p;
+            c.a_to_b.bytes = p * 100;
+            t.insert(k, c);
+        }
+        f.add_table(&t);
+        let rows = f.traffic_by_os().unwrap().unwrap();
+        assert_eq!(
+            rows,
+            vec![
+                TrafficRow {
+                    os: Some("Linux 3.x".into()),
+                    flows: 2,
+                    packets: 11,
+                    bytes: 1100
+                },
+                TrafficRow {
+                    os: None,
+                    flows: 2,
+                    packets: 7,
+                    bytes: 700
                 },
             ]
         );
