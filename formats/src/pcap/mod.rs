@@ -29,7 +29,7 @@ use record::{FlowCounters, FlowKey, SynRecord};
 
 pub use link::LinkType;
 pub use packet::{MAX_IPV6_EXT, Parsed, parse_packet};
-pub use reader::{CaptureReader, Format, MAX_RECORD, PcapError, open};
+pub use reader::{CHUNK_SIZE, CaptureReader, Chunk, Format, MAX_RECORD, PcapError, open};
 pub use stats::{IngestStats, SkipReason};
 
 /// Receives what ingestion finds, in file order.

@@ -11,6 +11,7 @@
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::Path;
+use std::sync::Arc;
 
 use pcap_file::pcapng::blocks::interface_description::{
     InterfaceDescriptionBlock, InterfaceDescriptionOption,
@@ -104,11 +105,82 @@ pub struct CaptureReader<R: Read = File> {
     kind: Kind,
 }
 
+/// Bytes [`CaptureReader::run`] parses at a time from a classic pcap.
+pub const CHUNK_SIZE: usize = 4 << 20;
+
+/// Whole packet records of a classic pcap file, cut on record boundaries by
+/// [`CaptureReader::next_chunk`], so they can be parsed on any thread.
+pub struct Chunk {
+    /// `data[..len]` are the records; the rest is spare room of a reused buffer.
+    data: Vec<u8>,
+    len: usize,
+    parser: Arc<PcapParser>,
+    link: LinkType,
+    /// ns per unit of the sub-second field.
+    frac_ns: u64,
+    offset: u64,
+}
+
+impl std::fmt::Debug for Chunk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Chunk")
+            .field("offset", &self.offset)
+            .field("len", &self.len)
+            .field("link", &self.link)
+            .finish()
+    }
+}
+
+impl Chunk {
+    /// Parses every packet, in order, into `sink`; the statistics are this chunk's alone
+    /// (sum them with [`IngestStats::merge`]).
+    pub fn run(&self, sink: &mut impl PacketSink) -> IngestStats {
+        let mut stats = IngestStats::default();
+        let mut rest = &self.data[..self.len];
+        // `next_chunk` cut on complete records, so every record frames.
+        while let Ok((rem, pkt)) = self.parser.next_raw_packet(rest) {
+            // No range checks: a sub-second field past one second (seen in the wild) just
+            // carries into the seconds, as tcpdump prints it.
+            let ts_ns =
+                u64::from(pkt.ts_sec) * 1_000_000_000 + u64::from(pkt.ts_frac) * self.frac_ns;
+            handle(self.link, ts_ns, 0, &pkt.data, sink, &mut stats);
+            rest = rem;
+        }
+        if stats.packets > 0 {
+            stats.link_types.insert(self.link, stats.packets);
+        }
+        stats
+    }
+
+    /// File offset of the first record.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// Bytes of packet records.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the chunk holds no record (never, for a chunk from `next_chunk`).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The chunk's buffer, to hand back to [`CaptureReader::next_chunk`].
+    pub fn into_buffer(self) -> Vec<u8> {
+        self.data
+    }
+}
+
 enum Kind {
     Pcap {
-        parser: PcapParser,
+        /// Shared with the [`Chunk`]s cut from the file, which frame their records with it.
+        parser: Arc<PcapParser>,
         link: LinkType,
         nanos: bool,
+        /// Damage or the end of the file was reached by [`CaptureReader::next_chunk`].
+        finished: bool,
     },
     PcapNg {
         parser: PcapNgParser,
@@ -286,7 +358,8 @@ impl<R: Read> CaptureReader<R> {
                     let kind = Kind::Pcap {
                         link: LinkType(u32::from(header.datalink)),
                         nanos: header.ts_resolution == TsResolution::NanoSecond,
-                        parser,
+                        parser: Arc::new(parser),
+                        finished: false,
                     };
                     (avail.len() - rem.len(), kind)
                 }),
@@ -348,24 +421,143 @@ impl<R: Read> CaptureReader<R> {
         }
     }
 
+    /// Cuts the next [`Chunk`] of a classic pcap file: whole packet records, about `size`
+    /// bytes (more when one record is larger), read into `buffer` (a [`Chunk::into_buffer`]
+    /// of an earlier chunk, to reuse its allocation, or an empty `Vec`). `None` at the end.
+    ///
+    /// Chunks can be parsed on any thread and in any order; parsed in file order, they give
+    /// exactly what [`CaptureReader::run`] gives. Damage (a record larger than [`MAX_RECORD`],
+    /// a file ending inside a record) ends the file: it goes into `stats`
+    /// ([`IngestStats::truncated_at`]) and the chunks before it are complete. Returns `None`
+    /// for pcapng files, whose blocks depend on the interfaces described before them: read
+    /// those with [`CaptureReader::run`].
+    pub fn next_chunk(
+        &mut self,
+        size: usize,
+        stats: &mut IngestStats,
+        mut buffer: Vec<u8>,
+    ) -> Result<Option<Chunk>, PcapError> {
+        let Kind::Pcap {
+            parser,
+            link,
+            nanos,
+            finished,
+        } = &mut self.kind
+        else {
+            return Ok(None);
+        };
+        if *finished {
+            return Ok(None);
+        }
+        let io_err = |source| PcapError::Io {
+            path: self.name.clone(),
+            source,
+        };
+        let buf = &mut self.buf;
+        let offset = buf.pos;
+        // `buffer[..filled]` holds the chunk so far. The buffer only ever grows, so a reused
+        // one is not zeroed again (that showed up in profiles).
+        let mut want = size.max(1);
+        let carried = buf.end - buf.start;
+        if buffer.len() < want.max(carried) {
+            buffer.resize(want.max(carried), 0);
+        }
+        // The unread rest of the window starts the chunk; the file fills it up.
+        buffer[..carried].copy_from_slice(buf.avail());
+        buf.consume(carried);
+        let mut filled = carried;
+        let mut damage = None;
+        let mut at = 0usize;
+        loop {
+            if buffer.len() < want {
+                buffer.resize(want, 0);
+            }
+            while filled < want && !buf.eof {
+                match self.src.read(&mut buffer[filled..want]) {
+                    Ok(0) => buf.eof = true,
+                    Ok(n) => filled += n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(io_err(e)),
+                }
+            }
+            // Frame every complete record.
+            loop {
+                match parser.next_raw_packet(&buffer[at..filled]) {
+                    Ok((rem, _)) => at = filled - rem.len(),
+                    Err(FileError::IncompleteBuffer) => break,
+                    Err(e) => {
+                        damage = Some(e.to_string());
+                        break;
+                    }
+                }
+            }
+            // A record longer than the chunk: read on, up to the record limit.
+            if at == 0 && damage.is_none() && !buf.eof {
+                if want >= MAX_RECORD {
+                    damage = Some(format!("packet record larger than {MAX_RECORD} bytes"));
+                } else {
+                    want = (want * 2).min(MAX_RECORD);
+                    continue;
+                }
+            }
+            break;
+        }
+        // The incomplete record at the end goes back into the window for the next chunk.
+        let tail = filled - at;
+        let end = offset + at as u64;
+        if damage.is_none() && buf.eof && tail > 0 {
+            damage = Some(format!(
+                "file ends inside a packet record ({tail} of its bytes present)"
+            ));
+        }
+        if let Some(d) = damage {
+            stats.truncated_at = Some(end);
+            stats.truncation = Some(d);
+            *finished = true;
+        } else if tail > 0 {
+            if buf.data.len() < tail {
+                buf.data.resize(tail, 0);
+            }
+            buf.data[..tail].copy_from_slice(&buffer[at..filled]);
+            buf.start = 0;
+            buf.end = tail;
+        } else if buf.eof {
+            *finished = true;
+        }
+        buf.pos = end;
+        if at == 0 {
+            *finished = true;
+            return Ok(None);
+        }
+        Ok(Some(Chunk {
+            data: buffer,
+            len: at,
+            parser: Arc::clone(parser),
+            link: *link,
+            frac_ns: if *nanos { 1 } else { 1000 },
+            offset,
+        }))
+    }
+
     /// Reads every packet to the end of the file, feeding `sink`. Only I/O errors are errors;
     /// damage stops reading with [`IngestStats::truncated_at`] set.
     pub fn run(&mut self, sink: &mut impl PacketSink) -> Result<IngestStats, PcapError> {
         let mut stats = IngestStats::default();
+        if let Kind::Pcap { .. } = self.kind {
+            // The same chunks the parallel replay parses on other threads, parsed here.
+            let mut buffer = Vec::new();
+            while let Some(chunk) = self.next_chunk(CHUNK_SIZE, &mut stats, buffer)? {
+                stats.merge(&chunk.run(sink));
+                buffer = chunk.into_buffer();
+            }
+            // A pcap without packets still names its link type.
+            if let Some(link) = self.link_type() {
+                stats.link_types.entry(link).or_default();
+            }
+            return Ok(stats);
+        }
         let result = match &mut self.kind {
-            Kind::Pcap {
-                parser,
-                link,
-                nanos,
-            } => run_pcap(
-                &mut self.buf,
-                &mut self.src,
-                parser,
-                *link,
-                *nanos,
-                sink,
-                &mut stats,
-            ),
+            Kind::Pcap { .. } => Ok(()),
             Kind::PcapNg { parser, ifaces } => {
                 let r = run_pcapng(
                     &mut self.buf,
@@ -445,44 +637,6 @@ fn need_more(
             Ok(false)
         }
     }
-}
-
-fn run_pcap(
-    buf: &mut Buf,
-    src: &mut impl Read,
-    parser: &PcapParser,
-    link: LinkType,
-    nanos: bool,
-    sink: &mut impl PacketSink,
-    stats: &mut IngestStats,
-) -> io::Result<()> {
-    let frac_ns: u64 = if nanos { 1 } else { 1000 };
-    loop {
-        let avail = buf.avail();
-        match parser.next_raw_packet(avail) {
-            Ok((rem, pkt)) => {
-                let used = avail.len() - rem.len();
-                // No range checks: a sub-second field past one second (seen in the wild) just
-                // carries into the seconds, as tcpdump prints it.
-                let ts_ns =
-                    u64::from(pkt.ts_sec) * 1_000_000_000 + u64::from(pkt.ts_frac) * frac_ns;
-                handle(link, ts_ns, 0, &pkt.data, sink, stats);
-                buf.consume(used);
-            }
-            Err(FileError::IncompleteBuffer) => {
-                if !need_more(buf, src, stats, "packet record")? {
-                    break;
-                }
-            }
-            Err(e) => {
-                stats.truncated_at = Some(buf.pos);
-                stats.truncation = Some(e.to_string());
-                break;
-            }
-        }
-    }
-    *stats.link_types.entry(link).or_default() += stats.packets;
-    Ok(())
 }
 
 /// pcapng block type numbers that carry packets or describe interfaces.

@@ -786,3 +786,78 @@ mod fuzz {
         }
     }
 }
+
+/// A little-endian microsecond pcap (link type RAW) of `n` SYNs with payloads of growing
+/// size, so records have many different lengths.
+fn raw_pcap(n: usize) -> Vec<u8> {
+    let mut f = Vec::new();
+    f.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
+    f.extend_from_slice(&2u16.to_le_bytes());
+    f.extend_from_slice(&4u16.to_le_bytes());
+    f.extend_from_slice(&[0; 8]);
+    f.extend_from_slice(&65535u32.to_le_bytes());
+    f.extend_from_slice(&101u32.to_le_bytes());
+    for i in 0..n {
+        let payload = vec![i as u8; (i * 37) % 300];
+        let pkt = v4_syn(&LINUX_OPTS, &payload);
+        f.extend_from_slice(&(1_700_000_000 + i as u32).to_le_bytes());
+        f.extend_from_slice(&(i as u32 * 1000).to_le_bytes());
+        f.extend_from_slice(&(pkt.len() as u32).to_le_bytes());
+        f.extend_from_slice(&(pkt.len() as u32).to_le_bytes());
+        f.extend_from_slice(&pkt);
+    }
+    f
+}
+
+/// Whatever the chunk size, and wherever the file is cut, parsing the chunks in order gives
+/// what `CaptureReader::run` gives: same records, flows and statistics (truncation offset
+/// included), and every chunk starts where the previous one ended.
+#[test]
+fn chunks_in_order_equal_the_whole_run() {
+    use super::{CaptureReader, Collect, IngestStats};
+    let full = raw_pcap(60);
+    for cut in [
+        full.len(),
+        full.len() - 1,
+        full.len() - 30,
+        24 + 16 + 5,
+        24 + 3,
+        24,
+    ] {
+        let file = &full[..cut];
+        let mut want = Collect::default();
+        let want_stats = CaptureReader::new("x".into(), file)
+            .unwrap()
+            .run(&mut want)
+            .unwrap();
+        assert_eq!(
+            want_stats.link_types.get(&LinkType::RAW).copied(),
+            Some(want_stats.packets)
+        );
+        for size in [1, 7, 60, 1000, 1 << 20] {
+            let mut r = CaptureReader::new("x".into(), file).unwrap();
+            let mut got = Collect::default();
+            let mut stats = IngestStats::default();
+            let mut next_offset = 24;
+            let mut buffer = Vec::new();
+            while let Some(chunk) = r.next_chunk(size, &mut stats, buffer).unwrap() {
+                assert_eq!(chunk.offset(), next_offset, "cut {cut} size {size}");
+                next_offset += chunk.len() as u64;
+                stats.merge(&chunk.run(&mut got));
+                buffer = chunk.into_buffer();
+            }
+            assert!(
+                r.next_chunk(size, &mut stats, Vec::new())
+                    .unwrap()
+                    .is_none()
+            );
+            stats.link_types.entry(LinkType::RAW).or_default();
+            assert_eq!(got.records, want.records, "cut {cut} size {size}");
+            assert_eq!(got.flows, want.flows, "cut {cut} size {size}");
+            assert_eq!(stats, want_stats, "cut {cut} size {size}");
+        }
+        if cut < full.len() && cut > 24 {
+            assert!(want_stats.truncated_at.is_some(), "cut {cut}");
+        }
+    }
+}
