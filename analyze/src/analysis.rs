@@ -127,6 +127,14 @@ fn words(camel: &str) -> String {
     out
 }
 
+/// Adds one to `key`'s count (a handful of distinct keys: a short list beats a map).
+fn count<K: PartialEq>(counts: &mut Vec<(K, u64)>, key: K) {
+    match counts.iter_mut().find(|(k, _)| *k == key) {
+        Some((_, n)) => *n += 1,
+        None => counts.push((key, 1)),
+    }
+}
+
 /// The engine and everything observations flow into.
 struct Analysis<'w, W: Write> {
     engine: Engine,
@@ -137,6 +145,10 @@ struct Analysis<'w, W: Write> {
     results: Option<ResultsWriter>,
     agg: Option<Aggregator>,
     totals: Totals,
+    /// Engine outcomes and observation modules, counted here and named into `totals` at the
+    /// end (naming them per record allocated a string each time).
+    statuses: Vec<(Status, u64)>,
+    modules: Vec<(&'static str, u64)>,
     flows: FlowTotals,
     /// JSON/CSV rows not yet written to `out`.
     text: TextWriter,
@@ -149,11 +161,7 @@ struct Analysis<'w, W: Write> {
 
 impl<W: Write> Analysis<'_, W> {
     fn observe(&mut self, source: usize, event: Event) -> Result<(), AnalyzeError> {
-        *self
-            .totals
-            .observations
-            .entry(event.module().to_string())
-            .or_default() += 1;
+        count(&mut self.modules, event.module());
         // The client's SYN labels its connection for the traffic-by-OS table.
         if let EventKind::Tcp(t) = &event.kind
             && self.flows.wanted()
@@ -209,7 +217,7 @@ impl<W: Write> Consumer for Analysis<'_, W> {
                 return;
             }
             let status = self.engine.process(r, &mut self.events);
-            *self.totals.engine.entry(status_name(status)).or_default() += 1;
+            count(&mut self.statuses, status);
             let events = std::mem::take(&mut self.events);
             for ev in events {
                 if let Err(e) = self.observe(index, ev) {
@@ -288,6 +296,8 @@ pub fn run(
         results,
         agg: summary.then(Aggregator::new),
         totals: Totals::default(),
+        statuses: Vec::new(),
+        modules: Vec::new(),
         flows: FlowTotals::new(summary),
         text: TextWriter::new(),
         json_rows: 0,
@@ -312,6 +322,12 @@ pub fn run(
         return Err(e);
     }
     a.text.flush(a.out).map_err(AnalyzeError::Write)?;
+    for (status, n) in std::mem::take(&mut a.statuses) {
+        *a.totals.engine.entry(status_name(status)).or_default() += n;
+    }
+    for (module, n) in std::mem::take(&mut a.modules) {
+        *a.totals.observations.entry(module.to_string()).or_default() += n;
+    }
     let summary = match a.agg.take() {
         Some(agg) => Some(
             agg.finish(&a.totals, &a.flows, opts.top)
