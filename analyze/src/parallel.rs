@@ -375,9 +375,7 @@ impl Producer<'_> {
                     continue;
                 }
                 for (k, c) in t {
-                    let e = merged.entry(k).or_default();
-                    e.a_to_b.merge(&c.a_to_b);
-                    e.b_to_a.merge(&c.b_to_a);
+                    merged.entry(k).or_default().merge(&c);
                 }
             }
             Some(merged)
@@ -454,9 +452,7 @@ pub fn sibling_flows(recording: &Path) -> Result<Option<FlowTable>, ReplayError>
     let mut table = FlowTable::default();
     for g in 0..reader.num_row_groups() {
         for row in reader.read_row_group(g)? {
-            let e = table.entry(row.key).or_default();
-            e.a_to_b.merge(&row.counters.a_to_b);
-            e.b_to_a.merge(&row.counters.b_to_a);
+            table.entry(row.key).or_default().merge(&row.counters);
         }
     }
     Ok(Some(table))
@@ -486,9 +482,7 @@ impl TableSink<'_> {
     /// Puts the pending run into the table.
     fn flush(&mut self) {
         if let Some((key, c)) = self.run.take() {
-            let e = self.table.entry(key).or_default();
-            e.a_to_b.merge(&c.a_to_b);
-            e.b_to_a.merge(&c.b_to_a);
+            self.table.entry(key).or_default().merge(&c);
         }
     }
 }

@@ -852,11 +852,7 @@ impl FlowTotals {
     pub fn add_table(&mut self, table: &FlowTable) {
         self.seen = true;
         for (k, c) in table {
-            let e = self.flows.entry(*k).or_default();
-            for (acc, d) in [(&mut e.a_to_b, &c.a_to_b), (&mut e.b_to_a, &c.b_to_a)] {
-                acc.packets += d.packets;
-                acc.bytes += d.bytes;
-            }
+            self.flows.entry(*k).or_default().merge(c);
         }
     }
 

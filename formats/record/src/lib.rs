@@ -516,6 +516,14 @@ impl FlowCounters {
             &mut self.b_to_a
         }
     }
+
+    /// Adds another table's counters of the same flow (both directions; see
+    /// [`FlowDirCounters::merge`]), e.g. from another thread's table or another interval.
+    #[inline(always)]
+    pub fn merge(&mut self, other: &FlowCounters) {
+        self.a_to_b.merge(&other.a_to_b);
+        self.b_to_a.merge(&other.b_to_a);
+    }
 }
 
 /// Indexes of the per-CPU counter array ([`names::MAP_COUNTERS`]).
@@ -656,6 +664,15 @@ mod tests {
         merged.merge(&FlowDirCounters::default());
         merged.merge(&first);
         assert_eq!(merged, d);
+
+        // Whole flows merge direction by direction.
+        let mut other = FlowCounters::default();
+        other.dir_mut(flow_dir::A_TO_B).add(10, 40, tcp_flag::ACK);
+        let mut both = c;
+        both.merge(&other);
+        assert_eq!((both.a_to_b, both.b_to_a), (other.a_to_b, c.b_to_a));
+        both.merge(&FlowCounters::default());
+        assert_eq!((both.a_to_b, both.b_to_a), (other.a_to_b, c.b_to_a));
     }
 
     #[test]
