@@ -47,6 +47,10 @@ use crate::replay::ReplayError;
 /// enough to bound memory (a few [`CHUNK_SIZE`] buffers per thread).
 const CHUNKS_PER_THREAD: usize = 3;
 
+/// At most this many chunks in flight whatever the thread count, so memory stays bounded
+/// (128 MiB of chunk buffers) on machines with many cores.
+const MAX_CHUNKS_IN_FLIGHT: usize = 32;
+
 /// Flow counters summed over a whole input, by flow.
 ///
 /// Keyed with the engine's fast hasher ([`FastMap`]): the table is updated once per TCP
@@ -304,8 +308,9 @@ impl Producer<'_> {
         let mut in_flight: VecDeque<Receiver<Parsed>> = VecDeque::new();
         let mut spare: Vec<Vec<u8>> = Vec::new();
         let mut eof = false;
+        let window = (workers * CHUNKS_PER_THREAD).min(MAX_CHUNKS_IN_FLIGHT);
         loop {
-            while !eof && in_flight.len() < workers * CHUNKS_PER_THREAD {
+            while !eof && in_flight.len() < window {
                 if self.cancel.load(Ordering::Relaxed) {
                     return Err(Gone);
                 }
