@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use crate::p0f::event::NatReasons;
 use crate::p0f::sig::RawSig;
-use crate::p0f::{Event, EventKind, LabelType, Params, Quality, Subject};
+use crate::p0f::{Event, EventKind, LabelType, Params, Subject};
 
 pub mod parquet;
 pub mod text;
@@ -214,7 +214,7 @@ fn params_text(p: &Params, matched: bool, out: &mut String) {
 }
 
 /// Appends the host-change reason names, space separated, in p0f's order.
-pub fn nat_reason_text(r: NatReasons, out: &mut String) {
+fn nat_reason_text(r: NatReasons, out: &mut String) {
     let mut first = true;
     for (_, name) in NatReasons::NAMES.iter().filter(|(bit, _)| r.0 & bit != 0) {
         if !first {
@@ -302,14 +302,6 @@ pub fn cells<'a>(obs: &'a Observation, sources: &'a Sources) -> [Cell<'a>; NCOLS
         }
     }
     row
-}
-
-/// Quality of a TCP observation (`None` for other modules).
-pub fn quality_of(ev: &Event) -> Option<Quality> {
-    match &ev.kind {
-        EventKind::Tcp(t) => Some(t.quality),
-        _ => None,
-    }
 }
 
 #[cfg(test)]
