@@ -7,32 +7,31 @@
 //! - recordings: Parquet row groups are decompressed and decoded on a rayon pool of
 //!   [`ReplayOptions::threads`] threads, a window of row groups at a time, and handed over in
 //!   row-group order;
-//! - classic pcap files: one producer thread reads the file and cuts it into 4 MiB chunks of
-//!   whole packet records ([`formats::pcap::CaptureReader::next_chunk`]: a hop over 16-byte
-//!   headers, cheap); the pool parses several chunks at once, each with the very code
-//!   `formats::pcap`'s sequential reader runs ([`formats::pcap::Chunk::run`]), and the
-//!   producer hands their records over in chunk order while the next chunks are parsed;
-//! - pcapng files: the sequential `formats::pcap` reader runs on the producer thread (a
-//!   block's meaning depends on the interface descriptions before it).
+//! - classic pcap files: [`ReplayOptions::threads`] reader threads each read, frame and parse
+//!   every `threads`-th 1 MiB window of the file ([`formats::pcap::Windows`]: positioned
+//!   reads, so the bytes are parsed in the cache of the core that read them), with the very
+//!   code `formats::pcap`'s sequential reader runs ([`formats::pcap::Chunk::run`]); the
+//!   producer thread hands their records over in window order;
+//! - pcapng files, and pcap files that cannot be read by position: the sequential
+//!   `formats::pcap` reader runs on the producer thread (a pcapng block's meaning depends on
+//!   the interface descriptions before it).
 //!
 //! Meanwhile the caller's thread runs the engine.
 //!
-//! Batches travel through a bounded channel, so memory is bounded by the work in flight
-//! (a few row groups or packet batches), never by the size of the input. Whatever the thread
+//! Batches travel through bounded channels, so memory is bounded by the work in flight
+//! (a few row groups, windows or packet batches), never by the size of the input. Whatever the thread
 //! count, the consumer sees the same records in the same order: output is identical for
 //! `--threads 1` and `--threads N` by construction (and a CLI test checks it).
 
-use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
-use std::sync::{Arc, Mutex};
 
 use formats::flows::FlowReader;
 use formats::pcap::{
-    CHUNK_SIZE, CaptureReader, Chunk, Format, IngestStats, LinkType, PacketSink, PcapError,
+    CaptureReader, Format, IngestStats, PacketSink, PcapError, WINDOW_SIZE, Windows,
 };
 use formats::syn::SynReader;
 use rayon::prelude::*;
@@ -41,15 +40,6 @@ use record::{FlowCounters, FlowKey, SynRecord};
 use crate::inputs::{Input, InputKind, flows_path_for};
 use crate::p0f::hasher::FastMap;
 use crate::replay::ReplayError;
-
-/// Chunks of a classic pcap being parsed (or parsed and waiting for their turn) per pool
-/// thread: enough to keep every thread busy while the oldest chunk is handed over, few
-/// enough to bound memory (a few [`CHUNK_SIZE`] buffers per thread).
-const CHUNKS_PER_THREAD: usize = 3;
-
-/// At most this many chunks in flight whatever the thread count, so memory stays bounded
-/// (128 MiB of chunk buffers) on machines with many cores.
-const MAX_CHUNKS_IN_FLIGHT: usize = 32;
 
 /// Flow counters summed over a whole input, by flow.
 ///
@@ -66,8 +56,8 @@ pub struct ReplayOptions {
     pub threads: usize,
     /// Records per batch handed from a pcapng's producer thread to the consumer.
     pub batch_records: usize,
-    /// Bytes of a classic pcap parsed as one task ([`formats::pcap::CHUNK_SIZE`]; smaller
-    /// in tests, to have many chunks from small files).
+    /// Bytes of a classic pcap read and parsed as one piece ([`formats::pcap::WINDOW_SIZE`];
+    /// smaller in tests, to have many pieces from small files).
     pub chunk_bytes: usize,
     /// Also gather flow counters: counted from every TCP packet of a capture, or summed from a
     /// recording's `NAME.flows.parquet` sibling when it exists.
@@ -81,7 +71,7 @@ impl Default for ReplayOptions {
         ReplayOptions {
             threads: 1,
             batch_records: 4096,
-            chunk_bytes: CHUNK_SIZE,
+            chunk_bytes: WINDOW_SIZE,
             flows: false,
             keep_going: false,
         }
@@ -241,6 +231,8 @@ impl Producer<'_> {
                 return Ok(Err(ReplayError::from(PcapError::Io { path: name, source })));
             }
         };
+        // A second handle for positioned reads of a classic pcap ([`Windows`]).
+        let positioned = file.try_clone();
         let src = Counting {
             inner: file,
             progress: &self.progress.done,
@@ -250,13 +242,17 @@ impl Producer<'_> {
             Ok(r) => r,
             Err(e) => return Ok(Err(e.into())),
         };
-        if reader.format() == Format::Pcap {
-            let link = reader.link_type();
-            return self.capture_chunks(index, link, |stats, buffer| {
-                reader.next_chunk(self.opts.chunk_bytes, stats, buffer)
-            });
+        if reader.format() == Format::Pcap
+            && let Ok(positioned) = positioned
+        {
+            match Windows::new(&reader, positioned, self.opts.chunk_bytes) {
+                Ok(Some(windows)) => return self.capture_windows(index, &windows),
+                Ok(None) => {}
+                Err(e) => return Ok(Err(e.into())),
+            }
         }
-        // pcapng: blocks depend on the interfaces described before them; read in order here.
+        // pcapng (blocks depend on the interfaces described before them), or a pcap that cannot
+        // be read by position: in order, here.
         let mut sink = BatchSink {
             index,
             batch: Vec::with_capacity(self.opts.batch_records),
@@ -283,111 +279,94 @@ impl Producer<'_> {
         }))
     }
 
-    /// A classic pcap: this thread reads the file and cuts it into chunks of whole packet
-    /// records ([`CaptureReader::next_chunk`], a hop over 16-byte headers), the pool parses
-    /// up to [`CHUNKS_PER_THREAD`] chunks per thread at once, and their records are handed to
-    /// the consumer strictly in chunk order. Flow counters are summed by each pool thread
-    /// into a table of its own (sums, minima and maxima do not depend on order) and the
-    /// tables are merged when the file ends.
+    /// A classic pcap in a regular file: [`ReplayOptions::threads`] reader threads each read,
+    /// frame and parse every `threads`-th window of it ([`Windows`]) into a flow table of
+    /// their own, and this thread hands the windows' records over strictly in window order.
+    /// The tables are merged when the file ends (sums, minima and maxima do not depend on
+    /// order).
     ///
-    /// `next_chunk` cuts the next chunk (read into the buffer it is given); `link` is the
-    /// file's link type.
-    fn capture_chunks(
+    /// Plain threads rather than pool tasks: a reader waits for the previous window's
+    /// framing, which is only safe when every reader surely runs at once.
+    fn capture_windows(
         &self,
         index: usize,
-        link: Option<LinkType>,
-        mut next_chunk: impl FnMut(&mut IngestStats, Vec<u8>) -> Result<Option<Chunk>, PcapError>,
+        windows: &Windows,
     ) -> Result<Result<InputDone, ReplayError>, Gone> {
-        let workers = self.pool.current_num_threads().max(1);
-        let tables: Arc<Vec<Mutex<FlowTable>>> = Arc::new(
-            (0..if self.opts.flows { workers } else { 0 })
-                .map(|_| Mutex::new(FlowTable::default()))
-                .collect(),
-        );
+        let count = windows.len();
+        let readers = self.opts.threads.clamp(1, count.max(1));
+        let flows = self.opts.flows;
         let mut stats = IngestStats::default();
-        let mut in_flight: VecDeque<Receiver<Parsed>> = VecDeque::new();
-        let mut spare: Vec<Vec<u8>> = Vec::new();
-        let mut eof = false;
-        let window = (workers * CHUNKS_PER_THREAD).min(MAX_CHUNKS_IN_FLIGHT);
-        loop {
-            while !eof && in_flight.len() < window {
-                if self.cancel.load(Ordering::Relaxed) {
-                    return Err(Gone);
-                }
-                let buffer = spare.pop().unwrap_or_default();
-                let chunk = match next_chunk(&mut stats, buffer) {
-                    Ok(Some(c)) => c,
-                    Ok(None) => {
-                        eof = true;
-                        break;
-                    }
-                    Err(e) => {
-                        if self.cancel.load(Ordering::Relaxed) {
-                            return Err(Gone);
-                        }
-                        return Ok(Err(e.into()));
-                    }
+        let outcome = std::thread::scope(|s| {
+            let mut rxs = Vec::with_capacity(readers);
+            let mut handles = Vec::with_capacity(readers);
+            for first in 0..readers {
+                let (tx, rx) = sync_channel(WINDOWS_AHEAD);
+                let reader = WindowReader {
+                    windows,
+                    first,
+                    step: readers,
+                    flows,
+                    cancel: self.cancel,
+                    progress: &self.progress.done,
                 };
-                let (tx, rx) = sync_channel(1);
-                let tables = Arc::clone(&tables);
-                self.pool.spawn(move || {
-                    let mut records = Vec::new();
-                    let table = rayon::current_thread_index().and_then(|i| tables.get(i));
-                    let stats = match table.map(Mutex::lock) {
-                        Some(Ok(mut table)) => {
-                            let mut sink = TableSink {
-                                records: &mut records,
-                                table: &mut table,
-                                run: None,
-                            };
-                            let stats = chunk.run(&mut sink);
-                            sink.flush();
-                            stats
+                let spawned = std::thread::Builder::new()
+                    .name(format!("analyze-read-{first}"))
+                    .spawn_scoped(s, move || reader.run(&tx));
+                match spawned {
+                    Ok(h) => handles.push(h),
+                    Err(e) => {
+                        // Nobody will frame this reader's windows: release the others.
+                        (0..count).for_each(|k| windows.abandon(k));
+                        return Ok(Err(ReplayError::Threads(e.to_string())));
+                    }
+                }
+                rxs.push(rx);
+            }
+            for k in 0..count {
+                // A reader stops without a word only when the replay is being abandoned.
+                let Ok(done) = rxs[k % readers].recv() else {
+                    return Err(Gone);
+                };
+                match done {
+                    Ok((records, window_stats)) => {
+                        stats.merge(&window_stats);
+                        if !records.is_empty() {
+                            self.send(Msg::Batch(index, records))?;
                         }
-                        _ => chunk.run(&mut records),
-                    };
-                    // The receiver is gone only when the replay was abandoned.
-                    let _ = tx.send(Parsed {
-                        records,
-                        stats,
-                        buffer: chunk.into_buffer(),
-                    });
-                });
-                in_flight.push_back(rx);
-            }
-            let Some(rx) = in_flight.pop_front() else {
-                break;
-            };
-            let Ok(parsed) = rx.recv() else {
-                return Err(Gone);
-            };
-            stats.merge(&parsed.stats);
-            spare.push(parsed.buffer);
-            if !parsed.records.is_empty() {
-                self.send(Msg::Batch(index, parsed.records))?;
-            }
-        }
-        if let Some(link) = link {
-            stats.link_types.entry(link).or_default();
-        }
-        let flows = if self.opts.flows {
-            // Every task has finished (all results were received), so no lock is held.
-            let mut merged = FlowTable::default();
-            for t in tables.iter() {
-                let t = std::mem::take(&mut *t.lock().map_err(|_| Gone)?);
-                if merged.is_empty() {
-                    merged = t;
-                    continue;
-                }
-                for (k, c) in t {
-                    merged.entry(k).or_default().merge(&c);
+                    }
+                    Err(e) => return Ok(Err(ReplayError::from(e))),
                 }
             }
-            Some(merged)
-        } else {
-            None
+            // Every window is in: the readers have finished or are about to.
+            drop(rxs);
+            let mut merged: Option<FlowTable> = None;
+            for h in handles {
+                let table = h.join().map_err(|_| Gone)?;
+                match &mut merged {
+                    None => merged = Some(table),
+                    Some(m) => {
+                        for (k, c) in table {
+                            m.entry(k).or_default().merge(&c);
+                        }
+                    }
+                }
+            }
+            Ok(Ok(merged))
+        });
+        let merged = match outcome {
+            Ok(Ok(m)) => m,
+            Ok(Err(e)) => return Ok(Err(e)),
+            Err(Gone) => return Err(Gone),
         };
-        Ok(Ok(InputDone { stats, flows }))
+        stats.link_types.entry(windows.link_type()).or_default();
+        Ok(Ok(InputDone {
+            stats,
+            flows: if flows {
+                Some(merged.unwrap_or_default())
+            } else {
+                None
+            },
+        }))
     }
 
     fn recording(
@@ -463,12 +442,87 @@ pub fn sibling_flows(recording: &Path) -> Result<Option<FlowTable>, ReplayError>
     Ok(Some(table))
 }
 
-/// What a pool thread made of one chunk.
-struct Parsed {
-    records: Vec<SynRecord>,
-    stats: IngestStats,
-    /// The chunk's buffer, reused for a later chunk.
-    buffer: Vec<u8>,
+/// Windows a reader thread may run ahead of the one being handed over.
+const WINDOWS_AHEAD: usize = 8;
+
+/// What a reader thread sends per window: its records and statistics, or why it could not be
+/// read.
+type WindowDone = Result<(Vec<SynRecord>, IngestStats), PcapError>;
+
+/// One reader thread of [`Producer::capture_windows`]: windows `first`, `first + step`, …
+struct WindowReader<'a> {
+    windows: &'a Windows,
+    first: usize,
+    step: usize,
+    flows: bool,
+    cancel: &'a AtomicBool,
+    progress: &'a AtomicU64,
+}
+
+impl WindowReader<'_> {
+    /// Reads its windows in order; returns its flow table.
+    fn run(&self, tx: &SyncSender<WindowDone>) -> FlowTable {
+        // Whatever ends this loop (an error, cancellation, the consumer gone, a panic), the
+        // windows not read are abandoned, so readers waiting on them go on.
+        let mut left = Abandon {
+            windows: self.windows,
+            next: self.first,
+            step: self.step,
+        };
+        let mut table = FlowTable::default();
+        let mut buffer = Vec::new();
+        while left.next < self.windows.len() {
+            let k = left.next;
+            if self.cancel.load(Ordering::Relaxed) {
+                break;
+            }
+            let chunk = match self.windows.read(k, buffer) {
+                Ok(c) => c,
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                    break;
+                }
+            };
+            left.next = k + self.step;
+            let mut records = Vec::new();
+            let stats = if self.flows {
+                let mut sink = TableSink {
+                    records: &mut records,
+                    table: &mut table,
+                    run: None,
+                };
+                let stats = chunk.run(&mut sink);
+                sink.flush();
+                stats
+            } else {
+                chunk.run(&mut records)
+            };
+            self.progress
+                .fetch_add(self.windows.window_bytes(k), Ordering::Relaxed);
+            buffer = chunk.into_buffer();
+            if tx.send(Ok((records, stats))).is_err() {
+                break;
+            }
+        }
+        table
+    }
+}
+
+/// Abandons windows `next, next + step, …` when dropped.
+struct Abandon<'a> {
+    windows: &'a Windows,
+    next: usize,
+    step: usize,
+}
+
+impl Drop for Abandon<'_> {
+    fn drop(&mut self) {
+        let mut k = self.next;
+        while k < self.windows.len() {
+            self.windows.abandon(k);
+            k += self.step;
+        }
+    }
 }
 
 /// Records into a vector and flow updates into a table.
@@ -674,7 +728,7 @@ mod tests {
             v.sort_by_key(|(k, _)| *k);
             seq.flows.push(Some(v));
         }
-        for (threads, chunk_bytes) in [(1, CHUNK_SIZE), (2, 1500), (3, 64 << 10), (3, 1)] {
+        for (threads, chunk_bytes) in [(1, WINDOW_SIZE), (2, 1500), (3, 64 << 10), (3, 1)] {
             let par = run(threads, chunk_bytes);
             let what = format!("threads {threads}, chunks of {chunk_bytes} bytes");
             assert_eq!(par.records, seq.records, "{what}");

@@ -22,6 +22,7 @@ mod link;
 mod packet;
 mod reader;
 mod stats;
+mod windows;
 
 use std::collections::HashMap;
 
@@ -31,6 +32,7 @@ pub use link::LinkType;
 pub use packet::{MAX_IPV6_EXT, Parsed, parse_packet};
 pub use reader::{CHUNK_SIZE, CaptureReader, Chunk, Format, MAX_RECORD, PcapError, open};
 pub use stats::{IngestStats, SkipReason};
+pub use windows::{WINDOW_SIZE, Windows};
 
 /// Receives what ingestion finds, in file order.
 pub trait PacketSink {

@@ -111,14 +111,20 @@ pub const CHUNK_SIZE: usize = 4 << 20;
 /// Whole packet records of a classic pcap file, cut on record boundaries by
 /// [`CaptureReader::next_chunk`], so they can be parsed on any thread.
 pub struct Chunk {
-    /// `data[..len]` are the records; the rest is spare room of a reused buffer.
-    data: Vec<u8>,
-    len: usize,
-    parser: Arc<PcapParser>,
-    link: LinkType,
+    /// `data[start..len]` are the records; the rest is spare room of a reused buffer (or,
+    /// for a [`super::Windows`] window, bytes of records that belong to its neighbours).
+    pub(super) data: Vec<u8>,
+    pub(super) start: usize,
+    pub(super) len: usize,
+    pub(super) parser: Arc<PcapParser>,
+    pub(super) link: LinkType,
     /// ns per unit of the sub-second field.
-    frac_ns: u64,
-    offset: u64,
+    pub(super) frac_ns: u64,
+    /// File offset of `data[start]`.
+    pub(super) offset: u64,
+    /// Where the file's framing broke inside or right after this chunk, and why (windows
+    /// only: [`CaptureReader::next_chunk`] reports damage through its `stats`).
+    pub(super) damage: Option<(u64, String)>,
 }
 
 impl std::fmt::Debug for Chunk {
@@ -136,7 +142,7 @@ impl Chunk {
     /// (sum them with [`IngestStats::merge`]).
     pub fn run(&self, sink: &mut impl PacketSink) -> IngestStats {
         let mut stats = IngestStats::default();
-        let mut rest = &self.data[..self.len];
+        let mut rest = &self.data[self.start..self.len];
         // `next_chunk` cut on complete records, so every record frames.
         while let Ok((rem, pkt)) = self.parser.next_raw_packet(rest) {
             // No range checks: a sub-second field past one second (seen in the wild) just
@@ -149,6 +155,10 @@ impl Chunk {
         if stats.packets > 0 {
             stats.link_types.insert(self.link, stats.packets);
         }
+        if let Some((at, why)) = &self.damage {
+            stats.truncated_at = Some(*at);
+            stats.truncation = Some(why.clone());
+        }
         stats
     }
 
@@ -159,12 +169,12 @@ impl Chunk {
 
     /// Bytes of packet records.
     pub fn len(&self) -> usize {
-        self.len
+        self.len - self.start
     }
 
     /// Whether the chunk holds no record (never, for a chunk from `next_chunk`).
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.len == self.start
     }
 
     /// The chunk's buffer, to hand back to [`CaptureReader::next_chunk`].
@@ -413,6 +423,25 @@ impl<R: Read> CaptureReader<R> {
         }
     }
 
+    /// For a classic pcap: its framing parser, link type, ns per sub-second unit, and the
+    /// file offset of the first unread byte (the first packet record, right after `new`).
+    pub(super) fn pcap_parts(&self) -> Option<(Arc<PcapParser>, LinkType, u64, u64)> {
+        match &self.kind {
+            Kind::Pcap {
+                parser,
+                link,
+                nanos,
+                ..
+            } => Some((
+                Arc::clone(parser),
+                *link,
+                if *nanos { 1 } else { 1000 },
+                self.buf.pos,
+            )),
+            Kind::PcapNg { .. } => None,
+        }
+    }
+
     /// The pcap header's link type; `None` for pcapng, whose interfaces each have their own.
     pub fn link_type(&self) -> Option<LinkType> {
         match self.kind {
@@ -531,11 +560,13 @@ impl<R: Read> CaptureReader<R> {
         }
         Ok(Some(Chunk {
             data: buffer,
+            start: 0,
             len: at,
             parser: Arc::clone(parser),
             link: *link,
             frac_ns: if *nanos { 1 } else { 1000 },
             offset,
+            damage: None,
         }))
     }
 
