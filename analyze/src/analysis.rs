@@ -9,6 +9,8 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::thread::ScopedJoinHandle;
 
 use formats::pcap::IngestStats;
 use record::{FlowKey, SynRecord};
@@ -140,7 +142,6 @@ struct Analysis<'w, W: Write> {
     engine: Engine,
     events: Vec<Event>,
     sources: Sources,
-    format: OutputFormat,
     out: &'w mut W,
     results: Option<ResultsWriter>,
     agg: Option<Aggregator>,
@@ -150,9 +151,8 @@ struct Analysis<'w, W: Write> {
     statuses: Vec<(Status, u64)>,
     modules: Vec<(&'static str, u64)>,
     flows: FlowTotals,
-    /// JSON/CSV rows not yet written to `out`.
-    text: TextWriter,
-    json_rows: u64,
+    /// Where observations are rendered as text (every format but `table`).
+    text: Option<TextStage>,
     error: Option<AnalyzeError>,
     inputs: &'w [Input],
     on_file: &'w mut dyn FnMut(&Input, &IngestStats),
@@ -178,36 +178,163 @@ impl<W: Write> Analysis<'_, W> {
             self.flows.label_connection(key, t.label.as_ref());
         }
         let obs = Observation { source, event };
-        match self.format {
-            OutputFormat::P0f => crate::p0f::log::write_p0f_line(&obs.event, self.out)
-                .map_err(AnalyzeError::Write)?,
-            OutputFormat::Ndjson => {
-                self.text.json_object(&obs, &self.sources);
-                self.text.push(b"\n");
-            }
-            OutputFormat::Csv => self.text.csv_line(&obs, &self.sources),
-            OutputFormat::Json => {
-                self.text.push(if self.json_rows == 0 {
-                    b"\n    "
-                } else {
-                    b",\n    "
-                });
-                self.text.json_object(&obs, &self.sources);
-                self.json_rows += 1;
-            }
-            OutputFormat::Table => {}
-        }
-        self.text
-            .flush_if_full(self.out)
-            .map_err(AnalyzeError::Write)?;
         if let Some(r) = &mut self.results {
             r.write(&obs)?;
         }
         if let Some(a) = &mut self.agg {
             a.add(&obs).map_err(AnalyzeError::Summary)?;
         }
+        if let Some(t) = &mut self.text {
+            t.push(obs, self.out).map_err(AnalyzeError::Write)?;
+        }
         Ok(())
     }
+}
+
+/// Observations handed to the rendering thread at a time.
+const RENDER_BATCH: usize = 512;
+
+/// Batches queued for, or rendered and not yet written by, the rendering thread.
+const RENDER_IN_FLIGHT: usize = 8;
+
+/// Text rendering (JSON, NDJSON, CSV, p0f lines) on a thread of its own, next to the engine.
+///
+/// Why: the engine is the one sequential stage of a run, and rendering a JSON row cost about
+/// as much as fingerprinting its record (profiled). Observations go over in batches, come
+/// back as bytes in the same order, and are written to the output on this thread (which owns
+/// it: stdout's lock cannot move between threads).
+struct TextStage {
+    batch: Vec<Observation>,
+    /// Empty batches and byte buffers back from the thread, for reuse.
+    spare: Vec<(Vec<Observation>, Vec<u8>)>,
+    to_thread: Option<SyncSender<(Vec<Observation>, Vec<u8>)>>,
+    from_thread: Receiver<(Vec<Observation>, Vec<u8>)>,
+    in_flight: usize,
+}
+
+impl TextStage {
+    /// Starts the rendering thread in `scope`; it ends when the stage is finished or dropped
+    /// and returns the number of JSON rows it rendered.
+    fn start<'scope>(
+        scope: &'scope std::thread::Scope<'scope, '_>,
+        format: OutputFormat,
+        sources: Sources,
+    ) -> std::io::Result<(TextStage, ScopedJoinHandle<'scope, u64>)> {
+        let (to_thread, batches) = sync_channel(RENDER_IN_FLIGHT);
+        let (rendered, from_thread) = sync_channel(RENDER_IN_FLIGHT);
+        let handle = std::thread::Builder::new()
+            .name("analyze-render".into())
+            .spawn_scoped(scope, move || render(format, &sources, &batches, &rendered))?;
+        let stage = TextStage {
+            batch: Vec::with_capacity(RENDER_BATCH),
+            spare: Vec::new(),
+            to_thread: Some(to_thread),
+            from_thread,
+            in_flight: 0,
+        };
+        Ok((stage, handle))
+    }
+
+    fn push(&mut self, obs: Observation, out: &mut impl Write) -> std::io::Result<()> {
+        self.batch.push(obs);
+        if self.batch.len() >= RENDER_BATCH {
+            self.send(out)?;
+        }
+        Ok(())
+    }
+
+    /// Sends the current batch, writing whatever is rendered meanwhile.
+    fn send(&mut self, out: &mut impl Write) -> std::io::Result<()> {
+        let (next, bytes) = self
+            .spare
+            .pop()
+            .unwrap_or_else(|| (Vec::with_capacity(RENDER_BATCH), Vec::new()));
+        let batch = std::mem::replace(&mut self.batch, next);
+        let Some(tx) = &self.to_thread else {
+            return Ok(());
+        };
+        if tx.send((batch, bytes)).is_err() {
+            return Err(std::io::Error::other("the rendering thread stopped"));
+        }
+        self.in_flight += 1;
+        while let Ok(done) = self.from_thread.try_recv() {
+            self.write(done, out)?;
+        }
+        while self.in_flight > RENDER_IN_FLIGHT {
+            self.wait(out)?;
+        }
+        Ok(())
+    }
+
+    fn wait(&mut self, out: &mut impl Write) -> std::io::Result<()> {
+        match self.from_thread.recv() {
+            Ok(done) => self.write(done, out),
+            Err(_) => Err(std::io::Error::other("the rendering thread stopped")),
+        }
+    }
+
+    fn write(
+        &mut self,
+        (batch, mut bytes): (Vec<Observation>, Vec<u8>),
+        out: &mut impl Write,
+    ) -> std::io::Result<()> {
+        self.in_flight -= 1;
+        out.write_all(&bytes)?;
+        bytes.clear();
+        self.spare.push((batch, bytes));
+        Ok(())
+    }
+
+    /// Renders and writes everything still pending; the thread then ends.
+    fn finish(&mut self, out: &mut impl Write) -> std::io::Result<()> {
+        if !self.batch.is_empty() {
+            self.send(out)?;
+        }
+        self.to_thread = None;
+        while self.in_flight > 0 {
+            self.wait(out)?;
+        }
+        Ok(())
+    }
+}
+
+/// The rendering thread: batches in, their text out, in order. Returns the JSON rows
+/// rendered (the document's closing bracket depends on whether there were any).
+fn render(
+    format: OutputFormat,
+    sources: &Sources,
+    batches: &Receiver<(Vec<Observation>, Vec<u8>)>,
+    rendered: &SyncSender<(Vec<Observation>, Vec<u8>)>,
+) -> u64 {
+    let mut text = TextWriter::new();
+    let mut json_rows = 0u64;
+    for (mut batch, bytes) in batches {
+        text.set_buffer(bytes);
+        for obs in &batch {
+            match format {
+                OutputFormat::P0f => {
+                    // Writing into memory cannot fail.
+                    let _ = crate::p0f::log::write_p0f_line(&obs.event, text.buffer());
+                }
+                OutputFormat::Ndjson => {
+                    text.json_object(obs, sources);
+                    text.push(b"\n");
+                }
+                OutputFormat::Csv => text.csv_line(obs, sources),
+                OutputFormat::Json => {
+                    text.push(if json_rows == 0 { b"\n    " } else { b",\n    " });
+                    text.json_object(obs, sources);
+                    json_rows += 1;
+                }
+                OutputFormat::Table => {}
+            }
+        }
+        batch.clear();
+        if rendered.send((batch, text.take_buffer())).is_err() {
+            break;
+        }
+    }
+    json_rows
 }
 
 impl<W: Write> Consumer for Analysis<'_, W> {
@@ -231,7 +358,7 @@ impl<W: Write> Consumer for Analysis<'_, W> {
     fn input_done(&mut self, index: usize, done: InputDone) {
         self.totals.inputs += 1;
         self.totals.ingest.merge(&done.stats);
-        if let Some(table) = &done.flows {
+        if let Some(table) = done.flows {
             self.flows.add_table(table);
         }
         if let Some(input) = self.inputs.get(index) {
@@ -291,7 +418,6 @@ pub fn run(
         engine: Engine::new(Arc::new(db)),
         events: Vec::new(),
         sources,
-        format: opts.format,
         out,
         results,
         agg: summary.then(Aggregator::new),
@@ -299,8 +425,7 @@ pub fn run(
         statuses: Vec::new(),
         modules: Vec::new(),
         flows: FlowTotals::new(summary),
-        text: TextWriter::new(),
-        json_rows: 0,
+        text: None,
         error: None,
         inputs,
         on_file,
@@ -317,11 +442,38 @@ pub fn run(
             .map_err(AnalyzeError::Write)?,
         _ => {}
     }
-    parallel::replay(inputs, &replay_opts, progress, &mut a)?;
-    if let Some(e) = a.error.take() {
-        return Err(e);
-    }
-    a.text.flush(a.out).map_err(AnalyzeError::Write)?;
+    let json_rows = std::thread::scope(|s| -> Result<u64, AnalyzeError> {
+        let renderer = match opts.format {
+            OutputFormat::Table => None,
+            format => {
+                let (stage, handle) = TextStage::start(s, format, a.sources.clone())
+                    .map_err(|e| ReplayError::Threads(e.to_string()))?;
+                a.text = Some(stage);
+                Some(handle)
+            }
+        };
+        let replayed = parallel::replay(inputs, &replay_opts, progress, &mut a);
+        // Ends the rendering thread whatever happened (dropping the stage hangs up on it).
+        let finished = match a.text.take() {
+            Some(mut t) if replayed.is_ok() && a.error.is_none() => t.finish(a.out),
+            _ => Ok(()),
+        };
+        let json_rows = match renderer.map(|h| h.join()) {
+            Some(Ok(n)) => n,
+            Some(Err(_)) => {
+                return Err(AnalyzeError::Write(std::io::Error::other(
+                    "the rendering thread panicked",
+                )));
+            }
+            None => 0,
+        };
+        replayed?;
+        if let Some(e) = a.error.take() {
+            return Err(e);
+        }
+        finished.map_err(AnalyzeError::Write)?;
+        Ok(json_rows)
+    })?;
     for (status, n) in std::mem::take(&mut a.statuses) {
         *a.totals.engine.entry(status_name(status)).or_default() += n;
     }
@@ -340,7 +492,7 @@ pub fn run(
             crate::report::table::write(s, a.out).map_err(AnalyzeError::Write)?
         }
         (OutputFormat::Json, Some(s)) => {
-            let mut text = String::from(if a.json_rows == 0 { "],\n" } else { "\n  ],\n" });
+            let mut text = String::from(if json_rows == 0 { "],\n" } else { "\n  ],\n" });
             text.push_str("  \"summary\": ");
             crate::report::json::summary(s, &mut text);
             text.push_str("\n}\n");

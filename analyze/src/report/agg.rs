@@ -216,13 +216,53 @@ impl LabelKey {
 }
 
 /// Labels by content; id 0 is "not matched".
-type Labels = Interner<LabelKey>;
+///
+/// Looked up by the addresses of a label's strings first: labels come from the database and
+/// share its `Arc`s, so almost every lookup is one hash of four words instead of cloning three
+/// `Arc`s and hashing their strings (which showed in profiles of the engine's thread).
+#[derive(Debug, Default)]
+struct Labels {
+    by_content: Interner<LabelKey>,
+    by_addr: FastMap<(LabelType, usize, usize, usize), u32>,
+    /// The labels whose addresses are keys of `by_addr`, held so that no other string can
+    /// take one of those addresses while it is a key.
+    held: Vec<LabelKey>,
+}
+
+impl Labels {
+    fn id(&mut self, l: &MatchedLabel) -> PResult<u32> {
+        let addr = |s: &Option<Arc<str>>| s.as_ref().map_or(0, |s| Arc::as_ptr(s).addr());
+        let key = (
+            l.label_type,
+            addr(&l.class),
+            Arc::as_ptr(&l.name).addr(),
+            addr(&l.flavor),
+        );
+        if let Some(id) = self.by_addr.get(&key) {
+            return Ok(*id);
+        }
+        let content = LabelKey::of(l);
+        let id = self.by_content.id(content.clone())?;
+        self.by_addr.insert(key, id);
+        self.held.push(content);
+        Ok(id)
+    }
+
+    /// Every id with its label, in id order.
+    fn iter(&self) -> impl Iterator<Item = (u32, &LabelKey)> {
+        self.by_content.iter()
+    }
+
+    fn len(&self) -> usize {
+        self.by_content.keys.len()
+    }
+}
 
 /// The id of an optional label (0: none).
 #[inline]
 fn label_id(labels: &mut Labels, l: Option<&MatchedLabel>) -> PResult<u32> {
     match l {
-        Some(l) => labels.id(LabelKey::of(l)),
+        Some(l) => labels.id(l),
         None => Ok(0),
     }
 }
@@ -230,7 +270,7 @@ fn label_id(labels: &mut Labels, l: Option<&MatchedLabel>) -> PResult<u32> {
 /// `label_id` and every label's columns: `label_type`, `class`, `name`, `flavor` and `label`
 /// (`name flavor`). Ids missing from it (0) come out of a left join as nulls.
 fn label_dict(labels: &Labels) -> PResult<LazyFrame> {
-    let n = labels.keys.len();
+    let n = labels.len();
     let mut id = Vec::with_capacity(n);
     let mut lt = Vec::with_capacity(n);
     let mut class = Vec::with_capacity(n);
@@ -849,10 +889,16 @@ impl FlowTotals {
     }
 
     /// Adds one input's flow counters.
-    pub fn add_table(&mut self, table: &FlowTable) {
+    pub fn add_table(&mut self, table: FlowTable) {
         self.seen = true;
+        // The first (often only) input's table is taken as it is: merging a large table into
+        // an empty one cost a hash insert per flow on the engine's thread.
+        if self.flows.is_empty() {
+            self.flows = table;
+            return;
+        }
         for (k, c) in table {
-            self.flows.entry(*k).or_default().merge(c);
+            self.flows.entry(k).or_default().merge(&c);
         }
     }
 
@@ -1067,7 +1113,7 @@ mod tests {
             c.b_to_a.bytes = 40;
             t.insert(k, c);
         }
-        f.add_table(&t);
+        f.add_table(t.clone());
         let rows = f.traffic_by_os().unwrap().unwrap();
         assert_eq!(
             rows,
@@ -1316,7 +1362,7 @@ mod tests {
             c.a_to_b.bytes = p * 100;
             t.insert(k, c);
         }
-        f.add_table(&t);
+        f.add_table(t.clone());
         let rows = f.traffic_by_os().unwrap().unwrap();
         assert_eq!(
             rows,
