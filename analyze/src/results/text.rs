@@ -1,19 +1,16 @@
 //! JSON and CSV text of observations (`--format json|ndjson|csv`).
 //!
-//! These writers run once per observation on the engine's thread, which is the one
-//! sequential stage of a run, so they avoid the `fmt` machinery and allocation per value:
-//! rows are rendered straight into one reused byte buffer (integers with `itoa`, IPv4
-//! addresses octet by octet, the date part of timestamps once per second, each distinct raw
-//! signature once) and the buffer goes to the output in large writes.
+//! These writers run once per observation (on the rendering thread beside the engine, see
+//! `analysis`), so they avoid the `fmt` machinery and allocation per value: rows are
+//! rendered straight into one reused byte buffer (integers with `itoa`, IPv4 addresses octet
+//! by octet, the date part of timestamps once per second, each distinct raw signature once)
+//! and the buffer goes to the output in large writes.
 
 use std::io::{self, Write};
 
 use super::{COLUMNS, Cell, Observation, Sources, cells};
 use crate::p0f::hasher::FastMap;
 use crate::p0f::sig::RawSig;
-
-/// Bytes gathered before they are written out.
-const FLUSH_AT: usize = 1 << 16;
 
 /// Distinct raw signatures whose text is kept; the cache starts over when it is full, so a
 /// capture with endless distinct signatures costs formatting, never memory.
@@ -136,14 +133,6 @@ impl TextWriter {
             }
         }
         self.buf.push(b'\n');
-    }
-
-    /// Writes the buffer out once it holds [`FLUSH_AT`] bytes.
-    pub fn flush_if_full(&mut self, out: &mut impl Write) -> io::Result<()> {
-        if self.buf.len() >= FLUSH_AT {
-            self.flush(out)?;
-        }
-        Ok(())
     }
 
     /// Writes whatever is buffered.
