@@ -66,9 +66,14 @@ impl Hasher for FastHasher {
         self.add(i as u64);
     }
 
+    /// The product's high bits are the well-mixed ones, but hashbrown picks a bucket with the
+    /// low bits, which depend only on the low bits of the input: keys differing in their upper
+    /// bytes (the last octets of IPv4 addresses) all fell into a few buckets and lookups
+    /// walked long probe chains (profiled: 100 ns a host lookup). Rotating brings mixed bits
+    /// down, as rustc-hash 2 does.
     #[inline]
     fn finish(&self) -> u64 {
-        self.hash
+        self.hash.rotate_left(26)
     }
 }
 
@@ -93,5 +98,20 @@ mod tests {
             seen.insert(h(&k));
         }
         assert_eq!(seen.len(), 1000);
+    }
+
+    /// Keys that differ only in their upper bytes (IPv4 hosts `10.0.x.y`) spread over the
+    /// buckets a table picks with the low bits of the hash.
+    #[test]
+    fn low_bits_spread_for_keys_differing_in_high_bytes() {
+        let b = BuildHasherDefault::<FastHasher>::default();
+        let mut buckets = std::collections::HashSet::new();
+        for i in 0..4096u32 {
+            let ip = std::net::IpAddr::from([10, 0, (i >> 8) as u8, i as u8]);
+            buckets.insert(b.hash_one(ip) & 0xfff);
+        }
+        // 4096 keys over 4096 buckets: a random hash fills about 63% of them (this one 48%;
+        // without the final rotation, all 4096 keys land in one bucket).
+        assert!(buckets.len() > 1500, "{} buckets used", buckets.len());
     }
 }
