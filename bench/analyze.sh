@@ -8,8 +8,8 @@
 #      default all cores), KEEP=1 keeps the generated files.
 #
 # Prints a Markdown table: wall time, max RSS, MB/s, packets/s (captures) and records/s
-# (the recording), for `cat`, `p0f -r`, `analyze --format json` on the pcap and on the
-# recording `analyze --records` made from it.
+# (the recording), for `cat`, `p0f -r`, `analyze` (json, table, p0f log lines) on the pcap,
+# and `analyze --format json` on the recording `analyze --records` made from it.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -57,6 +57,7 @@ r_cat=$(best cat "$pcap")
 r_p0f=$(best p0f -r "$pcap" -o "$work/p0f.log")
 r_json=$(best "$analyze" --quiet --threads "$threads" --format json "$pcap")
 r_table=$(best "$analyze" --quiet --threads "$threads" "$pcap")
+r_p0fmt=$(best "$analyze" --quiet --threads "$threads" --format p0f "$pcap")
 r_rec=$(best "$analyze" --quiet --threads "$threads" --format json "$rec")
 
 row() { # name "secs rss" bytes count unit
@@ -76,8 +77,13 @@ row 'cat FILE.pcap > /dev/null' "$r_cat" "$bytes" "$packets" packets
 row 'p0f -r FILE.pcap -o LOG' "$r_p0f" "$bytes" "$packets" packets
 row 'analyze --format json FILE.pcap' "$r_json" "$bytes" "$packets" packets
 row 'analyze FILE.pcap (table)' "$r_table" "$bytes" "$packets" packets
+row 'analyze --format p0f FILE.pcap' "$r_p0fmt" "$bytes" "$packets" packets
 row 'analyze --format json FILE.parquet' "$r_rec" "$rec_bytes" "$records" records
-p0f_t=${r_p0f% *}; json_t=${r_json% *}
-awk -v a="$p0f_t" -v b="$json_t" 'BEGIN{ if (b <= 0) b = 0.01; printf "\nanalyze (json, pcap) is %.1fx faster than p0f\n", a/b }'
+p0f_t=${r_p0f% *}
+echo
+for r in "json:${r_json% *}" "table:${r_table% *}" "p0f format:${r_p0fmt% *}"; do
+  awk -v a="$p0f_t" -v name="${r%%:*}" -v b="${r##*:}" \
+    'BEGIN{ if (b <= 0) b = 0.01; printf "analyze (%s, pcap) is %.1fx faster than p0f\n", name, a/b }'
+done
 
 [ "${KEEP:-0}" = 1 ] || rm -f "$pcap" "$rec" "$work/bench.flows.parquet" "$work/p0f.log"
