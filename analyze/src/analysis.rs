@@ -337,6 +337,18 @@ fn render(
     json_rows
 }
 
+impl<W: Write> Analysis<'_, W> {
+    /// Names the engine outcomes and observation modules counted so far into the totals.
+    fn name_counts(&mut self) {
+        for (status, n) in std::mem::take(&mut self.statuses) {
+            *self.totals.engine.entry(status_name(status)).or_default() += n;
+        }
+        for (module, n) in std::mem::take(&mut self.modules) {
+            *self.totals.observations.entry(module.to_string()).or_default() += n;
+        }
+    }
+}
+
 impl<W: Write> Consumer for Analysis<'_, W> {
     fn records(&mut self, index: usize, records: &[SynRecord]) {
         for r in records {
@@ -442,7 +454,7 @@ pub fn run(
             .map_err(AnalyzeError::Write)?,
         _ => {}
     }
-    let json_rows = std::thread::scope(|s| -> Result<u64, AnalyzeError> {
+    let (json_rows, summary) = std::thread::scope(|s| -> Result<_, AnalyzeError> {
         let renderer = match opts.format {
             OutputFormat::Table => None,
             format => {
@@ -453,9 +465,19 @@ pub fn run(
             }
         };
         let replayed = parallel::replay(inputs, &replay_opts, progress, &mut a);
+        let ok = replayed.is_ok() && a.error.is_none();
+        // The summary is made while the rendering thread renders the last batches: both run
+        // after the replay, on the wall-clock path.
+        let summary = match a.agg.take() {
+            Some(agg) if ok => {
+                a.name_counts();
+                Some(agg.finish(&a.totals, &a.flows, opts.top))
+            }
+            _ => None,
+        };
         // Ends the rendering thread whatever happened (dropping the stage hangs up on it).
         let finished = match a.text.take() {
-            Some(mut t) if replayed.is_ok() && a.error.is_none() => t.finish(a.out),
+            Some(mut t) if ok => t.finish(a.out),
             _ => Ok(()),
         };
         let json_rows = match renderer.map(|h| h.join()) {
@@ -472,21 +494,10 @@ pub fn run(
             return Err(e);
         }
         finished.map_err(AnalyzeError::Write)?;
-        Ok(json_rows)
+        let summary = summary.transpose().map_err(AnalyzeError::Summary)?;
+        Ok((json_rows, summary))
     })?;
-    for (status, n) in std::mem::take(&mut a.statuses) {
-        *a.totals.engine.entry(status_name(status)).or_default() += n;
-    }
-    for (module, n) in std::mem::take(&mut a.modules) {
-        *a.totals.observations.entry(module.to_string()).or_default() += n;
-    }
-    let summary = match a.agg.take() {
-        Some(agg) => Some(
-            agg.finish(&a.totals, &a.flows, opts.top)
-                .map_err(AnalyzeError::Summary)?,
-        ),
-        None => None,
-    };
+    a.name_counts();
     match (opts.format, &summary) {
         (OutputFormat::Table, Some(s)) => {
             crate::report::table::write(s, a.out).map_err(AnalyzeError::Write)?

@@ -563,7 +563,24 @@ impl Aggregator {
     }
 
     /// The final tables. `top` bounds the host and signature lists.
-    pub fn finish(mut self, totals: &Totals, flows: &FlowTotals, top: usize) -> PResult<Summary> {
+    pub fn finish(self, totals: &Totals, flows: &FlowTotals, top: usize) -> PResult<Summary> {
+        // The traffic table (a join over every flow) is made beside the others, which are
+        // small queries that mostly wait on polars' overhead: together they run after the
+        // replay, on the wall-clock path.
+        std::thread::scope(|s| {
+            let traffic = s.spawn(|| flows.traffic_by_os());
+            let summary = self.tables(totals, top);
+            let traffic = traffic
+                .join()
+                .map_err(|_| "the traffic table's thread panicked".to_string())?;
+            let mut summary = summary?;
+            summary.traffic_by_os = traffic?;
+            Ok(summary)
+        })
+    }
+
+    /// Every table but the traffic by OS.
+    fn tables(mut self, totals: &Totals, top: usize) -> PResult<Summary> {
         self.flush()?;
         let top = IdxSize::try_from(top).unwrap_or(IdxSize::MAX);
         let tcp = self.tcp_rows;
@@ -767,7 +784,7 @@ impl Aggregator {
             unknown_sigs,
             mtu_mix,
             distance,
-            traffic_by_os: flows.traffic_by_os()?,
+            traffic_by_os: None,
         })
     }
 }
