@@ -322,7 +322,11 @@ fn render(
                 }
                 OutputFormat::Csv => text.csv_line(obs, sources),
                 OutputFormat::Json => {
-                    text.push(if json_rows == 0 { b"\n    " } else { b",\n    " });
+                    text.push(if json_rows == 0 {
+                        b"\n    "
+                    } else {
+                        b",\n    "
+                    });
                     text.json_object(obs, sources);
                     json_rows += 1;
                 }
@@ -344,7 +348,11 @@ impl<W: Write> Analysis<'_, W> {
             *self.totals.engine.entry(status_name(status)).or_default() += n;
         }
         for (module, n) in std::mem::take(&mut self.modules) {
-            *self.totals.observations.entry(module.to_string()).or_default() += n;
+            *self
+                .totals
+                .observations
+                .entry(module.to_string())
+                .or_default() += n;
         }
     }
 }

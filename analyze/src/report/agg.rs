@@ -695,11 +695,15 @@ impl Aggregator {
                 })
                 .group_by_stable([col("host_id")])
                 .agg([col("label").first().alias("label")]);
-            let df = by_id(by_id(candidates.lazy(), host_text, "host_id"), best, "host_id")
-                .sort(["observations", "host"], desc_then_asc(2))
-                .limit(top)
-                .collect()
-                .map_err(perr)?;
+            let df = by_id(
+                by_id(candidates.lazy(), host_text, "host_id"),
+                best,
+                "host_id",
+            )
+            .sort(["observations", "host"], desc_then_asc(2))
+            .limit(top)
+            .collect()
+            .map_err(perr)?;
             let h = strs(&df, "host")?;
             let l = strs(&df, "label")?;
             for (i, n) in u64s(&df, "observations")?.into_iter().enumerate() {

@@ -37,7 +37,9 @@ impl TextWriter {
             .map(|(i, col)| {
                 // Column names are plain ASCII identifiers (a test checks): no escaping.
                 let open = if i == 0 { "{" } else { "," };
-                format!("{open}\"{}\":", col.name).into_bytes().into_boxed_slice()
+                format!("{open}\"{}\":", col.name)
+                    .into_bytes()
+                    .into_boxed_slice()
             })
             .collect();
         TextWriter {
