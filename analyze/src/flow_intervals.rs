@@ -66,7 +66,7 @@ impl FlowIntervals {
             return;
         };
         let mut rows: Vec<(FlowKey, FlowCounters)> = self.table.drain().collect();
-        rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        rows.sort_unstable_by_key(|r| r.0);
         let end = start.saturating_add(self.interval_ns);
         for (key, counters) in rows {
             emit(FlowRow {

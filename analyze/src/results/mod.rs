@@ -354,7 +354,7 @@ pub(crate) mod tests {
         let row = cells(&obs, &sources);
         let get = |name: &str| {
             let i = COLUMNS.iter().position(|c| c.name == name).unwrap();
-            row[i].clone()
+            row[i]
         };
         let mut raw = String::new();
         get("raw_sig").text(&mut raw);

@@ -29,6 +29,12 @@ pub struct TextWriter {
     scratch: String,
 }
 
+impl Default for TextWriter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl TextWriter {
     pub fn new() -> TextWriter {
         let keys = COLUMNS
