@@ -1144,7 +1144,20 @@ mod tests {
             c.b_to_a.bytes = 40;
             t.insert(k, c);
         }
-        f.add_table(t.clone());
+        // Two inputs' tables: part of k1's and k2's packets come in the second, which is
+        // merged into the first (the first is taken as it is).
+        let mut second = FlowTable::default();
+        for (k, p) in [(k1, 6u64), (k2, 5)] {
+            let moved = t.get_mut(&k).unwrap();
+            moved.a_to_b.packets -= p;
+            moved.a_to_b.bytes -= p * 100;
+            let mut c = record::FlowCounters::default();
+            c.a_to_b.packets = p;
+            c.a_to_b.bytes = p * 100;
+            second.insert(k, c);
+        }
+        f.add_table(t);
+        f.add_table(second);
         let rows = f.traffic_by_os().unwrap().unwrap();
         assert_eq!(
             rows,
@@ -1433,7 +1446,7 @@ mod tests {
             c.a_to_b.bytes = p * 100;
             t.insert(k, c);
         }
-        f.add_table(t.clone());
+        f.add_table(t);
         let rows = f.traffic_by_os().unwrap().unwrap();
         assert_eq!(
             rows,
