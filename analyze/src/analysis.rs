@@ -365,13 +365,16 @@ impl<W: Write> Consumer for Analysis<'_, W> {
             }
             let status = self.engine.process(r, &mut self.events);
             count(&mut self.statuses, status);
-            let events = std::mem::take(&mut self.events);
-            for ev in events {
+            // Drained out of a vector kept across records (taking it whole allocated a new
+            // one per record).
+            let mut events = std::mem::take(&mut self.events);
+            for ev in events.drain(..) {
                 if let Err(e) = self.observe(index, ev) {
                     self.error = Some(e);
                     break;
                 }
             }
+            self.events = events;
         }
     }
 
