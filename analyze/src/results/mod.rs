@@ -374,8 +374,7 @@ pub(crate) mod tests {
         // The JSON object parses back with the same values.
         let mut w = TextWriter::new();
         w.json_object(&obs, &sources);
-        let mut js = Vec::new();
-        w.flush(&mut js).unwrap();
+        let js = w.take_buffer();
         let v: serde_json::Value = serde_json::from_slice(&js).unwrap();
         assert_eq!(v["raw_sig"], serde_json::Value::String(raw));
         assert_eq!(v["distance"], serde_json::json!(dist));
@@ -409,8 +408,7 @@ pub(crate) mod tests {
         assert_eq!(text(row[27]), "os_diff ttl");
         let mut w = TextWriter::new();
         w.csv_line(&obs, &sources);
-        let mut line = Vec::new();
-        w.flush(&mut line).unwrap();
+        let line = w.take_buffer();
         assert_eq!(line.iter().filter(|&&b| b == b',').count(), NCOLS - 1);
 
         let mtu = Observation {

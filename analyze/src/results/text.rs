@@ -6,7 +6,7 @@
 //! by octet, the date part of timestamps once per second, each distinct raw signature once)
 //! and the buffer goes to the output in large writes.
 
-use std::io::{self, Write};
+use std::io::Write;
 
 use super::{COLUMNS, Cell, Observation, Sources, cells};
 use crate::p0f::hasher::FastMap;
@@ -143,13 +143,6 @@ impl TextWriter {
         self.buf.push(b'\n');
     }
 
-    /// Writes whatever is buffered.
-    pub fn flush(&mut self, out: &mut impl Write) -> io::Result<()> {
-        out.write_all(&self.buf)?;
-        self.buf.clear();
-        Ok(())
-    }
-
     fn uint(&mut self, v: u64) {
         self.buf
             .extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
@@ -279,9 +272,7 @@ mod tests {
     use std::sync::Arc;
 
     fn rendered(w: &mut TextWriter) -> String {
-        let mut out = Vec::new();
-        w.flush(&mut out).unwrap();
-        String::from_utf8(out).unwrap()
+        String::from_utf8(w.take_buffer()).unwrap()
     }
 
     #[test]
