@@ -342,7 +342,8 @@ fn render(
 }
 
 impl<W: Write> Analysis<'_, W> {
-    /// Names the engine outcomes and observation modules counted so far into the totals.
+    /// Names the engine outcomes and observation modules counted during the replay into the
+    /// totals (once, when it ends).
     fn name_counts(&mut self) {
         for (status, n) in std::mem::take(&mut self.statuses) {
             *self.totals.engine.entry(status_name(status)).or_default() += n;
@@ -477,13 +478,11 @@ pub fn run(
         };
         let replayed = parallel::replay(inputs, &replay_opts, progress, &mut a);
         let ok = replayed.is_ok() && a.error.is_none();
+        a.name_counts();
         // The summary is made while the rendering thread renders the last batches: both run
         // after the replay, on the wall-clock path.
         let summary = match a.agg.take() {
-            Some(agg) if ok => {
-                a.name_counts();
-                Some(agg.finish(&a.totals, &a.flows, opts.top))
-            }
+            Some(agg) if ok => Some(agg.finish(&a.totals, &a.flows, opts.top)),
             _ => None,
         };
         // Ends the rendering thread whatever happened (dropping the stage hangs up on it).
@@ -508,7 +507,6 @@ pub fn run(
         let summary = summary.transpose().map_err(AnalyzeError::Summary)?;
         Ok((json_rows, summary))
     })?;
-    a.name_counts();
     match (opts.format, &summary) {
         (OutputFormat::Table, Some(s)) => {
             crate::report::table::write(s, a.out).map_err(AnalyzeError::Write)?
