@@ -1386,6 +1386,18 @@ mod tests {
         assert!(s.top_hosts.is_empty());
     }
 
+    /// The code of each module and quality is its position in the list its names are
+    /// joined from (the `match`es are exhaustive, the lists are not).
+    #[test]
+    fn codes_are_positions_in_their_lists() {
+        for (i, k) in TCP_KINDS.iter().enumerate() {
+            assert_eq!(module_code(*k) as usize, i, "{k:?}");
+        }
+        for (i, q) in QUALITIES.iter().enumerate() {
+            assert_eq!(quality_code(*q) as usize, i, "{q:?}");
+        }
+    }
+
     #[test]
     fn mtu_links_are_keyed_by_content() {
         let mut a = Aggregator::new();
