@@ -302,7 +302,6 @@ fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
 
 #[cfg(test)]
 mod tests {
-    use std::io::Write;
     use std::path::Path;
 
     use super::*;
@@ -341,6 +340,14 @@ mod tests {
             at += 16 + len as usize;
         }
         out
+    }
+
+    /// `bytes` as `x.pcap` in a fresh temporary folder (kept alive by the returned guard).
+    fn temp_pcap(bytes: &[u8]) -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.pcap");
+        std::fs::write(&path, bytes).unwrap();
+        (dir, path)
     }
 
     fn sequential(path: &Path) -> (Collect, IngestStats) {
@@ -382,12 +389,7 @@ mod tests {
     /// Checks `bytes` read as windows against the sequential reader; returns the latter's
     /// statistics.
     fn check(bytes: &[u8], what: &str) -> IngestStats {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("x.pcap");
-        std::fs::File::create(&path)
-            .unwrap()
-            .write_all(bytes)
-            .unwrap();
+        let (_dir, path) = temp_pcap(bytes);
         let (want, want_stats) = sequential(&path);
         // Windows of one byte only for small files: each is a read and a hand-off.
         let sizes: &[usize] = if bytes.len() < 5000 {
@@ -470,9 +472,7 @@ mod tests {
     /// A thread that gives up on its windows does not leave the others waiting.
     #[test]
     fn abandoned_windows_release_their_successors() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("x.pcap");
-        std::fs::write(&path, pcap(40)).unwrap();
+        let (_dir, path) = temp_pcap(&pcap(40));
         let reader = crate::pcap::open(&path).unwrap();
         let w = Windows::new(&reader, File::open(&path).unwrap(), 1000)
             .unwrap()
@@ -493,9 +493,7 @@ mod tests {
     #[cfg(unix)]
     #[test]
     fn pipes_are_not_windowed() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("x.pcap");
-        std::fs::write(&path, pcap(3)).unwrap();
+        let (_dir, path) = temp_pcap(&pcap(3));
         let reader = crate::pcap::open(&path).unwrap();
         let dev_null = File::open("/dev/null").unwrap();
         assert!(Windows::new(&reader, dev_null, 1000).unwrap().is_none());
