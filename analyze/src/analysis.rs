@@ -382,8 +382,8 @@ impl<W: Write> Consumer for Analysis<'_, W> {
     fn input_done(&mut self, index: usize, done: InputDone) {
         self.totals.inputs += 1;
         self.totals.ingest.merge(&done.stats);
-        if let Some(table) = done.flows {
-            self.flows.add_table(table);
+        if let Some(flows) = done.flows {
+            self.flows.add_flows(flows);
         }
         if let Some(input) = self.inputs.get(index) {
             (self.on_file)(input, &done.stats);

@@ -45,7 +45,7 @@ use record::FlowKey;
 use crate::analysis::Totals;
 use crate::p0f::hasher::FastMap;
 use crate::p0f::{EventKind, LabelType, MatchedLabel, Quality, RawSig, TcpKind};
-use crate::parallel::FlowTable;
+use crate::parallel::FlowShards;
 use crate::results::{Observation, host_addr, label_type_name};
 
 /// Rows kept before they are grouped into partial counts.
@@ -841,8 +841,8 @@ fn u32s(df: &DataFrame, name: &str) -> PResult<Vec<u32>> {
 #[derive(Debug, Default)]
 pub struct FlowTotals {
     wanted: bool,
-    /// Summed counters of every flow of every input that had them.
-    flows: FlowTable,
+    /// Counters of every flow of every input that had them.
+    flows: FlowShards,
     /// Whether any input had flow counters.
     seen: bool,
     /// Dense id (0, 1, …) of every connection a SYN labelled.
@@ -920,17 +920,9 @@ impl FlowTotals {
     }
 
     /// Adds one input's flow counters.
-    pub fn add_table(&mut self, table: FlowTable) {
+    pub fn add_flows(&mut self, flows: FlowShards) {
         self.seen = true;
-        // The first (often only) input's table is taken as it is: merging a large table into
-        // an empty one cost a hash insert per flow on the engine's thread.
-        if self.flows.is_empty() {
-            self.flows = table;
-            return;
-        }
-        for (k, c) in table {
-            self.flows.entry(k).or_default().merge(&c);
-        }
+        self.flows.absorb(flows);
     }
 
     /// Packets, bytes and flow counts by client label; `None` when no input had flows.
@@ -941,14 +933,15 @@ impl FlowTotals {
         if !self.seen {
             return Ok(None);
         }
-        let mut conn = Vec::with_capacity(self.flows.len());
-        let mut packets = Vec::with_capacity(self.flows.len());
-        let mut bytes = Vec::with_capacity(self.flows.len());
-        for (k, c) in &self.flows {
+        let n = self.flows.len_bound();
+        let mut conn = Vec::with_capacity(n);
+        let mut packets = Vec::with_capacity(n);
+        let mut bytes = Vec::with_capacity(n);
+        self.flows.for_each_flow(|k, c| {
             conn.push(self.conn_ids.get(k).copied());
             packets.push(c.a_to_b.packets + c.b_to_a.packets);
             bytes.push(c.a_to_b.bytes + c.b_to_a.bytes);
-        }
+        });
         let flows = df!("conn" => conn, "packets" => packets, "bytes" => bytes).map_err(perr)?;
         let conns = self.last_labels(self.conn.clone(), self.conn_label.clone())?;
         let texts = label_dict(&self.labels)?.select([col("label_id"), col("label").alias("os")]);
@@ -999,6 +992,7 @@ mod tests {
     use super::*;
     use crate::p0f::event::{Endpoints, Params, TcpObservation};
     use crate::p0f::{Event, Quality, Subject};
+    use crate::parallel::FlowTable;
     use std::sync::Arc;
 
     /// A SYN observation from host `h` (198.51.100.h) with label `name` (None: unknown),
@@ -1156,8 +1150,8 @@ mod tests {
             c.a_to_b.bytes = p * 100;
             second.insert(k, c);
         }
-        f.add_table(t);
-        f.add_table(second);
+        f.add_flows(FlowShards::single(t));
+        f.add_flows(FlowShards::single(second));
         let rows = f.traffic_by_os().unwrap().unwrap();
         assert_eq!(
             rows,
@@ -1458,7 +1452,7 @@ mod tests {
             c.a_to_b.bytes = p * 100;
             t.insert(k, c);
         }
-        f.add_table(t);
+        f.add_flows(FlowShards::single(t));
         let rows = f.traffic_by_os().unwrap().unwrap();
         assert_eq!(
             rows,
