@@ -365,6 +365,36 @@ impl Chunk {
     fn len(&self) -> usize {
         self.module.len() + self.mtu.len()
     }
+
+    /// The TCP and the MTU rows as frames (`None` when there are none).
+    fn frames(self) -> PResult<(Option<LazyFrame>, Option<LazyFrame>)> {
+        let tcp = if self.module.is_empty() {
+            None
+        } else {
+            let df = df!(
+                "module_id" => self.module,
+                "host_id" => self.host,
+                "label_id" => self.label,
+                "quality_id" => self.quality,
+                "sig_id" => self.sig,
+                "distance" => self.distance,
+            )
+            .map_err(perr)?;
+            Some(df.lazy())
+        };
+        let mtu = if self.mtu.is_empty() {
+            None
+        } else {
+            let df = df!("link_id" => self.mtu_link, "mtu" => self.mtu).map_err(perr)?;
+            Some(df.lazy())
+        };
+        Ok((tcp, mtu))
+    }
+}
+
+/// The TCP rows of unknown signatures (a matched row's `sig_id` is 0).
+fn unknown(rows: LazyFrame) -> LazyFrame {
+    rows.filter(col("sig_id").neq(lit(0u32)))
 }
 
 /// Partial counts of one table, re-grouped by the same keys when merged.
@@ -389,21 +419,43 @@ impl Partials {
 
     fn push(&mut self, df: DataFrame) -> PResult<()> {
         self.frames.push(df);
-        if self.frames.len() > MAX_PARTIALS {
-            let merged = self.merged()?.collect().map_err(perr)?;
-            self.frames = vec![merged];
+        if self.frames.len() > MAX_PARTIALS
+            && let Some(merged) = self.merged(None)?
+        {
+            self.frames = vec![merged.collect().map_err(perr)?];
         }
         Ok(())
     }
 
-    /// All partials concatenated and re-grouped.
-    fn merged(&self) -> PResult<LazyFrame> {
-        if self.frames.is_empty() {
-            return Err("no partial counts".into());
+    /// All partials and `pending` (rows not grouped yet, one `count` each) concatenated and
+    /// grouped; `None` when there is nothing.
+    fn merged(&self, pending: Option<LazyFrame>) -> PResult<Option<LazyFrame>> {
+        Ok(self.all(pending)?.map(|all| regroup(all, self.keys)))
+    }
+
+    /// All partials and `pending` concatenated, not grouped again (a key may have several
+    /// rows); `None` when there is nothing.
+    fn all(&self, pending: Option<LazyFrame>) -> PResult<Option<LazyFrame>> {
+        let mut lfs: Vec<LazyFrame> = self.frames.iter().map(|d| d.clone().lazy()).collect();
+        lfs.extend(pending);
+        if lfs.is_empty() {
+            return Ok(None);
         }
-        let lfs: Vec<LazyFrame> = self.frames.iter().map(|d| d.clone().lazy()).collect();
-        let all = concat(lfs, UnionArgs::default()).map_err(perr)?;
-        Ok(regroup(all, self.keys))
+        concat(lfs, UnionArgs::default()).map(Some).map_err(perr)
+    }
+
+    /// `rows` grouped by this table's keys, with their `count`: a partial.
+    fn grouped(&self, rows: LazyFrame) -> LazyFrame {
+        let keys: Vec<Expr> = self.keys.iter().map(|k| col(*k)).collect();
+        rows.group_by(keys).agg([count()])
+    }
+
+    /// `rows`' keys with a `count` of 1 each: rows not grouped yet, for
+    /// [`Partials::merged`].
+    fn ungrouped(&self, rows: LazyFrame) -> LazyFrame {
+        let mut cols: Vec<Expr> = self.keys.iter().map(|k| col(*k)).collect();
+        cols.push(lit(1u64).cast(DataType::UInt64).alias("count"));
+        rows.select(cols)
     }
 }
 
@@ -499,49 +551,22 @@ impl Aggregator {
 
     /// Groups the pending chunk into partial counts.
     fn flush(&mut self) -> PResult<()> {
-        let c = std::mem::take(&mut self.chunk);
-        if !c.module.is_empty() {
-            let df = df!(
-                "module_id" => c.module,
-                "host_id" => c.host,
-                "label_id" => c.label,
-                "quality_id" => c.quality,
-                "sig_id" => c.sig,
-                "distance" => c.distance,
-            )
-            .map_err(perr)?;
-            let lf = df.lazy();
+        let (tcp, mtu) = std::mem::take(&mut self.chunk).frames()?;
+        if let Some(rows) = tcp {
             for p in [
                 &mut self.os,
                 &mut self.quality,
                 &mut self.hosts,
                 &mut self.distance,
             ] {
-                let keys: Vec<Expr> = p.keys.iter().map(|k| col(*k)).collect();
-                let part = lf
-                    .clone()
-                    .group_by(keys)
-                    .agg([count()])
-                    .collect()
-                    .map_err(perr)?;
+                let part = p.grouped(rows.clone()).collect().map_err(perr)?;
                 p.push(part)?;
             }
-            let sigs = lf
-                .filter(col("sig_id").neq(lit(0u32)))
-                .group_by([col("module_id"), col("sig_id")])
-                .agg([count()])
-                .collect()
-                .map_err(perr)?;
-            self.sigs.push(sigs)?;
+            let part = self.sigs.grouped(unknown(rows)).collect().map_err(perr)?;
+            self.sigs.push(part)?;
         }
-        if !c.mtu.is_empty() {
-            let df = df!("link_id" => c.mtu_link, "mtu" => c.mtu).map_err(perr)?;
-            let part = df
-                .lazy()
-                .group_by([col("link_id"), col("mtu")])
-                .agg([count()])
-                .collect()
-                .map_err(perr)?;
+        if let Some(rows) = mtu {
+            let part = self.mtu.grouped(rows).collect().map_err(perr)?;
             self.mtu.push(part)?;
         }
         Ok(())
@@ -581,7 +606,11 @@ impl Aggregator {
 
     /// Every table but the traffic by OS.
     fn tables(mut self, totals: &Totals, top: usize) -> PResult<Summary> {
-        self.flush()?;
+        // The rows since the last flush join the partials as they are, one `count` each:
+        // grouping them into partials first would group them twice (five more queries on the
+        // wall-clock path).
+        let (tcp_rows, mtu_rows) = std::mem::take(&mut self.chunk).frames()?;
+        let pending = |p: &Partials| tcp_rows.clone().map(|r| p.ungrouped(r));
         let top = IdxSize::try_from(top).unwrap_or(IdxSize::MAX);
         let tcp = self.tcp_rows;
         let share = |count: u64, of: u64| {
@@ -601,9 +630,9 @@ impl Aggregator {
         let by_id = |lf: LazyFrame, dict: LazyFrame, id: &str| lf.left_join(dict, col(id), col(id));
 
         let mut os_mix = Vec::new();
-        if !self.os.frames.is_empty() {
+        if let Some(merged) = self.os.merged(pending(&self.os))? {
             let keys = ["label_type", "class", "name", "flavor"];
-            let df = regroup(by_id(self.os.merged()?, labels.clone(), "label_id"), &keys)
+            let df = regroup(by_id(merged, labels.clone(), "label_id"), &keys)
                 .sort(
                     ["count", "label_type", "class", "name", "flavor"],
                     desc_then_asc(5),
@@ -627,16 +656,13 @@ impl Aggregator {
         }
 
         let mut quality_mix = Vec::new();
-        if !self.quality.frames.is_empty() {
+        if let Some(merged) = self.quality.merged(pending(&self.quality))? {
             let names = QUALITIES.map(Quality::name);
             let dict = code_dict("quality_id", "quality", &names)?;
-            let df = regroup(
-                by_id(self.quality.merged()?, dict, "quality_id"),
-                &["quality"],
-            )
-            .sort(["count", "quality"], desc_then_asc(2))
-            .collect()
-            .map_err(perr)?;
+            let df = regroup(by_id(merged, dict, "quality_id"), &["quality"])
+                .sort(["count", "quality"], desc_then_asc(2))
+                .collect()
+                .map_err(perr)?;
             let q = strs(&df, "quality")?;
             for (i, count) in u64s(&df, "count")?.into_iter().enumerate() {
                 quality_mix.push(CountRow {
@@ -648,18 +674,12 @@ impl Aggregator {
         }
 
         let (mut hosts, mut top_hosts) = (0, Vec::new());
-        if !self.hosts.frames.is_empty() {
-            // Grouped by host id; only hosts that can make the top list get their address as
-            // text (the order's tie-break): formatting and joining every address was most of
-            // the summary's time on a capture with 20 k hosts (profiled).
-            let texts = labels.clone().select([col("label_id"), col("label")]);
-            let merged = regroup(
-                by_id(self.hosts.merged()?, texts, "label_id"),
-                &["host_id", "label"],
-            )
-            .collect()
-            .map_err(perr)?;
-            let per_host = merged
+        if let Some(rows) = self.hosts.all(pending(&self.hosts))? {
+            // `(host_id, label_id, count)` rows, a pair possibly in several: grouped by host
+            // for the counts, and by label text for the candidates' rows only (grouping every
+            // pair, then by text, was most of the summary's time on a 1 GiB capture).
+            let rows = rows.collect().map_err(perr)?;
+            let per_host = rows
                 .clone()
                 .lazy()
                 .group_by([col("host_id")])
@@ -677,6 +697,9 @@ impl Aggregator {
                 }
             };
             let candidates = per_host.lazy().filter(keep).collect().map_err(perr)?;
+            // Only candidates get their address as text (the order's tie-break): formatting
+            // and joining every address was most of the summary's time on a capture with 20 k
+            // hosts (profiled).
             let ids = u32s(&candidates, "host_id")?;
             let text: Vec<String> = ids
                 .iter()
@@ -686,9 +709,15 @@ impl Aggregator {
                 })
                 .collect();
             let host_text = df!("host_id" => ids, "host" => text).map_err(perr)?.lazy();
-            // The most often matched label of each host (ties: the smaller label).
-            let best = merged
-                .lazy()
+            // The most often matched label of each candidate (ties: the smaller label text;
+            // two label ids may share a text, so the counts are grouped by text again).
+            let texts = labels.clone().select([col("label_id"), col("label")]);
+            let rows = rows.lazy().inner_join(
+                candidates.clone().lazy().select([col("host_id")]),
+                col("host_id"),
+                col("host_id"),
+            );
+            let best = regroup(by_id(rows, texts, "label_id"), &["host_id", "label"])
                 .filter(col("label").is_not_null())
                 .sort(["host_id", "count", "label"], {
                     SortMultipleOptions::default().with_order_descending_multi([false, true, false])
@@ -716,10 +745,11 @@ impl Aggregator {
         }
 
         let mut unknown_sigs = Vec::new();
-        if !self.sigs.frames.is_empty() {
+        let pending_sigs = tcp_rows.clone().map(|r| self.sigs.ungrouped(unknown(r)));
+        if let Some(merged) = self.sigs.merged(pending_sigs)? {
             let modules = TCP_KINDS.map(TcpKind::keyword);
             let merged = by_id(
-                self.sigs.merged()?,
+                merged,
                 code_dict("module_id", "module", &modules)?,
                 "module_id",
             );
@@ -743,9 +773,10 @@ impl Aggregator {
         }
 
         let mut mtu_mix = Vec::new();
-        if !self.mtu.frames.is_empty() {
+        let pending_mtu = mtu_rows.map(|r| self.mtu.ungrouped(r));
+        if let Some(merged) = self.mtu.merged(pending_mtu)? {
             let df = regroup(
-                by_id(self.mtu.merged()?, self.link_dict()?, "link_id"),
+                by_id(merged, self.link_dict()?, "link_id"),
                 &["link", "mtu"],
             )
             .sort(["count", "mtu", "link"], desc_then_asc(3))
@@ -765,10 +796,8 @@ impl Aggregator {
         }
 
         let mut distance = Vec::new();
-        if !self.distance.frames.is_empty() {
-            let df = self
-                .distance
-                .merged()?
+        if let Some(merged) = self.distance.merged(pending(&self.distance))? {
+            let df = merged
                 .sort(["distance"], SortMultipleOptions::default())
                 .collect()
                 .map_err(perr)?;
@@ -1425,6 +1454,50 @@ mod tests {
         );
         assert!((s.mtu_mix[0].share - 0.4).abs() < 1e-12);
         assert_eq!(s.tcp_observations, 0);
+    }
+
+    /// Rows still pending at the end join the partials ungrouped: the summary must not
+    /// depend on where the flushes fell (none, after every row, every few rows, or so many
+    /// that the partials are re-grouped).
+    #[test]
+    fn summary_does_not_depend_on_flush_points() {
+        let t = template();
+        let mut obs = Vec::new();
+        for i in 0..60u8 {
+            let name = [Some("Linux"), Some("Windows"), None][usize::from(i % 3)];
+            obs.push(syn(i % 7, name, &t));
+            if i % 4 == 0 {
+                let link = (i % 8 == 0).then(|| Arc::from("DSL"));
+                let mut addr = [0; 16];
+                addr[..4].copy_from_slice(&[198, 51, 100, i % 5]);
+                let kind = EventKind::Mtu {
+                    link,
+                    mtu: 1400 + u32::from(i % 3),
+                };
+                obs.push(about(4, addr, kind));
+            }
+        }
+        let summary = |every: Option<usize>| {
+            let mut a = Aggregator::new();
+            for (i, o) in obs.iter().enumerate() {
+                a.add(o).unwrap();
+                if every.is_some_and(|n| i % n == n - 1) {
+                    a.flush().unwrap();
+                }
+            }
+            a.finish(&Totals::default(), &FlowTotals::new(false), 4)
+                .unwrap()
+        };
+        let never = summary(None);
+        assert_eq!(never.tcp_observations, 60);
+        assert_eq!(never.hosts, 7);
+        assert_eq!(never.top_hosts.len(), 4);
+        assert_eq!(never.unknown_sigs[0].count, 20);
+        assert_eq!(never.mtu_mix.iter().map(|r| r.count).sum::<u64>(), 15);
+        // Every row its own partial: more than MAX_PARTIALS, so re-grouped on the way.
+        for every in [1, 5, obs.len()] {
+            assert_eq!(summary(Some(every)), never, "flush every {every} rows");
+        }
     }
 
     #[test]
