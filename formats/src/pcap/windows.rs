@@ -26,7 +26,7 @@ use std::sync::{Arc, OnceLock};
 use pcap_file::pcap::PcapParser;
 use pcap_file::{Endianness, PcapError as FileError};
 
-use super::reader::{CaptureReader, Chunk};
+use super::reader::{CaptureReader, Chunk, Frame};
 use super::{LinkType, MAX_RECORD, PcapError};
 
 /// Bytes of a window: small enough that a window stays in a core's L2 cache between being
@@ -178,6 +178,7 @@ impl Windows {
             frac_ns: self.frac_ns,
             offset: start,
             damage: None,
+            frames: Some(Vec::new()),
         };
         if start == STOP || start >= hi {
             // Damage earlier, or a record from an earlier window covers this one.
@@ -190,9 +191,19 @@ impl Windows {
         let first = start.saturating_sub(lo) as usize;
         let mut at = first;
         let mut next = STOP;
+        // Kept for `Chunk::run`, which would otherwise frame the window again.
+        let mut frames = Vec::with_capacity(self.size as usize / 256);
         while lo + (at as u64) < hi {
             match self.parser.next_raw_packet(&buf[at..filled]) {
-                Ok((rem, _)) => at = filled - rem.len(),
+                Ok((rem, pkt)) => {
+                    at = filled - rem.len();
+                    frames.push(Frame {
+                        at: at - pkt.data.len(),
+                        len: pkt.data.len(),
+                        ts_sec: pkt.ts_sec,
+                        ts_frac: pkt.ts_frac,
+                    });
+                }
                 Err(FileError::IncompleteBuffer) => {
                     let o = lo + at as u64;
                     match self.needed(&buf[at..filled], o, end) {
@@ -219,6 +230,7 @@ impl Windows {
         chunk.data = buf;
         chunk.start = first;
         chunk.len = at;
+        chunk.frames = Some(frames);
         Ok(chunk)
     }
 
