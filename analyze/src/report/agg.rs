@@ -857,16 +857,13 @@ fn u32s(df: &DataFrame, name: &str) -> PResult<Vec<u32>> {
         .collect())
 }
 
-/// Flow counters and the client label of each connection, joined (in polars) into traffic
-/// by OS at the end.
+/// Flow counters and the client label of each connection, aggregated (in polars) into
+/// traffic by OS at the end.
 ///
-/// Connections are interned like the [`Aggregator`]'s keys: a [`FlowKey`] gets a dense `u32`
-/// id the first time a SYN labels it, labels are interned by content, and each fingerprinted
-/// SYN appends just `(connection id, label id)`. Those rows are collapsed in polars to the
-/// last label of each connection every `CHUNK_ROWS` rows, so they too follow the number of
-/// distinct connections. At the end the flows get their connection id (null when their SYN
-/// was not seen), are joined with the labels, grouped by label id, and grouped again by the
-/// label's text.
+/// Each connection keeps the label id of its last fingerprinted SYN (labels are interned by
+/// content, like the [`Aggregator`]'s): state, like the engine's own tables, not an
+/// aggregation. At the end every flow gets its connection's label (null when its SYN was not
+/// seen), and polars groups the flows by label id and again by the label's text.
 #[derive(Debug, Default)]
 pub struct FlowTotals {
     wanted: bool,
@@ -874,14 +871,12 @@ pub struct FlowTotals {
     flows: FlowShards,
     /// Whether any input had flow counters.
     seen: bool,
-    /// Dense id (0, 1, …) of every connection a SYN labelled.
-    conn_ids: FastMap<FlowKey, u32>,
+    /// The label id (0: not matched) of the last fingerprinted SYN of every connection. A
+    /// connection key used again later (port reuse) keeps its last label. (This was a log
+    /// of `(connection, label)` rows collapsed in polars to each connection's last label,
+    /// a sort and a stable group-by on the summary's wall-clock path.)
+    conn_labels: FastMap<FlowKey, u32>,
     labels: Labels,
-    /// `(connection id, label id)` of the fingerprinted SYNs since the last collapse, in order.
-    conn: Vec<u32>,
-    conn_label: Vec<u32>,
-    /// `conn`, `label`: the last label of every connection labelled before those.
-    last_labels: Option<DataFrame>,
     /// A failure while labelling (reported by [`FlowTotals::traffic_by_os`]).
     error: Option<String>,
 }
@@ -909,43 +904,9 @@ impl FlowTotals {
     }
 
     fn try_label_connection(&mut self, key: FlowKey, label: Option<&MatchedLabel>) -> PResult<()> {
-        let next = u32::try_from(self.conn_ids.len())
-            .map_err(|_| "more than 2^32 distinct connections".to_string())?;
-        let conn = *self.conn_ids.entry(key).or_insert(next);
         let label = label_id(&mut self.labels, label)?;
-        self.conn.push(conn);
-        self.conn_label.push(label);
-        if self.conn.len() >= CHUNK_ROWS {
-            self.collapse()?;
-        }
+        self.conn_labels.insert(key, label);
         Ok(())
-    }
-
-    /// Collapses the pending rows into the `last_labels` frame.
-    fn collapse(&mut self) -> PResult<()> {
-        let conn = std::mem::take(&mut self.conn);
-        let label = std::mem::take(&mut self.conn_label);
-        self.last_labels = Some(self.last_labels(conn, label)?.collect().map_err(perr)?);
-        Ok(())
-    }
-
-    /// `conn` and `label`: the last label of each connection, from the collapsed rows and
-    /// then `conn`/`label`.
-    fn last_labels(&self, conn: Vec<u32>, label: Vec<u32>) -> PResult<LazyFrame> {
-        let pending = df!("conn" => conn, "label" => label).map_err(perr)?.lazy();
-        let all = match &self.last_labels {
-            Some(d) => concat([d.clone().lazy(), pending], UnionArgs::default()).map_err(perr)?,
-            None => pending,
-        };
-        // A connection key reused later (port reuse) keeps its last label.
-        Ok(all
-            .with_row_index("seq", None)
-            .sort(
-                ["seq"],
-                SortMultipleOptions::default().with_order_descending(true),
-            )
-            .group_by_stable([col("conn")])
-            .agg([col("label").first().alias("label")]))
     }
 
     /// Adds one input's flow counters.
@@ -963,21 +924,19 @@ impl FlowTotals {
             return Ok(None);
         }
         let n = self.flows.len_bound();
-        let mut conn = Vec::with_capacity(n);
+        let mut label = Vec::with_capacity(n);
         let mut packets = Vec::with_capacity(n);
         let mut bytes = Vec::with_capacity(n);
         self.flows.for_each_flow(|k, c| {
-            conn.push(self.conn_ids.get(k).copied());
+            // Null when the flow's SYN was not fingerprinted.
+            label.push(self.conn_labels.get(k).copied());
             packets.push(c.a_to_b.packets + c.b_to_a.packets);
             bytes.push(c.a_to_b.bytes + c.b_to_a.bytes);
         });
-        let flows = df!("conn" => conn, "packets" => packets, "bytes" => bytes).map_err(perr)?;
-        let conns = self.last_labels(self.conn.clone(), self.conn_label.clone())?;
+        let flows = df!("label" => label, "packets" => packets, "bytes" => bytes).map_err(perr)?;
         let texts = label_dict(&self.labels)?.select([col("label_id"), col("label").alias("os")]);
-        // Flows without a labelled SYN have a null `conn`, which joins nothing: null label.
         let df = flows
             .lazy()
-            .left_join(conns, col("conn"), col("conn"))
             .group_by([col("label")])
             .agg([
                 len().cast(DataType::UInt64).alias("flows"),
@@ -1501,7 +1460,7 @@ mod tests {
     }
 
     #[test]
-    fn last_label_of_a_connection_survives_collapsing() {
+    fn a_connection_keeps_its_last_label() {
         let mut f = FlowTotals::new(true);
         let a = [10, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
         let b = [10, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
@@ -1512,10 +1471,8 @@ mod tests {
         let unix = label(LabelType::Os, Some("unix"), "Linux", Some("3.x"));
         f.label_connection(k1, None);
         f.label_connection(k2, Some(&unix));
-        f.collapse().unwrap();
         f.label_connection(k1, Some(&linux()));
         f.label_connection(k3, Some(&linux()));
-        f.collapse().unwrap();
         f.label_connection(k2, None);
         f.label_connection(k3, Some(&linux()));
         let mut t = FlowTable::default();
