@@ -930,8 +930,8 @@ impl FlowTotals {
         self.flows.for_each_flow(|k, c| {
             // Null when the flow's SYN was not fingerprinted.
             label.push(self.conn_labels.get(k).copied());
-            packets.push(c.a_to_b.packets + c.b_to_a.packets);
-            bytes.push(c.a_to_b.bytes + c.b_to_a.bytes);
+            packets.push(c.packets);
+            bytes.push(c.bytes);
         });
         let flows = df!("label" => label, "packets" => packets, "bytes" => bytes).map_err(perr)?;
         let texts = label_dict(&self.labels)?.select([col("label_id"), col("label").alias("os")]);
@@ -980,7 +980,7 @@ mod tests {
     use super::*;
     use crate::p0f::event::{Endpoints, Params, TcpObservation};
     use crate::p0f::{Event, Quality, Subject};
-    use crate::parallel::FlowTable;
+    use crate::parallel::{FlowTable, Traffic};
     use std::sync::Arc;
 
     /// A SYN observation from host `h` (198.51.100.h) with label `name` (None: unknown),
@@ -1119,24 +1119,29 @@ mod tests {
         f.label_connection(k2, Some(&label));
         let mut t = FlowTable::default();
         for (k, p) in [(k1, 10u64), (k2, 5), (k3, 1)] {
-            let mut c = record::FlowCounters::default();
-            c.a_to_b.packets = p;
-            c.a_to_b.bytes = p * 100;
-            c.b_to_a.packets = 1;
-            c.b_to_a.bytes = 40;
-            t.insert(k, c);
+            // p packets of 100 bytes one way, one of 40 the other.
+            t.insert(
+                k,
+                Traffic {
+                    packets: p + 1,
+                    bytes: p * 100 + 40,
+                },
+            );
         }
         // Two inputs' tables: part of k1's and k2's packets come in the second, which is
         // merged into the first (the first is taken as it is).
         let mut second = FlowTable::default();
         for (k, p) in [(k1, 6u64), (k2, 5)] {
             let moved = t.get_mut(&k).unwrap();
-            moved.a_to_b.packets -= p;
-            moved.a_to_b.bytes -= p * 100;
-            let mut c = record::FlowCounters::default();
-            c.a_to_b.packets = p;
-            c.a_to_b.bytes = p * 100;
-            second.insert(k, c);
+            moved.packets -= p;
+            moved.bytes -= p * 100;
+            second.insert(
+                k,
+                Traffic {
+                    packets: p,
+                    bytes: p * 100,
+                },
+            );
         }
         f.add_flows(FlowShards::single(t));
         f.add_flows(FlowShards::single(second));
@@ -1477,10 +1482,13 @@ mod tests {
         f.label_connection(k3, Some(&linux()));
         let mut t = FlowTable::default();
         for (k, p) in [(k1, 10u64), (k2, 5), (k3, 1), (k4, 2)] {
-            let mut c = record::FlowCounters::default();
-            c.a_to_b.packets = p;
-            c.a_to_b.bytes = p * 100;
-            t.insert(k, c);
+            t.insert(
+                k,
+                Traffic {
+                    packets: p,
+                    bytes: p * 100,
+                },
+            );
         }
         f.add_flows(FlowShards::single(t));
         let rows = f.traffic_by_os().unwrap().unwrap();
