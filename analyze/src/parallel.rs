@@ -433,10 +433,11 @@ impl Producer<'_> {
                 }
                 rxs.push(rx);
             }
-            // Windows' records go on in batches of at least `batch_records`: a message per
+            // Windows' records go on in batches of at least WINDOW_BATCH: a message per
             // window (35 records each on average in the 1 GiB bench) woke the engine's thread
             // a thousand times a gigabyte.
-            let mut pending: Vec<SynRecord> = Vec::new();
+            let new_batch = || Vec::with_capacity(2 * WINDOW_BATCH);
+            let mut pending: Vec<SynRecord> = new_batch();
             for k in 0..count {
                 // A reader stops without a word only when the replay is being abandoned.
                 let Ok(done) = rxs[k % readers].recv() else {
@@ -445,13 +446,10 @@ impl Producer<'_> {
                 match done {
                     Ok((records, window_stats)) => {
                         stats.merge(&window_stats);
-                        if pending.is_empty() {
-                            pending = records;
-                        } else {
-                            pending.extend_from_slice(&records);
-                        }
-                        if pending.len() >= self.opts.batch_records {
-                            self.send(Msg::Batch(index, std::mem::take(&mut pending)))?;
+                        pending.extend_from_slice(&records);
+                        if pending.len() >= WINDOW_BATCH {
+                            let full = std::mem::replace(&mut pending, new_batch());
+                            self.send(Msg::Batch(index, full))?;
                         }
                     }
                     Err(e) => {
@@ -564,6 +562,12 @@ pub fn sibling_flows(recording: &Path) -> Result<Option<FlowShards>, ReplayError
 
 /// Windows a reader thread may run ahead of the one being handed over.
 const WINDOWS_AHEAD: usize = 8;
+
+/// Records of consecutive windows handed to the consumer at a time (at least). Small
+/// enough that a batch (twice this, 128 bytes a record) stays below glibc's mmap threshold
+/// (128 KiB): batches of 4096 records were each mapped afresh and page-faulted in, ~2 k
+/// faults more per 1 GiB than one message per window.
+const WINDOW_BATCH: usize = 384;
 
 /// What a reader thread sends per window: its records and statistics, or why it could not be
 /// read.
