@@ -297,23 +297,6 @@ fn label_dict(labels: &Labels) -> PResult<LazyFrame> {
     Ok(df.lazy())
 }
 
-/// The TCP modules, by code.
-const TCP_KINDS: [TcpKind; 4] = [
-    TcpKind::Syn,
-    TcpKind::SynAck,
-    TcpKind::SendsynProbe,
-    TcpKind::SendsynResponse,
-];
-
-fn module_code(k: TcpKind) -> u32 {
-    match k {
-        TcpKind::Syn => 0,
-        TcpKind::SynAck => 1,
-        TcpKind::SendsynProbe => 2,
-        TcpKind::SendsynResponse => 3,
-    }
-}
-
 /// The match qualities, by code.
 const QUALITIES: [Quality; 4] = [
     Quality::Exact,
@@ -348,9 +331,8 @@ fn code_dict(id_name: &str, name: &str, texts: &[&'static str]) -> PResult<LazyF
 /// Compact rows of one chunk: ids and numbers only.
 #[derive(Default)]
 struct Chunk {
-    /// TCP observations: module code, host, label (0: none), quality code, unknown signature
-    /// (0: matched), distance.
-    module: Vec<u32>,
+    /// TCP observations: host, label (0: none), quality code, unknown signature with its
+    /// module (0: matched), distance.
     host: Vec<u32>,
     label: Vec<u32>,
     quality: Vec<u32>,
@@ -363,16 +345,15 @@ struct Chunk {
 
 impl Chunk {
     fn len(&self) -> usize {
-        self.module.len() + self.mtu.len()
+        self.host.len() + self.mtu.len()
     }
 
     /// The TCP and the MTU rows as frames (`None` when there are none).
     fn frames(self) -> PResult<(Option<LazyFrame>, Option<LazyFrame>)> {
-        let tcp = if self.module.is_empty() {
+        let tcp = if self.host.is_empty() {
             None
         } else {
             let df = df!(
-                "module_id" => self.module,
                 "host_id" => self.host,
                 "label_id" => self.label,
                 "quality_id" => self.quality,
@@ -467,8 +448,10 @@ pub struct Aggregator {
     /// grouped by id and given text for its top rows only.
     hosts_ids: Interner<IpAddr>,
     labels: Labels,
-    /// Unknown signatures (only those: matched ones are not listed).
-    sig_ids: Interner<RawSig>,
+    /// Unknown signatures (only those: matched ones are not listed) with their module: the
+    /// table is grouped by this one id (a group-by on module and signature ids was a
+    /// third of the summary's time after the replay).
+    sig_ids: Interner<(TcpKind, RawSig)>,
     /// MTU link names; 0 is "unknown link".
     links: Interner<Arc<str>>,
     os: Partials,
@@ -502,7 +485,7 @@ impl Aggregator {
             os: Partials::new(&["label_id"]),
             quality: Partials::new(&["quality_id"]),
             hosts: Partials::new(&["host_id", "label_id"]),
-            sigs: Partials::new(&["module_id", "sig_id"]),
+            sigs: Partials::new(&["sig_id"]),
             distance: Partials::new(&["distance"]),
             mtu: Partials::new(&["link_id", "mtu"]),
             tcp_rows: 0,
@@ -521,12 +504,11 @@ impl Aggregator {
                 let host = self.hosts_ids.id(host_addr(ev))?;
                 let label = label_id(&mut self.labels, t.label.as_ref())?;
                 let sig = if t.label.is_none() {
-                    self.sig_ids.id(t.raw_sig)?
+                    self.sig_ids.id((t.kind, t.raw_sig))?
                 } else {
                     0
                 };
                 let c = &mut self.chunk;
-                c.module.push(module_code(t.kind));
                 c.host.push(host);
                 c.label.push(label);
                 c.quality.push(quality_code(t.quality));
@@ -572,11 +554,17 @@ impl Aggregator {
         Ok(())
     }
 
-    /// `sig_id` and `raw_sig` (p0f's text) of every unknown signature.
+    /// `sig_id`, `module` and `raw_sig` (p0f's text) of every unknown signature.
     fn sig_dict(&self) -> PResult<LazyFrame> {
-        let (ids, text): (Vec<u32>, Vec<String>) =
-            self.sig_ids.iter().map(|(i, s)| (i, s.to_string())).unzip();
-        Ok(df!("sig_id" => ids, "raw_sig" => text)
+        let mut ids = Vec::with_capacity(self.sig_ids.keys.len());
+        let mut modules = Vec::with_capacity(ids.capacity());
+        let mut text = Vec::with_capacity(ids.capacity());
+        for (i, (kind, sig)) in self.sig_ids.iter() {
+            ids.push(i);
+            modules.push(kind.keyword());
+            text.push(sig.to_string());
+        }
+        Ok(df!("sig_id" => ids, "module" => modules, "raw_sig" => text)
             .map_err(perr)?
             .lazy())
     }
@@ -747,12 +735,8 @@ impl Aggregator {
         let mut unknown_sigs = Vec::new();
         let pending_sigs = tcp_rows.clone().map(|r| self.sigs.ungrouped(unknown(r)));
         if let Some(merged) = self.sigs.merged(pending_sigs)? {
-            let modules = TCP_KINDS.map(TcpKind::keyword);
-            let merged = by_id(
-                merged,
-                code_dict("module_id", "module", &modules)?,
-                "module_id",
-            );
+            // Grouped again by text: two signatures can print alike (a window given as a
+            // multiple of the MSS does not print the raw window).
             let df = regroup(
                 by_id(merged, self.sig_dict()?, "sig_id"),
                 &["module", "raw_sig"],
@@ -1373,13 +1357,10 @@ mod tests {
         assert!(s.top_hosts.is_empty());
     }
 
-    /// The code of each module and quality is its position in the list its names are
-    /// joined from (the `match`es are exhaustive, the lists are not).
+    /// The code of each quality is its position in the list its names are joined from (the
+    /// `match` is exhaustive, the list is not).
     #[test]
     fn codes_are_positions_in_their_lists() {
-        for (i, k) in TCP_KINDS.iter().enumerate() {
-            assert_eq!(module_code(*k) as usize, i, "{k:?}");
-        }
         for (i, q) in QUALITIES.iter().enumerate() {
             assert_eq!(quality_code(*q) as usize, i, "{q:?}");
         }
