@@ -338,8 +338,7 @@ struct Chunk {
     quality: Vec<u32>,
     sig: Vec<u32>,
     distance: Vec<u32>,
-    /// MTU observations: link (0: none), MTU.
-    mtu_link: Vec<u32>,
+    /// MTU observations: their (link, MTU) id.
     mtu: Vec<u32>,
 }
 
@@ -366,7 +365,7 @@ impl Chunk {
         let mtu = if self.mtu.is_empty() {
             None
         } else {
-            let df = df!("link_id" => self.mtu_link, "mtu" => self.mtu).map_err(perr)?;
+            let df = df!("mtu_id" => self.mtu).map_err(perr)?;
             Some(df.lazy())
         };
         Ok((tcp, mtu))
@@ -452,8 +451,9 @@ pub struct Aggregator {
     /// table is grouped by this one id (a group-by on module and signature ids was a
     /// third of the summary's time after the replay).
     sig_ids: Interner<(TcpKind, RawSig)>,
-    /// MTU link names; 0 is "unknown link".
-    links: Interner<Arc<str>>,
+    /// MTU observations' link name (`None`: unknown link) and MTU, interned together so the
+    /// MTU table is grouped by one id.
+    mtus: Interner<(Option<Arc<str>>, u32)>,
     os: Partials,
     quality: Partials,
     hosts: Partials,
@@ -481,13 +481,13 @@ impl Aggregator {
             hosts_ids: Interner::default(),
             labels: Labels::default(),
             sig_ids: Interner::default(),
-            links: Interner::default(),
+            mtus: Interner::default(),
             os: Partials::new(&["label_id"]),
             quality: Partials::new(&["quality_id"]),
             hosts: Partials::new(&["host_id", "label_id"]),
             sigs: Partials::new(&["sig_id"]),
             distance: Partials::new(&["distance"]),
-            mtu: Partials::new(&["link_id", "mtu"]),
+            mtu: Partials::new(&["mtu_id"]),
             tcp_rows: 0,
         }
     }
@@ -516,12 +516,8 @@ impl Aggregator {
                 c.distance.push(u32::from(t.distance));
             }
             EventKind::Mtu { link, mtu } => {
-                let link = match link {
-                    Some(l) => self.links.id(l.clone())?,
-                    None => 0,
-                };
-                self.chunk.mtu_link.push(link);
-                self.chunk.mtu.push(*mtu);
+                let id = self.mtus.id((link.clone(), *mtu))?;
+                self.chunk.mtu.push(id);
             }
             _ => {}
         }
@@ -569,10 +565,19 @@ impl Aggregator {
             .lazy())
     }
 
-    /// `link_id` and `link` of every MTU link name (0, unknown, is left out: null).
-    fn link_dict(&self) -> PResult<LazyFrame> {
-        let (ids, text): (Vec<u32>, Vec<&str>) = self.links.iter().map(|(i, l)| (i, &**l)).unzip();
-        Ok(df!("link_id" => ids, "link" => text).map_err(perr)?.lazy())
+    /// `mtu_id`, `link` (null: unknown) and `mtu` of every (link, MTU) pair.
+    fn mtu_dict(&self) -> PResult<LazyFrame> {
+        let mut ids = Vec::with_capacity(self.mtus.keys.len());
+        let mut links = Vec::with_capacity(ids.capacity());
+        let mut mtus = Vec::with_capacity(ids.capacity());
+        for (i, (link, mtu)) in self.mtus.iter() {
+            ids.push(i);
+            links.push(link.as_deref());
+            mtus.push(*mtu);
+        }
+        Ok(df!("mtu_id" => ids, "link" => links, "mtu" => mtus)
+            .map_err(perr)?
+            .lazy())
     }
 
     /// The final tables. `top` bounds the host and signature lists.
@@ -759,13 +764,11 @@ impl Aggregator {
         let mut mtu_mix = Vec::new();
         let pending_mtu = mtu_rows.map(|r| self.mtu.ungrouped(r));
         if let Some(merged) = self.mtu.merged(pending_mtu)? {
-            let df = regroup(
-                by_id(merged, self.link_dict()?, "link_id"),
-                &["link", "mtu"],
-            )
-            .sort(["count", "mtu", "link"], desc_then_asc(3))
-            .collect()
-            .map_err(perr)?;
+            // Pairs are interned by content: one id per (link text, MTU).
+            let df = by_id(merged, self.mtu_dict()?, "mtu_id")
+                .sort(["count", "mtu", "link"], desc_then_asc(3))
+                .collect()
+                .map_err(perr)?;
             let total: u64 = u64s(&df, "count")?.iter().sum();
             let l = strs(&df, "link")?;
             let m = u32s(&df, "mtu")?;
