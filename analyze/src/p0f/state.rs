@@ -947,9 +947,12 @@ mod tests {
     use record::tcp_flag;
 
     fn engine() -> Engine {
-        Engine::new(Arc::new(
-            Database::embedded().unwrap_or_else(|e| panic!("{e}")),
-        ))
+        engine_with(EngineConfig::default())
+    }
+
+    fn engine_with(cfg: EngineConfig) -> Engine {
+        let db = Database::embedded().unwrap_or_else(|e| panic!("{e}"));
+        Engine::with_config(Arc::new(db), cfg)
     }
 
     const S: u64 = 1_000_000_000;
@@ -1179,12 +1182,10 @@ mod tests {
 
     #[test]
     fn connection_limit_prunes_oldest() {
-        let db = Arc::new(Database::embedded().unwrap_or_else(|e| panic!("{e}")));
-        let cfg = EngineConfig {
+        let mut e = engine_with(EngineConfig {
             max_conn: 10,
             ..EngineConfig::default()
-        };
-        let mut e = Engine::with_config(db, cfg);
+        });
         let mut out = Vec::new();
         let mut first = None;
         for i in 0..12u16 {
@@ -1207,12 +1208,10 @@ mod tests {
     /// twice the host table.
     #[test]
     fn idle_hosts_expire_in_the_order_they_were_last_seen() {
-        let db = Arc::new(Database::embedded().unwrap_or_else(|e| panic!("{e}")));
-        let cfg = EngineConfig {
+        let mut e = engine_with(EngineConfig {
             host_idle_limit: 1,
             ..EngineConfig::default()
-        };
-        let mut e = Engine::with_config(db, cfg);
+        });
         let mut out = Vec::new();
         let from = |client: u8, port: u16, secs: u64| {
             let mut r = at(linux_syn(), secs);
