@@ -814,13 +814,7 @@ impl Engine {
 
     /// The oldest live flow (dropping stale age entries on the way).
     fn oldest_flow(&mut self) -> Option<FlowKey> {
-        while let Some(&(serial, key)) = self.flow_age.front() {
-            if self.flows.get(&key).is_some_and(|f| f.serial == serial) {
-                return Some(key);
-            }
-            self.flow_age.pop_front();
-        }
-        None
+        first_live(&mut self.flow_age, &self.flows, |f| f.serial)
     }
 
     /// p0f's `nuke_flows()`: drop the oldest 10% (plus one).
@@ -877,13 +871,7 @@ impl Engine {
 
     /// The least recently seen host (dropping stale age entries on the way).
     fn oldest_host(&mut self) -> Option<HostKey> {
-        while let Some(&(serial, hk)) = self.host_age.front() {
-            if self.hosts.get(&hk).is_some_and(|h| h.age == serial) {
-                return Some(hk);
-            }
-            self.host_age.pop_front();
-        }
-        None
+        first_live(&mut self.host_age, &self.hosts, |h| h.age)
     }
 
     fn destroy_host(&mut self, hk: &HostKey) {
@@ -937,6 +925,23 @@ impl Engine {
             self.destroy_host(&hk);
         }
     }
+}
+
+/// The front of an age queue of `(serial, key)` entries, dropping stale ones before it: an
+/// entry is live while `table` holds its key with that serial (`serial_of`), so a key
+/// removed or given a newer entry leaves its old ones stale.
+fn first_live<K: Copy + Eq + std::hash::Hash, V>(
+    queue: &mut VecDeque<(u64, K)>,
+    table: &FastMap<K, V>,
+    serial_of: impl Fn(&V) -> u64,
+) -> Option<K> {
+    while let Some(&(serial, key)) = queue.front() {
+        if table.get(&key).is_some_and(|v| serial_of(v) == serial) {
+            return Some(key);
+        }
+        queue.pop_front();
+    }
+    None
 }
 
 #[cfg(test)]
