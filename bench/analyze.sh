@@ -5,11 +5,14 @@
 #   WORKDIR   where the generated files go (default /tmp/synscope-bench; needs ~2.5 GiB)
 #   SIZE_MIB  size of the generated pcap (default 1024)
 # Env: PCAPS (default ../shared/pcaps beside the workspace), THREADS (analyze --threads,
-#      default all cores), KEEP=1 keeps the generated files.
+#      default all cores), ROUNDS (default 7), KEEP=1 keeps the generated files.
 #
-# Prints a Markdown table: wall time, max RSS, MB/s, packets/s (captures) and records/s
-# (the recording), for `cat`, `p0f -r`, `analyze` (json, table, p0f log lines) on the pcap,
-# and `analyze --format json` on the recording `analyze --records` made from it.
+# Prints a Markdown table for `cat`, `p0f -r`, `analyze` (json, table, p0f log lines) on the
+# pcap, and `analyze --format json` on the recording `analyze --records` made from it: the
+# median and the best wall time over ROUNDS rounds, max RSS, and MB/s and packets/s (captures)
+# or records/s (the recording) at the median. Each round runs every command once, in turn,
+# so that a slow or fast moment of a shared machine falls on all of them alike; every run
+# follows a read of its input (the page cache hot) and p0f's log is deleted before each run.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -17,11 +20,13 @@ work=${1:-/tmp/synscope-bench}
 size=${2:-1024}
 pcaps=${PCAPS:-$root/../shared/pcaps}
 threads=${THREADS:-$(nproc)}
+rounds=${ROUNDS:-7}
 mkdir -p "$work"
 pcap=$work/bench.pcap
 rec=$work/bench.parquet
 
-command -v p0f >/dev/null || { echo "p0f not installed" >&2; exit 1; }
+command -v p0f >/dev/null || { echo "p0f not installed (apt-get install p0f)" >&2; exit 1; }
+[ -x /usr/bin/time ] || { echo "GNU time not installed (apt-get install time)" >&2; exit 1; }
 (cd "$root" && cargo build --release -p analyze >&2)
 analyze=$root/target/release/analyze
 
@@ -31,59 +36,81 @@ fi
 rm -f "$rec" "$work/bench.flows.parquet"
 "$analyze" --quiet --records "$rec" "$pcap"
 
-bytes=$(stat -c %s "$pcap")
-rec_bytes=$(stat -c %s "$rec")
-summary=$("$analyze" --quiet --format json "$rec" | python3 -c '
+records=$("$analyze" --quiet --format json "$rec" | python3 -c '
 import json,sys; d=json.load(sys.stdin)["summary"]["totals"]; print(d["syn"]+d["syn_ack"])')
-records=$summary
 packets=$("$analyze" --quiet --format json "$pcap" | python3 -c '
 import json,sys; print(json.load(sys.stdin)["summary"]["totals"]["packets"])')
 
-# Runs a command 3 times (after one warm-up read of the file) and keeps the fastest wall time;
-# prints "seconds max_rss_kib".
-best() {
-  local out best_t="" best_m=""
-  for _ in 1 2 3; do
-    /usr/bin/time -o "$work/time.txt" -f '%e %M' "$@" >/dev/null 2>/dev/null
-    out=$(tail -1 "$work/time.txt")
-    local t=${out% *} m=${out#* }
-    if [ -z "$best_t" ] || awk "BEGIN{exit !($t < $best_t)}"; then best_t=$t; best_m=$m; fi
-  done
-  echo "$best_t $best_m"
-}
+python3 - "$analyze" "$threads" "$rounds" "$pcap" "$rec" "$work/p0f.log" "$packets" "$records" <<'PY'
+import os, statistics, subprocess, sys, time
 
-cat "$pcap" "$rec" >/dev/null
-r_cat=$(best cat "$pcap")
-r_p0f=$(best p0f -r "$pcap" -o "$work/p0f.log")
-r_json=$(best "$analyze" --quiet --threads "$threads" --format json "$pcap")
-r_table=$(best "$analyze" --quiet --threads "$threads" "$pcap")
-r_p0fmt=$(best "$analyze" --quiet --threads "$threads" --format p0f "$pcap")
-r_rec=$(best "$analyze" --quiet --threads "$threads" --format json "$rec")
+analyze, threads, rounds, pcap, rec, log, packets, records = sys.argv[1:]
+rounds, packets, records = int(rounds), int(packets), int(records)
+a = [analyze, "--quiet", "--threads", threads]
+# (name, argv, input file, count, unit)
+commands = [
+    ("`cat FILE.pcap > /dev/null`", ["cat", pcap], pcap, packets, "packets"),
+    ("`p0f -r FILE.pcap -o LOG` (3.09b)", ["p0f", "-r", pcap, "-o", log], pcap, packets, "packets"),
+    ("`analyze --format json FILE.pcap`", a + ["--format", "json", pcap], pcap, packets, "packets"),
+    ("`analyze FILE.pcap` (table report)", a + [pcap], pcap, packets, "packets"),
+    ("`analyze --format p0f FILE.pcap`", a + ["--format", "p0f", pcap], pcap, packets, "packets"),
+    ("`analyze --format json FILE.parquet`", a + ["--format", "json", rec], rec, records, "records"),
+]
 
-row() { # name "secs rss" bytes count unit
-  local name=$1 t=${2% *} m=${2#* } b=$3 n=$4 unit=$5
-  awk -v name="$name" -v t="$t" -v m="$m" -v b="$b" -v n="$n" -v unit="$unit" 'BEGIN{
-    if (t <= 0) t = 0.01;
-    printf "| %s | %.2f | %.0f | %.0f | %.0f %s/s |\n", name, t, m/1024, b/1e6/t, n/t, unit }'
-}
+def warm(path):
+    with open(path, "rb") as f:
+        while f.read(1 << 22):
+            pass
 
-echo
-echo "pcap: $bytes bytes, $packets packets; recording: $rec_bytes bytes, $records records;" \
-     "$(nproc) cores, analyze --threads $threads"
-echo
-echo "| command | wall s | max RSS MB | MB/s | rate |"
-echo "|---|---|---|---|---|"
-row 'cat FILE.pcap > /dev/null' "$r_cat" "$bytes" "$packets" packets
-row 'p0f -r FILE.pcap -o LOG' "$r_p0f" "$bytes" "$packets" packets
-row 'analyze --format json FILE.pcap' "$r_json" "$bytes" "$packets" packets
-row 'analyze FILE.pcap (table)' "$r_table" "$bytes" "$packets" packets
-row 'analyze --format p0f FILE.pcap' "$r_p0fmt" "$bytes" "$packets" packets
-row 'analyze --format json FILE.parquet' "$r_rec" "$rec_bytes" "$records" records
-p0f_t=${r_p0f% *}
-echo
-for r in "json:${r_json% *}" "table:${r_table% *}" "p0f format:${r_p0fmt% *}"; do
-  awk -v a="$p0f_t" -v name="${r%%:*}" -v b="${r##*:}" \
-    'BEGIN{ if (b <= 0) b = 0.01; printf "analyze (%s, pcap) is %.1fx faster than p0f\n", name, a/b }'
-done
+rss_file = log + ".rss"
 
+def run(argv):
+    """Wall seconds and max RSS (KiB) of one run, output to /dev/null.
+
+    GNU time reports the RSS: a child's `ru_maxrss` as seen from here would include the
+    pages of this Python process it was forked from."""
+    with open(os.devnull, "wb") as null:
+        start = time.perf_counter()
+        status = subprocess.call(["/usr/bin/time", "-o", rss_file, "-f", "%M"] + argv,
+                                 stdout=null, stderr=null)
+        wall = time.perf_counter() - start
+    if status != 0:
+        sys.exit(f"{argv[0]} failed with status {status}")
+    with open(rss_file) as f:
+        return wall, int(f.read().split()[-1])
+
+walls = {name: [] for name, *_ in commands}
+rss = {name: 0 for name, *_ in commands}
+for r in range(rounds):
+    for name, argv, path, _, _ in commands:
+        if os.path.exists(log):
+            os.remove(log)
+        warm(path)
+        w, m = run(argv)
+        walls[name].append(w)
+        rss[name] = max(rss[name], m)
+    print(f"round {r + 1}/{rounds} done", file=sys.stderr)
+
+size = {pcap: os.path.getsize(pcap), rec: os.path.getsize(rec)}
+print()
+print(f"pcap: {size[pcap]:,} bytes, {packets:,} packets; recording: {size[rec]:,} bytes, "
+      f"{records:,} records; {os.cpu_count()} cores, analyze --threads {threads}; "
+      f"{rounds} rounds")
+print()
+print("| command | median s | best s | max RSS MB | MB/s (median) | rate (median) |")
+print("|---|---|---|---|---|---|")
+med = {n: statistics.median(w) for n, w in walls.items()}
+best = {n: min(w) for n, w in walls.items()}
+for name, _, path, count, unit in commands:
+    t = med[name]
+    print(f"| {name} | {t:.3f} | {best[name]:.3f} | {rss[name] / 1024:.0f} | "
+          f"{size[path] / 1e6 / t:.0f} | {count / t / 1e6:.2f} M {unit}/s |")
+print()
+p0f = commands[1][0]
+for name, *_ in commands[2:5]:
+    print(f"{name}: {med[p0f] / med[name]:.1f}x faster than p0f (medians), "
+          f"{best[p0f] / best[name]:.1f}x (best runs)")
+PY
+
+rm -f "$work/p0f.log.rss"
 [ "${KEEP:-0}" = 1 ] || rm -f "$pcap" "$rec" "$work/bench.flows.parquet" "$work/p0f.log"
