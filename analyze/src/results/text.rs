@@ -221,18 +221,7 @@ impl TextWriter {
             Cell::Ip(4, a) => {
                 // Put together on the stack and copied once (a copy per octet was a memmove
                 // call for 1 to 3 bytes, three addresses a row).
-                let mut text = [0u8; 16];
-                let mut len = 0;
-                let mut b = itoa::Buffer::new();
-                for (i, octet) in a[..4].iter().enumerate() {
-                    if i > 0 {
-                        text[len] = b'.';
-                        len += 1;
-                    }
-                    let digits = b.format(*octet).as_bytes();
-                    text[len..len + digits.len()].copy_from_slice(digits);
-                    len += digits.len();
-                }
+                let (text, len) = crate::p0f::log::ipv4_text(a);
                 put_padded(&mut self.buf, &text, len);
             }
             Cell::Sig(sig) => {
