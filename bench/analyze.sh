@@ -5,7 +5,8 @@
 #   WORKDIR   where the generated files go (default /tmp/synscope-bench; needs ~2.5 GiB)
 #   SIZE_MIB  size of the generated pcap (default 1024)
 # Env: PCAPS (default ../shared/pcaps beside the workspace), THREADS (analyze --threads,
-#      default all cores), ROUNDS (default 7), KEEP=1 keeps the generated files.
+#      default all cores), ROUNDS (default 7), PROFILE (cargo profile of the analyze build,
+#      default dist), KEEP=1 keeps the generated files.
 #
 # Prints a Markdown table for `cat`, `p0f -r`, `analyze` (json, table, p0f log lines) on the
 # pcap, and `analyze --format json` on the recording `analyze --records` made from it: the
@@ -27,8 +28,10 @@ rec=$work/bench.parquet
 
 command -v p0f >/dev/null || { echo "p0f not installed (apt-get install p0f)" >&2; exit 1; }
 [ -x /usr/bin/time ] || { echo "GNU time not installed (apt-get install time)" >&2; exit 1; }
-(cd "$root" && cargo build --release -p analyze >&2)
-analyze=$root/target/release/analyze
+# The `dist` profile (fat LTO, see Cargo.toml) is the build to ship; PROFILE=release compares.
+profile=${PROFILE:-dist}
+(cd "$root" && cargo build --profile "$profile" -p analyze >&2)
+analyze=$root/target/$profile/analyze
 
 if [ ! -s "$pcap" ] || [ "$(stat -c %s "$pcap")" -lt $((size * 1024 * 1024)) ]; then
   python3 "$root/bench/make_bench_pcap.py" "$pcaps" "$pcap" --size-mib "$size" >&2
