@@ -16,24 +16,19 @@ use crate::p0f::sig::RawSig;
 /// capture with endless distinct signatures costs formatting, never memory.
 const SIG_CACHE: usize = 4096;
 
-/// Distinct runs of constant JSON cells whose text is kept (a few dozen occur; bounded like
-/// [`SIG_CACHE`] all the same).
-const RUN_CACHE: usize = 1024;
+/// Distinct row shapes whose JSON template is kept (a few dozen occur: one per event kind,
+/// label presence and the like); bounded like [`SIG_CACHE`] all the same.
+const SHAPE_CACHE: usize = 1024;
 
 /// Renders observations as JSON objects or CSV lines into a buffer, and hands the buffer
 /// to a writer in large pieces.
 pub struct TextWriter {
     buf: Vec<u8>,
-    /// Per column, what precedes its JSON value: `{"time":` for the first, `,"name":` for
-    /// the others (one copy per value instead of four), padded to [`KEY_ROOM`] bytes.
-    keys: Vec<Key>,
     /// Date and time of day (`YYYY-MM-DDTHH:MM:SS`) of the last second rendered.
     time: Option<(u64, [u8; 19])>,
-    /// JSON text (keys included) of runs of two or more null and boolean cells, by
-    /// [`run_key`]. Most of a row is such runs (an MTU row has 16 null or false columns of
-    /// 28, a SYN row 8): one copy of a run's text replaced a copy per key and per value,
-    /// about a fifth of rendering's time (profiled).
-    runs: FastMap<u64, Box<[u8]>>,
+    /// JSON templates by [`shape_key`], as indices into `templates`.
+    shapes: FastMap<u128, usize>,
+    templates: Vec<Template>,
     sigs: FastMap<RawSig, Box<str>>,
     scratch: String,
 }
@@ -46,20 +41,11 @@ impl Default for TextWriter {
 
 impl TextWriter {
     pub fn new() -> TextWriter {
-        let keys = COLUMNS
-            .iter()
-            .enumerate()
-            .map(|(i, col)| {
-                // Column names are plain ASCII identifiers (a test checks): no escaping.
-                let open = if i == 0 { "{" } else { "," };
-                Key::new(format!("{open}\"{}\":", col.name).as_bytes())
-            })
-            .collect();
         TextWriter {
             buf: Vec::new(),
-            keys,
             time: None,
-            runs: FastMap::default(),
+            shapes: FastMap::default(),
+            templates: Vec::new(),
             sigs: FastMap::default(),
             scratch: String::new(),
         }
@@ -87,76 +73,63 @@ impl TextWriter {
     }
 
     /// Appends one observation as a JSON object (no newline).
+    ///
+    /// Rows of one shape (which cells are null, false, true, or a value to render) share
+    /// everything but their values: the keys, the constant cells and the quotes come from
+    /// the shape's [`Template`] in a few large copies, and only the values are rendered.
+    /// Per-cell dispatch over keys and constants was most of rendering's own time
+    /// (profiled), and a SYN row has 17 values of 28 cells, an MTU row 12.
     pub fn json_object(&mut self, obs: &Observation, sources: &Sources) {
         // About 600 bytes a row: one reservation instead of a check per value.
         self.buf.reserve(1024);
         let row = cells(obs, sources);
-        let mut i = 0;
-        while let Some(&cell) = row.get(i) {
-            let run = row[i..]
-                .iter()
-                .take_while(|c| constant_code(c).is_some())
-                .count();
-            if run >= 2 {
-                self.constant_run(i, &row[i..i + run]);
-                i += run;
-                continue;
+        let key = shape_key(&row);
+        let index = match self.shapes.get(&key) {
+            Some(&i) => i,
+            None => {
+                if self.templates.len() >= SHAPE_CACHE {
+                    self.shapes.clear();
+                    self.templates.clear();
+                }
+                self.templates.push(Template::new(&row));
+                self.shapes.insert(key, self.templates.len() - 1);
+                self.templates.len() - 1
             }
-            if let Some(key) = self.keys.get(i) {
-                key.put(&mut self.buf);
-            }
-            i += 1;
-            match cell {
-                Cell::Null => self.buf.extend_from_slice(b"null"),
-                Cell::Time(ns) => {
-                    self.buf.push(b'"');
-                    self.time(ns);
-                    self.buf.push(b'"');
-                }
-                Cell::Str(s) => json_str(s, &mut self.buf),
-                Cell::UInt(v) => self.uint(v),
-                // Finite by construction (see `cells`); `{}` prints the shortest exact form.
-                Cell::Float(v) => {
-                    let _ = write!(self.buf, "{v}");
-                }
-                Cell::Bool(v) => self
-                    .buf
-                    .extend_from_slice(if v { b"true" } else { b"false" }),
-                // Addresses, signatures, params and NAT words never contain a character
-                // JSON must escape.
-                other => {
-                    self.buf.push(b'"');
-                    self.plain(&other);
-                    self.buf.push(b'"');
-                }
+        };
+        // Taken out while the values are rendered (they need `self`), put back after.
+        let t = std::mem::take(&mut self.templates[index]);
+        let mut at = 0;
+        for &(end, column) in &t.holes {
+            put_literal(&mut self.buf, &t.text, at, end as usize);
+            at = end as usize;
+            if let Some(cell) = row.get(usize::from(column)) {
+                self.json_value(cell);
             }
         }
-        self.buf.push(b'}');
+        put_literal(&mut self.buf, &t.text, at, t.len);
+        self.templates[index] = t;
     }
 
-    /// Appends the JSON text of `cells`, constant cells (see [`constant_code`]) from column
-    /// `start` on, from the run cache.
-    fn constant_run(&mut self, start: usize, cells: &[Cell<'_>]) {
-        let key = run_key(start, cells);
-        if self.runs.len() >= RUN_CACHE && !self.runs.contains_key(&key) {
-            self.runs.clear();
-        }
-        let keys = &self.keys;
-        let text = self.runs.entry(key).or_insert_with(|| {
-            let mut text = Vec::new();
-            for (i, cell) in cells.iter().enumerate() {
-                if let Some(k) = keys.get(start + i) {
-                    text.extend_from_slice(k.bytes());
-                }
-                text.extend_from_slice(match cell {
-                    Cell::Bool(true) => b"true",
-                    Cell::Bool(false) => b"false",
-                    _ => b"null",
-                });
+    /// The text of a value a [`Template`] leaves a hole for, without the quotes around it
+    /// (they are in the template).
+    fn json_value(&mut self, cell: &Cell<'_>) {
+        match *cell {
+            Cell::Time(ns) => self.time(ns),
+            Cell::Str(s) => json_str_body(s, &mut self.buf),
+            Cell::UInt(v) => self.uint(v),
+            // Finite by construction (see `cells`); `{}` prints the shortest exact form.
+            Cell::Float(v) => {
+                let _ = write!(self.buf, "{v}");
             }
-            text.into_boxed_slice()
-        });
-        self.buf.extend_from_slice(text);
+            // Constants are in the template, never in a hole; written all the same.
+            Cell::Null => self.buf.extend_from_slice(b"null"),
+            Cell::Bool(v) => self
+                .buf
+                .extend_from_slice(if v { b"true" } else { b"false" }),
+            // Addresses, signatures, params and NAT words never contain a character
+            // JSON must escape.
+            Cell::Ip(..) | Cell::Sig(_) | Cell::Params(..) | Cell::Nat(_) => self.plain(cell),
+        }
     }
 
     /// Appends one observation as a CSV line (with newline). Nulls are empty fields.
@@ -243,35 +216,88 @@ impl TextWriter {
     }
 }
 
-// Two bits per column fit below the start in `run_key`.
-const _: () = assert!(2 * super::NCOLS <= 58);
-
-/// Room for the longest column key (`,"distance_upper_bound":`, 24 bytes; a test checks).
-const KEY_ROOM: usize = 32;
-
-/// A column's JSON key, copied as a whole [`KEY_ROOM`]-byte block and cut to its length:
-/// a fixed-size copy is a few inline moves where a copy of the exact length was a memmove
-/// call, about 15 per row (profiled: memmove was ~4% of a 1 GiB run's samples).
-#[derive(Clone, Copy)]
-struct Key {
-    room: [u8; KEY_ROOM],
-    len: usize,
+/// How a cell appears in a row's JSON: as a constant (`null`, `false`, `true`), or as a
+/// value rendered into a quoted or a bare hole of the template.
+fn shape_code(cell: &Cell<'_>) -> u128 {
+    match cell {
+        Cell::Null => 1,
+        Cell::Bool(false) => 2,
+        Cell::Bool(true) => 3,
+        Cell::Time(_)
+        | Cell::Str(_)
+        | Cell::Ip(..)
+        | Cell::Sig(_)
+        | Cell::Params(..)
+        | Cell::Nat(_) => 4,
+        Cell::UInt(_) | Cell::Float(_) => 5,
+    }
 }
 
-impl Key {
-    fn new(text: &[u8]) -> Key {
-        let mut room = [b' '; KEY_ROOM];
-        let len = text.len().min(KEY_ROOM);
-        room[..len].copy_from_slice(&text[..len]);
-        Key { room, len }
-    }
+/// Bits of [`shape_code`] per column in [`shape_key`].
+const SHAPE_BITS: usize = 3;
+const _: () = assert!(SHAPE_BITS * super::NCOLS <= 128);
 
-    fn bytes(&self) -> &[u8] {
-        &self.room[..self.len]
-    }
+/// A row's shape: [`shape_code`] of every cell (shifted in by a constant: a shift of a
+/// `u128` by a variable amount was a third of the row's own time).
+fn shape_key(row: &[Cell<'_>]) -> u128 {
+    row.iter().fold(0, |k, c| k << SHAPE_BITS | shape_code(c))
+}
 
-    fn put(&self, buf: &mut Vec<u8>) {
-        put_padded(buf, &self.room, self.len);
+/// Literal bytes copied as one fixed-size block when a literal is at most this long (a copy
+/// of a constant size is a few inline moves; one of a variable length is a memmove call).
+const BLOCK: usize = 32;
+
+/// The JSON text of one row shape: keys, constants and quotes, with holes for the values.
+#[derive(Debug, Default)]
+struct Template {
+    /// The text, followed by [`BLOCK`] bytes of padding so any literal can be copied as a
+    /// whole block.
+    text: Vec<u8>,
+    /// Length of the text without the padding.
+    len: usize,
+    /// Each hole: where in `text` it is (the literal before it ends there) and the column
+    /// whose value fills it.
+    holes: Vec<(u32, u8)>,
+}
+
+impl Template {
+    fn new(row: &[Cell<'_>]) -> Template {
+        let mut text = Vec::new();
+        let mut holes = Vec::new();
+        for (i, (col, cell)) in COLUMNS.iter().zip(row).enumerate() {
+            // Column names are plain ASCII identifiers (a test checks): no escaping.
+            text.push(if i == 0 { b'{' } else { b',' });
+            text.push(b'"');
+            text.extend_from_slice(col.name.as_bytes());
+            text.extend_from_slice(b"\":");
+            let hole = |text: &Vec<u8>| (u32::try_from(text.len()).unwrap_or(u32::MAX), i as u8);
+            match shape_code(cell) {
+                1 => text.extend_from_slice(b"null"),
+                2 => text.extend_from_slice(b"false"),
+                3 => text.extend_from_slice(b"true"),
+                4 => {
+                    text.push(b'"');
+                    holes.push(hole(&text));
+                    text.push(b'"');
+                }
+                _ => holes.push(hole(&text)),
+            }
+        }
+        text.push(b'}');
+        let len = text.len();
+        text.extend_from_slice(&[b' '; BLOCK]);
+        Template { text, len, holes }
+    }
+}
+
+/// Appends `text[from..to]`: as a whole [`BLOCK`] cut to length when it is that short and
+/// the block is in bounds (a [`Template`]'s padding sees to it).
+#[inline(always)]
+fn put_literal(buf: &mut Vec<u8>, text: &[u8], from: usize, to: usize) {
+    let len = to.saturating_sub(from);
+    match text.get(from..).and_then(|t| t.first_chunk::<BLOCK>()) {
+        Some(block) if len <= BLOCK => put_padded(buf, block, len),
+        _ => buf.extend_from_slice(text.get(from..to).unwrap_or_default()),
     }
 }
 
@@ -282,26 +308,6 @@ fn put_padded<const N: usize>(buf: &mut Vec<u8>, block: &[u8; N], len: usize) {
     let start = buf.len();
     buf.extend_from_slice(block);
     buf.truncate(start + len.min(N));
-}
-
-/// 1, 2 or 3 for a null, false or true cell: the cells whose JSON text does not depend on the
-/// observation.
-fn constant_code(cell: &Cell<'_>) -> Option<u64> {
-    match cell {
-        Cell::Null => Some(1),
-        Cell::Bool(false) => Some(2),
-        Cell::Bool(true) => Some(3),
-        _ => None,
-    }
-}
-
-/// The run cache's key of constant `cells` from column `start` on: the start in the top
-/// bits, then two bits per cell.
-fn run_key(start: usize, cells: &[Cell<'_>]) -> u64 {
-    let codes = cells.iter().enumerate().fold(0u64, |k, (i, c)| {
-        k | constant_code(c).unwrap_or(0) << (2 * i)
-    });
-    codes | (start as u64) << 58
 }
 
 /// `YYYY-MM-DDTHH:MM:SS` of a Unix time.
@@ -323,10 +329,15 @@ fn date_time(secs: u64) -> [u8; 19] {
 /// Appends `s` as a JSON string literal.
 pub fn json_str(s: &str, out: &mut Vec<u8>) {
     out.push(b'"');
+    json_str_body(s, out);
+    out.push(b'"');
+}
+
+/// Appends `s` escaped for a JSON string literal, without the quotes.
+fn json_str_body(s: &str, out: &mut Vec<u8>) {
     // Almost every value (addresses, signatures, labels) needs no escaping: copy it whole.
     if !s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
         out.extend_from_slice(s.as_bytes());
-        out.push(b'"');
         return;
     }
     for ch in s.chars() {
@@ -345,7 +356,6 @@ pub fn json_str(s: &str, out: &mut Vec<u8>) {
             }
         }
     }
-    out.push(b'"');
 }
 
 /// Appends `s` as a CSV field (RFC 4180 quoting when needed).
@@ -545,10 +555,10 @@ mod tests {
         assert_eq!(js["params"], "excess_dist tos:0x2e");
     }
 
-    /// Rows of every kind, rendered twice by one writer (the second time from the run
+    /// Rows of every kind, rendered twice by one writer (the second time from the template
     /// cache): every column once, in order, each null and boolean cell as itself.
     #[test]
-    fn constant_runs_render_like_their_cells() {
+    fn templates_render_like_their_cells() {
         use crate::p0f::event::NatObservation;
         use crate::results::{NCOLS, NatReasons};
         let sources = Sources(vec![Arc::from("x.pcap")]);
@@ -609,26 +619,38 @@ mod tests {
                 assert_eq!(js.as_object().map(|o| o.len()), Some(NCOLS));
             }
         }
-        assert!(!w.runs.is_empty());
-        let null = [Cell::Null, Cell::Null];
-        let mixed = [Cell::Null, Cell::Bool(false)];
-        assert_ne!(run_key(3, &null), run_key(4, &null));
-        assert_ne!(run_key(3, &null), run_key(3, &mixed));
-        assert_ne!(run_key(3, &null), run_key(3, &null[..1]));
+        assert_eq!(w.templates.len(), rows.len());
+        let (null, fals, tru) = (Cell::Null, Cell::Bool(false), Cell::Bool(true));
+        let (text, num) = (Cell::Str("x"), Cell::UInt(1));
+        for (a, b) in [
+            (null, fals),
+            (fals, tru),
+            (null, text),
+            (text, num),
+            (num, null),
+        ] {
+            assert_ne!(shape_key(&[a, null]), shape_key(&[b, null]));
+            assert_ne!(shape_key(&[null, a]), shape_key(&[null, b]));
+        }
     }
 
-    /// Every column key fits its fixed block, and IPv4 addresses of every octet width render
-    /// as std prints them.
+    /// Literals of every length up to past a block, at the end of a template's text (in its
+    /// padding) or not, copy exactly their bytes.
     #[test]
-    fn keys_fit_and_addresses_render_like_std() {
-        let w = TextWriter::new();
-        for (col, key) in COLUMNS.iter().zip(&w.keys) {
-            assert!(col.name.len() + 4 <= KEY_ROOM, "{}", col.name);
-            assert!(
-                key.bytes()
-                    .ends_with(format!("\"{}\":", col.name).as_bytes())
-            );
+    fn literals_copy_exactly_their_bytes() {
+        let text: Vec<u8> = (0..100u8).collect();
+        for from in 0..100 {
+            for to in from..=100 {
+                let mut buf = vec![7u8];
+                put_literal(&mut buf, &text, from, to);
+                assert_eq!(&buf[1..], &text[from..to], "{from}..{to}");
+            }
         }
+    }
+
+    /// IPv4 addresses of every octet width render as std prints them.
+    #[test]
+    fn addresses_render_like_std() {
         let mut w = TextWriter::new();
         for octets in [
             [0, 0, 0, 0],
