@@ -215,46 +215,87 @@ impl LabelKey {
     }
 }
 
-/// Labels by content; id 0 is "not matched".
+/// An [`Interner`] of keys holding `Arc<str>`s that is looked up by the addresses of those
+/// strings first.
 ///
-/// Looked up by the addresses of a label's strings first: labels come from the database and
-/// share its `Arc`s, so almost every lookup is one hash of four words instead of cloning three
-/// `Arc`s and hashing their strings (which showed in profiles of the engine's thread).
-#[derive(Debug, Default)]
-struct Labels {
-    by_content: Interner<LabelKey>,
-    by_addr: FastMap<(LabelType, usize, usize, usize), u32>,
-    /// The labels whose addresses are keys of `by_addr`, held so that no other string can
+/// The keys come from the database and share its `Arc`s, so almost every lookup is a hash
+/// of a few words instead of cloning the `Arc`s and hashing their strings. Cloning also
+/// made the engine's thread and the rendering thread, which drops the observations, take
+/// turns writing the same reference counts (showed in profiles of the engine's thread).
+#[derive(Debug)]
+struct ByAddr<A, K> {
+    by_content: Interner<K>,
+    by_addr: FastMap<A, u32>,
+    /// The keys whose addresses are keys of `by_addr`, held so that no other string can
     /// take one of those addresses while it is a key.
-    held: Vec<LabelKey>,
+    held: Vec<K>,
 }
+
+impl<A, K> Default for ByAddr<A, K> {
+    fn default() -> Self {
+        ByAddr {
+            by_content: Interner::default(),
+            by_addr: FastMap::default(),
+            held: Vec::new(),
+        }
+    }
+}
+
+impl<A: Hash + Eq, K: Hash + Eq + Clone> ByAddr<A, K> {
+    /// The id of the key whose strings' addresses are `addr`; `content` makes it when they
+    /// are new.
+    #[inline]
+    fn id(&mut self, addr: A, content: impl FnOnce() -> K) -> PResult<u32> {
+        if let Some(id) = self.by_addr.get(&addr) {
+            return Ok(*id);
+        }
+        let content = content();
+        let id = self.by_content.id(content.clone())?;
+        self.by_addr.insert(addr, id);
+        self.held.push(content);
+        Ok(id)
+    }
+
+    /// Every id with its key, in id order.
+    fn iter(&self) -> impl Iterator<Item = (u32, &K)> {
+        self.by_content.iter()
+    }
+
+    fn len(&self) -> usize {
+        self.by_content.keys.len()
+    }
+}
+
+/// The address of an optional string (0: none), for [`ByAddr`].
+fn addr(s: &Option<Arc<str>>) -> usize {
+    s.as_ref().map_or(0, |s| Arc::as_ptr(s).addr())
+}
+
+/// (link, MTU) pairs, by the link string's address and the MTU.
+type Mtus = ByAddr<(usize, u32), (Option<Arc<str>>, u32)>;
+
+/// Labels by content; id 0 is "not matched".
+#[derive(Debug, Default)]
+struct Labels(ByAddr<(LabelType, usize, usize, usize), LabelKey>);
 
 impl Labels {
     fn id(&mut self, l: &MatchedLabel) -> PResult<u32> {
-        let addr = |s: &Option<Arc<str>>| s.as_ref().map_or(0, |s| Arc::as_ptr(s).addr());
         let key = (
             l.label_type,
             addr(&l.class),
             Arc::as_ptr(&l.name).addr(),
             addr(&l.flavor),
         );
-        if let Some(id) = self.by_addr.get(&key) {
-            return Ok(*id);
-        }
-        let content = LabelKey::of(l);
-        let id = self.by_content.id(content.clone())?;
-        self.by_addr.insert(key, id);
-        self.held.push(content);
-        Ok(id)
+        self.0.id(key, || LabelKey::of(l))
     }
 
     /// Every id with its label, in id order.
     fn iter(&self) -> impl Iterator<Item = (u32, &LabelKey)> {
-        self.by_content.iter()
+        self.0.iter()
     }
 
     fn len(&self) -> usize {
-        self.by_content.keys.len()
+        self.0.len()
     }
 }
 
@@ -453,7 +494,7 @@ pub struct Aggregator {
     sig_ids: Interner<(TcpKind, RawSig)>,
     /// MTU observations' link name (`None`: unknown link) and MTU, interned together so the
     /// MTU table is grouped by one id.
-    mtus: Interner<(Option<Arc<str>>, u32)>,
+    mtus: Mtus,
     os: Partials,
     quality: Partials,
     hosts: Partials,
@@ -481,7 +522,7 @@ impl Aggregator {
             hosts_ids: Interner::default(),
             labels: Labels::default(),
             sig_ids: Interner::default(),
-            mtus: Interner::default(),
+            mtus: Mtus::default(),
             os: Partials::new(&["label_id"]),
             quality: Partials::new(&["quality_id"]),
             hosts: Partials::new(&["host_id", "label_id"]),
@@ -516,7 +557,7 @@ impl Aggregator {
                 c.distance.push(u32::from(t.distance));
             }
             EventKind::Mtu { link, mtu } => {
-                let id = self.mtus.id((link.clone(), *mtu))?;
+                let id = self.mtus.id((addr(link), *mtu), || (link.clone(), *mtu))?;
                 self.chunk.mtu.push(id);
             }
             _ => {}
@@ -567,7 +608,7 @@ impl Aggregator {
 
     /// `mtu_id`, `link` (null: unknown) and `mtu` of every (link, MTU) pair.
     fn mtu_dict(&self) -> PResult<LazyFrame> {
-        let mut ids = Vec::with_capacity(self.mtus.keys.len());
+        let mut ids = Vec::with_capacity(self.mtus.len());
         let mut links = Vec::with_capacity(ids.capacity());
         let mut mtus = Vec::with_capacity(ids.capacity());
         for (i, (link, mtu)) in self.mtus.iter() {
