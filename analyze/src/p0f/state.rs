@@ -25,7 +25,7 @@ use super::event::{
     Endpoints, Event, EventKind, LabelType, MatchedLabel, NatObservation, NatReasons, Params,
     Subject, TcpKind, TcpObservation,
 };
-use super::hasher::FastMap;
+use super::hasher::{FastMap, Hashed};
 use super::matcher::{Probe, Quality, find_match};
 use super::sig::{Layout, MAX_DIST, MIN_TCP4, MIN_TCP6, Packet, Skip, quirk};
 
@@ -84,7 +84,11 @@ struct StoredSig {
     dist: u8,
 }
 
-type HostKey = (u8, [u8; 16]);
+/// A host: IP version and address.
+type HostKey = Hashed<(u8, [u8; 16])>;
+
+/// A connection, as its flow key.
+type ConnKey = Hashed<FlowKey>;
 
 struct Host {
     age: u64,
@@ -134,8 +138,8 @@ const NEAR_TTL_LIMIT: u8 = 9;
 pub struct Engine {
     db: Arc<Database>,
     cfg: EngineConfig,
-    flows: FastMap<FlowKey, Flow>,
-    flow_age: VecDeque<(u64, FlowKey)>,
+    flows: FastMap<ConnKey, Flow>,
+    flow_age: VecDeque<(u64, ConnKey)>,
     flow_serial: u64,
     hosts: FastMap<HostKey, Host>,
     /// Hosts from least to most recently seen, as `(serial, key)`. An entry is live while
@@ -156,7 +160,7 @@ pub struct Engine {
 /// Context of the packet being processed, to build events.
 #[derive(Clone, Copy)]
 struct Ctx {
-    key: FlowKey,
+    key: ConnKey,
     direction: u8,
 }
 
@@ -225,14 +229,15 @@ impl Engine {
         if silly || tcp_type & SYN != 0 {
             return;
         }
-        let Some(f) = self.flows.get(key) else {
+        let key = Hashed::new(*key);
+        let Some(f) = self.flows.get(&key) else {
             return;
         };
         if tcp_type & (FIN | RST) != 0 {
             // p0f checks the timestamp (we do not see it) and forgets the connection.
-            self.destroy_flow(key);
+            self.destroy_flow(&key);
         } else if tcp_type == ACK && (f.sendsyn || !f.acked) {
-            self.destroy_flow(key);
+            self.destroy_flow(&key);
         }
     }
 
@@ -248,15 +253,16 @@ impl Engine {
             Err(s) => return Status::Skipped(s),
         };
         let (key, _) = FlowKey::new(r.ip_version, r.src_addr, r.src_port, r.dst_addr, r.dst_port);
+        let key = Hashed::new(key);
         let ctx = Ctx {
             key,
             direction: r.direction,
         };
-        let src: HostKey = (r.ip_version, r.src_addr);
+        let src = (r.ip_version, r.src_addr);
         let to_srv = self
             .flows
             .get(&key)
-            .map(|f| f.client == src && f.cli_port == r.src_port);
+            .map(|f| *f.client.key() == src && f.cli_port == r.src_port);
 
         if !pk.syn_ack {
             if let Some(to_srv) = to_srv {
@@ -322,7 +328,7 @@ impl Engine {
         }
     }
 
-    fn client_host_mut(&mut self, key: &FlowKey) -> Option<&mut Host> {
+    fn client_host_mut(&mut self, key: &ConnKey) -> Option<&mut Host> {
         let c = self.flows.get(key)?.client;
         self.hosts.get_mut(&c)
     }
@@ -331,10 +337,10 @@ impl Engine {
         let f = self.flows.get(&ctx.key)?;
         Some((
             Endpoints {
-                ip_version: f.client.0,
-                client_addr: f.client.1,
+                ip_version: f.client.key().0,
+                client_addr: f.client.key().1,
                 client_port: f.cli_port,
-                server_addr: f.server.1,
+                server_addr: f.server.key().1,
                 server_port: f.srv_port,
             },
             f.client,
@@ -766,12 +772,12 @@ impl Engine {
 
     // ---- flow and host tables ----
 
-    fn create_flow(&mut self, r: &SynRecord, pk: &Packet, key: FlowKey) {
+    fn create_flow(&mut self, r: &SynRecord, pk: &Packet, key: ConnKey) {
         if self.flows.len() as u64 > u64::from(self.cfg.max_conn) {
             self.nuke_flows();
         }
-        let client: HostKey = (r.ip_version, r.src_addr);
-        let server: HostKey = (r.ip_version, r.dst_addr);
+        let client = Hashed::new((r.ip_version, r.src_addr));
+        let server = Hashed::new((r.ip_version, r.dst_addr));
         self.touch_or_create_host(client);
         self.touch_or_create_host(server);
         for h in [client, server] {
@@ -802,7 +808,7 @@ impl Engine {
         self.flow_age.push_back((serial, key));
     }
 
-    fn destroy_flow(&mut self, key: &FlowKey) {
+    fn destroy_flow(&mut self, key: &ConnKey) {
         if let Some(f) = self.flows.remove(key) {
             for h in [f.client, f.server] {
                 if let Some(h) = self.hosts.get_mut(&h) {
@@ -813,7 +819,7 @@ impl Engine {
     }
 
     /// The oldest live flow (dropping stale age entries on the way).
-    fn oldest_flow(&mut self) -> Option<FlowKey> {
+    fn oldest_flow(&mut self) -> Option<ConnKey> {
         first_live(&mut self.flow_age, &self.flows, |f| f.serial)
     }
 
@@ -1235,10 +1241,13 @@ mod tests {
         e.process(&from(19, 1000, 70), &mut out);
         assert_eq!(e.host_count(), 3);
         for c in [12, 13] {
-            let key = (4, from(c, 0, 0).src_addr);
+            let key = Hashed::new((4, from(c, 0, 0).src_addr));
             assert!(!e.hosts.contains_key(&key), "client {c} expired");
         }
-        assert!(e.hosts.contains_key(&(4, from(11, 0, 0).src_addr)));
+        assert!(
+            e.hosts
+                .contains_key(&Hashed::new((4, from(11, 0, 0).src_addr)))
+        );
         // Client 11 seen 1000 more times: its stale age entries are dropped along the way.
         for i in 0..1000u16 {
             e.process(&from(11, 2000 + i, 70), &mut out);
