@@ -10,8 +10,9 @@
 //! `[tcp:response]`, `[http:request]`, `[http:response]`. HTTP signatures are parsed and kept
 //! (for reports and for completeness) but the engine does not match HTTP.
 
+use std::collections::HashSet;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Mutex, OnceLock, PoisonError};
 
 use super::hasher::FastMap;
 use super::matcher::{Probe, find_match};
@@ -122,7 +123,7 @@ pub struct Label {
     /// Name index into [`Database::names`].
     pub name_id: u32,
     /// Flavor (everything after the name's colon), if non-empty.
-    pub flavor: Option<Arc<str>>,
+    pub flavor: Option<&'static str>,
     /// p0f's running label number (1-based, counts TCP and HTTP labels).
     pub label_id: u32,
     /// `sys =` entries (userland labels).
@@ -181,7 +182,7 @@ pub struct MtuSig {
     /// MTU value.
     pub mtu: u16,
     /// Link label.
-    pub link: Arc<str>,
+    pub link: &'static str,
     /// Line number.
     pub line: u32,
 }
@@ -226,8 +227,8 @@ pub struct UaOs {
 /// A loaded fingerprint database.
 #[derive(Clone, Debug, Default)]
 pub struct Database {
-    classes: Vec<Arc<str>>,
-    names: Vec<Arc<str>>,
+    classes: Vec<&'static str>,
+    names: Vec<&'static str>,
     labels: Vec<Label>,
     tcp: Vec<TcpSig>,
     /// (to_srv, layout) -> signature indexes in file order.
@@ -266,12 +267,12 @@ impl Database {
     }
 
     /// OS classes (`classes =`), in file order.
-    pub fn classes(&self) -> &[Arc<str>] {
+    pub fn classes(&self) -> &[&'static str] {
         &self.classes
     }
 
     /// Interned OS / application names (first spelling wins, compared case-insensitively).
-    pub fn names(&self) -> &[Arc<str>] {
+    pub fn names(&self) -> &[&'static str] {
         &self.names
     }
 
@@ -325,11 +326,11 @@ impl Database {
     }
 
     /// Link label for an MTU, as p0f's `fingerprint_mtu()` finds it.
-    pub fn mtu_link(&self, mtu: u16) -> Option<&Arc<str>> {
+    pub fn mtu_link(&self, mtu: u16) -> Option<&'static str> {
         self.mtu_index
             .get(&mtu)
             .and_then(|i| self.mtu.get(*i as usize))
-            .map(|m| &m.link)
+            .map(|m| m.link)
     }
 }
 
@@ -352,6 +353,27 @@ enum ModType {
 }
 
 /// Parser state carried across lines (and across files for [`Database::embedded`]).
+/// The database's strings, kept for the life of the process, each distinct one once.
+///
+/// Observations carry their label's and link's strings. As `&'static str` they are copied
+/// with the observation; as `Arc<str>`s their reference counts were written by the engine's
+/// thread for every observation while the rendering thread read the strings beside them,
+/// which cost more than the copies. However many databases a process loads, it keeps each
+/// distinct string once (a few KB for p0f.fp).
+fn intern(s: &str) -> &'static str {
+    static STRINGS: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
+    let mut strings = STRINGS
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    if let Some(&kept) = strings.get(s) {
+        return kept;
+    }
+    let kept: &'static str = Box::leak(Box::from(s));
+    strings.insert(kept);
+    kept
+}
+
 struct Parser {
     db: Database,
     state: State,
@@ -360,8 +382,8 @@ struct Parser {
     generic: bool,
     class: Option<u32>,
     name_id: u32,
-    flavor: Option<Arc<str>>,
-    mtu_label: Option<Arc<str>>,
+    flavor: Option<&'static str>,
+    mtu_label: Option<&'static str>,
     sys: Vec<SysRef>,
     label_id: u32,
     label_line: u32,
@@ -571,7 +593,7 @@ impl Parser {
             }
             self.db
                 .classes
-                .push(Arc::from(String::from_utf8_lossy(&val[start..i]).as_ref()));
+                .push(intern(&String::from_utf8_lossy(&val[start..i])));
         }
         Ok(())
     }
@@ -594,9 +616,7 @@ impl Parser {
         {
             return i as u32;
         }
-        self.db
-            .names
-            .push(Arc::from(String::from_utf8_lossy(name).as_ref()));
+        self.db.names.push(intern(&String::from_utf8_lossy(name)));
         (self.db.names.len() - 1) as u32
     }
 
@@ -605,7 +625,7 @@ impl Parser {
             if val.is_empty() {
                 return Err(DbErrorKind::EmptyMtuLabel);
             }
-            self.mtu_label = Some(Arc::from(String::from_utf8_lossy(val).as_ref()));
+            self.mtu_label = Some(intern(&String::from_utf8_lossy(val)));
             return Ok(());
         }
         self.generic = match at(val, 0) {
@@ -645,7 +665,7 @@ impl Parser {
         self.flavor = if flavor.is_empty() {
             None
         } else {
-            Some(Arc::from(String::from_utf8_lossy(flavor).as_ref()))
+            Some(intern(&String::from_utf8_lossy(flavor)))
         };
         self.label_id += 1;
         self.label_line = line_no;
@@ -729,7 +749,7 @@ impl Parser {
             generic: self.generic,
             class: self.class,
             name_id: self.name_id,
-            flavor: self.flavor.clone(),
+            flavor: self.flavor,
             label_id: self.label_id,
             sys: self.sys.clone(),
             module,
@@ -751,7 +771,6 @@ impl Parser {
         }
         let link = self
             .mtu_label
-            .clone()
             .ok_or(DbErrorKind::Misplaced("sig"))?;
         let mtu = mtu as u16;
         let idx = self.db.mtu.len() as u32;
@@ -1191,8 +1210,8 @@ mod tests {
         assert_eq!(db.tcp_sigs().iter().filter(|s| !s.to_srv).count(), n_resp);
         assert_eq!(db.mtu_sigs().len(), n_mtu);
         assert!(!db.http_sigs().is_empty());
-        assert_eq!(&*db.classes()[1], "unix");
-        assert_eq!(db.mtu_link(1500).map(|l| &**l), Some("Ethernet or modem"));
+        assert_eq!(db.classes()[1], "unix");
+        assert_eq!(db.mtu_link(1500), Some("Ethernet or modem"));
     }
 
     #[test]
@@ -1377,7 +1396,7 @@ mod tests {
             vec![SysRef::Class(1), SysRef::Class(0), SysRef::Name(1)]
         );
         assert_eq!(db.name_of(l0), "NMap");
-        assert_eq!(l0.flavor.as_deref(), Some("SYN scan"));
+        assert_eq!(l0.flavor, Some("SYN scan"));
         // `linux` is the same name as the `Linux` of the sys line; first spelling wins.
         let l1 = &db.labels()[1];
         assert_eq!((l1.name_id, db.name_of(l1)), (1, "Linux"));

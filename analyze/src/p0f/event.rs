@@ -1,7 +1,6 @@
 //! What the engine reports: typed observations, one per line p0f would log.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::sync::Arc;
 
 use super::matcher::Quality;
 use super::sig::RawSig;
@@ -69,17 +68,18 @@ pub enum LabelType {
     App,
 }
 
-/// The label of a matched signature, resolved to strings.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// The label of a matched signature, resolved to strings (the database's, which live as
+/// long as the process: see `db::intern`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MatchedLabel {
     /// `os` or `app`.
     pub label_type: LabelType,
     /// Class (`win`, `unix`, `other`); `None` for userland labels.
-    pub class: Option<Arc<str>>,
+    pub class: Option<&'static str>,
     /// OS or application name.
-    pub name: Arc<str>,
+    pub name: &'static str,
     /// Flavor (version etc.).
-    pub flavor: Option<Arc<str>>,
+    pub flavor: Option<&'static str>,
     /// Generic (`g:`) label.
     pub generic: bool,
     /// Line of the matched signature in its database file.
@@ -192,7 +192,7 @@ pub enum EventKind {
     /// MTU from the MSS option.
     Mtu {
         /// Link type label from `[mtu]`, `None` when unknown.
-        link: Option<Arc<str>>,
+        link: Option<&'static str>,
         /// MSS + 40 (IPv4) or + 60 (IPv6); may exceed 65535.
         mtu: u32,
     },

@@ -235,7 +235,7 @@ fn format_line(
                     out.write_char('|')?;
                     out.write_str(key)?;
                     out.write_char('=')?;
-                    out.write_str(&l.name)?;
+                    out.write_str(l.name)?;
                     if let Some(f) = &l.flavor {
                         out.write_char(' ')?;
                         out.write_str(f)?;

@@ -397,14 +397,14 @@ impl Engine {
                 },
                 class: l
                     .class
-                    .and_then(|c| self.db.classes().get(c as usize).cloned()),
+                    .and_then(|c| self.db.classes().get(c as usize).copied()),
                 name: self
                     .db
                     .names()
                     .get(l.name_id as usize)
-                    .cloned()
-                    .unwrap_or_else(|| Arc::from("")),
-                flavor: l.flavor.clone(),
+                    .copied()
+                    .unwrap_or(""),
+                flavor: l.flavor,
                 generic: l.generic,
                 sig_line: s.line,
             }),
@@ -476,10 +476,7 @@ impl Engine {
         let hdr = if pk.ip_ver == 4 { MIN_TCP4 } else { MIN_TCP6 };
         // Not narrowed: p0f 3.09b logs e.g. `raw_mtu=65536` for an IPv6 MSS of 65476.
         let mtu = u32::from(pk.mss) + hdr;
-        let link = u16::try_from(mtu)
-            .ok()
-            .and_then(|m| self.db.mtu_link(m))
-            .cloned();
+        let link = u16::try_from(mtu).ok().and_then(|m| self.db.mtu_link(m));
         self.emit(ctx, to_srv, EventKind::Mtu { link, mtu }, out);
     }
 

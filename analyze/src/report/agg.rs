@@ -17,7 +17,7 @@
 //! engine already has, compared by value without formatting anything:
 //!
 //! * hosts by `(ip_version, address bytes)` of the side the observation is about,
-//! * labels by content (type, class, name, flavor; the `Arc<str>`s are cloned, not copied),
+//! * labels by content (type, class, name, flavor; the database's strings, by reference),
 //! * unknown signatures by [`RawSig`] value,
 //! * MTU link names by content,
 //! * the module (`syn`, `syn+ack`, …) and quality as small fixed codes.
@@ -37,7 +37,6 @@
 
 use std::hash::Hash;
 use std::net::IpAddr;
-use std::sync::Arc;
 
 use polars::prelude::*;
 use record::FlowKey;
@@ -62,7 +61,7 @@ fn perr(e: PolarsError) -> String {
 
 /// An OS (or application) label as one line of text: `name flavor`, as p0f prints it.
 pub fn label_text(l: &MatchedLabel) -> String {
-    name_flavor(&l.name, l.flavor.as_deref())
+    name_flavor(l.name, l.flavor)
 }
 
 fn name_flavor(name: &str, flavor: Option<&str>) -> String {
@@ -194,41 +193,37 @@ impl<K: Hash + Eq + Clone> Interner<K> {
 }
 
 /// A label's content: what the OS mix and the host/traffic tables key on. Two
-/// [`MatchedLabel`]s with equal strings are one key whatever their `Arc`s (and their
-/// `generic`/`sig_line`, which no table shows).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+/// [`MatchedLabel`]s with equal strings are one key wherever their strings are (and
+/// whatever their `generic`/`sig_line`, which no table shows).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 struct LabelKey {
     label_type: LabelType,
-    class: Option<Arc<str>>,
-    name: Arc<str>,
-    flavor: Option<Arc<str>>,
+    class: Option<&'static str>,
+    name: &'static str,
+    flavor: Option<&'static str>,
 }
 
 impl LabelKey {
     fn of(l: &MatchedLabel) -> LabelKey {
         LabelKey {
             label_type: l.label_type,
-            class: l.class.clone(),
-            name: l.name.clone(),
-            flavor: l.flavor.clone(),
+            class: l.class,
+            name: l.name,
+            flavor: l.flavor,
         }
     }
 }
 
-/// An [`Interner`] of keys holding `Arc<str>`s that is looked up by the addresses of those
-/// strings first.
+/// An [`Interner`] of keys made of strings that is looked up by where those strings are
+/// first.
 ///
-/// The keys come from the database and share its `Arc`s, so almost every lookup is a hash
-/// of a few words instead of cloning the `Arc`s and hashing their strings. Cloning also
-/// made the engine's thread and the rendering thread, which drops the observations, take
-/// turns writing the same reference counts (showed in profiles of the engine's thread).
+/// The strings come from the database, which keeps each distinct one once for the life of
+/// the process, so almost every lookup hashes a few words instead of the strings. Keys of
+/// other strings with equal text (made elsewhere) still get the id of that text.
 #[derive(Debug)]
 struct ByAddr<A, K> {
     by_content: Interner<K>,
     by_addr: FastMap<A, u32>,
-    /// The keys whose addresses are keys of `by_addr`, held so that no other string can
-    /// take one of those addresses while it is a key.
-    held: Vec<K>,
 }
 
 impl<A, K> Default for ByAddr<A, K> {
@@ -236,23 +231,19 @@ impl<A, K> Default for ByAddr<A, K> {
         ByAddr {
             by_content: Interner::default(),
             by_addr: FastMap::default(),
-            held: Vec::new(),
         }
     }
 }
 
 impl<A: Hash + Eq, K: Hash + Eq + Clone> ByAddr<A, K> {
-    /// The id of the key whose strings' addresses are `addr`; `content` makes it when they
-    /// are new.
+    /// The id of the key whose strings are at `addr`; `content` makes it when they are new.
     #[inline]
     fn id(&mut self, addr: A, content: impl FnOnce() -> K) -> PResult<u32> {
         if let Some(id) = self.by_addr.get(&addr) {
             return Ok(*id);
         }
-        let content = content();
-        let id = self.by_content.id(content.clone())?;
+        let id = self.by_content.id(content())?;
         self.by_addr.insert(addr, id);
-        self.held.push(content);
         Ok(id)
     }
 
@@ -266,25 +257,29 @@ impl<A: Hash + Eq, K: Hash + Eq + Clone> ByAddr<A, K> {
     }
 }
 
-/// The address of an optional string (0: none), for [`ByAddr`].
-fn addr(s: &Option<Arc<str>>) -> usize {
-    s.as_ref().map_or(0, |s| Arc::as_ptr(s).addr())
+/// Where an optional `'static` string is: its address and length (`(0, 0)`: none), for
+/// [`ByAddr`]. Such a string is never freed, so no other string takes its place.
+fn addr(s: Option<&'static str>) -> (usize, usize) {
+    s.map_or((0, 0), |s| (s.as_ptr().addr(), s.len()))
 }
 
-/// (link, MTU) pairs, by the link string's address and the MTU.
-type Mtus = ByAddr<(usize, u32), (Option<Arc<str>>, u32)>;
+/// (link, MTU) pairs, by where the link string is and the MTU.
+type Mtus = ByAddr<((usize, usize), u32), (Option<&'static str>, u32)>;
+
+/// Where a label's strings are, for [`ByAddr`].
+type LabelAddr = (LabelType, (usize, usize), (usize, usize), (usize, usize));
 
 /// Labels by content; id 0 is "not matched".
 #[derive(Debug, Default)]
-struct Labels(ByAddr<(LabelType, usize, usize, usize), LabelKey>);
+struct Labels(ByAddr<LabelAddr, LabelKey>);
 
 impl Labels {
     fn id(&mut self, l: &MatchedLabel) -> PResult<u32> {
         let key = (
             l.label_type,
-            addr(&l.class),
-            Arc::as_ptr(&l.name).addr(),
-            addr(&l.flavor),
+            addr(l.class),
+            addr(Some(l.name)),
+            addr(l.flavor),
         );
         self.0.id(key, || LabelKey::of(l))
     }
@@ -321,10 +316,10 @@ fn label_dict(labels: &Labels) -> PResult<LazyFrame> {
     for (i, k) in labels.iter() {
         id.push(i);
         lt.push(Some(label_type_name(k.label_type)));
-        class.push(k.class.as_deref());
-        name.push(Some(&*k.name));
-        flavor.push(k.flavor.as_deref());
-        text.push(Some(name_flavor(&k.name, k.flavor.as_deref())));
+        class.push(k.class);
+        name.push(Some(k.name));
+        flavor.push(k.flavor);
+        text.push(Some(name_flavor(k.name, k.flavor)));
     }
     let df = df!(
         "label_id" => id,
@@ -557,7 +552,7 @@ impl Aggregator {
                 c.distance.push(u32::from(t.distance));
             }
             EventKind::Mtu { link, mtu } => {
-                let id = self.mtus.id((addr(link), *mtu), || (link.clone(), *mtu))?;
+                let id = self.mtus.id((addr(*link), *mtu), || (*link, *mtu))?;
                 self.chunk.mtu.push(id);
             }
             _ => {}
@@ -1009,7 +1004,12 @@ mod tests {
     use crate::p0f::event::{Endpoints, Params, TcpObservation};
     use crate::p0f::{Event, Quality, Subject};
     use crate::parallel::{FlowTable, Traffic};
-    use std::sync::Arc;
+
+    /// A string somewhere no other string is, as a fresh copy made by the database's
+    /// interning would never be (tests only: it is leaked).
+    fn fresh(s: &str) -> &'static str {
+        Box::leak(Box::from(s))
+    }
 
     /// A SYN observation from host `h` (198.51.100.h) with label `name` (None: unknown),
     /// built from a real engine signature so the raw_sig is genuine.
@@ -1019,8 +1019,8 @@ mod tests {
         let mut t = template.clone();
         t.label = name.map(|n| MatchedLabel {
             label_type: LabelType::Os,
-            class: Some(Arc::from("unix")),
-            name: Arc::from(n),
+            class: Some(fresh("unix")),
+            name: fresh(n),
             flavor: None,
             generic: false,
             sig_line: 1,
@@ -1137,8 +1137,8 @@ mod tests {
         let label = MatchedLabel {
             label_type: LabelType::Os,
             class: None,
-            name: Arc::from("Linux"),
-            flavor: Some(Arc::from("3.x")),
+            name: fresh("Linux"),
+            flavor: Some(fresh("3.x")),
             generic: false,
             sig_line: 0,
         };
@@ -1193,13 +1193,13 @@ mod tests {
         );
     }
 
-    /// A label with fresh `Arc`s.
+    /// A label with fresh strings.
     fn label(t: LabelType, class: Option<&str>, name: &str, flavor: Option<&str>) -> MatchedLabel {
         MatchedLabel {
             label_type: t,
-            class: class.map(Arc::from),
-            name: Arc::from(name),
-            flavor: flavor.map(Arc::from),
+            class: class.map(fresh),
+            name: fresh(name),
+            flavor: flavor.map(fresh),
             generic: false,
             sig_line: 0,
         }
@@ -1238,9 +1238,9 @@ mod tests {
         let add = |l: MatchedLabel, n: usize, a: &mut Aggregator| {
             for i in 0..n {
                 let mut tcp = t.clone();
-                let mut l = l.clone();
-                // Fresh Arcs and a different line each time: still one label.
-                l.name = Arc::from(&*l.name);
+                let mut l = l;
+                // Fresh strings and a different line each time: still one label.
+                l.name = fresh(l.name);
                 l.sig_line = i as u32;
                 tcp.label = Some(l);
                 a.add(&about(4, host, EventKind::Tcp(tcp))).unwrap();
@@ -1421,7 +1421,7 @@ mod tests {
             (None, 1400),
         ] {
             let kind = EventKind::Mtu {
-                link: link.map(Arc::from),
+                link: link.map(fresh),
                 mtu,
             };
             a.add(&about(4, [0; 16], kind)).unwrap();
@@ -1456,7 +1456,7 @@ mod tests {
             let name = [Some("Linux"), Some("Windows"), None][usize::from(i % 3)];
             obs.push(syn(i % 7, name, &t));
             if i % 4 == 0 {
-                let link = (i % 8 == 0).then(|| Arc::from("DSL"));
+                let link = (i % 8 == 0).then(|| fresh("DSL"));
                 let mut addr = [0; 16];
                 addr[..4].copy_from_slice(&[198, 51, 100, i % 5]);
                 let kind = EventKind::Mtu {

@@ -263,9 +263,9 @@ pub fn cells<'a>(obs: &'a Observation, sources: &'a Sources) -> [Cell<'a>; NCOLS
             row[11] = Sig(&t.raw_sig);
             if let Some(l) = &t.label {
                 row[12] = s(label_type_name(l.label_type));
-                row[13] = opt_s(l.class.as_deref());
-                row[14] = s(&l.name);
-                row[15] = opt_s(l.flavor.as_deref());
+                row[13] = opt_s(l.class);
+                row[14] = s(l.name);
+                row[15] = opt_s(l.flavor);
             }
             row[16] = s(t.quality.name());
             row[17] = UInt(u64::from(t.distance));
@@ -418,7 +418,7 @@ pub(crate) mod tests {
                 endpoints: endpoints(),
                 subject: Subject::Client,
                 kind: EventKind::Mtu {
-                    link: Some(Arc::from("Ethernet or modem")),
+                    link: Some("Ethernet or modem"),
                     mtu: 1500,
                 },
             },
