@@ -769,9 +769,7 @@ impl Parser {
         if mtu <= 0 || mtu > 65535 {
             return Err(DbErrorKind::MalformedMtu);
         }
-        let link = self
-            .mtu_label
-            .ok_or(DbErrorKind::Misplaced("sig"))?;
+        let link = self.mtu_label.ok_or(DbErrorKind::Misplaced("sig"))?;
         let mtu = mtu as u16;
         let idx = self.db.mtu.len() as u32;
         self.db.mtu.push(MtuSig {

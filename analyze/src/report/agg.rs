@@ -367,9 +367,9 @@ fn code_dict(id_name: &str, name: &str, texts: &[&'static str]) -> PResult<LazyF
 /// Compact rows of one chunk: ids and numbers only.
 #[derive(Default)]
 struct Chunk {
-    /// TCP observations: host, label (0: none), quality code, unknown signature with its
-    /// module (0: matched), distance.
-    host: Vec<u32>,
+    /// TCP observations: host and label as one key ([`host_label`]), label (0: none),
+    /// quality code, unknown signature with its module (0: matched), distance.
+    host_label: Vec<u64>,
     label: Vec<u32>,
     quality: Vec<u32>,
     sig: Vec<u32>,
@@ -380,16 +380,16 @@ struct Chunk {
 
 impl Chunk {
     fn len(&self) -> usize {
-        self.host.len() + self.mtu.len()
+        self.host_label.len() + self.mtu.len()
     }
 
     /// The TCP and the MTU rows as frames (`None` when there are none).
     fn frames(self) -> PResult<(Option<LazyFrame>, Option<LazyFrame>)> {
-        let tcp = if self.host.is_empty() {
+        let tcp = if self.host_label.is_empty() {
             None
         } else {
             let df = df!(
-                "host_id" => self.host,
+                "host_label" => self.host_label,
                 "label_id" => self.label,
                 "quality_id" => self.quality,
                 "sig_id" => self.sig,
@@ -406,6 +406,26 @@ impl Chunk {
         };
         Ok((tcp, mtu))
     }
+}
+
+/// A host id and a label id as one key, so the host table's partials group by one column
+/// (polars row-encodes keys of several columns: the host partials were most of a chunk's
+/// grouping). [`split_host_label`] takes it apart again.
+fn host_label(host: u32, label: u32) -> u64 {
+    u64::from(host) << 32 | u64::from(label)
+}
+
+/// `(host_label, count)` rows as `(host_id, label_id, count)` rows.
+fn split_host_label(rows: &DataFrame) -> PResult<DataFrame> {
+    let keys = u64s(rows, "host_label")?;
+    let hosts: Vec<u32> = keys.iter().map(|&k| (k >> 32) as u32).collect();
+    let labels: Vec<u32> = keys.iter().map(|&k| k as u32).collect();
+    df!(
+        "host_id" => hosts,
+        "label_id" => labels,
+        "count" => u64s(rows, "count")?,
+    )
+    .map_err(perr)
 }
 
 /// The TCP rows of unknown signatures (a matched row's `sig_id` is 0).
@@ -520,7 +540,7 @@ impl Aggregator {
             mtus: Mtus::default(),
             os: Partials::new(&["label_id"]),
             quality: Partials::new(&["quality_id"]),
-            hosts: Partials::new(&["host_id", "label_id"]),
+            hosts: Partials::new(&["host_label"]),
             sigs: Partials::new(&["sig_id"]),
             distance: Partials::new(&["distance"]),
             mtu: Partials::new(&["mtu_id"]),
@@ -545,7 +565,7 @@ impl Aggregator {
                     0
                 };
                 let c = &mut self.chunk;
-                c.host.push(host);
+                c.host_label.push(host_label(host, label));
                 c.label.push(label);
                 c.quality.push(quality_code(t.quality));
                 c.sig.push(sig);
@@ -704,10 +724,11 @@ impl Aggregator {
 
         let (mut hosts, mut top_hosts) = (0, Vec::new());
         if let Some(rows) = self.hosts.all(pending(&self.hosts))? {
-            // `(host_id, label_id, count)` rows, a pair possibly in several: grouped by host
+            // `(host_label, count)` rows split into `host_id` and `label_id`, a pair possibly
+            // in several rows: grouped by host
             // for the counts, and by label text for the candidates' rows only (grouping every
             // pair, then by text, was most of the summary's time on a 1 GiB capture).
-            let rows = rows.collect().map_err(perr)?;
+            let rows = split_host_label(&rows.collect().map_err(perr)?)?;
             let per_host = rows
                 .clone()
                 .lazy()
@@ -1534,5 +1555,27 @@ mod tests {
                 },
             ]
         );
+    }
+
+    /// Host and label ids come back out of their one key whole, at the ends of their range.
+    #[test]
+    fn host_label_keys_split_back() {
+        let pairs = [
+            (0, 0),
+            (1, 0),
+            (0, 1),
+            (u32::MAX, 7),
+            (7, u32::MAX),
+            (u32::MAX, u32::MAX),
+        ];
+        let keys: Vec<u64> = pairs.iter().map(|&(h, l)| host_label(h, l)).collect();
+        let counts: Vec<u64> = (1..=pairs.len() as u64).collect();
+        let rows = df!("host_label" => keys, "count" => counts.clone()).unwrap();
+        let split = split_host_label(&rows).unwrap();
+        let hosts = u32s(&split, "host_id").unwrap();
+        let labels = u32s(&split, "label_id").unwrap();
+        let got: Vec<(u32, u32)> = hosts.into_iter().zip(labels).collect();
+        assert_eq!(got, pairs);
+        assert_eq!(u64s(&split, "count").unwrap(), counts);
     }
 }
