@@ -309,13 +309,12 @@ impl TextStage {
 
     fn write(
         &mut self,
-        (mut batch, mut bytes): (Vec<Observation>, Vec<u8>),
+        (batch, mut bytes): (Vec<Observation>, Vec<u8>),
         out: &mut impl Write,
     ) -> std::io::Result<()> {
         self.in_flight -= 1;
         out.write_all(&bytes)?;
         bytes.clear();
-        batch.clear();
         self.spare.push((batch, bytes));
         Ok(())
     }
@@ -343,7 +342,7 @@ fn render(
 ) -> u64 {
     let mut text = TextWriter::new();
     let mut json_rows = 0u64;
-    for (batch, bytes) in batches {
+    for (mut batch, bytes) in batches {
         text.set_buffer(bytes);
         for obs in &batch {
             match format {
@@ -368,9 +367,7 @@ fn render(
                 OutputFormat::Table => {}
             }
         }
-        // The observations are dropped by the engine's thread (`TextStage::write`), which
-        // made their labels' `Arc`s: here they would take turns with it writing the same
-        // reference counts.
+        batch.clear();
         if rendered.send((batch, text.take_buffer())).is_err() {
             break;
         }

@@ -352,7 +352,6 @@ enum ModType {
     Http,
 }
 
-/// Parser state carried across lines (and across files for [`Database::embedded`]).
 /// The database's strings, kept for the life of the process, each distinct one once.
 ///
 /// Observations carry their label's and link's strings. As `&'static str` they are copied
@@ -374,6 +373,7 @@ fn intern(s: &str) -> &'static str {
     kept
 }
 
+/// Parser state carried across lines (and across files for [`Database::embedded`]).
 struct Parser {
     db: Database,
     state: State,

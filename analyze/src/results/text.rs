@@ -3,8 +3,9 @@
 //! These writers run once per observation (on the rendering thread beside the engine, see
 //! `analysis`), so they avoid the `fmt` machinery and allocation per value: rows are
 //! rendered straight into one reused byte buffer (integers with `itoa`, IPv4 addresses octet
-//! by octet, the date part of timestamps once per second, each distinct raw signature once)
-//! and the buffer goes to the output in large writes.
+//! by octet, the date part of timestamps once per second, each distinct raw signature once,
+//! a JSON row's keys and constant cells once per row shape) and the buffer goes to the
+//! output in large writes.
 
 use std::io::Write;
 
