@@ -20,9 +20,9 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::p0f::event::NatReasons;
+use crate::p0f::event::{NatReasons, TcpKind};
 use crate::p0f::sig::RawSig;
-use crate::p0f::{Event, EventKind, LabelType, Params, Subject};
+use crate::p0f::{Event, EventKind, LabelType, Params, Quality, Subject};
 
 pub mod parquet;
 pub mod text;
@@ -134,6 +134,11 @@ pub enum Cell<'a> {
     Null,
     Time(u64),
     Str(&'a str),
+    /// A string from the short fixed list of its column's values (`module`, `subject`,
+    /// `direction`, `label_type`, `quality`), with its place in that list (1 to
+    /// [`WORD_CODES`]): the JSON writer keeps such cells in a row shape's template, as it
+    /// does nulls and booleans, instead of rendering them row by row.
+    Word(u8, &'static str),
     /// An address: IP version (4 or 6) and 16 bytes in network order (IPv4 in bytes 0..4).
     Ip(u8, &'a [u8; 16]),
     /// A raw signature in p0f.fp syntax.
@@ -153,7 +158,7 @@ impl Cell<'_> {
     /// [`Cell::Sig`], [`Cell::Params`], [`Cell::Nat`]); other cells append nothing.
     pub fn text(&self, out: &mut String) {
         match *self {
-            Cell::Str(s) => out.push_str(s),
+            Cell::Str(s) | Cell::Word(_, s) => out.push_str(s),
             Cell::Ip(4, a) => {
                 let _ = write!(out, "{}", std::net::Ipv4Addr::new(a[0], a[1], a[2], a[3]));
             }
@@ -233,6 +238,26 @@ pub fn label_type_name(t: LabelType) -> &'static str {
     }
 }
 
+/// Largest [`Cell::Word`] code.
+pub const WORD_CODES: u8 = 10;
+
+/// `module` as a word: [`TcpKind`]s first, then the other modules.
+fn module_word(ev: &Event) -> Cell<'static> {
+    let code = match &ev.kind {
+        EventKind::Tcp(t) => match t.kind {
+            TcpKind::Syn => 1,
+            TcpKind::SynAck => 2,
+            TcpKind::SendsynProbe => 3,
+            TcpKind::SendsynResponse => 4,
+        },
+        EventKind::Mtu { .. } => 5,
+        EventKind::Uptime { .. } => 6,
+        EventKind::HostChange(_) => 7,
+        EventKind::IpSharing(_) => 8,
+    };
+    Cell::Word(code, ev.module())
+}
+
 /// The flat row of an observation, in [`COLUMNS`] order.
 pub fn cells<'a>(obs: &'a Observation, sources: &'a Sources) -> [Cell<'a>; NCOLS] {
     use Cell::*;
@@ -247,8 +272,14 @@ pub fn cells<'a>(obs: &'a Observation, sources: &'a Sources) -> [Cell<'a>; NCOLS
     let mut row: [Cell<'a>; NCOLS] = std::array::from_fn(|_| Null);
     row[0] = Time(ev.ts_ns);
     row[1] = s(sources.name(obs.source));
-    row[2] = s(ev.module());
-    row[3] = s(ev.subject.short());
+    row[2] = module_word(ev);
+    row[3] = Word(
+        match ev.subject {
+            Subject::Client => 1,
+            Subject::Server => 2,
+        },
+        ev.subject.short(),
+    );
     row[4] = UInt(u64::from(e.ip_version));
     row[5] = Ip(e.ip_version, &e.client_addr);
     row[6] = UInt(u64::from(e.client_port));
@@ -259,15 +290,31 @@ pub fn cells<'a>(obs: &'a Observation, sources: &'a Sources) -> [Cell<'a>; NCOLS
     row[26] = Bool(false);
     match &ev.kind {
         EventKind::Tcp(t) => {
-            row[10] = opt_s(record::direction::name(t.direction));
+            // 0..=2: a code of 1..=3.
+            row[10] =
+                record::direction::name(t.direction).map_or(Null, |d| Word(t.direction + 1, d));
             row[11] = Sig(&t.raw_sig);
             if let Some(l) = &t.label {
-                row[12] = s(label_type_name(l.label_type));
+                row[12] = Word(
+                    match l.label_type {
+                        LabelType::Os => 1,
+                        LabelType::App => 2,
+                    },
+                    label_type_name(l.label_type),
+                );
                 row[13] = opt_s(l.class);
                 row[14] = s(l.name);
                 row[15] = opt_s(l.flavor);
             }
-            row[16] = s(t.quality.name());
+            row[16] = Word(
+                match t.quality {
+                    Quality::Exact => 1,
+                    Quality::Generic => 2,
+                    Quality::Fuzzy => 3,
+                    Quality::Unknown => 4,
+                },
+                t.quality.name(),
+            );
             row[17] = UInt(u64::from(t.distance));
             row[18] = Bool(t.distance_upper_bound);
             let matched = t.label.is_some();
@@ -359,7 +406,7 @@ pub(crate) mod tests {
         let mut raw = String::new();
         get("raw_sig").text(&mut raw);
         assert!(line.ends_with(&format!("|raw_sig={raw}")), "{line}");
-        assert_eq!(get("module"), Cell::Str("syn"));
+        assert_eq!(get("module"), Cell::Word(1, "syn"));
         assert_eq!(get("source_file"), Cell::Str("x.pcap"));
         if let Cell::Str(name) = get("os_name") {
             assert!(line.contains(&format!("|os={name}")), "{line}");

@@ -230,7 +230,7 @@ pub fn encode(
         for (b, cell) in builders.iter_mut().zip(cells(obs, sources)) {
             match (b, cell) {
                 (B::Time(b), Cell::Time(ns)) => b.append_option(i64::try_from(ns).ok()),
-                (B::Str(b), Cell::Str(s)) => b.append_value(s),
+                (B::Str(b), Cell::Str(s) | Cell::Word(_, s)) => b.append_value(s),
                 (
                     B::Str(b),
                     c @ (Cell::Ip(..) | Cell::Sig(_) | Cell::Params(..) | Cell::Nat(_)),

@@ -117,7 +117,8 @@ impl TextWriter {
     fn json_value(&mut self, cell: &Cell<'_>) {
         match *cell {
             Cell::Time(ns) => self.time(ns),
-            Cell::Str(s) => json_str_body(s, &mut self.buf),
+            // Words are in the template, except ones with a code out of range.
+            Cell::Str(s) | Cell::Word(_, s) => json_str_body(s, &mut self.buf),
             Cell::UInt(v) => self.uint(v),
             // Finite by construction (see `cells`); `{}` prints the shortest exact form.
             Cell::Float(v) => {
@@ -143,7 +144,7 @@ impl TextWriter {
             match cell {
                 Cell::Null => {}
                 Cell::Time(ns) => self.time(ns),
-                Cell::Str(s) => csv_field(s, &mut self.buf),
+                Cell::Str(s) | Cell::Word(_, s) => csv_field(s, &mut self.buf),
                 Cell::UInt(v) => self.uint(v),
                 Cell::Float(v) => {
                     let _ = write!(self.buf, "{v}");
@@ -180,14 +181,15 @@ impl TextWriter {
             }
         };
         self.buf.extend_from_slice(&date);
-        let frac = ts_ns % 1_000_000_000;
-        let mut digits = [b'0'; 9];
-        let mut b = itoa::Buffer::new();
-        let f = b.format(frac).as_bytes();
-        digits[9 - f.len()..].copy_from_slice(f);
-        self.buf.push(b'.');
-        self.buf.extend_from_slice(&digits);
-        self.buf.push(b'Z');
+        // `.nnnnnnnnnZ`, all nine digits put in place: a fixed-size copy, where itoa's
+        // digits (1 to 9 of them) were a memmove call.
+        let mut frac = ts_ns % 1_000_000_000;
+        let mut tail = *b".000000000Z";
+        for d in tail[1..10].iter_mut().rev() {
+            *d = b'0' + (frac % 10) as u8;
+            frac /= 10;
+        }
+        self.buf.extend_from_slice(&tail);
     }
 
     /// Appends the text of an address, signature, params or NAT cell (no quoting).
@@ -218,14 +220,17 @@ impl TextWriter {
     }
 }
 
-/// How a cell appears in a row's JSON: as a constant (`null`, `false`, `true`), or as a
-/// value rendered into a quoted or a bare hole of the template.
+/// How a cell appears in a row's JSON: as a constant (`null`, `false`, `true`, a word), or
+/// as a value rendered into a quoted or a bare hole of the template.
 fn shape_code(cell: &Cell<'_>) -> u128 {
     match cell {
         Cell::Null => 1,
         Cell::Bool(false) => 2,
         Cell::Bool(true) => 3,
-        Cell::Time(_)
+        // 6 to 15.
+        Cell::Word(code @ 1..=super::WORD_CODES, _) => 5 + u128::from(*code),
+        Cell::Word(..)
+        | Cell::Time(_)
         | Cell::Str(_)
         | Cell::Ip(..)
         | Cell::Sig(_)
@@ -236,7 +241,8 @@ fn shape_code(cell: &Cell<'_>) -> u128 {
 }
 
 /// Bits of [`shape_code`] per column in [`shape_key`].
-const SHAPE_BITS: usize = 3;
+const SHAPE_BITS: usize = 4;
+const _: () = assert!(5 + (super::WORD_CODES as usize) < (1 << SHAPE_BITS));
 const _: () = assert!(SHAPE_BITS * super::NCOLS <= 128);
 
 /// A row's shape: [`shape_code`] of every cell (shifted in by a constant: a shift of a
@@ -277,6 +283,13 @@ impl Template {
                 1 => text.extend_from_slice(b"null"),
                 2 => text.extend_from_slice(b"false"),
                 3 => text.extend_from_slice(b"true"),
+                6.. => {
+                    text.push(b'"');
+                    if let Cell::Word(_, w) = cell {
+                        json_str_body(w, &mut text);
+                    }
+                    text.push(b'"');
+                }
                 4 => {
                     text.push(b'"');
                     holes.push(hole(&text));
@@ -474,6 +487,7 @@ mod tests {
                 cell.text(&mut want);
                 match cell {
                     Cell::Str(_)
+                    | Cell::Word(..)
                     | Cell::Ip(..)
                     | Cell::Sig(_)
                     | Cell::Params(..)
@@ -554,23 +568,15 @@ mod tests {
         assert_eq!(js["params"], "excess_dist tos:0x2e");
     }
 
-    /// Rows of every kind, rendered twice by one writer (the second time from the template
-    /// cache): every column once, in order, each null and boolean cell as itself.
-    #[test]
-    fn templates_render_like_their_cells() {
+    /// One event of every kind but TCP.
+    fn other_kinds() -> [EventKind; 4] {
         use crate::p0f::event::NatObservation;
-        use crate::results::{NCOLS, NatReasons};
-        let sources = Sources(vec![Arc::from("x.pcap")]);
-        let syn = real_syn();
-        let mut unmatched = syn.clone();
-        if let EventKind::Tcp(t) = &mut unmatched.event.kind {
-            t.label = None;
-        }
+        use crate::results::NatReasons;
         let nat = NatObservation {
             reasons: NatReasons(NatReasons::TTL),
             raw_hits: [0; 4],
         };
-        let kinds = [
+        [
             EventKind::Mtu {
                 link: None,
                 mtu: 1492,
@@ -582,9 +588,22 @@ mod tests {
             },
             EventKind::HostChange(nat),
             EventKind::IpSharing(nat),
-        ];
+        ]
+    }
+
+    /// Rows of every kind, rendered twice by one writer (the second time from the template
+    /// cache): every column once, in order, each null and boolean cell as itself.
+    #[test]
+    fn templates_render_like_their_cells() {
+        use crate::results::NCOLS;
+        let sources = Sources(vec![Arc::from("x.pcap")]);
+        let syn = real_syn();
+        let mut unmatched = syn.clone();
+        if let EventKind::Tcp(t) = &mut unmatched.event.kind {
+            t.label = None;
+        }
         let mut rows = vec![syn, unmatched];
-        rows.extend(kinds.into_iter().map(|kind| Observation {
+        rows.extend(other_kinds().into_iter().map(|kind| Observation {
             source: 0,
             event: Event {
                 ts_ns: 1,
@@ -633,6 +652,83 @@ mod tests {
         }
     }
 
+    /// Words are constants of their row's template: every word a column can hold has a
+    /// code in range and its own within the column, and rows that differ by one word get
+    /// templates of their own, each with its own word.
+    #[test]
+    fn words_are_template_constants() {
+        use crate::p0f::{LabelType, Quality, TcpKind};
+        use crate::results::{NCOLS, WORD_CODES};
+        let sources = Sources(vec![Arc::from("x.pcap")]);
+        let syn = real_syn();
+        // Every value of every word column, one row each.
+        let mut rows = Vec::new();
+        for kind in [
+            TcpKind::Syn,
+            TcpKind::SynAck,
+            TcpKind::SendsynProbe,
+            TcpKind::SendsynResponse,
+        ] {
+            for quality in [
+                Quality::Exact,
+                Quality::Generic,
+                Quality::Fuzzy,
+                Quality::Unknown,
+            ] {
+                for direction in 0..=2 {
+                    for label_type in [LabelType::Os, LabelType::App] {
+                        let mut r = syn.clone();
+                        if let EventKind::Tcp(t) = &mut r.event.kind {
+                            t.kind = kind;
+                            t.quality = quality;
+                            t.direction = direction;
+                            if let Some(l) = &mut t.label {
+                                l.label_type = label_type;
+                            }
+                        }
+                        rows.push(r);
+                    }
+                }
+            }
+        }
+        for kind in other_kinds() {
+            let mut r = syn.clone();
+            r.event.kind = kind;
+            rows.push(r);
+        }
+        for subject in [Subject::Client, Subject::Server] {
+            let mut r = syn.clone();
+            r.event.subject = subject;
+            rows.push(r);
+        }
+        // column -> code -> word
+        let mut seen: Vec<std::collections::BTreeMap<u8, &str>> = vec![Default::default(); NCOLS];
+        let mut w = TextWriter::new();
+        for obs in &rows {
+            let row = cells(obs, &sources);
+            w.json_object(obs, &sources);
+            let js: serde_json::Value = serde_json::from_str(&rendered(&mut w)).unwrap();
+            for (i, cell) in row.iter().enumerate() {
+                if let Cell::Word(code, word) = *cell {
+                    assert!((1..=WORD_CODES).contains(&code), "{word}: {code}");
+                    let known = *seen[i].entry(code).or_insert(word);
+                    assert_eq!(known, word, "{}: code {code}", COLUMNS[i].name);
+                    assert_eq!(js[COLUMNS[i].name], word, "{}", COLUMNS[i].name);
+                }
+            }
+        }
+        let words: usize = seen.iter().map(|m| m.len()).sum();
+        // 8 modules, 2 subjects, 3 directions, 2 label types, 4 qualities.
+        assert_eq!(words, 19);
+        for m in &seen {
+            let distinct: std::collections::BTreeSet<_> = m.values().collect();
+            assert_eq!(distinct.len(), m.len());
+        }
+        let (a, b) = (Cell::Word(1, "syn"), Cell::Word(2, "syn+ack"));
+        assert_ne!(shape_key(&[a, Cell::Null]), shape_key(&[b, Cell::Null]));
+        assert_ne!(shape_key(&[a]), shape_key(&[Cell::Str("syn")]));
+    }
+
     /// Literals of every length up to past a block, at the end of a template's text (in its
     /// padding) or not, copy exactly their bytes.
     #[test]
@@ -647,16 +743,21 @@ mod tests {
         }
     }
 
-    /// IPv4 addresses of every octet width render as std prints them.
+    /// IPv4 addresses render as std prints them, whatever their octets' widths.
     #[test]
     fn addresses_render_like_std() {
         let mut w = TextWriter::new();
-        for octets in [
-            [0, 0, 0, 0],
-            [1, 22, 100, 255],
-            [255, 255, 255, 255],
-            [10, 0, 7, 99],
-        ] {
+        // Every octet value in every position, next to octets of other widths.
+        let all = (0..=255u8).flat_map(|v| {
+            [
+                [v, 0, 100, 255],
+                [9, v, 255, 10],
+                [255, 99, v, 0],
+                [0, 1, 22, v],
+                [v, v, v, v],
+            ]
+        });
+        for octets in all {
             let mut a = [0u8; 16];
             a[..4].copy_from_slice(&octets);
             w.plain(&Cell::Ip(4, &a));
