@@ -637,232 +637,296 @@ impl Aggregator {
     }
 
     /// The final tables. `top` bounds the host and signature lists.
-    pub fn finish(self, totals: &Totals, flows: &FlowTotals, top: usize) -> PResult<Summary> {
-        // The traffic table (a join over every flow) is made beside the others, which are
-        // small queries that mostly wait on polars' overhead: together they run after the
-        // replay, on the wall-clock path.
-        std::thread::scope(|s| {
-            let traffic = s.spawn(|| flows.traffic_by_os());
-            let summary = self.tables(totals, top);
-            let traffic = traffic
-                .join()
-                .map_err(|_| "the traffic table's thread panicked".to_string())?;
-            let mut summary = summary?;
-            summary.traffic_by_os = traffic?;
-            Ok(summary)
-        })
-    }
-
-    /// Every table but the traffic by OS.
-    fn tables(mut self, totals: &Totals, top: usize) -> PResult<Summary> {
+    pub fn finish(mut self, totals: &Totals, flows: &FlowTotals, top: usize) -> PResult<Summary> {
         // The rows since the last flush join the partials as they are, one `count` each:
         // grouping them into partials first would group them twice (five more queries on the
         // wall-clock path).
         let (tcp_rows, mtu_rows) = std::mem::take(&mut self.chunk).frames()?;
-        let pending = |p: &Partials| tcp_rows.clone().map(|r| p.ungrouped(r));
         let top = IdxSize::try_from(top).unwrap_or(IdxSize::MAX);
-        let tcp = self.tcp_rows;
-        let share = |count: u64, of: u64| {
-            if of == 0 {
-                0.0
-            } else {
-                count as f64 / of as f64
-            }
-        };
-        let desc_then_asc = |n: usize| {
-            SortMultipleOptions::default()
-                .with_order_descending_multi(std::iter::once(true).chain((1..n).map(|_| false)))
-                .with_nulls_last(true)
-        };
-        // Partials are keyed by ids: join the text on and group again by the text.
         let labels = label_dict(&self.labels)?;
-        let by_id = |lf: LazyFrame, dict: LazyFrame, id: &str| lf.left_join(dict, col(id), col(id));
-
-        let mut os_mix = Vec::new();
-        if let Some(merged) = self.os.merged(pending(&self.os))? {
-            let keys = ["label_type", "class", "name", "flavor"];
-            let df = regroup(by_id(merged, labels.clone(), "label_id"), &keys)
-                .sort(
-                    ["count", "label_type", "class", "name", "flavor"],
-                    desc_then_asc(5),
-                )
-                .collect()
-                .map_err(perr)?;
-            let lt = strs(&df, "label_type")?;
-            let cl = strs(&df, "class")?;
-            let nm = strs(&df, "name")?;
-            let fl = strs(&df, "flavor")?;
-            for (i, count) in u64s(&df, "count")?.into_iter().enumerate() {
-                os_mix.push(OsRow {
-                    label_type: lt[i].clone(),
-                    class: cl[i].clone(),
-                    name: nm[i].clone(),
-                    flavor: fl[i].clone(),
-                    count,
-                    share: share(count, tcp),
-                });
-            }
-        }
-
-        let mut quality_mix = Vec::new();
-        if let Some(merged) = self.quality.merged(pending(&self.quality))? {
-            let names = QUALITIES.map(Quality::name);
-            let dict = code_dict("quality_id", "quality", &names)?;
-            let df = regroup(by_id(merged, dict, "quality_id"), &["quality"])
-                .sort(["count", "quality"], desc_then_asc(2))
-                .collect()
-                .map_err(perr)?;
-            let q = strs(&df, "quality")?;
-            for (i, count) in u64s(&df, "count")?.into_iter().enumerate() {
-                quality_mix.push(CountRow {
-                    key: q[i].clone().unwrap_or_default(),
-                    count,
-                    share: share(count, tcp),
-                });
-            }
-        }
-
-        let (mut hosts, mut top_hosts) = (0, Vec::new());
-        if let Some(rows) = self.hosts.all(pending(&self.hosts))? {
-            // `(host_label, count)` rows split into `host_id` and `label_id`, a pair possibly
-            // in several rows: grouped by host
-            // for the counts, and by label text for the candidates' rows only (grouping every
-            // pair, then by text, was most of the summary's time on a 1 GiB capture).
-            let rows = split_host_label(&rows.collect().map_err(perr)?)?;
-            let per_host = rows
-                .clone()
-                .lazy()
-                .group_by([col("host_id")])
-                .agg([col("count").sum().alias("observations")])
-                .collect()
-                .map_err(perr)?;
-            hosts = per_host.height() as u64;
-            // Every host with at least the top-th largest count is a candidate.
-            let mut counts = u64s(&per_host, "observations")?;
-            let keep = match (top as usize).min(counts.len()) {
-                0 => lit(false),
-                n => {
-                    let cut = *counts.select_nth_unstable_by(n - 1, |a, b| b.cmp(a)).1;
-                    col("observations").gt_eq(lit(cut))
-                }
-            };
-            let candidates = per_host.lazy().filter(keep).collect().map_err(perr)?;
-            // Only candidates get their address as text (the order's tie-break): formatting
-            // and joining every address was most of the summary's time on a capture with 20 k
-            // hosts (profiled).
-            let ids = u32s(&candidates, "host_id")?;
-            let text: Vec<String> = ids
-                .iter()
-                .map(|&id| {
-                    let ip = self.hosts_ids.keys.get((id as usize).wrapping_sub(1));
-                    ip.map(IpAddr::to_string).unwrap_or_default()
-                })
-                .collect();
-            let host_text = df!("host_id" => ids, "host" => text).map_err(perr)?.lazy();
-            // The most often matched label of each candidate (ties: the smaller label text;
-            // two label ids may share a text, so the counts are grouped by text again).
-            let texts = labels.clone().select([col("label_id"), col("label")]);
-            let rows = rows.lazy().inner_join(
-                candidates.clone().lazy().select([col("host_id")]),
-                col("host_id"),
-                col("host_id"),
-            );
-            let best = regroup(by_id(rows, texts, "label_id"), &["host_id", "label"])
-                .filter(col("label").is_not_null())
-                .sort(["host_id", "count", "label"], {
-                    SortMultipleOptions::default().with_order_descending_multi([false, true, false])
-                })
-                .group_by_stable([col("host_id")])
-                .agg([col("label").first().alias("label")]);
-            let df = by_id(
-                by_id(candidates.lazy(), host_text, "host_id"),
-                best,
-                "host_id",
-            )
-            .sort(["observations", "host"], desc_then_asc(2))
-            .limit(top)
-            .collect()
-            .map_err(perr)?;
-            let h = strs(&df, "host")?;
-            let l = strs(&df, "label")?;
-            for (i, n) in u64s(&df, "observations")?.into_iter().enumerate() {
-                top_hosts.push(HostRow {
-                    host: h[i].clone().unwrap_or_default(),
-                    observations: n,
-                    os: l[i].clone(),
-                });
-            }
-        }
-
-        let mut unknown_sigs = Vec::new();
-        let pending_sigs = tcp_rows.clone().map(|r| self.sigs.ungrouped(unknown(r)));
-        if let Some(merged) = self.sigs.merged(pending_sigs)? {
-            // Grouped again by text: two signatures can print alike (a window given as a
-            // multiple of the MSS does not print the raw window).
-            let df = regroup(
-                by_id(merged, self.sig_dict()?, "sig_id"),
-                &["module", "raw_sig"],
-            )
-            .sort(["count", "module", "raw_sig"], desc_then_asc(3))
-            .limit(top)
-            .collect()
-            .map_err(perr)?;
-            let m = strs(&df, "module")?;
-            let s = strs(&df, "raw_sig")?;
-            for (i, count) in u64s(&df, "count")?.into_iter().enumerate() {
-                unknown_sigs.push(SigRow {
-                    module: m[i].clone().unwrap_or_default(),
-                    raw_sig: s[i].clone().unwrap_or_default(),
-                    count,
-                });
-            }
-        }
-
-        let mut mtu_mix = Vec::new();
-        let pending_mtu = mtu_rows.map(|r| self.mtu.ungrouped(r));
-        if let Some(merged) = self.mtu.merged(pending_mtu)? {
-            // Pairs are interned by content: one id per (link text, MTU).
-            let df = by_id(merged, self.mtu_dict()?, "mtu_id")
-                .sort(["count", "mtu", "link"], desc_then_asc(3))
-                .collect()
-                .map_err(perr)?;
-            let total: u64 = u64s(&df, "count")?.iter().sum();
-            let l = strs(&df, "link")?;
-            let m = u32s(&df, "mtu")?;
-            for (i, count) in u64s(&df, "count")?.into_iter().enumerate() {
-                mtu_mix.push(MtuRow {
-                    link: l[i].clone(),
-                    mtu: m[i],
-                    count,
-                    share: share(count, total),
-                });
-            }
-        }
-
-        let mut distance = Vec::new();
-        if let Some(merged) = self.distance.merged(pending(&self.distance))? {
-            let df = merged
-                .sort(["distance"], SortMultipleOptions::default())
-                .collect()
-                .map_err(perr)?;
-            let d = u32s(&df, "distance")?;
-            for (i, count) in u64s(&df, "count")?.into_iter().enumerate() {
-                distance.push((d[i], count));
-            }
-        }
-
-        Ok(Summary {
-            totals: totals.clone(),
-            tcp_observations: tcp,
-            os_mix,
-            quality_mix,
-            hosts,
-            top_hosts,
-            unknown_sigs,
-            mtu_mix,
-            distance,
-            traffic_by_os: None,
+        let t = Tables {
+            agg: &self,
+            tcp_rows,
+            mtu_rows,
+            labels,
+            top,
+        };
+        // Every table is made after the replay, on the wall-clock path, and most are small
+        // queries that mostly wait on polars' overhead: they run on three threads beside the
+        // traffic table (a join over every flow), which has one of its own.
+        std::thread::scope(|s| {
+            let traffic = s.spawn(|| flows.traffic_by_os());
+            let hosts = s.spawn(|| t.hosts());
+            let small =
+                s.spawn(|| -> PResult<_> { Ok((t.unknown_sigs()?, t.mtu_mix()?, t.distance()?)) });
+            let os_mix = t.os_mix();
+            let quality_mix = t.quality_mix();
+            let (hosts, top_hosts) = joined(hosts.join())?;
+            let (unknown_sigs, mtu_mix, distance) = joined(small.join())?;
+            Ok(Summary {
+                totals: totals.clone(),
+                tcp_observations: self.tcp_rows,
+                os_mix: os_mix?,
+                quality_mix: quality_mix?,
+                hosts,
+                top_hosts,
+                unknown_sigs,
+                mtu_mix,
+                distance,
+                traffic_by_os: joined(traffic.join())?,
+            })
         })
+    }
+}
+
+/// The result of a summary table's thread.
+fn joined<T>(r: std::thread::Result<PResult<T>>) -> PResult<T> {
+    r.map_err(|_| "a summary table's thread panicked".to_string())?
+}
+
+/// What the summary's tables are made of once the replay is over: the partials, and the rows
+/// since the last flush ([`Partials::ungrouped`]).
+struct Tables<'a> {
+    agg: &'a Aggregator,
+    tcp_rows: Option<LazyFrame>,
+    mtu_rows: Option<LazyFrame>,
+    /// [`label_dict`] of the aggregator's labels.
+    labels: LazyFrame,
+    /// Bound of the host and signature lists.
+    top: IdxSize,
+}
+
+/// `count` as a share of `of` (0 when there is nothing).
+fn share(count: u64, of: u64) -> f64 {
+    if of == 0 {
+        0.0
+    } else {
+        count as f64 / of as f64
+    }
+}
+
+/// Sorted by the first of `n` columns descending, then by the others ascending, nulls last.
+fn desc_then_asc(n: usize) -> SortMultipleOptions {
+    SortMultipleOptions::default()
+        .with_order_descending_multi(std::iter::once(true).chain((1..n).map(|_| false)))
+        .with_nulls_last(true)
+}
+
+/// `lf` with the columns of `dict` joined on by `id`.
+fn by_id(lf: LazyFrame, dict: LazyFrame, id: &str) -> LazyFrame {
+    lf.left_join(dict, col(id), col(id))
+}
+
+impl Tables<'_> {
+    /// The TCP rows since the last flush, as rows of table `p`.
+    fn pending(&self, p: &Partials) -> Option<LazyFrame> {
+        self.tcp_rows.clone().map(|r| p.ungrouped(r))
+    }
+
+    /// Partials are keyed by ids: the label text is joined on and grouped again by it.
+    fn os_mix(&self) -> PResult<Vec<OsRow>> {
+        let mut os_mix = Vec::new();
+        let a = self.agg;
+        let Some(merged) = a.os.merged(self.pending(&a.os))? else {
+            return Ok(os_mix);
+        };
+        let keys = ["label_type", "class", "name", "flavor"];
+        let df = regroup(by_id(merged, self.labels.clone(), "label_id"), &keys)
+            .sort(
+                ["count", "label_type", "class", "name", "flavor"],
+                desc_then_asc(5),
+            )
+            .collect()
+            .map_err(perr)?;
+        let lt = strs(&df, "label_type")?;
+        let cl = strs(&df, "class")?;
+        let nm = strs(&df, "name")?;
+        let fl = strs(&df, "flavor")?;
+        for (i, count) in u64s(&df, "count")?.into_iter().enumerate() {
+            os_mix.push(OsRow {
+                label_type: lt[i].clone(),
+                class: cl[i].clone(),
+                name: nm[i].clone(),
+                flavor: fl[i].clone(),
+                count,
+                share: share(count, a.tcp_rows),
+            });
+        }
+        Ok(os_mix)
+    }
+
+    fn quality_mix(&self) -> PResult<Vec<CountRow>> {
+        let mut quality_mix = Vec::new();
+        let a = self.agg;
+        let Some(merged) = a.quality.merged(self.pending(&a.quality))? else {
+            return Ok(quality_mix);
+        };
+        let names = QUALITIES.map(Quality::name);
+        let dict = code_dict("quality_id", "quality", &names)?;
+        let df = regroup(by_id(merged, dict, "quality_id"), &["quality"])
+            .sort(["count", "quality"], desc_then_asc(2))
+            .collect()
+            .map_err(perr)?;
+        let q = strs(&df, "quality")?;
+        for (i, count) in u64s(&df, "count")?.into_iter().enumerate() {
+            quality_mix.push(CountRow {
+                key: q[i].clone().unwrap_or_default(),
+                count,
+                share: share(count, a.tcp_rows),
+            });
+        }
+        Ok(quality_mix)
+    }
+
+    /// The number of distinct hosts, and the top hosts with their most often matched label.
+    fn hosts(&self) -> PResult<(u64, Vec<HostRow>)> {
+        let a = self.agg;
+        let top = self.top;
+        let mut top_hosts = Vec::new();
+        let Some(rows) = a.hosts.all(self.pending(&a.hosts))? else {
+            return Ok((0, top_hosts));
+        };
+        // `(host_label, count)` rows split into `host_id` and `label_id`, a pair possibly
+        // in several rows: grouped by host
+        // for the counts, and by label text for the candidates' rows only (grouping every
+        // pair, then by text, was most of the summary's time on a 1 GiB capture).
+        let rows = split_host_label(&rows.collect().map_err(perr)?)?;
+        let per_host = rows
+            .clone()
+            .lazy()
+            .group_by([col("host_id")])
+            .agg([col("count").sum().alias("observations")])
+            .collect()
+            .map_err(perr)?;
+        let hosts = per_host.height() as u64;
+        // Every host with at least the top-th largest count is a candidate.
+        let mut counts = u64s(&per_host, "observations")?;
+        let keep = match (top as usize).min(counts.len()) {
+            0 => lit(false),
+            n => {
+                let cut = *counts.select_nth_unstable_by(n - 1, |a, b| b.cmp(a)).1;
+                col("observations").gt_eq(lit(cut))
+            }
+        };
+        let candidates = per_host.lazy().filter(keep).collect().map_err(perr)?;
+        // Only candidates get their address as text (the order's tie-break): formatting
+        // and joining every address was most of the summary's time on a capture with 20 k
+        // hosts (profiled).
+        let ids = u32s(&candidates, "host_id")?;
+        let text: Vec<String> = ids
+            .iter()
+            .map(|&id| {
+                let ip = a.hosts_ids.keys.get((id as usize).wrapping_sub(1));
+                ip.map(IpAddr::to_string).unwrap_or_default()
+            })
+            .collect();
+        let host_text = df!("host_id" => ids, "host" => text).map_err(perr)?.lazy();
+        // The most often matched label of each candidate (ties: the smaller label text;
+        // two label ids may share a text, so the counts are grouped by text again).
+        let texts = self.labels.clone().select([col("label_id"), col("label")]);
+        let rows = rows.lazy().inner_join(
+            candidates.clone().lazy().select([col("host_id")]),
+            col("host_id"),
+            col("host_id"),
+        );
+        let best = regroup(by_id(rows, texts, "label_id"), &["host_id", "label"])
+            .filter(col("label").is_not_null())
+            .sort(["host_id", "count", "label"], {
+                SortMultipleOptions::default().with_order_descending_multi([false, true, false])
+            })
+            .group_by_stable([col("host_id")])
+            .agg([col("label").first().alias("label")]);
+        let df = by_id(
+            by_id(candidates.lazy(), host_text, "host_id"),
+            best,
+            "host_id",
+        )
+        .sort(["observations", "host"], desc_then_asc(2))
+        .limit(top)
+        .collect()
+        .map_err(perr)?;
+        let h = strs(&df, "host")?;
+        let l = strs(&df, "label")?;
+        for (i, n) in u64s(&df, "observations")?.into_iter().enumerate() {
+            top_hosts.push(HostRow {
+                host: h[i].clone().unwrap_or_default(),
+                observations: n,
+                os: l[i].clone(),
+            });
+        }
+        Ok((hosts, top_hosts))
+    }
+
+    fn unknown_sigs(&self) -> PResult<Vec<SigRow>> {
+        let mut unknown_sigs = Vec::new();
+        let a = self.agg;
+        let pending = self.tcp_rows.clone().map(|r| a.sigs.ungrouped(unknown(r)));
+        let Some(merged) = a.sigs.merged(pending)? else {
+            return Ok(unknown_sigs);
+        };
+        // Grouped again by text: two signatures can print alike (a window given as a
+        // multiple of the MSS does not print the raw window).
+        let df = regroup(
+            by_id(merged, a.sig_dict()?, "sig_id"),
+            &["module", "raw_sig"],
+        )
+        .sort(["count", "module", "raw_sig"], desc_then_asc(3))
+        .limit(self.top)
+        .collect()
+        .map_err(perr)?;
+        let m = strs(&df, "module")?;
+        let s = strs(&df, "raw_sig")?;
+        for (i, count) in u64s(&df, "count")?.into_iter().enumerate() {
+            unknown_sigs.push(SigRow {
+                module: m[i].clone().unwrap_or_default(),
+                raw_sig: s[i].clone().unwrap_or_default(),
+                count,
+            });
+        }
+        Ok(unknown_sigs)
+    }
+
+    fn mtu_mix(&self) -> PResult<Vec<MtuRow>> {
+        let mut mtu_mix = Vec::new();
+        let a = self.agg;
+        let pending = self.mtu_rows.clone().map(|r| a.mtu.ungrouped(r));
+        let Some(merged) = a.mtu.merged(pending)? else {
+            return Ok(mtu_mix);
+        };
+        // Pairs are interned by content: one id per (link text, MTU).
+        let df = by_id(merged, a.mtu_dict()?, "mtu_id")
+            .sort(["count", "mtu", "link"], desc_then_asc(3))
+            .collect()
+            .map_err(perr)?;
+        let total: u64 = u64s(&df, "count")?.iter().sum();
+        let l = strs(&df, "link")?;
+        let m = u32s(&df, "mtu")?;
+        for (i, count) in u64s(&df, "count")?.into_iter().enumerate() {
+            mtu_mix.push(MtuRow {
+                link: l[i].clone(),
+                mtu: m[i],
+                count,
+                share: share(count, total),
+            });
+        }
+        Ok(mtu_mix)
+    }
+
+    fn distance(&self) -> PResult<Vec<(u32, u64)>> {
+        let mut distance = Vec::new();
+        let a = self.agg;
+        let Some(merged) = a.distance.merged(self.pending(&a.distance))? else {
+            return Ok(distance);
+        };
+        let df = merged
+            .sort(["distance"], SortMultipleOptions::default())
+            .collect()
+            .map_err(perr)?;
+        let d = u32s(&df, "distance")?;
+        for (i, count) in u64s(&df, "count")?.into_iter().enumerate() {
+            distance.push((d[i], count));
+        }
+        Ok(distance)
     }
 }
 
