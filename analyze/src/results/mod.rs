@@ -154,8 +154,9 @@ pub enum Cell<'a> {
 }
 
 impl Cell<'_> {
-    /// Appends the text form of a string-typed cell ([`Cell::Str`], [`Cell::Ip`],
-    /// [`Cell::Sig`], [`Cell::Params`], [`Cell::Nat`]); other cells append nothing.
+    /// Appends the text form of a string-typed cell ([`Cell::Str`], [`Cell::Word`],
+    /// [`Cell::Ip`], [`Cell::Sig`], [`Cell::Params`], [`Cell::Nat`]); other cells append
+    /// nothing.
     pub fn text(&self, out: &mut String) {
         match *self {
             Cell::Str(s) | Cell::Word(_, s) => out.push_str(s),
