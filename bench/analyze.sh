@@ -14,6 +14,7 @@
 # or records/s (the recording) at the median. Each round runs every command once, in turn,
 # so that a slow or fast moment of a shared machine falls on all of them alike; every run
 # follows a read of its input (the page cache hot) and p0f's log is deleted before each run.
+# Then each analyze command's speed-up over p0f, and the CPU it ran on.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -94,11 +95,23 @@ for r in range(rounds):
         rss[name] = max(rss[name], m)
     print(f"round {r + 1}/{rounds} done", file=sys.stderr)
 
+def cpu_model():
+    """The CPU's name: runs on different machines are not comparable (the copy out of the
+    page cache, the largest part of a replay, ran 2-4x slower on one VM than on another)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
+
 size = {pcap: os.path.getsize(pcap), rec: os.path.getsize(rec)}
 print()
 print(f"pcap: {size[pcap]:,} bytes, {packets:,} packets; recording: {size[rec]:,} bytes, "
-      f"{records:,} records; {os.cpu_count()} cores, analyze --threads {threads}; "
-      f"{rounds} rounds")
+      f"{records:,} records; {os.cpu_count()} cores ({cpu_model()}), "
+      f"analyze --threads {threads}; {rounds} rounds")
 print()
 print("| command | median s | best s | max RSS MB | MB/s (median) | rate (median) |")
 print("|---|---|---|---|---|---|")
@@ -110,8 +123,9 @@ for name, _, path, count, unit in commands:
           f"{size[path] / 1e6 / t:.0f} | {count / t / 1e6:.2f} M {unit}/s |")
 print()
 p0f = commands[1][0]
-for name, *_ in commands[2:5]:
-    print(f"{name}: {med[p0f] / med[name]:.1f}x faster than p0f (medians), "
+for name, *_ in commands[2:]:
+    what = " (the same packets' SYNs, recorded)" if name == commands[-1][0] else ""
+    print(f"{name}{what}: {med[p0f] / med[name]:.1f}x faster than p0f (medians), "
           f"{best[p0f] / best[name]:.1f}x (best runs)")
 PY
 
