@@ -79,7 +79,9 @@ pub enum AnalyzeError {
     Replay(#[from] ReplayError),
     #[error(transparent)]
     Results(#[from] ResultsError),
-    #[error("writing the output: {0}")]
+    /// The cause stays the error's source, not part of its message: `main` looks for a
+    /// closed pipe along the chain.
+    #[error("writing the output")]
     Write(#[source] std::io::Error),
     #[error("summarising: {0}")]
     Summary(String),

@@ -30,8 +30,8 @@ pub struct Input {
 /// Why a path cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum InputError {
-    #[error("{path}: {source}")]
-    Io { path: PathBuf, source: io::Error },
+    #[error("{path}: {cause}")]
+    Io { path: PathBuf, cause: io::Error },
     #[error("{path}: not a pcap, pcapng or Parquet file (first bytes {magic})")]
     UnknownKind { path: PathBuf, magic: String },
     #[error("{path}: no pcap, pcapng or Parquet files in this folder")]
@@ -54,9 +54,9 @@ pub fn flows_path_for(recording: &Path) -> PathBuf {
 
 /// Sniffs the kind of one file from its first four bytes.
 pub fn sniff(path: &Path) -> Result<InputKind, InputError> {
-    let io_err = |source| InputError::Io {
+    let io_err = |cause| InputError::Io {
         path: path.to_path_buf(),
-        source,
+        cause,
     };
     let mut f = File::open(path).map_err(io_err)?;
     let mut magic = [0u8; 4];
@@ -93,9 +93,9 @@ fn kind_from_magic(m: &[u8]) -> Option<InputKind> {
 pub fn expand(paths: &[PathBuf]) -> Result<Vec<Input>, InputError> {
     let mut out = Vec::new();
     for p in paths {
-        let meta = std::fs::metadata(p).map_err(|source| InputError::Io {
+        let meta = std::fs::metadata(p).map_err(|cause| InputError::Io {
             path: p.clone(),
-            source,
+            cause,
         })?;
         if meta.is_dir() {
             let before = out.len();
@@ -115,9 +115,9 @@ pub fn expand(paths: &[PathBuf]) -> Result<Vec<Input>, InputError> {
 }
 
 fn walk(dir: &Path, out: &mut Vec<Input>) -> Result<(), InputError> {
-    let io_err = |source| InputError::Io {
+    let io_err = |cause| InputError::Io {
         path: dir.to_path_buf(),
-        source,
+        cause,
     };
     let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(io_err)?
@@ -126,9 +126,9 @@ fn walk(dir: &Path, out: &mut Vec<Input>) -> Result<(), InputError> {
         .map_err(io_err)?;
     entries.sort();
     for path in entries {
-        let ft = std::fs::metadata(&path).map_err(|source| InputError::Io {
+        let ft = std::fs::metadata(&path).map_err(|cause| InputError::Io {
             path: path.clone(),
-            source,
+            cause,
         })?;
         if ft.is_dir() {
             walk(&path, out)?;

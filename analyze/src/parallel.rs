@@ -334,8 +334,8 @@ impl Producer<'_> {
         let name = path.display().to_string();
         let file = match File::open(path) {
             Ok(f) => f,
-            Err(source) => {
-                return Ok(Err(ReplayError::from(PcapError::Io { path: name, source })));
+            Err(cause) => {
+                return Ok(Err(ReplayError::from(PcapError::Io { path: name, cause })));
             }
         };
         // A second handle for positioned reads of a classic pcap ([`Windows`]).

@@ -72,10 +72,10 @@ pub enum RecordsError {
     Pcap(#[from] PcapError),
     #[error(transparent)]
     Recording(#[from] RecordingError),
-    #[error("{path}: {source}")]
+    #[error("{path}: {cause}")]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 }
 
@@ -229,8 +229,8 @@ fn tmp_name(p: &Path) -> PathBuf {
 }
 
 fn rename(from: &Path, to: &Path) -> Result<(), RecordsError> {
-    std::fs::rename(from, to).map_err(|source| RecordsError::Io {
+    std::fs::rename(from, to).map_err(|cause| RecordsError::Io {
         path: to.to_path_buf(),
-        source,
+        cause,
     })
 }

@@ -16,10 +16,10 @@ pub enum ReplayError {
     Pcap(#[from] PcapError),
     #[error(transparent)]
     Recording(#[from] RecordingError),
-    #[error("{path}: {source}")]
+    #[error("{path}: {cause}")]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// The decoding thread pool could not be started.
     #[error("starting decoding threads: {0}")]

@@ -399,7 +399,33 @@ fn assert_exit_2(args: &[&OsStr], needles: &[&str]) -> std::process::Output {
     for n in needles {
         assert!(stderr.contains(n), "want {n:?} in {stderr}");
     }
+    for line in stderr.lines().filter(|l| l.starts_with("error: ")) {
+        assert_no_repeated_cause(line);
+    }
     o
+}
+
+/// An error line is a chain `context: cause: its cause`; no part of it may come twice in a
+/// row, as it does when an error both prints its cause and returns it as its `source()`.
+fn assert_no_repeated_cause(line: &str) {
+    let parts: Vec<&str> = line.split(": ").collect();
+    for i in 0..parts.len() {
+        for len in 1..=(parts.len() - i) / 2 {
+            assert_ne!(
+                parts[i..i + len],
+                parts[i + len..i + 2 * len],
+                "cause printed twice in {line:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn repeated_cause_check_catches_a_doubled_chain() {
+    let doubled = "error: x.pcap: No such file or directory (os error 2): No such file or \
+                   directory (os error 2)";
+    assert!(std::panic::catch_unwind(|| assert_no_repeated_cause(doubled)).is_err());
+    assert_no_repeated_cause("error: reading the inputs: x.pcap: No such file or directory");
 }
 
 #[test]
@@ -415,7 +441,10 @@ fn bad_inputs_stop_the_run_or_are_skipped_with_keep_going() {
     std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
     let missing = dir.path().join("missing.pcap");
 
-    assert_exit_2(&[missing.as_os_str()], &["missing.pcap"]);
+    assert_exit_2(
+        &[missing.as_os_str()],
+        &["missing.pcap", "No such file or directory"],
+    );
     let o = assert_exit_2(
         &[
             os("--format"),
@@ -460,5 +489,14 @@ fn bad_inputs_stop_the_run_or_are_skipped_with_keep_going() {
     assert_exit_2(
         &[os("--out"), nowhere.as_os_str(), good.as_os_str()],
         &["r.parquet"],
+    );
+    assert_exit_2(
+        &[os("--records"), nowhere.as_os_str(), good.as_os_str()],
+        &["r.parquet", "No such file or directory"],
+    );
+    let no_db = dir.path().join("no.fp");
+    assert_exit_2(
+        &[os("--db"), no_db.as_os_str(), good.as_os_str()],
+        &["no.fp", "No such file or directory"],
     );
 }

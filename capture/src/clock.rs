@@ -29,7 +29,7 @@ fn now(clock: libc::clockid_t) -> Result<i128> {
     if rc != 0 {
         return Err(CaptureError::Sys {
             call: "clock_gettime",
-            source: io::Error::last_os_error(),
+            cause: io::Error::last_os_error(),
         });
     }
     Ok(i128::from(ts.tv_sec) * 1_000_000_000 + i128::from(ts.tv_nsec))

@@ -59,13 +59,12 @@ pub enum CaptureError {
         reason: String,
     },
     /// A file could not be read or written.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {cause}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
         /// The OS error.
-        #[source]
-        source: io::Error,
+        cause: io::Error,
     },
     /// A journal file is not one of ours or is damaged beyond its last whole frame.
     #[error("journal {}: {reason}", path.display())]
@@ -76,22 +75,20 @@ pub enum CaptureError {
         reason: String,
     },
     /// Writing a Parquet recording failed.
-    #[error("writing {}: {source}", path.display())]
+    #[error("writing {}: {cause}", path.display())]
     Recording {
         /// The output file.
         path: PathBuf,
         /// The writer's error.
-        #[source]
-        source: formats::recording::RecordingError,
+        cause: formats::recording::RecordingError,
     },
     /// A system call of the main loop failed.
-    #[error("{call}: {source}")]
+    #[error("{call}: {cause}")]
     Sys {
         /// Which call.
         call: &'static str,
         /// The OS error.
-        #[source]
-        source: io::Error,
+        cause: io::Error,
     },
     /// Another capture holds the journal lock for this output.
     #[error(
@@ -110,5 +107,5 @@ pub type Result<T, E = CaptureError> = std::result::Result<T, E>;
 /// Builds a [`CaptureError::Io`] for `path`.
 pub(crate) fn io_err(path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> CaptureError {
     let path = path.into();
-    move |source| CaptureError::Io { path, source }
+    move |cause| CaptureError::Io { path, cause }
 }

@@ -135,9 +135,9 @@ fn convert_one<F: Frame>(
     let mut reader = JournalReader::<F>::open(journal)?;
     let meta = recording_meta(record_type, &reader.meta, extra);
     let tmp = with_suffix(out, ".tmp");
-    let rec_err = |source| CaptureError::Recording {
+    let rec_err = |cause| CaptureError::Recording {
         path: out.to_path_buf(),
-        source,
+        cause,
     };
     let mut sink = match record_type {
         RecordType::Syn => {

@@ -19,7 +19,7 @@ pub struct StopSignals {
 fn sys(call: &'static str) -> CaptureError {
     CaptureError::Sys {
         call,
-        source: io::Error::last_os_error(),
+        cause: io::Error::last_os_error(),
     }
 }
 
@@ -90,7 +90,7 @@ pub fn poll_readable(fds: &[RawFd], timeout_ms: i32) -> Result<Vec<bool>> {
         }
         return Err(CaptureError::Sys {
             call: "poll",
-            source: e,
+            cause: e,
         });
     }
     Ok(p.iter().map(|x| x.revents & libc::POLLIN != 0).collect())

@@ -7,6 +7,11 @@
 //! - [`meta`]: the key-value metadata every recording carries (schema version, capture host…).
 //!
 //! The recording schemas are documented in `formats/README.md`.
+//!
+//! Errors name the file (and offset or row group) and end with their cause's text, and such a
+//! cause is not also their `source()`: users see these messages through `{:#}` (anyhow's
+//! chain) and as plain strings (`--keep-going`, the report's failed inputs), and either way
+//! the cause appears exactly once.
 
 pub mod flows;
 pub mod meta;

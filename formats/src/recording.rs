@@ -50,31 +50,31 @@ pub fn timestamp_type() -> DataType {
 #[derive(Debug, Error)]
 pub enum RecordingError {
     /// The file could not be opened or created.
-    #[error("{file}: {source}")]
+    #[error("{file}: {cause}")]
     Io {
         /// The file.
         file: String,
         /// The cause.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// The file is not a readable Parquet file: no footer, bad magic, truncated. A writer that
     /// was killed before `close()` leaves exactly such a file.
     #[error(
-        "{file}: not a readable Parquet file (truncated, or its writer did not close): {source}"
+        "{file}: not a readable Parquet file (truncated, or its writer did not close): {cause}"
     )]
     NotParquet {
         /// The file.
         file: String,
         /// The cause.
-        source: ParquetError,
+        cause: ParquetError,
     },
     /// The file's metadata is not that of a recording this build reads.
-    #[error("{file}: {source}")]
+    #[error("{file}: {cause}")]
     Meta {
         /// The file.
         file: String,
         /// The cause.
-        source: MetaError,
+        cause: MetaError,
     },
     /// The file holds another record type than the reader or writer handles.
     #[error("{file}: recording holds {found:?} records, expected {expected:?}")]
@@ -112,14 +112,14 @@ pub enum RecordingError {
         reason: String,
     },
     /// Reading a row group failed inside parquet (decompression, page decoding, I/O).
-    #[error("{file}: row group {row_group}: {source}")]
+    #[error("{file}: row group {row_group}: {cause}")]
     Read {
         /// The file.
         file: String,
         /// Row group index.
         row_group: usize,
         /// The cause.
-        source: ParquetError,
+        cause: ParquetError,
     },
     /// A row group index past the end.
     #[error("{file}: row group {index} requested, the file has {count}")]
@@ -299,9 +299,9 @@ impl<K: RecordKind> RecordingWriter<K, File> {
     ) -> Result<Self, RecordingError> {
         let path = path.as_ref();
         let name = path.display().to_string();
-        let file = File::create(path).map_err(|source| RecordingError::Io {
+        let file = File::create(path).map_err(|cause| RecordingError::Io {
             file: name.clone(),
-            source,
+            cause,
         })?;
         Self::with_name(file, meta, options, name, Some(path.to_path_buf()))
     }
@@ -315,7 +315,7 @@ impl<K: RecordKind> RecordingWriter<K, File> {
         self.inner_mut()?
             .inner()
             .sync_data()
-            .map_err(|source| RecordingError::Io { file: name, source })?;
+            .map_err(|cause| RecordingError::Io { file: name, cause })?;
         self.checkpoint(true)
     }
 }
@@ -468,7 +468,7 @@ impl<K: RecordKind, W: Write + Send> RecordingWriter<K, W> {
         })?;
         inner
             .sync()
-            .map_err(|source| RecordingError::Io { file: name, source })
+            .map_err(|cause| RecordingError::Io { file: name, cause })
     }
 
     /// Saves the checkpoint of a writer created on a path (see [`crate::recovery`]); the
@@ -500,7 +500,7 @@ impl<K: RecordKind, W: Write + Send> RecordingWriter<K, W> {
         let bytes = inner.bytes_written() as u64;
         inner
             .sync()
-            .map_err(|source| RecordingError::Io { file: name, source })?;
+            .map_err(|cause| RecordingError::Io { file: name, cause })?;
         if let Some(path) = &self.path {
             recovery::remove_checkpoint(path)?;
         }
@@ -555,15 +555,15 @@ impl<K: RecordKind> RecordingReader<K> {
     pub fn open(path: impl AsRef<Path>) -> Result<Self, RecordingError> {
         let path = path.as_ref().to_path_buf();
         let name = path.display().to_string();
-        let file = File::open(&path).map_err(|source| RecordingError::Io {
+        let file = File::open(&path).map_err(|cause| RecordingError::Io {
             file: name.clone(),
-            source,
+            cause,
         })?;
         let arrow_meta =
-            ArrowReaderMetadata::load(&file, ArrowReaderOptions::new()).map_err(|source| {
+            ArrowReaderMetadata::load(&file, ArrowReaderOptions::new()).map_err(|cause| {
                 RecordingError::NotParquet {
                     file: name.clone(),
-                    source,
+                    cause,
                 }
             })?;
         let kv = arrow_meta
@@ -572,9 +572,9 @@ impl<K: RecordKind> RecordingReader<K> {
             .key_value_metadata()
             .map(|v| v.as_slice())
             .unwrap_or(&[]);
-        let meta = RecordingMeta::from_key_values(kv).map_err(|source| RecordingError::Meta {
+        let meta = RecordingMeta::from_key_values(kv).map_err(|cause| RecordingError::Meta {
             file: name.clone(),
-            source,
+            cause,
         })?;
         if meta.record_type != K::RECORD_TYPE {
             return Err(RecordingError::WrongRecordType {
@@ -668,19 +668,19 @@ impl<K: RecordKind> RecordingReader<K> {
                 count,
             });
         }
-        let file = File::open(&self.path).map_err(|source| RecordingError::Io {
+        let file = File::open(&self.path).map_err(|cause| RecordingError::Io {
             file: self.name.clone(),
-            source,
+            cause,
         })?;
         ParquetRecordBatchReaderBuilder::new_with_metadata(file, self.arrow_meta.clone())
             .with_row_groups(vec![index])
             .with_projection(self.projection.clone())
             .with_batch_size(batch_rows)
             .build()
-            .map_err(|source| RecordingError::Read {
+            .map_err(|cause| RecordingError::Read {
                 file: self.name.clone(),
                 row_group: index,
-                source,
+                cause,
             })
     }
 
@@ -695,7 +695,7 @@ impl<K: RecordKind> RecordingReader<K> {
         let batch = batch.map_err(|e| RecordingError::Read {
             file: self.name.clone(),
             row_group,
-            source: ParquetError::ArrowError(e.to_string()),
+            cause: ParquetError::ArrowError(e.to_string()),
         })?;
         K::decode(&batch, out).map_err(|e| RecordingError::Corrupt {
             file: self.name.clone(),

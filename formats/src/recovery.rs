@@ -56,9 +56,9 @@ pub(crate) struct FooterParts {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> RecordingError + '_ {
-    move |source| RecordingError::Io {
+    move |cause| RecordingError::Io {
         file: path.display().to_string(),
-        source,
+        cause,
     }
 }
 

@@ -98,7 +98,7 @@ fn other_schema_version_is_refused() {
     let e = SynReader::open(&path).unwrap_err();
     match &e {
         RecordingError::Meta {
-            source: MetaError::UnsupportedVersion { found, supported },
+            cause: MetaError::UnsupportedVersion { found, supported },
             ..
         } => assert_eq!((*found, *supported), (SCHEMA_VERSION + 1, SCHEMA_VERSION)),
         other => panic!("unexpected {other:?}"),
@@ -116,7 +116,7 @@ fn parquet_without_synscope_metadata_is_refused() {
         matches!(
             e,
             RecordingError::Meta {
-                source: MetaError::Missing {
+                cause: MetaError::Missing {
                     key: KEY_SCHEMA_VERSION
                 },
                 ..

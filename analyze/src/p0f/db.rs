@@ -67,12 +67,8 @@ pub enum DbErrorKind {
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
     /// The file could not be read.
-    #[error("cannot read {path}: {source}")]
-    Io {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("cannot read {path}: {cause}")]
+    Io { path: String, cause: std::io::Error },
     /// A line was rejected.
     #[error("{file}:{line}: {kind}")]
     Parse {
@@ -251,9 +247,9 @@ impl Database {
 
     /// Loads one file, as `p0f -f FILE` would (it replaces the default database).
     pub fn from_file(path: &Path) -> Result<Database, DbError> {
-        let text = std::fs::read(path).map_err(|source| DbError::Io {
+        let text = std::fs::read(path).map_err(|cause| DbError::Io {
             path: path.display().to_string(),
-            source,
+            cause,
         })?;
         let text = String::from_utf8_lossy(&text);
         Self::from_str_named(&path.display().to_string(), &text)

@@ -48,17 +48,17 @@ pub fn schema() -> SchemaRef {
 /// Why the results file could not be written.
 #[derive(Debug, thiserror::Error)]
 pub enum ResultsError {
-    #[error("{path}: {source}")]
-    Io { path: PathBuf, source: io::Error },
-    #[error("{path}: {source}")]
+    #[error("{path}: {cause}")]
+    Io { path: PathBuf, cause: io::Error },
+    #[error("{path}: {cause}")]
     Parquet {
         path: PathBuf,
-        source: parquet::errors::ParquetError,
+        cause: parquet::errors::ParquetError,
     },
-    #[error("{path}: {source}")]
+    #[error("{path}: {cause}")]
     Arrow {
         path: PathBuf,
-        source: arrow::error::ArrowError,
+        cause: arrow::error::ArrowError,
     },
 }
 
@@ -98,15 +98,15 @@ impl ResultsWriter {
         let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
         tmp_name.push(".tmp");
         let tmp = path.with_file_name(tmp_name);
-        let file = File::create(&tmp).map_err(|source| ResultsError::Io {
+        let file = File::create(&tmp).map_err(|cause| ResultsError::Io {
             path: tmp.clone(),
-            source,
+            cause,
         })?;
         let props = WriterProperties::builder()
             .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).map_err(
-                |source| ResultsError::Parquet {
+                |cause| ResultsError::Parquet {
                     path: path.to_path_buf(),
-                    source,
+                    cause,
                 },
             )?))
             .set_max_row_group_row_count(Some(RESULTS_ROW_GROUP_ROWS))
@@ -125,10 +125,10 @@ impl ResultsWriter {
                 ),
             ]))
             .build();
-        let writer = ArrowWriter::try_new(file, schema(), Some(props)).map_err(|source| {
+        let writer = ArrowWriter::try_new(file, schema(), Some(props)).map_err(|cause| {
             ResultsError::Parquet {
                 path: path.to_path_buf(),
-                source,
+                cause,
             }
         })?;
         Ok(ResultsWriter {
@@ -155,15 +155,15 @@ impl ResultsWriter {
         if self.pending.is_empty() {
             return Ok(());
         }
-        let batch = encode(&self.pending, &self.sources).map_err(|source| ResultsError::Arrow {
+        let batch = encode(&self.pending, &self.sources).map_err(|cause| ResultsError::Arrow {
             path: self.path.clone(),
-            source,
+            cause,
         })?;
         self.pending.clear();
         if let Some(w) = &mut self.writer {
-            w.write(&batch).map_err(|source| ResultsError::Parquet {
+            w.write(&batch).map_err(|cause| ResultsError::Parquet {
                 path: self.path.clone(),
-                source,
+                cause,
             })?;
         }
         Ok(())
@@ -173,14 +173,14 @@ impl ResultsWriter {
     pub fn close(mut self) -> Result<u64, ResultsError> {
         self.write_pending()?;
         if let Some(w) = self.writer.take() {
-            w.close().map_err(|source| ResultsError::Parquet {
+            w.close().map_err(|cause| ResultsError::Parquet {
                 path: self.path.clone(),
-                source,
+                cause,
             })?;
         }
-        std::fs::rename(&self.tmp, &self.path).map_err(|source| ResultsError::Io {
+        std::fs::rename(&self.tmp, &self.path).map_err(|cause| ResultsError::Io {
             path: self.path.clone(),
-            source,
+            cause,
         })?;
         Ok(self.rows)
     }

@@ -33,13 +33,12 @@ const BUF_SIZE: usize = 1 << 20;
 #[derive(Debug, thiserror::Error)]
 pub enum PcapError {
     /// The file could not be opened or read.
-    #[error("{path}: {source}")]
+    #[error("{path}: {cause}")]
     Io {
         /// File name as given.
         path: String,
         /// The I/O error.
-        #[source]
-        source: io::Error,
+        cause: io::Error,
     },
     /// The file starts with neither a pcap nor a pcapng magic number.
     #[error("{path}: not a pcap or pcapng file (starts with {magic})")]
@@ -90,9 +89,9 @@ impl std::fmt::Display for Format {
 /// Opens a capture file and reads its header; [`CaptureReader::run`] reads the packets.
 pub fn open(path: &Path) -> Result<CaptureReader<File>, PcapError> {
     let name = path.display().to_string();
-    let file = File::open(path).map_err(|source| PcapError::Io {
+    let file = File::open(path).map_err(|cause| PcapError::Io {
         path: name.clone(),
-        source,
+        cause,
     })?;
     CaptureReader::new(name, file)
 }
@@ -354,9 +353,9 @@ impl<R: Read> CaptureReader<R> {
             pos: 0,
             eof: false,
         };
-        let io_err = |source| PcapError::Io {
+        let io_err = |cause| PcapError::Io {
             path: name.clone(),
-            source,
+            cause,
         };
         while buf.end < 4 && !buf.eof {
             buf.fill(&mut src).map_err(io_err)?;
@@ -503,9 +502,9 @@ impl<R: Read> CaptureReader<R> {
         if *finished {
             return Ok(None);
         }
-        let io_err = |source| PcapError::Io {
+        let io_err = |cause| PcapError::Io {
             path: self.name.clone(),
-            source,
+            cause,
         };
         let buf = &mut self.buf;
         let offset = buf.pos;
@@ -628,9 +627,9 @@ impl<R: Read> CaptureReader<R> {
                 r
             }
         };
-        result.map_err(|source| PcapError::Io {
+        result.map_err(|cause| PcapError::Io {
             path: self.name.clone(),
-            source,
+            cause,
         })?;
         Ok(stats)
     }

@@ -85,9 +85,9 @@ impl Windows {
         let Some((parser, link, frac_ns, first)) = reader.pcap_parts() else {
             return Ok(None);
         };
-        let meta = file.metadata().map_err(|source| PcapError::Io {
+        let meta = file.metadata().map_err(|cause| PcapError::Io {
             path: reader.name().to_string(),
-            source,
+            cause,
         })?;
         if !meta.is_file() {
             return Ok(None);
@@ -290,10 +290,10 @@ impl Windows {
                 }
                 Ok(n) => filled += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(source) => {
+                Err(cause) => {
                     return Err(PcapError::Io {
                         path: self.name.clone(),
-                        source,
+                        cause,
                     });
                 }
             }
