@@ -9,7 +9,8 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
-/// What a file holds, judged by its magic bytes.
+/// What a file holds, judged by its magic bytes (in a folder, a file whose name promises a
+/// capture or a recording gets that kind even when its bytes do not match: see [`expand`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum InputKind {
     /// Classic libpcap file (any byte order, micro- or nanosecond).
@@ -87,9 +88,26 @@ fn kind_from_magic(m: &[u8]) -> Option<InputKind> {
     }
 }
 
+/// The kind a file's extension promises (`.pcap`, `.cap`, `.pcapng`, `.parquet`, any case).
+fn kind_by_name(path: &Path) -> Option<InputKind> {
+    let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+    match ext.as_str() {
+        "pcap" | "cap" => Some(InputKind::Pcap),
+        "pcapng" => Some(InputKind::PcapNg),
+        "parquet" => Some(InputKind::Parquet),
+        _ => None,
+    }
+}
+
 /// Expands the command line's paths: files are taken as given (and must be of a known kind),
 /// folders are walked recursively in sorted order keeping files of a known kind and leaving
 /// out `*.flows.parquet` companions.
+///
+/// In a folder, files of unknown content are not inputs (READMEs, logs, scripts), except
+/// those whose extension says capture or recording (`kind_by_name`): an empty or damaged
+/// `day3.pcap` is a bad input, to be reported like one (the run stops, or `--keep-going`
+/// names it and goes on), not left out in silence, which would make a report look complete
+/// when it is not.
 pub fn expand(paths: &[PathBuf]) -> Result<Vec<Input>, InputError> {
     let mut out = Vec::new();
     for p in paths {
@@ -138,8 +156,12 @@ fn walk(dir: &Path, out: &mut Vec<Input>) -> Result<(), InputError> {
             }
             match sniff(&path) {
                 Ok(kind) => out.push(Input { path, kind }),
-                // Inside a folder, files of other kinds (READMEs, logs) are simply not inputs.
-                Err(InputError::UnknownKind { .. }) => {}
+                // Its reader will say what is wrong with it.
+                Err(InputError::UnknownKind { .. }) => {
+                    if let Some(kind) = kind_by_name(&path) {
+                        out.push(Input { path, kind });
+                    }
+                }
                 Err(e) => return Err(e),
             }
         }
@@ -202,6 +224,36 @@ mod tests {
                 PathBuf::from("b/2.pcap")
             ]
         );
+    }
+
+    #[test]
+    fn folders_keep_damaged_files_named_as_captures() {
+        let d = tempfile::tempdir().unwrap();
+        write(d.path(), "c/empty.pcap", b"");
+        write(d.path(), "c/junk.PCAPNG", b"<html>");
+        write(d.path(), "c/half.cap", &[0xd4, 0xc3]);
+        write(d.path(), "c/bad.parquet", b"PK\x03\x04");
+        write(d.path(), "c/notes.txt", b"hello");
+        write(d.path(), "c/pcap", b"no extension");
+        let got = expand(&[d.path().to_path_buf()]).unwrap();
+        let got: Vec<_> = got
+            .iter()
+            .map(|i| (i.path.file_name().unwrap().to_str().unwrap(), i.kind))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("bad.parquet", InputKind::Parquet),
+                ("empty.pcap", InputKind::Pcap),
+                ("half.cap", InputKind::Pcap),
+                ("junk.PCAPNG", InputKind::PcapNg),
+            ]
+        );
+        // Named on the command line, such a file is still refused at once.
+        assert!(matches!(
+            expand(&[d.path().join("c/empty.pcap")]),
+            Err(InputError::UnknownKind { .. })
+        ));
     }
 
     #[test]

@@ -40,8 +40,10 @@ including inputs skipped by --keep-going. A closed stdout (`| head`) ends quietl
 #[command(name = "analyze", version, after_help = EXAMPLES, term_width = 100)]
 struct Cli {
     /// pcap, pcapng or recording (.parquet) files, or folders (walked recursively, in sorted
-    /// order; `*.flows.parquet` companions are not inputs of their own, but a recording's
-    /// `NAME.flows.parquet` sibling is read for the traffic-by-OS table).
+    /// order; files are known by their first bytes and others are skipped, but a file named
+    /// .pcap, .cap, .pcapng or .parquet that is none of these is a bad input; `*.flows.parquet`
+    /// companions are not inputs of their own, but a recording's `NAME.flows.parquet` sibling
+    /// is read for the traffic-by-OS table).
     #[arg(required = true, value_name = "INPUT")]
     inputs: Vec<PathBuf>,
 

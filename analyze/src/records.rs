@@ -64,7 +64,9 @@ pub struct RecordsReport {
 /// Why a conversion failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RecordsError {
-    #[error("{0}: already a Parquet recording; --records converts pcap and pcapng files")]
+    #[error(
+        "{0}: a Parquet file (a recording?), not a capture; --records converts pcap and pcapng files"
+    )]
     NotACapture(PathBuf),
     #[error("no inputs")]
     NoInputs,

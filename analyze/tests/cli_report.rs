@@ -479,6 +479,33 @@ fn bad_inputs_stop_the_run_or_are_skipped_with_keep_going() {
     ]);
     assert_eq!(String::from_utf8_lossy(&o.stdout), alone);
 
+    // In a folder, a damaged file named as a capture is a bad input, not a file to ignore.
+    let folder = dir.path().join("folder");
+    std::fs::create_dir(&folder).unwrap();
+    std::fs::copy(good, folder.join("a.pcap")).unwrap();
+    std::fs::write(folder.join("b.pcap"), b"").unwrap();
+    std::fs::write(folder.join("notes.txt"), b"not an input").unwrap();
+    assert_exit_2(&[folder.as_os_str()], &["b.pcap", "empty file"]);
+    let o = assert_exit_2(
+        &[
+            os("--format"),
+            os("p0f"),
+            os("--keep-going"),
+            folder.as_os_str(),
+        ],
+        &["b.pcap", "1 of 2 inputs"],
+    );
+    let alone = run_ok(&[os("--format"), os("p0f"), good.as_os_str()]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout), alone);
+
+    // --records converts captures only.
+    let again = dir.path().join("again.parquet");
+    assert_exit_2(
+        &[os("--records"), again.as_os_str(), rec.as_os_str()],
+        &["rec.parquet", "not a capture"],
+    );
+    assert!(!again.exists());
+
     // --out must not overwrite an input.
     assert_exit_2(
         &[os("--out"), rec.as_os_str(), rec.as_os_str()],
