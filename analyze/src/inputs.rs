@@ -7,6 +7,7 @@
 
 use std::fs::File;
 use std::io::{self, Read};
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
 /// What a file holds, judged by its magic bytes (in a folder, a file whose name promises a
@@ -19,6 +20,22 @@ pub enum InputKind {
     PcapNg,
     /// A Parquet file: a synscope recording (or something else, which the reader rejects).
     Parquet,
+    /// Standard input (`-`), a pipe or a device: a capture read once, front to back, whose
+    /// reader tells pcap from pcapng. Not sniffed here, as the bytes read would be gone.
+    Stream,
+}
+
+/// The input name for standard input.
+pub const STDIN: &str = "-";
+
+/// Opens an input for reading: [`STDIN`] is standard input (a duplicate of its descriptor),
+/// anything else the file at `path`.
+pub fn open(path: &Path) -> io::Result<File> {
+    if path == Path::new(STDIN) {
+        Ok(File::from(io::stdin().as_fd().try_clone_to_owned()?))
+    } else {
+        File::open(path)
+    }
 }
 
 /// One input to replay.
@@ -37,6 +54,8 @@ pub enum InputError {
     UnknownKind { path: PathBuf, magic: String },
     #[error("{path}: no pcap, pcapng or Parquet files in this folder")]
     EmptyFolder { path: PathBuf },
+    #[error("standard input (-) given twice")]
+    StdinTwice,
 }
 
 /// Suffix of the flow-counter file written beside a SYN recording (`day.parquet` ->
@@ -99,7 +118,8 @@ fn kind_by_name(path: &Path) -> Option<InputKind> {
     }
 }
 
-/// Expands the command line's paths: files are taken as given (and must be of a known kind),
+/// Expands the command line's paths: files are taken as given (and must be of a known kind;
+/// `-`, pipes and devices are [`InputKind::Stream`]s),
 /// folders are walked recursively in sorted order keeping files of a known kind and leaving
 /// out `*.flows.parquet` companions.
 ///
@@ -111,6 +131,16 @@ fn kind_by_name(path: &Path) -> Option<InputKind> {
 pub fn expand(paths: &[PathBuf]) -> Result<Vec<Input>, InputError> {
     let mut out = Vec::new();
     for p in paths {
+        if p.as_path() == Path::new(STDIN) {
+            if out.iter().any(|i: &Input| i.path == *p) {
+                return Err(InputError::StdinTwice);
+            }
+            out.push(Input {
+                path: p.clone(),
+                kind: InputKind::Stream,
+            });
+            continue;
+        }
         let meta = std::fs::metadata(p).map_err(|cause| InputError::Io {
             path: p.clone(),
             cause,
@@ -122,7 +152,11 @@ pub fn expand(paths: &[PathBuf]) -> Result<Vec<Input>, InputError> {
                 return Err(InputError::EmptyFolder { path: p.clone() });
             }
         } else {
-            let kind = sniff(p)?;
+            let kind = if meta.is_file() {
+                sniff(p)?
+            } else {
+                InputKind::Stream
+            };
             out.push(Input {
                 path: p.clone(),
                 kind,

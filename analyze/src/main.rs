@@ -31,6 +31,7 @@ Examples:
   analyze --keep-going --threads 8 caps/     use every readable input, report the others
   analyze --records day.parquet trace.pcapng a recording (+ day.flows.parquet) from a capture
   analyze --db my.fp --format p0f trace.pcap use another p0f.fp instead of the bundled one
+  zcat old.pcap.gz | analyze -               a capture on standard input
 
 Exit status: 0 on success; 2 on any error (message on stderr starting with `error:`),
 including inputs skipped by --keep-going. A closed stdout (`| head`) ends quietly.";
@@ -43,7 +44,8 @@ struct Cli {
     /// order; files are known by their first bytes and others are skipped, but a file named
     /// .pcap, .cap, .pcapng or .parquet that is none of these is a bad input; `*.flows.parquet`
     /// companions are not inputs of their own, but a recording's `NAME.flows.parquet` sibling
-    /// is read for the traffic-by-OS table).
+    /// is read for the traffic-by-OS table). `-` reads a capture from standard input, and a
+    /// named pipe is read like it (`zcat day.pcap.gz | analyze -`); recordings must be files.
     #[arg(required = true, value_name = "INPUT")]
     inputs: Vec<PathBuf>,
 
@@ -241,18 +243,29 @@ fn default_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-/// Draws the progress bar on stderr until `finished`: bytes of input done, rate, ETA.
+/// Draws the progress bar on stderr until `finished`: bytes of input done, rate, ETA; with
+/// a stream among the inputs (total unknown), bytes done and rate only.
 fn draw_progress(progress: &Progress, finished: &AtomicBool) {
-    let total = progress.total.load(Ordering::Relaxed);
-    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
-    if let Ok(style) = ProgressStyle::with_template(
+    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+    let sized = ProgressStyle::with_template(
         "{spinner} [{elapsed_precise}] {wide_bar} {binary_bytes}/{binary_total_bytes} \
          {binary_bytes_per_sec} ETA {eta}",
-    ) {
-        bar.set_style(style);
-    }
+    );
+    let open_ended = ProgressStyle::with_template(
+        "{spinner} [{elapsed_precise}] {binary_bytes} {binary_bytes_per_sec}",
+    );
+    // The total is set once the replay has looked at its inputs, maybe after the first tick.
+    let mut known = None;
     while !finished.load(Ordering::Relaxed) {
-        bar.set_length(progress.total.load(Ordering::Relaxed));
+        let total = progress.total.load(Ordering::Relaxed);
+        if known != Some(total > 0) {
+            known = Some(total > 0);
+            let style = if total > 0 { &sized } else { &open_ended };
+            if let Ok(style) = style {
+                bar.set_style(style.clone());
+            }
+            bar.set_length(total);
+        }
         bar.set_position(progress.done.load(Ordering::Relaxed));
         std::thread::sleep(Duration::from_millis(100));
     }

@@ -214,7 +214,8 @@ pub trait Consumer {
 pub struct Progress {
     /// Bytes of input consumed so far (for recordings, proportional to rows decoded).
     pub done: AtomicU64,
-    /// Total bytes of all inputs.
+    /// Total bytes of all inputs; 0 when unknown (an input is a stream: standard input or a
+    /// pipe, whose size nobody knows before its end).
     pub total: AtomicU64,
 }
 
@@ -233,10 +234,14 @@ pub fn replay(
     progress: &Progress,
     consumer: &mut impl Consumer,
 ) -> Result<(), ReplayError> {
-    let total: u64 = inputs
-        .iter()
-        .map(|i| std::fs::metadata(&i.path).map(|m| m.len()).unwrap_or(0))
-        .sum();
+    let total: u64 = if inputs.iter().any(|i| i.kind == InputKind::Stream) {
+        0
+    } else {
+        inputs
+            .iter()
+            .map(|i| std::fs::metadata(&i.path).map(|m| m.len()).unwrap_or(0))
+            .sum()
+    };
     progress.total.store(total, Ordering::Relaxed);
     let threads = opts.threads.max(1);
     let pool = rayon::ThreadPoolBuilder::new()
@@ -307,13 +312,18 @@ impl Producer<'_> {
             let size = std::fs::metadata(&input.path).map(|m| m.len()).unwrap_or(0);
             let before = self.progress.done.load(Ordering::Relaxed);
             let outcome = match input.kind {
-                InputKind::Pcap | InputKind::PcapNg => self.capture(i, &input.path),
+                InputKind::Pcap | InputKind::PcapNg | InputKind::Stream => {
+                    self.capture(i, &input.path)
+                }
                 InputKind::Parquet => self.recording(i, &input.path, size),
             };
-            // Whatever was counted, the input is now fully behind us.
-            self.progress
-                .done
-                .store(before.saturating_add(size), Ordering::Relaxed);
+            // Whatever was counted, the input is now fully behind us. A stream has no size:
+            // what was counted is all of it.
+            if input.kind != InputKind::Stream {
+                self.progress
+                    .done
+                    .store(before.saturating_add(size), Ordering::Relaxed);
+            }
             let msg = match outcome {
                 Ok(Ok(done)) => Msg::Done(i, done),
                 Ok(Err(e)) => Msg::Failed(i, e),
@@ -332,7 +342,7 @@ impl Producer<'_> {
 
     fn capture(&self, index: usize, path: &Path) -> Result<Result<InputDone, ReplayError>, Gone> {
         let name = path.display().to_string();
-        let file = match File::open(path) {
+        let file = match crate::inputs::open(path) {
             Ok(f) => f,
             Err(cause) => {
                 return Ok(Err(ReplayError::from(PcapError::Io { path: name, cause })));

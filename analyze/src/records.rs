@@ -13,13 +13,13 @@ use std::path::{Path, PathBuf};
 
 use formats::flows::{FlowRow, FlowWriter};
 use formats::meta::{RecordType, RecordingMeta};
-use formats::pcap::{IngestStats, PacketSink, PcapError};
+use formats::pcap::{CaptureReader, IngestStats, PacketSink, PcapError};
 use formats::recording::{RecordingError, WriteSummary, WriterOptions};
 use formats::syn::SynWriter;
 use record::{FlowKey, SynRecord};
 
 use crate::flow_intervals::FlowIntervals;
-use crate::inputs::{Input, InputKind, flows_path_for};
+use crate::inputs::{self, Input, InputKind, flows_path_for};
 
 /// Settings of a conversion.
 #[derive(Clone, Copy, Debug)]
@@ -153,7 +153,12 @@ fn convert(
     let mut files = Vec::with_capacity(inputs.len());
     let mut total = IngestStats::default();
     for input in inputs {
-        let stats = formats::pcap::open(&input.path)?.run(&mut sink)?;
+        let name = input.path.display().to_string();
+        let file = inputs::open(&input.path).map_err(|cause| PcapError::Io {
+            path: name.clone(),
+            cause,
+        })?;
+        let stats = CaptureReader::new(name, file)?.run(&mut sink)?;
         // Intervals do not span files: files need not be in time order.
         sink.flush_intervals();
         if let Some(e) = sink.error.take() {

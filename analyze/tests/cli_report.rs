@@ -1,6 +1,7 @@
 //! `analyze` reports: the golden table and JSON outputs of the bundled captures, agreement
 //! between every output format (and with `--format p0f`), identical output whatever
-//! `--threads`, the results Parquet file read from Python, and bad inputs.
+//! `--threads`, the results Parquet file read from Python, captures read from standard input
+//! and pipes, and bad inputs.
 //!
 //! Golden files live in `fixtures/golden/analyze/`. They are produced by this code: after a
 //! deliberate change, regenerate them with `SYNSCOPE_BLESS=1 cargo test -p analyze --test
@@ -526,4 +527,97 @@ fn bad_inputs_stop_the_run_or_are_skipped_with_keep_going() {
         &[os("--db"), no_db.as_os_str(), good.as_os_str()],
         &["no.fp", "No such file or directory"],
     );
+}
+
+/// Runs analyze with `bytes` on its standard input (written from another thread, so that a
+/// pipe larger than its buffer cannot block).
+fn analyze_fed(args: &[&OsStr], bytes: Vec<u8>) -> std::process::Output {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_analyze"))
+        .args(args)
+        .env("TZ", "UTC")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let feeder = std::thread::spawn(move || {
+        // analyze may stop reading early (a bad input): a closed pipe is its answer.
+        let _ = stdin.write_all(&bytes);
+    });
+    let out = child.wait_with_output().unwrap();
+    feeder.join().unwrap();
+    out
+}
+
+#[test]
+fn captures_from_standard_input_and_pipes_equal_the_files() {
+    let caps = fixture_captures();
+    let pcap = caps
+        .iter()
+        .max_by_key(|p| {
+            let n = p.to_string_lossy().into_owned();
+            (n.ends_with(".pcap"), std::fs::metadata(p).unwrap().len())
+        })
+        .unwrap();
+    let pcapng = caps
+        .iter()
+        .find(|p| p.to_string_lossy().ends_with(".pcapng"))
+        .unwrap();
+    for (cap, format) in [(pcap, "p0f"), (pcapng, "p0f"), (pcap, "json")] {
+        let want = run_ok(&[os("--format"), os(format), cap.as_os_str()]);
+        let o = analyze_fed(
+            &[os("--format"), os(format), os("-")],
+            std::fs::read(cap).unwrap(),
+        );
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let got = String::from_utf8_lossy(&o.stdout);
+        // JSON names the source file: `-` here.
+        let want = want.replace(&*cap.to_string_lossy(), "-");
+        assert_eq!(got, want, "{} as {format}", cap.display());
+    }
+
+    // A named pipe is read as a stream too (sniffing it would eat its first bytes).
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("live.pcap");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let writer = {
+        let (fifo, bytes) = (fifo.clone(), std::fs::read(pcap).unwrap());
+        std::thread::spawn(move || std::fs::write(fifo, bytes).unwrap())
+    };
+    let got = run_ok(&[os("--format"), os("p0f"), fifo.as_os_str()]);
+    writer.join().unwrap();
+    assert_eq!(got, run_ok(&[os("--format"), os("p0f"), pcap.as_os_str()]));
+
+    // A recording made from standard input is the one made from the file.
+    let from_file = dir.path().join("file.parquet");
+    let from_stdin = dir.path().join("stdin.parquet");
+    run_ok(&[
+        os("--records"),
+        from_file.as_os_str(),
+        os("-q"),
+        pcap.as_os_str(),
+    ]);
+    let o = analyze_fed(
+        &[os("--records"), from_stdin.as_os_str(), os("-q"), os("-")],
+        std::fs::read(pcap).unwrap(),
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        run_ok(&[os("--format"), os("p0f"), from_stdin.as_os_str()]),
+        run_ok(&[os("--format"), os("p0f"), from_file.as_os_str()])
+    );
+
+    // Standard input can be read once; a recording cannot be streamed.
+    assert_exit_2(&[os("-"), os("-")], &["(-) given twice"]);
+    let o = analyze_fed(&[os("-")], std::fs::read(&from_file).unwrap());
+    assert_eq!(o.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(stderr.contains("-: not a pcap or pcapng file"), "{stderr}");
 }
