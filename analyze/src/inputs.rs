@@ -118,10 +118,9 @@ fn kind_by_name(path: &Path) -> Option<InputKind> {
     }
 }
 
-/// Expands the command line's paths: files are taken as given (and must be of a known kind;
-/// `-`, pipes and devices are [`InputKind::Stream`]s),
-/// folders are walked recursively in sorted order keeping files of a known kind and leaving
-/// out `*.flows.parquet` companions.
+/// Expands the command line's paths: files are taken as given (and must be of a known kind),
+/// `-`, pipes and devices as [`InputKind::Stream`]s, and folders are walked recursively in
+/// sorted order keeping files of a known kind and leaving out `*.flows.parquet` companions.
 ///
 /// In a folder, files of unknown content are not inputs (READMEs, logs, scripts), except
 /// those whose extension says capture or recording (`kind_by_name`): an empty or damaged
