@@ -12,7 +12,7 @@ mod common;
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
-use common::{analyze, fixture_captures, python_with, root, skip_or_fail};
+use common::{analyze, analyze_command, fixture_captures, python_with, root, skip_or_fail};
 use serde_json::Value;
 
 fn os(s: &str) -> &OsStr {
@@ -43,10 +43,8 @@ fn fixture_args() -> Vec<PathBuf> {
 
 /// Runs analyze from the workspace root.
 fn run_in_root(args: &[&OsStr]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_analyze"))
-        .args(args)
+    analyze_command(args)
         .current_dir(root())
-        .env("TZ", "UTC")
         .output()
         .expect("run analyze")
 }
@@ -533,10 +531,8 @@ fn bad_inputs_stop_the_run_or_are_skipped_with_keep_going() {
 /// pipe larger than its buffer cannot block).
 fn analyze_fed(args: &[&OsStr], bytes: Vec<u8>) -> std::process::Output {
     use std::io::Write;
-    use std::process::{Command, Stdio};
-    let mut child = Command::new(env!("CARGO_BIN_EXE_analyze"))
-        .args(args)
-        .env("TZ", "UTC")
+    use std::process::Stdio;
+    let mut child = analyze_command(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -13,13 +13,16 @@ pub fn root() -> PathBuf {
         .to_path_buf()
 }
 
+/// The real `analyze` binary with `args`, in UTC (report times do not depend on the host).
+pub fn analyze_command(args: &[&std::ffi::OsStr]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_analyze"));
+    cmd.args(args).env("TZ", "UTC");
+    cmd
+}
+
 /// Runs the real `analyze` binary.
 pub fn analyze(args: &[&std::ffi::OsStr]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_analyze"))
-        .args(args)
-        .env("TZ", "UTC")
-        .output()
-        .expect("run analyze")
+    analyze_command(args).output().expect("run analyze")
 }
 
 /// A missing outside requirement: a loud skip, or a failure when `var` is set to 1 (CI).
