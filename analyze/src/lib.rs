@@ -10,11 +10,11 @@
 //! - [`results`]: the flat observation rows and their JSON, CSV and Parquet writers.
 //! - [`report`]: the summary (polars aggregations) as a table or JSON.
 //!
-//! Errors name the file (and offset or row group) and end with their cause's text, and such a
-//! cause is not also their `source()`: users see these messages through `{:#}` (anyhow's
-//! chain) and as plain strings (`--keep-going`, the report's failed inputs), and either way
-//! the cause appears exactly once. The one exception, [`analysis::AnalyzeError::Write`],
-//! keeps its I/O error as its `source()` only, for `main` to tell a closed pipe from a failure.
+//! Errors follow `formats`' rule (a cause is in the message or is the `source()`, never
+//! both), with the message's side taken, as users also see them as plain strings
+//! (`--keep-going`, the report's failed inputs). The one exception,
+//! [`analysis::AnalyzeError::Write`], keeps its I/O error as its `source()` only, for `main`
+//! to tell a closed pipe from a failure.
 
 pub mod analysis;
 pub mod flow_intervals;
