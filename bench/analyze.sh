@@ -8,8 +8,10 @@
 #      default all cores), ROUNDS (default 7), PROFILE (cargo profile of the analyze build,
 #      default dist), KEEP=1 keeps the generated files.
 #
-# Prints a Markdown table for `cat`, `p0f -r`, `analyze` (json, table, p0f log lines) on the
-# pcap, and `analyze --format json` on the recording `analyze --records` made from it: the
+# Prints a Markdown table for `cat`, `p0f -r`, `analyze` (json, table, p0f log lines, ndjson)
+# on the pcap, `analyze --format json` on the recording `analyze --records` made from it, and
+# the first stages of analyze's pcap reader alone (formats' `pcap_stages` example: read and
+# frame; read, frame and parse, on the same threads), which bound what a full run can take: the
 # median and the best wall time over ROUNDS rounds, max RSS, and MB/s and packets/s (captures)
 # or records/s (the recording) at the median. Each round runs every command once, in turn,
 # so that a slow or fast moment of a shared machine falls on all of them alike; every run
@@ -32,7 +34,9 @@ command -v p0f >/dev/null || { echo "p0f not installed (apt-get install p0f)" >&
 # The `dist` profile (fat LTO, see Cargo.toml) is the build to ship; PROFILE=release compares.
 profile=${PROFILE:-dist}
 (cd "$root" && cargo build --profile "$profile" -p analyze >&2)
+(cd "$root" && cargo build --profile "$profile" -p formats --example pcap_stages >&2)
 analyze=$root/target/$profile/analyze
+stages=$root/target/$profile/examples/pcap_stages
 
 if [ ! -s "$pcap" ] || [ "$(stat -c %s "$pcap")" -lt $((size * 1024 * 1024)) ]; then
   python3 "$root/bench/make_bench_pcap.py" "$pcaps" "$pcap" --size-mib "$size" >&2
@@ -45,10 +49,11 @@ import json,sys; d=json.load(sys.stdin)["summary"]["totals"]; print(d["syn"]+d["
 packets=$("$analyze" --quiet --format json "$pcap" | python3 -c '
 import json,sys; print(json.load(sys.stdin)["summary"]["totals"]["packets"])')
 
-python3 - "$analyze" "$threads" "$rounds" "$pcap" "$rec" "$work/p0f.log" "$packets" "$records" <<'PY'
+python3 - "$analyze" "$stages" "$threads" "$rounds" "$pcap" "$rec" "$work/p0f.log" "$packets" \
+  "$records" <<'PY'
 import os, statistics, subprocess, sys, time
 
-analyze, threads, rounds, pcap, rec, log, packets, records = sys.argv[1:]
+analyze, stages, threads, rounds, pcap, rec, log, packets, records = sys.argv[1:]
 rounds, packets, records = int(rounds), int(packets), int(records)
 a = [analyze, "--quiet", "--threads", threads]
 # (name, argv, input file, count, unit)
@@ -58,8 +63,19 @@ commands = [
     ("`analyze --format json FILE.pcap`", a + ["--format", "json", pcap], pcap, packets, "packets"),
     ("`analyze FILE.pcap` (table report)", a + [pcap], pcap, packets, "packets"),
     ("`analyze --format p0f FILE.pcap`", a + ["--format", "p0f", pcap], pcap, packets, "packets"),
+    ("`analyze --format ndjson FILE.pcap`", a + ["--format", "ndjson", pcap], pcap, packets,
+     "packets"),
     ("`analyze --format json FILE.parquet`", a + ["--format", "json", rec], rec, records, "records"),
 ]
+# analyze's reader alone, on as many threads: not commands a user runs, the floor under them.
+floors = [
+    ("reader stage: read + frame (`pcap_stages FILE.pcap N read`)",
+     [stages, pcap, threads, "read"], pcap, packets, "packets"),
+    ("reader stages: read + frame + parse (`pcap_stages FILE.pcap N parse`)",
+     [stages, pcap, threads, "parse"], pcap, packets, "packets"),
+]
+analyzes = commands[2:]
+commands += floors
 
 def warm(path):
     with open(path, "rb") as f:
@@ -123,10 +139,15 @@ for name, _, path, count, unit in commands:
           f"{size[path] / 1e6 / t:.0f} | {count / t / 1e6:.2f} M {unit}/s |")
 print()
 p0f = commands[1][0]
-for name, *_ in commands[2:]:
-    what = " (the same packets' SYNs, recorded)" if name == commands[-1][0] else ""
+for name, *_ in analyzes:
+    what = " (the same packets' SYNs, recorded)" if name == analyzes[-1][0] else ""
     print(f"{name}{what}: {med[p0f] / med[name]:.1f}x faster than p0f (medians), "
           f"{best[p0f] / best[name]:.1f}x (best runs)")
+print()
+print(f"10x p0f is {med[p0f] / 10:.3f} s (median); analyze's reader alone takes "
+      + ", ".join(f"{med[n]:.3f} s ({n.split(' (')[0]})" for n, *_ in floors)
+      + f": {med[floors[-1][0]] / (med[p0f] / 10):.0%} of it, before the flow table, the "
+      "engine, the summary and rendering, which share the same cores")
 PY
 
 rm -f "$work/p0f.log.rss"
