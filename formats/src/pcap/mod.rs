@@ -47,6 +47,14 @@ pub trait PacketSink {
     fn tcp(&mut self, key: &FlowKey, dir: u8, ts_ns: u64, l3_bytes: u64, tcp_flags: u16) {
         let _ = (key, dir, ts_ns, l3_bytes, tcp_flags);
     }
+
+    /// Everything read so far has been handed over and the reader is about to read on,
+    /// which may wait: on a live pipe (`tcpdump -w - | …`) for as long as the network is
+    /// quiet. A sink that holds records back (to send them in batches) should pass them on
+    /// now. [`CaptureReader::run`] calls this after every chunk of a classic pcap (and a
+    /// chunk ends where a read came back short) and before every read of a pcapng.
+    #[inline]
+    fn pause(&mut self) {}
 }
 
 /// Records only.

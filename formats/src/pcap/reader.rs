@@ -521,14 +521,24 @@ impl<R: Read> CaptureReader<R> {
         let mut filled = carried;
         let mut damage = None;
         let mut at = 0usize;
+        // A read that returns less than asked means the source has nothing more for now (a
+        // regular file only does that at its end): the chunk goes on with what came, so that
+        // packets from a live pipe (`tcpdump -w - | analyze -`) are not held back until a
+        // whole chunk has arrived. Bytes carried over may hold whole records (those read with
+        // the file header): they are framed before a read that could wait.
+        let mut stalled = carried > 0;
         loop {
             if buffer.len() < want {
                 buffer.resize(want, 0);
             }
-            while filled < want && !buf.eof {
+            while filled < want && !buf.eof && !stalled {
+                let room = want - filled;
                 match self.src.read(&mut buffer[filled..want]) {
                     Ok(0) => buf.eof = true,
-                    Ok(n) => filled += n,
+                    Ok(n) => {
+                        filled += n;
+                        stalled = n < room;
+                    }
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(e) => return Err(io_err(e)),
                 }
@@ -544,8 +554,13 @@ impl<R: Read> CaptureReader<R> {
                     }
                 }
             }
-            // A record longer than the chunk: read on, up to the record limit.
+            // No whole record yet: wait for the rest of it, or, when it is longer than the
+            // chunk, read on up to the record limit.
             if at == 0 && damage.is_none() && !buf.eof {
+                if filled < want {
+                    stalled = false;
+                    continue;
+                }
                 if want >= MAX_RECORD {
                     damage = Some(format!("packet record larger than {MAX_RECORD} bytes"));
                 } else {
@@ -605,6 +620,7 @@ impl<R: Read> CaptureReader<R> {
             while let Some(chunk) = self.next_chunk(CHUNK_SIZE, &mut stats, buffer)? {
                 stats.merge(&chunk.run(sink));
                 buffer = chunk.into_buffer();
+                sink.pause();
             }
             // A pcap without packets still names its link type.
             if let Some(link) = self.link_type() {
@@ -796,6 +812,7 @@ fn run_pcapng(
             }
             None => match err {
                 FileError::IncompleteBuffer => {
+                    sink.pause();
                     if !need_more(buf, src, stats, "pcapng block")? {
                         break;
                     }

@@ -861,3 +861,80 @@ fn chunks_in_order_equal_the_whole_run() {
         }
     }
 }
+
+/// A pipe that a capture writes into now and then (`tcpdump -w - | analyze -`): each read
+/// hands out at most `piece` bytes. Any read may be the one that waits for the network, so
+/// once the sink has seen the file header go by (`armed`), every read checks that the records
+/// of all bytes handed out so far have reached the sink *and* been passed on by it (`pause`).
+struct Drip<'a> {
+    file: &'a [u8],
+    served: usize,
+    piece: usize,
+    armed: std::rc::Rc<std::cell::Cell<bool>>,
+    passed: std::rc::Rc<std::cell::RefCell<Vec<SynRecord>>>,
+}
+
+impl std::io::Read for Drip<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.armed.get() {
+            let mut want = super::Collect::default();
+            super::CaptureReader::new("prefix".into(), &self.file[..self.served])
+                .unwrap()
+                .run(&mut want)
+                .unwrap();
+            assert_eq!(
+                *self.passed.borrow(),
+                want.records,
+                "piece {} served {}",
+                self.piece,
+                self.served
+            );
+        }
+        let n = self.piece.min(buf.len()).min(self.file.len() - self.served);
+        buf[..n].copy_from_slice(&self.file[self.served..self.served + n]);
+        self.served += n;
+        Ok(n)
+    }
+}
+
+/// Holds records back until told the reader may wait, as a batching sink does.
+struct Holding {
+    held: Vec<SynRecord>,
+    passed: std::rc::Rc<std::cell::RefCell<Vec<SynRecord>>>,
+}
+
+impl super::PacketSink for Holding {
+    fn syn(&mut self, rec: &SynRecord) {
+        self.held.push(*rec);
+    }
+
+    fn pause(&mut self) {
+        self.passed.borrow_mut().append(&mut self.held);
+    }
+}
+
+#[test]
+fn a_pipe_s_packets_are_passed_on_before_the_reader_reads_again() {
+    let file = raw_pcap(30);
+    for piece in [11, 24, 100, 333, 5000, file.len()] {
+        let armed = std::rc::Rc::new(std::cell::Cell::new(false));
+        let passed = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+        let src = Drip {
+            file: &file,
+            served: 0,
+            piece,
+            armed: armed.clone(),
+            passed: passed.clone(),
+        };
+        let mut reader = super::CaptureReader::new("pipe".into(), src).unwrap();
+        armed.set(true);
+        let mut sink = Holding {
+            held: Vec::new(),
+            passed: passed.clone(),
+        };
+        let stats = reader.run(&mut sink).unwrap();
+        super::PacketSink::pause(&mut sink);
+        assert_eq!(stats.syn, 30, "piece {piece}");
+        assert_eq!(passed.borrow().len(), 30, "piece {piece}");
+    }
+}
