@@ -321,15 +321,21 @@ impl TextStage {
         Ok(())
     }
 
-    /// Renders and writes everything still pending; the thread then ends.
-    fn finish(&mut self, out: &mut impl Write) -> std::io::Result<()> {
+    /// Renders and writes everything observed so far; the thread stays.
+    fn drain(&mut self, out: &mut impl Write) -> std::io::Result<()> {
         if !self.batch.is_empty() {
             self.send(out)?;
         }
-        self.to_thread = None;
         while self.in_flight > 0 {
             self.wait(out)?;
         }
+        Ok(())
+    }
+
+    /// Renders and writes everything still pending; the thread then ends.
+    fn finish(&mut self, out: &mut impl Write) -> std::io::Result<()> {
+        self.drain(out)?;
+        self.to_thread = None;
         Ok(())
     }
 }
@@ -430,6 +436,27 @@ impl<W: Write> Consumer for Analysis<'_, W> {
 
     fn stop(&self) -> bool {
         self.error.is_some()
+    }
+
+    /// A live stream is quiet: every observation so far goes out and stdout is flushed, so
+    /// that `tcpdump -w - | analyze --format p0f -` prints each line when its packet comes.
+    fn idle(&mut self) {
+        if self.error.is_some() {
+            return;
+        }
+        if let Err(e) = self.flush_text() {
+            self.error = Some(AnalyzeError::Write(e));
+        }
+    }
+}
+
+impl<W: Write> Analysis<'_, W> {
+    /// Renders and writes every observation made so far, then flushes the output.
+    fn flush_text(&mut self) -> std::io::Result<()> {
+        if let Some(t) = &mut self.text {
+            t.drain(self.out)?;
+        }
+        self.out.flush()
     }
 }
 

@@ -32,6 +32,7 @@ Examples:
   analyze --records day.parquet trace.pcapng a recording (+ day.flows.parquet) from a capture
   analyze --db my.fp --format p0f trace.pcap use another p0f.fp instead of the bundled one
   zcat old.pcap.gz | analyze -               a capture on standard input
+  tcpdump -U -w - | analyze --format p0f -   live: each packet's lines as it comes
 
 Exit status: 0 on success; 2 on any error (message on stderr starting with `error:`),
 including inputs skipped by --keep-going. A closed stdout (`| head`) ends quietly.";

@@ -27,7 +27,7 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
 
 use formats::flows::FlowReader;
 use formats::pcap::{
@@ -207,7 +207,15 @@ pub trait Consumer {
     fn stop(&self) -> bool {
         false
     }
+    /// Nothing new has come for [`IDLE_FLUSH`]: a live stream is waiting for packets. What
+    /// the consumer holds back for efficiency (batches, buffered output) should go out now.
+    fn idle(&mut self) {}
 }
+
+/// How long the replay waits for the next batch before telling its consumer it is idle
+/// ([`Consumer::idle`]). Readers of files keep it busy; a quiet live pipe does not, and its
+/// observations should then show up at once, as p0f prints them, not when a batch fills.
+pub const IDLE_FLUSH: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// Byte-level progress shared with whoever draws a progress bar.
 #[derive(Debug, Default)]
@@ -274,7 +282,29 @@ fn consume(
     opts: &ReplayOptions,
     consumer: &mut impl Consumer,
 ) -> Result<(), ReplayError> {
-    for msg in rx.iter() {
+    // Told already that nothing is happening: then wait without a deadline.
+    let mut idle = true;
+    loop {
+        let msg = if idle {
+            match rx.recv() {
+                Ok(m) => m,
+                Err(_) => break,
+            }
+        } else {
+            match rx.recv_timeout(IDLE_FLUSH) {
+                Ok(m) => m,
+                Err(RecvTimeoutError::Timeout) => {
+                    consumer.idle();
+                    idle = true;
+                    if consumer.stop() {
+                        return Ok(());
+                    }
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+        };
+        idle = false;
         match msg {
             Msg::Batch(i, recs) => consumer.records(i, &recs),
             Msg::Done(i, done) => consumer.input_done(i, done),
@@ -730,17 +760,33 @@ struct BatchSink<'a> {
     flows: Option<FlowTable>,
 }
 
+impl BatchSink<'_> {
+    /// Hands the batch over (or drops it, once the consumer is gone).
+    fn send_batch(&mut self) {
+        if self.gone {
+            self.batch.clear();
+            return;
+        }
+        let full = std::mem::replace(&mut self.batch, Vec::with_capacity(self.cap));
+        if self.tx.send(Msg::Batch(self.index, full)).is_err() {
+            self.gone = true;
+        }
+    }
+}
+
 impl PacketSink for BatchSink<'_> {
     #[inline]
     fn syn(&mut self, rec: &SynRecord) {
         self.batch.push(*rec);
-        if self.batch.len() >= self.cap && !self.gone {
-            let full = std::mem::replace(&mut self.batch, Vec::with_capacity(self.cap));
-            if self.tx.send(Msg::Batch(self.index, full)).is_err() {
-                self.gone = true;
-            }
-        } else if self.gone {
-            self.batch.clear();
+        if self.batch.len() >= self.cap {
+            self.send_batch();
+        }
+    }
+
+    /// The reader may now wait for a live source: what it found so far goes on.
+    fn pause(&mut self) {
+        if !self.batch.is_empty() {
+            self.send_batch();
         }
     }
 

@@ -1,7 +1,7 @@
 //! `analyze` reports: the golden table and JSON outputs of the bundled captures, agreement
 //! between every output format (and with `--format p0f`), identical output whatever
 //! `--threads`, the results Parquet file read from Python, captures read from standard input
-//! and pipes, and bad inputs.
+//! and pipes (live ones printed as they come), and bad inputs.
 //!
 //! Golden files live in `fixtures/golden/analyze/`. They are produced by this code: after a
 //! deliberate change, regenerate them with `SYNSCOPE_BLESS=1 cargo test -p analyze --test
@@ -527,17 +527,22 @@ fn bad_inputs_stop_the_run_or_are_skipped_with_keep_going() {
     );
 }
 
-/// Runs analyze with `bytes` on its standard input (written from another thread, so that a
-/// pipe larger than its buffer cannot block).
-fn analyze_fed(args: &[&OsStr], bytes: Vec<u8>) -> std::process::Output {
-    use std::io::Write;
+/// Starts analyze with pipes for its standard input, output and error.
+fn spawn_piped(args: &[&OsStr]) -> std::process::Child {
     use std::process::Stdio;
-    let mut child = analyze_command(args)
+    analyze_command(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap();
+        .unwrap()
+}
+
+/// Runs analyze with `bytes` on its standard input (written from another thread, so that a
+/// pipe larger than its buffer cannot block).
+fn analyze_fed(args: &[&OsStr], bytes: Vec<u8>) -> std::process::Output {
+    use std::io::Write;
+    let mut child = spawn_piped(args);
     let mut stdin = child.stdin.take().unwrap();
     let feeder = std::thread::spawn(move || {
         // analyze may stop reading early (a bad input): a closed pipe is its answer.
@@ -616,4 +621,70 @@ fn captures_from_standard_input_and_pipes_equal_the_files() {
     assert_eq!(o.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(stderr.contains("-: not a pcap or pcapng file"), "{stderr}");
+}
+
+/// A live pipe (`tcpdump -w - | analyze --format p0f -`): the lines of the packets that came
+/// are printed while the pipe stays open, as p0f prints them, not when 4 MiB have arrived,
+/// a batch has filled or the input has ended. Both container formats, each fed whole and
+/// then held open; what comes out before the end must be everything the file gives.
+#[test]
+fn live_pipes_print_each_packet_before_the_input_ends() {
+    use std::io::{Read, Write};
+    use std::sync::mpsc::channel;
+    use std::time::{Duration, Instant};
+
+    let caps = fixture_captures();
+    let pick = |ext: &str| {
+        caps.iter()
+            .filter(|p| p.to_string_lossy().ends_with(ext))
+            .map(|p| (p, run_ok(&[os("--format"), os("p0f"), p.as_os_str()])))
+            .filter(|(_, want)| want.lines().count() >= 4)
+            .min_by_key(|(p, _)| std::fs::metadata(p).unwrap().len())
+            .unwrap_or_else(|| panic!("a {ext} fixture with p0f lines"))
+    };
+    for (cap, want) in [pick(".pcap"), pick(".pcapng")] {
+        let mut child = spawn_piped(&[os("--format"), os("p0f"), os("-")]);
+        let mut stdin = child.stdin.take().unwrap();
+        let mut stdout = child.stdout.take().unwrap();
+        let (tx, rx) = channel();
+        let reader = std::thread::spawn(move || {
+            let mut block = [0u8; 4096];
+            while let Ok(n) = stdout.read(&mut block) {
+                if n == 0 || tx.send(block[..n].to_vec()).is_err() {
+                    break;
+                }
+            }
+        });
+        stdin.write_all(&std::fs::read(cap).unwrap()).unwrap();
+        stdin.flush().unwrap();
+        // Generous: a hang here is what the test is about, not a slow machine.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut got = Vec::new();
+        while got.len() < want.len() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(bytes) => got.extend(bytes),
+                Err(_) => break,
+            }
+        }
+        assert_eq!(
+            String::from_utf8_lossy(&got),
+            want,
+            "{}: lines printed while the pipe was open",
+            cap.display()
+        );
+        drop(stdin);
+        let status = child.wait().unwrap();
+        reader.join().unwrap();
+        let mut stderr = String::new();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut stderr)
+            .unwrap();
+        assert!(status.success(), "{}: {stderr}", cap.display());
+        let rest: Vec<u8> = rx.try_iter().flatten().collect();
+        assert!(rest.is_empty(), "{}: more after the end", cap.display());
+    }
 }
