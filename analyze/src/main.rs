@@ -47,6 +47,8 @@ struct Cli {
     /// companions are not inputs of their own, but a recording's `NAME.flows.parquet` sibling
     /// is read for the traffic-by-OS table). `-` reads a capture from standard input, and a
     /// named pipe is read like it (`zcat day.pcap.gz | analyze -`); recordings must be files.
+    /// A live stream's observations are written as they come; the first Ctrl-C is left to
+    /// the program writing the stream, and analyze finishes (report, files) at its end.
     #[arg(required = true, value_name = "INPUT")]
     inputs: Vec<PathBuf>,
 
@@ -138,6 +140,37 @@ fn main() -> ExitCode {
     }
 }
 
+/// With a stream among the inputs (`tcpdump -U -w - | analyze -`), Ctrl-C reaches the whole
+/// pipeline: the capture stops and closes the pipe, and that end is where `analyze` should
+/// stop too, printing its report and closing its files (a Parquet file without its footer is
+/// lost). So the first SIGINT is absorbed: its handler does nothing and, being installed with
+/// `SA_RESETHAND`, removes itself, so that a second one ends the process as usual (for a
+/// source that does not stop).
+#[cfg(unix)]
+fn outlast_first_interrupt() -> io::Result<()> {
+    extern "C" fn absorb(_signal: libc::c_int) {}
+    let handler: extern "C" fn(libc::c_int) = absorb;
+    // SAFETY: `act` is fully initialised (zeroed, then an empty mask, the flags and a
+    // handler that touches nothing, so it is async-signal-safe); no old action is read.
+    let rc = unsafe {
+        let mut act: libc::sigaction = std::mem::zeroed();
+        libc::sigemptyset(&mut act.sa_mask);
+        act.sa_flags = libc::SA_RESETHAND | libc::SA_RESTART;
+        act.sa_sigaction = handler as libc::sighandler_t;
+        libc::sigaction(libc::SIGINT, &act, std::ptr::null_mut())
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+#[cfg(not(unix))]
+fn outlast_first_interrupt() -> io::Result<()> {
+    Ok(())
+}
+
 /// A reader of our stdout went away (`analyze ... | head`): not an error worth a word.
 fn is_broken_pipe(err: &anyhow::Error) -> bool {
     err.chain().any(|e| {
@@ -164,6 +197,9 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     } else {
         inputs::expand(&cli.inputs).context("reading the inputs")?
     };
+    if inputs.iter().any(|i| i.kind == inputs::InputKind::Stream) {
+        outlast_first_interrupt().context("setting up SIGINT for a stream input")?;
+    }
     if let Some(out) = &cli.records {
         let opts = RecordsOptions {
             flow_interval_ns: cli.flow_interval.saturating_mul(1_000_000_000),

@@ -623,30 +623,37 @@ fn captures_from_standard_input_and_pipes_equal_the_files() {
     assert!(stderr.contains("-: not a pcap or pcapng file"), "{stderr}");
 }
 
-/// A live pipe (`tcpdump -w - | analyze --format p0f -`): the lines of the packets that came
-/// are printed while the pipe stays open, as p0f prints them, not when 4 MiB have arrived,
-/// a batch has filled or the input has ended. Both container formats, each fed whole and
-/// then held open; what comes out before the end must be everything the file gives.
-#[test]
-fn live_pipes_print_each_packet_before_the_input_ends() {
-    use std::io::{Read, Write};
-    use std::sync::mpsc::channel;
-    use std::time::{Duration, Instant};
+/// The smallest bundled capture ending in `ext` whose p0f lines number at least four, and
+/// those lines (from the file).
+fn small_capture_with_lines(ext: &str) -> (PathBuf, String) {
+    fixture_captures()
+        .into_iter()
+        .filter(|p| p.to_string_lossy().ends_with(ext))
+        .map(|p| {
+            let want = run_ok(&[os("--format"), os("p0f"), p.as_os_str()]);
+            (p, want)
+        })
+        .filter(|(_, want)| want.lines().count() >= 4)
+        .min_by_key(|(p, _)| std::fs::metadata(p).unwrap().len())
+        .unwrap_or_else(|| panic!("a {ext} fixture with p0f lines"))
+}
 
-    let caps = fixture_captures();
-    let pick = |ext: &str| {
-        caps.iter()
-            .filter(|p| p.to_string_lossy().ends_with(ext))
-            .map(|p| (p, run_ok(&[os("--format"), os("p0f"), p.as_os_str()])))
-            .filter(|(_, want)| want.lines().count() >= 4)
-            .min_by_key(|(p, _)| std::fs::metadata(p).unwrap().len())
-            .unwrap_or_else(|| panic!("a {ext} fixture with p0f lines"))
-    };
-    for (cap, want) in [pick(".pcap"), pick(".pcapng")] {
-        let mut child = spawn_piped(&[os("--format"), os("p0f"), os("-")]);
-        let mut stdin = child.stdin.take().unwrap();
+/// `analyze ARGS` fed like a live pipe: its standard input stays open until [`Live::close`],
+/// its output is collected on another thread.
+struct Live {
+    child: std::process::Child,
+    stdin: Option<std::process::ChildStdin>,
+    chunks: std::sync::mpsc::Receiver<Vec<u8>>,
+    reader: std::thread::JoinHandle<()>,
+}
+
+impl Live {
+    fn start(args: &[&OsStr]) -> Live {
+        use std::io::Read;
+        let mut child = spawn_piped(args);
+        let stdin = child.stdin.take();
         let mut stdout = child.stdout.take().unwrap();
-        let (tx, rx) = channel();
+        let (tx, chunks) = std::sync::mpsc::channel();
         let reader = std::thread::spawn(move || {
             let mut block = [0u8; 4096];
             while let Ok(n) = stdout.read(&mut block) {
@@ -655,36 +662,144 @@ fn live_pipes_print_each_packet_before_the_input_ends() {
                 }
             }
         });
-        stdin.write_all(&std::fs::read(cap).unwrap()).unwrap();
+        Live {
+            child,
+            stdin,
+            chunks,
+            reader,
+        }
+    }
+
+    fn feed(&mut self, bytes: &[u8]) {
+        use std::io::Write;
+        let stdin = self.stdin.as_mut().unwrap();
+        stdin.write_all(bytes).unwrap();
         stdin.flush().unwrap();
-        // Generous: a hang here is what the test is about, not a slow machine.
-        let deadline = Instant::now() + Duration::from_secs(60);
+    }
+
+    /// Output until at least `len` bytes came, or a generous deadline passed (a hang is
+    /// what the callers test for, not a slow machine).
+    fn output(&self, len: usize) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
         let mut got = Vec::new();
-        while got.len() < want.len() {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
+        while got.len() < len {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.chunks.recv_timeout(left) {
                 Ok(bytes) => got.extend(bytes),
                 Err(_) => break,
             }
         }
+        String::from_utf8_lossy(&got).into_owned()
+    }
+
+    /// Sends SIGINT, as Ctrl-C does to every process of a pipeline.
+    #[cfg(unix)]
+    fn interrupt(&self) {
+        let pid = libc::pid_t::try_from(self.child.id()).unwrap();
+        // SAFETY: a plain system call on our own child, which has not been waited for (so
+        // its pid cannot have been reused).
+        let rc = unsafe { libc::kill(pid, libc::SIGINT) };
+        assert_eq!(rc, 0, "{}", std::io::Error::last_os_error());
+    }
+
+    /// Closes standard input and waits: the exit status, stderr and any output not yet read.
+    fn close(mut self) -> (std::process::ExitStatus, String, Vec<u8>) {
+        use std::io::Read;
+        drop(self.stdin.take());
+        let status = self.child.wait().unwrap();
+        self.reader.join().unwrap();
+        let mut stderr = String::new();
+        let mut pipe = self.child.stderr.take().unwrap();
+        pipe.read_to_string(&mut stderr).unwrap();
+        let rest = self.chunks.try_iter().flatten().collect();
+        (status, stderr, rest)
+    }
+}
+
+/// A live pipe (`tcpdump -U -w - | analyze --format p0f -`): the lines of the packets that came
+/// are printed while the pipe stays open, as p0f prints them, not when 4 MiB have arrived,
+/// a batch has filled or the input has ended. Both container formats, each fed whole and
+/// then held open; what comes out before the end must be everything the file gives.
+#[test]
+fn live_pipes_print_each_packet_before_the_input_ends() {
+    for (cap, want) in [
+        small_capture_with_lines(".pcap"),
+        small_capture_with_lines(".pcapng"),
+    ] {
+        let mut live = Live::start(&[os("--format"), os("p0f"), os("-")]);
+        live.feed(&std::fs::read(&cap).unwrap());
+        let got = live.output(want.len());
         assert_eq!(
-            String::from_utf8_lossy(&got),
+            got,
             want,
             "{}: lines printed while the pipe was open",
             cap.display()
         );
-        drop(stdin);
-        let status = child.wait().unwrap();
-        reader.join().unwrap();
-        let mut stderr = String::new();
-        child
-            .stderr
-            .take()
-            .unwrap()
-            .read_to_string(&mut stderr)
-            .unwrap();
+        let (status, stderr, rest) = live.close();
         assert!(status.success(), "{}: {stderr}", cap.display());
-        let rest: Vec<u8> = rx.try_iter().flatten().collect();
         assert!(rest.is_empty(), "{}: more after the end", cap.display());
     }
+}
+
+/// Ctrl-C in `tcpdump -U -w - | analyze --out r.parquet -` reaches the whole pipeline: the
+/// capture ends its pipe, and analyze must live through the first SIGINT to finish then, with
+/// its Parquet file closed; a second SIGINT ends it as usual.
+#[cfg(unix)]
+#[test]
+fn a_stream_input_outlasts_the_first_interrupt() {
+    use std::os::unix::process::ExitStatusExt;
+
+    let (cap, want) = small_capture_with_lines(".pcap");
+    let bytes = std::fs::read(&cap).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let from_file = dir.path().join("file.parquet");
+    run_ok(&[
+        os("--format"),
+        os("p0f"),
+        os("--out"),
+        from_file.as_os_str(),
+        cap.as_os_str(),
+    ]);
+    let live_out = dir.path().join("live.parquet");
+    let mut live = Live::start(&[
+        os("--format"),
+        os("p0f"),
+        os("--out"),
+        live_out.as_os_str(),
+        os("-"),
+    ]);
+    live.feed(&bytes);
+    // Its lines are out: analyze is past its start-up and reading.
+    assert_eq!(live.output(want.len()), want);
+    live.interrupt();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(
+        live.child.try_wait().unwrap().is_none(),
+        "killed by one SIGINT"
+    );
+    let (status, stderr, rest) = live.close();
+    assert!(status.success(), "{stderr}");
+    assert!(rest.is_empty());
+    let rows = |p: &Path| {
+        use parquet::file::reader::{FileReader, SerializedFileReader};
+        let reader = SerializedFileReader::new(std::fs::File::open(p).unwrap())
+            .unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        reader.metadata().file_metadata().num_rows()
+    };
+    assert!(rows(&from_file) > 0);
+    assert_eq!(rows(&live_out), rows(&from_file));
+
+    let mut live = Live::start(&[os("--format"), os("p0f"), os("-")]);
+    live.feed(&bytes);
+    assert_eq!(live.output(want.len()), want);
+    live.interrupt();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    live.interrupt();
+    let status = live.child.wait().unwrap();
+    assert_eq!(
+        status.signal(),
+        Some(2),
+        "the second SIGINT ends it: {status:?}"
+    );
+    drop(live);
 }
