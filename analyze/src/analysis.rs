@@ -444,19 +444,13 @@ impl<W: Write> Consumer for Analysis<'_, W> {
         if self.error.is_some() {
             return;
         }
-        if let Err(e) = self.flush_text() {
+        let drained = match &mut self.text {
+            Some(t) => t.drain(self.out),
+            None => Ok(()),
+        };
+        if let Err(e) = drained.and_then(|()| self.out.flush()) {
             self.error = Some(AnalyzeError::Write(e));
         }
-    }
-}
-
-impl<W: Write> Analysis<'_, W> {
-    /// Renders and writes every observation made so far, then flushes the output.
-    fn flush_text(&mut self) -> std::io::Result<()> {
-        if let Some(t) = &mut self.text {
-            t.drain(self.out)?;
-        }
-        self.out.flush()
     }
 }
 
