@@ -65,9 +65,10 @@ struct Cli {
     #[arg(long, short, value_name = "FILE.parquet")]
     out: Option<PathBuf>,
 
-    /// Decoding threads: a recording's row groups and a classic pcap's packets are decoded in
-    /// parallel (pcapng is read on one thread). Output does not depend on it: one p0f engine
-    /// sees every record in input order. Default: all cores.
+    /// Decoding threads: a recording's row groups and a pcap or pcapng file's packets are
+    /// decoded in parallel (a capture on standard input or a pipe is read on one thread).
+    /// Output does not depend on it: one p0f engine sees every record in input order.
+    /// Default: all cores.
     #[arg(long, short = 'j', value_name = "N")]
     threads: Option<usize>,
 

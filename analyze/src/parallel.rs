@@ -7,14 +7,15 @@
 //! - recordings: Parquet row groups are decompressed and decoded on a rayon pool of
 //!   [`ReplayOptions::threads`] threads, a window of row groups at a time, and handed over in
 //!   row-group order;
-//! - classic pcap files: [`ReplayOptions::threads`] reader threads each read, frame and parse
-//!   every `threads`-th 1 MiB window of the file ([`formats::pcap::Windows`]: positioned
-//!   reads, so the bytes are parsed in the cache of the core that read them), with the very
-//!   code `formats::pcap`'s sequential reader runs ([`formats::pcap::Chunk::run`]); the
-//!   producer thread hands their records over in window order;
-//! - pcapng files, and pcap files that cannot be read by position: the sequential
-//!   `formats::pcap` reader runs on the producer thread (a pcapng block's meaning depends on
-//!   the interface descriptions before it).
+//! - pcap and pcapng files: [`ReplayOptions::threads`] reader threads each read, frame and
+//!   parse every `threads`-th 1 MiB window of the file ([`formats::pcap::Windows`]: positioned
+//!   reads, so the bytes are parsed in the cache of the core that read them; a window is
+//!   framed once the one before it is, which for pcapng also hands on the interfaces
+//!   described so far), with the very code `formats::pcap`'s sequential reader runs
+//!   ([`formats::pcap::Chunk::run`]); the producer thread hands their records over in window
+//!   order;
+//! - captures that cannot be read by position (standard input, pipes): the sequential
+//!   `formats::pcap` reader runs on the producer thread.
 //!
 //! Meanwhile the caller's thread runs the engine.
 //!
@@ -30,9 +31,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
 
 use formats::flows::FlowReader;
-use formats::pcap::{
-    CaptureReader, Format, IngestStats, PacketSink, PcapError, WINDOW_SIZE, Windows,
-};
+use formats::pcap::{CaptureReader, IngestStats, PacketSink, PcapError, WINDOW_SIZE, Windows};
 use formats::syn::SynReader;
 use rayon::prelude::*;
 use record::{FlowKey, SynRecord};
@@ -161,9 +160,10 @@ impl FlowShards {
 pub struct ReplayOptions {
     /// Decoding threads for recordings (at least 1).
     pub threads: usize,
-    /// Records per batch handed from a pcapng's producer thread to the consumer.
+    /// Records per batch handed from the producer thread to the consumer when a capture is
+    /// read in order (from a pipe).
     pub batch_records: usize,
-    /// Bytes of a classic pcap read and parsed as one piece ([`formats::pcap::WINDOW_SIZE`];
+    /// Bytes of a capture file read and parsed as one piece ([`formats::pcap::WINDOW_SIZE`];
     /// smaller in tests, to have many pieces from small files).
     pub chunk_bytes: usize,
     /// Also gather flow counters: counted from every TCP packet of a capture, or summed from a
@@ -378,7 +378,7 @@ impl Producer<'_> {
                 return Ok(Err(ReplayError::from(PcapError::Io { path: name, cause })));
             }
         };
-        // A second handle for positioned reads of a classic pcap ([`Windows`]).
+        // A second handle for positioned reads ([`Windows`]).
         let positioned = file.try_clone();
         let src = Counting {
             inner: file,
@@ -389,17 +389,14 @@ impl Producer<'_> {
             Ok(r) => r,
             Err(e) => return Ok(Err(e.into())),
         };
-        if reader.format() == Format::Pcap
-            && let Ok(positioned) = positioned
-        {
+        if let Ok(positioned) = positioned {
             match Windows::new(&reader, positioned, self.opts.chunk_bytes) {
                 Ok(Some(windows)) => return self.capture_windows(index, &windows),
                 Ok(None) => {}
                 Err(e) => return Ok(Err(e.into())),
             }
         }
-        // pcapng (blocks depend on the interfaces described before them), or a pcap that cannot
-        // be read by position: in order, here.
+        // A capture that cannot be read by position (a pipe): in order, here.
         let mut sink = BatchSink {
             index,
             batch: Vec::with_capacity(self.opts.batch_records),
@@ -426,7 +423,7 @@ impl Producer<'_> {
         }))
     }
 
-    /// A classic pcap in a regular file: [`ReplayOptions::threads`] reader threads each read,
+    /// A capture in a regular file: [`ReplayOptions::threads`] reader threads each read,
     /// frame and parse every `threads`-th window of it ([`Windows`]) into a flow table of
     /// their own, and this thread hands the windows' records over strictly in window order.
     /// The input's flows are those tables together ([`FlowShards`]).
@@ -523,7 +520,10 @@ impl Producer<'_> {
             Ok(Err(e)) => return Ok(Err(e)),
             Err(Gone) => return Err(Gone),
         };
-        stats.link_types.entry(windows.link_type()).or_default();
+        // A pcap without packets still names its link type (as the sequential reader does).
+        if let Some(link) = windows.link_type() {
+            stats.link_types.entry(link).or_default();
+        }
         Ok(Ok(InputDone {
             stats,
             flows: flows.then_some(shards),
@@ -972,24 +972,30 @@ mod tests {
         }
     }
 
-    /// The chunked pcap path gives exactly what the sequential `formats::pcap` reader gives,
-    /// whatever the number of threads: records, statistics (truncation included) and flow
-    /// counters (counted per thread, summed per flow).
+    /// The windowed capture path (pcap and pcapng) gives exactly what the sequential
+    /// `formats::pcap` reader gives, whatever the number of threads: records, statistics
+    /// (truncation included) and flow counters (counted per thread, summed per flow).
     #[test]
     fn parallel_pcap_parsing_equals_the_sequential_reader() {
         let d = tempfile::tempdir().unwrap();
         let mut inputs = fixtures();
-        // A damaged copy of the largest classic pcap: cut inside a record.
-        let big = inputs
-            .iter()
-            .filter(|i| i.kind == InputKind::Pcap)
-            .max_by_key(|i| std::fs::metadata(&i.path).unwrap().len())
-            .unwrap()
-            .clone();
-        let bytes = std::fs::read(&big.path).unwrap();
-        let cut = d.path().join("cut.pcap");
-        std::fs::write(&cut, &bytes[..bytes.len() - 7]).unwrap();
-        inputs.extend(crate::inputs::expand(&[cut]).unwrap());
+        assert!(inputs.iter().any(|i| i.kind == InputKind::PcapNg));
+        // Damaged copies of the largest pcap and pcapng: cut inside a record or block.
+        for (kind, name) in [
+            (InputKind::Pcap, "cut.pcap"),
+            (InputKind::PcapNg, "cut.pcapng"),
+        ] {
+            let big = inputs
+                .iter()
+                .filter(|i| i.kind == kind)
+                .max_by_key(|i| std::fs::metadata(&i.path).unwrap().len())
+                .unwrap()
+                .clone();
+            let bytes = std::fs::read(&big.path).unwrap();
+            let cut = d.path().join(name);
+            std::fs::write(&cut, &bytes[..bytes.len() - 7]).unwrap();
+            inputs.extend(crate::inputs::expand(&[cut]).unwrap());
+        }
         let run = |threads, chunk_bytes| {
             let mut log = Log::default();
             let opts = ReplayOptions {
@@ -1025,11 +1031,12 @@ mod tests {
             assert_eq!(par.stats, seq.stats, "{what}");
             assert_eq!(par.flows, seq.flows, "{what}");
         }
-        let last = seq.stats.last().unwrap();
-        assert!(
-            last.truncated_at.is_some(),
-            "the cut file is reported as damaged"
-        );
+        for last in &seq.stats[seq.stats.len() - 2..] {
+            assert!(
+                last.truncated_at.is_some(),
+                "the cut files are reported as damaged"
+            );
+        }
     }
 
     #[test]

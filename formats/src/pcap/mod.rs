@@ -19,6 +19,7 @@
 //! [`IngestStats::truncated_at`] carries the byte offset of the damage.
 
 mod link;
+mod ng;
 mod packet;
 mod reader;
 mod stats;

@@ -13,12 +13,10 @@ use std::io::{self, Read};
 use std::path::Path;
 use std::sync::Arc;
 
-use pcap_file::pcapng::blocks::interface_description::{
-    InterfaceDescriptionBlock, InterfaceDescriptionOption,
-};
-use pcap_file::pcapng::{Block, PcapNgParser};
-use pcap_file::{Endianness, PcapError as FileError, TsResolution, pcap::PcapParser};
+use pcap_file::pcapng::PcapNgParser;
+use pcap_file::{PcapError as FileError, TsResolution, pcap::PcapParser};
 
+use super::ng::{BlockKind, Framer, LinkCounts, Section, Step};
 use super::{IngestStats, LinkType, PacketSink, parse_packet};
 
 /// Largest single record (pcap packet or pcapng block) we grow the buffer for. Real snap
@@ -107,27 +105,42 @@ pub struct CaptureReader<R: Read = File> {
 /// Bytes [`CaptureReader::run`] parses at a time from a classic pcap.
 pub const CHUNK_SIZE: usize = 4 << 20;
 
-/// Whole packet records of a classic pcap file, cut on record boundaries by
-/// [`CaptureReader::next_chunk`], so they can be parsed on any thread.
+/// Whole packet records of a capture file, to be parsed on any thread: cut on record
+/// boundaries of a classic pcap by [`CaptureReader::next_chunk`], or framed window by window
+/// by [`super::Windows::read`] (pcap or pcapng).
 pub struct Chunk {
     /// `data[start..len]` are the records; the rest is spare room of a reused buffer (or,
     /// for a [`super::Windows`] window, bytes of records that belong to its neighbours).
     pub(super) data: Vec<u8>,
     pub(super) start: usize,
     pub(super) len: usize,
-    pub(super) parser: Arc<PcapParser>,
-    pub(super) link: LinkType,
-    /// ns per unit of the sub-second field.
-    pub(super) frac_ns: u64,
     /// File offset of `data[start]`.
     pub(super) offset: u64,
     /// Where the file's framing broke inside or right after this chunk, and why (windows
     /// only: [`CaptureReader::next_chunk`] reports damage through its `stats`).
     pub(super) damage: Option<(u64, String)>,
-    /// The records, when they were framed already ([`super::Windows::read`] frames each
-    /// window to find where the next one starts): [`Chunk::run`] then goes through these
-    /// instead of framing them a second time. `None`: frame `data[start..len]`.
-    pub(super) frames: Option<Vec<Frame>>,
+    pub(super) body: Body,
+}
+
+/// How a [`Chunk`]'s records are read.
+pub(super) enum Body {
+    Pcap {
+        parser: Arc<PcapParser>,
+        link: LinkType,
+        /// ns per unit of the sub-second field.
+        frac_ns: u64,
+        /// The records, when they were framed already ([`super::Windows::read`] frames each
+        /// window to find where the next one starts): [`Chunk::run`] then goes through these
+        /// instead of framing them a second time. `None`: frame `data[start..len]`.
+        frames: Option<Vec<Frame>>,
+    },
+    /// A pcapng window's packet blocks, framed, each with the section it was framed in.
+    PcapNg {
+        blocks: Vec<NgBlock>,
+        /// The sections the window's blocks are in (a new one after every section header
+        /// or interface description in the window).
+        sections: Vec<Arc<Section>>,
+    },
 }
 
 /// One record of a [`Chunk`], as the pcap parser framed it.
@@ -141,12 +154,26 @@ pub(super) struct Frame {
     pub(super) ts_frac: u32,
 }
 
+/// One packet block of a pcapng [`Chunk`].
+#[derive(Clone, Copy, Debug)]
+pub(super) struct NgBlock {
+    /// Where the whole block is in the chunk's buffer.
+    pub(super) at: usize,
+    pub(super) len: usize,
+    /// Index of its section in [`Body::PcapNg`]'s `sections`.
+    pub(super) section: usize,
+}
+
 impl std::fmt::Debug for Chunk {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let format = match &self.body {
+            Body::Pcap { .. } => Format::Pcap,
+            Body::PcapNg { .. } => Format::PcapNg,
+        };
         f.debug_struct("Chunk")
+            .field("format", &format)
             .field("offset", &self.offset)
             .field("len", &self.len)
-            .field("link", &self.link)
             .finish()
     }
 }
@@ -156,28 +183,49 @@ impl Chunk {
     /// (sum them with [`IngestStats::merge`]).
     pub fn run(&self, sink: &mut impl PacketSink) -> IngestStats {
         let mut stats = IngestStats::default();
-        // No range checks: a sub-second field past one second (seen in the wild) just
-        // carries into the seconds, as tcpdump prints it.
-        let ts_ns =
-            |sec: u32, frac: u32| u64::from(sec) * 1_000_000_000 + u64::from(frac) * self.frac_ns;
-        if let Some(frames) = &self.frames {
-            for f in frames {
-                if let Some(data) = self.data.get(f.at..f.at + f.len) {
-                    let ts = ts_ns(f.ts_sec, f.ts_frac);
-                    handle(self.link, ts, 0, data, sink, &mut stats);
+        match &self.body {
+            Body::Pcap {
+                parser,
+                link,
+                frac_ns,
+                frames,
+            } => {
+                // No range checks: a sub-second field past one second (seen in the wild)
+                // just carries into the seconds, as tcpdump prints it.
+                let ts_ns = |sec: u32, frac: u32| {
+                    u64::from(sec) * 1_000_000_000 + u64::from(frac) * frac_ns
+                };
+                if let Some(frames) = frames {
+                    for f in frames {
+                        if let Some(data) = self.data.get(f.at..f.at + f.len) {
+                            let ts = ts_ns(f.ts_sec, f.ts_frac);
+                            handle(*link, ts, 0, data, sink, &mut stats);
+                        }
+                    }
+                } else {
+                    let mut rest = &self.data[self.start..self.len];
+                    // `next_chunk` cut on complete records, so every record frames.
+                    while let Ok((rem, pkt)) = parser.next_raw_packet(rest) {
+                        let ts = ts_ns(pkt.ts_sec, pkt.ts_frac);
+                        handle(*link, ts, 0, &pkt.data, sink, &mut stats);
+                        rest = rem;
+                    }
+                }
+                if stats.packets > 0 {
+                    stats.link_types.insert(*link, stats.packets);
                 }
             }
-        } else {
-            let mut rest = &self.data[self.start..self.len];
-            // `next_chunk` cut on complete records, so every record frames.
-            while let Ok((rem, pkt)) = self.parser.next_raw_packet(rest) {
-                let ts = ts_ns(pkt.ts_sec, pkt.ts_frac);
-                handle(self.link, ts, 0, &pkt.data, sink, &mut stats);
-                rest = rem;
+            Body::PcapNg { blocks, sections } => {
+                let mut links = LinkCounts::default();
+                for b in blocks {
+                    if let (Some(block), Some(section)) =
+                        (self.data.get(b.at..b.at + b.len), sections.get(b.section))
+                    {
+                        section.packet(block, &mut links, sink, &mut stats);
+                    }
+                }
+                links.fold_into(&mut stats);
             }
-        }
-        if stats.packets > 0 {
-            stats.link_types.insert(self.link, stats.packets);
         }
         if let Some((at, why)) = &self.damage {
             stats.truncated_at = Some(*at);
@@ -217,75 +265,9 @@ enum Kind {
         finished: bool,
     },
     PcapNg {
-        parser: PcapNgParser,
-        ifaces: Vec<Iface>,
+        /// Where the blocks read so far have left the section: byte order, interfaces.
+        framer: Framer,
     },
-}
-
-/// What a pcapng interface description tells us, pre-digested for the per-packet path.
-struct Iface {
-    link: LinkType,
-    /// Timestamp units per second (`if_tsresol`, default 10^6).
-    units_per_sec: u128,
-    /// `if_tsoffset`, seconds (signed per the pcapng spec).
-    offset_s: i64,
-    /// Snap length, to trim simple packet blocks (0: none).
-    snaplen: u32,
-    /// Frames seen on this interface, folded into [`IngestStats::link_types`] at the end.
-    frames: u64,
-}
-
-impl Iface {
-    fn new(idb: &InterfaceDescriptionBlock<'_>) -> Iface {
-        let mut units_per_sec = 1_000_000u128;
-        let mut offset_s = 0;
-        for opt in &idb.options {
-            match opt {
-                InterfaceDescriptionOption::IfTsResol(v) => {
-                    let exp = u32::from(v & 0x7f);
-                    units_per_sec = if v & 0x80 != 0 {
-                        1u128.checked_shl(exp).unwrap_or(u128::MAX)
-                    } else {
-                        10u128.checked_pow(exp).unwrap_or(u128::MAX)
-                    };
-                }
-                InterfaceDescriptionOption::IfTsOffset(s) => offset_s = *s as i64,
-                _ => {}
-            }
-        }
-        Iface {
-            link: LinkType(u32::from(idb.linktype)),
-            units_per_sec,
-            offset_s,
-            snaplen: idb.snaplen,
-            frames: 0,
-        }
-    }
-
-    /// Placeholder for an interface description that did not parse, so later interface ids
-    /// still line up; its packets are skipped as having an unsupported link type.
-    fn unusable(link: u16) -> Iface {
-        Iface {
-            link: LinkType(u32::from(link)),
-            units_per_sec: 1_000_000,
-            offset_s: 0,
-            snaplen: 0,
-            frames: 0,
-        }
-    }
-
-    #[inline]
-    fn ts_ns(&self, ticks: u64) -> u64 {
-        let ns = if self.units_per_sec == 1_000_000_000 {
-            i128::from(ticks)
-        } else if self.units_per_sec == 1_000_000 {
-            i128::from(ticks) * 1000
-        } else {
-            (u128::from(ticks) * 1_000_000_000 / self.units_per_sec.max(1)) as i128
-        };
-        let ns = ns + i128::from(self.offset_s) * 1_000_000_000;
-        ns.clamp(0, i128::from(u64::MAX)) as u64
-    }
 }
 
 /// The refilled input window: `data[start..end]` is unread, `pos` is its file offset.
@@ -398,9 +380,9 @@ impl<R: Read> CaptureReader<R> {
                     (avail.len() - rem.len(), kind)
                 }),
                 Format::PcapNg => PcapNgParser::new(avail).map(|(rem, parser)| {
+                    let section = Section::new(parser.section().endianness);
                     let kind = Kind::PcapNg {
-                        parser,
-                        ifaces: Vec::new(),
+                        framer: Framer::new(Arc::new(section)),
                     };
                     (avail.len() - rem.len(), kind)
                 }),
@@ -463,6 +445,16 @@ impl<R: Read> CaptureReader<R> {
                 self.buf.pos,
             )),
             Kind::PcapNg { .. } => None,
+        }
+    }
+
+    /// For a pcapng file: where its framing stands (the section, its interfaces) and the
+    /// file offset of the first unread byte (the first block after the section header,
+    /// right after `new`).
+    pub(super) fn pcapng_parts(&self) -> Option<(Framer, u64)> {
+        match &self.kind {
+            Kind::PcapNg { framer } => Some((framer.clone(), self.buf.pos)),
+            Kind::Pcap { .. } => None,
         }
     }
 
@@ -601,12 +593,14 @@ impl<R: Read> CaptureReader<R> {
             data: buffer,
             start: 0,
             len: at,
-            parser: Arc::clone(parser),
-            link: *link,
-            frac_ns: if *nanos { 1 } else { 1000 },
             offset,
             damage: None,
-            frames: None,
+            body: Body::Pcap {
+                parser: Arc::clone(parser),
+                link: *link,
+                frac_ns: if *nanos { 1 } else { 1000 },
+                frames: None,
+            },
         }))
     }
 
@@ -630,17 +624,8 @@ impl<R: Read> CaptureReader<R> {
         }
         let result = match &mut self.kind {
             Kind::Pcap { .. } => Ok(()),
-            Kind::PcapNg { parser, ifaces } => {
-                let r = run_pcapng(
-                    &mut self.buf,
-                    &mut self.src,
-                    parser,
-                    ifaces,
-                    sink,
-                    &mut stats,
-                );
-                fold_ifaces(ifaces, &mut stats);
-                r
+            Kind::PcapNg { framer } => {
+                run_pcapng(&mut self.buf, &mut self.src, framer, sink, &mut stats)
             }
         };
         result.map_err(|cause| PcapError::Io {
@@ -653,7 +638,7 @@ impl<R: Read> CaptureReader<R> {
 
 /// One frame: parse it and route the result.
 #[inline]
-fn handle(
+pub(super) fn handle(
     link: LinkType,
     ts_ns: u64,
     ifindex: u32,
@@ -711,148 +696,40 @@ fn need_more(
     }
 }
 
-/// pcapng block type numbers that carry packets or describe interfaces.
-const BT_SHB: u32 = 0x0a0d_0d0a;
-const BT_IDB: u32 = 1;
-const BT_PB: u32 = 2;
-const BT_SPB: u32 = 3;
-const BT_EPB: u32 = 6;
-
-/// When `avail` starts with a completely present, correctly framed block, its type and total
-/// length. Used after pcap-file rejects a block, to tell a bad body (skip the block) from bad
-/// framing (stop).
-fn framed_block(avail: &[u8], endianness: Endianness) -> Option<(u32, usize)> {
-    let word = |at: usize| -> Option<u32> {
-        let b: [u8; 4] = avail.get(at..at + 4)?.try_into().ok()?;
-        Some(match endianness {
-            Endianness::Big => u32::from_be_bytes(b),
-            Endianness::Little => u32::from_le_bytes(b),
-        })
-    };
-    let ty = word(0)?;
-    let len = word(4)? as usize;
-    if ty == BT_SHB || len < 12 || !len.is_multiple_of(4) || len > avail.len() {
-        return None;
-    }
-    (word(len - 4)? as usize == len).then_some((ty, len))
-}
-
+/// The blocks of a pcapng file, framed and parsed in order into `sink`, refilling `buf`.
 fn run_pcapng(
     buf: &mut Buf,
     src: &mut impl Read,
-    parser: &mut PcapNgParser,
-    ifaces: &mut Vec<Iface>,
+    framer: &mut Framer,
     sink: &mut impl PacketSink,
     stats: &mut IngestStats,
 ) -> io::Result<()> {
-    loop {
-        let avail = buf.avail();
-        let endianness = parser.section().endianness;
-        let err = match parser.next_block(avail) {
-            Ok((rem, block)) => {
-                let used = avail.len() - rem.len();
-                match block {
-                    Block::SectionHeader(_) => {
-                        fold_ifaces(ifaces, stats);
-                        ifaces.clear();
-                    }
-                    Block::InterfaceDescription(idb) => ifaces.push(Iface::new(&idb)),
-                    Block::EnhancedPacket(epb) => {
-                        // pcap-file stores the raw 64-bit tick count as if it were ns.
-                        let ticks = epb.timestamp.as_nanos() as u64;
-                        packet(
-                            ifaces,
-                            epb.interface_id,
-                            Some(ticks),
-                            &epb.data,
-                            sink,
-                            stats,
-                        );
-                    }
-                    Block::Packet(pb) => {
-                        let id = u32::from(pb.interface_id);
-                        packet(ifaces, id, Some(pb.timestamp), &pb.data, sink, stats);
-                    }
-                    Block::SimplePacket(spb) => {
-                        // The body runs to the block end, padding included: trim it to the
-                        // original length and the interface's snap length.
-                        let mut n = (spb.original_len as usize).min(spb.data.len());
-                        if let Some(i) = ifaces.first()
-                            && i.snaplen != 0
-                        {
-                            n = n.min(i.snaplen as usize);
-                        }
-                        packet(ifaces, 0, None, &spb.data[..n], sink, stats);
-                    }
-                    _ => {}
-                }
-                buf.consume(used);
-                continue;
-            }
-            Err(e) => e,
-        };
-        match framed_block(avail, endianness) {
-            Some((ty, len)) => {
-                // Intact framing, body pcap-file cannot parse: skip just this block.
-                match ty {
-                    BT_IDB => {
-                        let link = avail.get(8..10).map_or(0, |b| match endianness {
-                            Endianness::Big => u16::from_be_bytes([b[0], b[1]]),
-                            Endianness::Little => u16::from_le_bytes([b[0], b[1]]),
-                        });
-                        ifaces.push(Iface::unusable(link));
-                    }
-                    BT_PB | BT_SPB | BT_EPB => {
-                        stats.packets += 1;
-                        stats.skip(super::SkipReason::BadBlock);
-                    }
-                    _ => {}
+    let mut links = LinkCounts::default();
+    let result = loop {
+        match framer.step(buf.avail()) {
+            Step::Block { len, kind } => {
+                if kind == BlockKind::Packet {
+                    framer
+                        .section()
+                        .packet(&buf.avail()[..len], &mut links, sink, stats);
                 }
                 buf.consume(len);
             }
-            None => match err {
-                FileError::IncompleteBuffer => {
-                    sink.pause();
-                    if !need_more(buf, src, stats, "pcapng block")? {
-                        break;
-                    }
+            Step::Incomplete => {
+                sink.pause();
+                match need_more(buf, src, stats, "pcapng block") {
+                    Ok(true) => {}
+                    Ok(false) => break Ok(()),
+                    Err(e) => break Err(e),
                 }
-                e => {
-                    stats.truncated_at = Some(buf.pos);
-                    stats.truncation = Some(e.to_string());
-                    break;
-                }
-            },
+            }
+            Step::Broken(why) => {
+                stats.truncated_at = Some(buf.pos);
+                stats.truncation = Some(why);
+                break Ok(());
+            }
         }
-    }
-    Ok(())
-}
-
-#[inline]
-fn packet(
-    ifaces: &mut [Iface],
-    id: u32,
-    ticks: Option<u64>,
-    data: &[u8],
-    sink: &mut impl PacketSink,
-    stats: &mut IngestStats,
-) {
-    let Some(iface) = ifaces.get_mut(id as usize) else {
-        stats.packets += 1;
-        stats.bytes += data.len() as u64;
-        stats.skip(super::SkipReason::UnknownInterface);
-        return;
     };
-    iface.frames += 1;
-    let ts_ns = ticks.map_or(0, |t| iface.ts_ns(t));
-    handle(iface.link, ts_ns, id, data, sink, stats);
-}
-
-fn fold_ifaces(ifaces: &mut [Iface], stats: &mut IngestStats) {
-    for i in ifaces {
-        if i.frames > 0 {
-            *stats.link_types.entry(i.link).or_default() += i.frames;
-            i.frames = 0;
-        }
-    }
+    links.fold_into(stats);
+    result
 }

@@ -1,5 +1,5 @@
-//! A classic pcap file read by several threads at once, each reading and parsing windows of
-//! its own.
+//! A pcap or pcapng file read by several threads at once, each reading and parsing windows
+//! of its own.
 //!
 //! Why: with one thread reading the file and others parsing it, every byte is copied into a
 //! buffer by one core and then pulled into another core's cache to be framed and parsed; on a
@@ -10,12 +10,15 @@
 //! The one serial step is framing: where window `k`'s first record starts is known only once
 //! window `k - 1` has been framed (its last record may reach into window `k`). So
 //! [`Windows::read`] reads window `k` first, then waits for window `k - 1`'s framing (a hop
-//! over the 16-byte record headers of bytes already in cache: microseconds), never for its
-//! parsing. Window `k` holds the records that *start* in its byte range; it reads a margin past
-//! its end for the record that straddles it.
+//! over the record headers of bytes already in cache: microseconds), never for its parsing.
+//! Window `k` holds the records that *start* in its byte range; it reads a margin past its end
+//! for the record that straddles it. A pcapng block's meaning depends on the section header
+//! and interface descriptions before it, so a pcapng window also hands the next one the
+//! section its framing ended in ([`super::ng`]); its packet blocks are parsed later, each in
+//! the section it was framed in.
 //!
 //! Parsed in window order, the windows give exactly what [`super::CaptureReader::run`] gives,
-//! damage included (a test checks it on cut and corrupted files). The file's length is taken
+//! damage included (tests check it on cut and corrupted files). The file's length is taken
 //! once, when the windows are made: bytes appended later (a capture still being written) are
 //! not read; read such a file with [`super::CaptureReader::run`].
 
@@ -26,7 +29,8 @@ use std::sync::{Arc, OnceLock};
 use pcap_file::pcap::PcapParser;
 use pcap_file::{Endianness, PcapError as FileError};
 
-use super::reader::{CaptureReader, Chunk, Frame};
+use super::ng::{BlockKind, Framer, Step, declared_len};
+use super::reader::{Body, CaptureReader, Chunk, Frame, NgBlock};
 use super::{LinkType, MAX_RECORD, PcapError};
 
 /// Bytes of a window: small enough that a window stays in a core's L2 cache between being
@@ -42,23 +46,43 @@ const MARGIN: usize = (64 << 10) + 16;
 /// A window start meaning "the file's framing stopped before this window".
 const STOP: u64 = u64::MAX;
 
-/// A classic pcap file cut into windows of [`WINDOW_SIZE`] bytes (or the size given), to be
-/// read by several threads: each thread calls [`Windows::read`] for its windows in increasing
-/// order, and whoever consumes them parses ([`Chunk::run`]) and merges them in window order.
+/// A pcap or pcapng file cut into windows of [`WINDOW_SIZE`] bytes (or the size given), to
+/// be read by several threads: each thread calls [`Windows::read`] for its windows in
+/// increasing order, and whoever consumes them parses ([`Chunk::run`]) and merges them in
+/// window order.
 pub struct Windows {
     name: String,
     file: File,
-    parser: Arc<PcapParser>,
-    link: LinkType,
-    frac_ns: u64,
-    /// File offset of the first packet record.
+    format: Framing,
+    /// File offset of the first packet record (pcap) or the first block after the section
+    /// header (pcapng).
     first: u64,
     /// File length when the windows were made.
     file_len: u64,
     size: u64,
-    /// `starts[k]`: file offset of window `k`'s first record once window `k - 1` is framed
-    /// (or [`STOP`]); `starts[0]` is set from the start.
-    starts: Vec<OnceLock<u64>>,
+    /// `starts[k]`: where window `k`'s first record starts once window `k - 1` is framed;
+    /// `starts[0]` is set from the start.
+    starts: Vec<OnceLock<Start>>,
+}
+
+/// How records are framed.
+enum Framing {
+    Pcap {
+        parser: Arc<PcapParser>,
+        link: LinkType,
+        frac_ns: u64,
+    },
+    /// Block by block, each in the light of the blocks before ([`Start::framer`]).
+    PcapNg,
+}
+
+/// Where a window's first record starts.
+#[derive(Clone, Debug)]
+struct Start {
+    /// File offset, or [`STOP`].
+    at: u64,
+    /// pcapng: the section (byte order, interfaces) the blocks before left for it.
+    framer: Option<Framer>,
 }
 
 impl std::fmt::Debug for Windows {
@@ -73,17 +97,27 @@ impl std::fmt::Debug for Windows {
 }
 
 impl Windows {
-    /// Windows of `size` bytes over the packet records of `reader`'s file, read through
-    /// `file` (the same file, opened again or cloned: only positioned reads are used).
-    /// `None` when `reader` is a pcapng file or `file` is not a regular file (a pipe has no
-    /// positions): read those with [`CaptureReader::run`].
+    /// Windows of `size` bytes over the records of `reader`'s file, read through `file` (the
+    /// same file, opened again or cloned: only positioned reads are used), from where
+    /// `reader` stands (right after the file header). `None` when `file` is not a regular
+    /// file (a pipe has no positions): read those with [`CaptureReader::run`].
     pub fn new<R: io::Read>(
         reader: &CaptureReader<R>,
         file: File,
         size: usize,
     ) -> Result<Option<Windows>, PcapError> {
-        let Some((parser, link, frac_ns, first)) = reader.pcap_parts() else {
-            return Ok(None);
+        let (format, first, framer) = match (reader.pcap_parts(), reader.pcapng_parts()) {
+            (Some((parser, link, frac_ns, first)), _) => (
+                Framing::Pcap {
+                    parser,
+                    link,
+                    frac_ns,
+                },
+                first,
+                None,
+            ),
+            (None, Some((framer, first))) => (Framing::PcapNg, first, Some(framer)),
+            (None, None) => return Ok(None),
         };
         let meta = file.metadata().map_err(|cause| PcapError::Io {
             path: reader.name().to_string(),
@@ -95,16 +129,14 @@ impl Windows {
         let file_len = meta.len().max(first);
         let size = size.max(1) as u64;
         let count = (file_len - first).div_ceil(size) as usize;
-        let starts: Vec<OnceLock<u64>> = (0..count).map(|_| OnceLock::new()).collect();
+        let starts: Vec<OnceLock<Start>> = (0..count).map(|_| OnceLock::new()).collect();
         if let Some(s) = starts.first() {
-            let _ = s.set(first);
+            let _ = s.set(Start { at: first, framer });
         }
         Ok(Some(Windows {
             name: reader.name().to_string(),
             file,
-            parser,
-            link,
-            frac_ns,
+            format,
             first,
             file_len,
             size,
@@ -117,14 +149,17 @@ impl Windows {
         self.starts.len()
     }
 
-    /// Whether the file has no packet record bytes at all.
+    /// Whether the file has no record bytes at all.
     pub fn is_empty(&self) -> bool {
         self.starts.is_empty()
     }
 
-    /// The file's link type.
-    pub fn link_type(&self) -> LinkType {
-        self.link
+    /// A classic pcap's link type; `None` for pcapng, whose interfaces each have their own.
+    pub fn link_type(&self) -> Option<LinkType> {
+        match self.format {
+            Framing::Pcap { link, .. } => Some(link),
+            Framing::PcapNg => None,
+        }
     }
 
     /// Bytes of the file window `k` covers (for progress).
@@ -142,7 +177,10 @@ impl Windows {
     /// instead of waiting for ever. [`Windows::read`] does this itself when it fails.
     pub fn abandon(&self, k: usize) {
         if let Some(next) = self.starts.get(k + 1) {
-            let _ = next.set(STOP);
+            let _ = next.set(Start {
+                at: STOP,
+                framer: None,
+            });
         }
     }
 
@@ -164,77 +202,188 @@ impl Windows {
         // Read before waiting: the read is the expensive part and needs nobody.
         let mut end = self.file_len;
         let margin = MARGIN.min(self.size as usize) as u64;
-        let mut filled = self.fill(&mut buf, lo, 0, (hi + margin).min(end), &mut end)?;
+        let filled = self.fill(&mut buf, lo, 0, (hi + margin).min(end), &mut end)?;
         let start = match self.starts.get(k) {
-            Some(s) => *s.wait(),
-            None => STOP,
+            Some(s) => s.wait().clone(),
+            None => Start {
+                at: STOP,
+                framer: None,
+            },
+        };
+        let empty = |start: &Start| match &self.format {
+            Framing::Pcap {
+                parser,
+                link,
+                frac_ns,
+            } => Body::Pcap {
+                parser: Arc::clone(parser),
+                link: *link,
+                frac_ns: *frac_ns,
+                frames: Some(Vec::new()),
+            },
+            Framing::PcapNg => Body::PcapNg {
+                blocks: Vec::new(),
+                sections: start
+                    .framer
+                    .iter()
+                    .map(|f| Arc::clone(f.section()))
+                    .collect(),
+            },
         };
         let mut chunk = Chunk {
             data: Vec::new(),
             start: 0,
             len: 0,
-            parser: Arc::clone(&self.parser),
-            link: self.link,
-            frac_ns: self.frac_ns,
-            offset: start,
+            offset: start.at,
             damage: None,
-            frames: Some(Vec::new()),
+            body: empty(&start),
         };
-        if start == STOP || start >= hi {
+        if start.at == STOP || start.at >= hi {
             // Damage earlier, or a record from an earlier window covers this one.
             self.publish(k, start);
             chunk.data = buf;
             return Ok(chunk);
         }
         // Window k-1 framed up to its end at least, so `start >= lo`.
-        debug_assert!(start >= lo);
-        let first = start.saturating_sub(lo) as usize;
-        let mut at = first;
-        let mut next = STOP;
+        debug_assert!(start.at >= lo);
+        let first = start.at.saturating_sub(lo) as usize;
+        let mut w = Framed {
+            buf,
+            filled,
+            end,
+            at: first,
+            damage: None,
+        };
+        let next = match (&self.format, start.framer) {
+            (Framing::Pcap { parser, .. }, _) => {
+                let frames = self.frame_pcap(parser, lo, hi, &mut w)?;
+                if let Body::Pcap { frames: f, .. } = &mut chunk.body {
+                    *f = Some(frames);
+                }
+                None
+            }
+            (Framing::PcapNg, Some(mut framer)) => {
+                let (blocks, sections) = self.frame_pcapng(&mut framer, lo, hi, &mut w)?;
+                chunk.body = Body::PcapNg { blocks, sections };
+                Some(framer)
+            }
+            (Framing::PcapNg, None) => {
+                // Every pcapng start carries its section; a window without one cannot be
+                // framed (never happens: reported as damage rather than trusted).
+                w.damage = Some((start.at, "pcapng section unknown".to_string()));
+                None
+            }
+        };
+        let next_at = if w.damage.is_none() {
+            lo + w.at as u64
+        } else {
+            STOP
+        };
+        self.publish(
+            k,
+            Start {
+                at: next_at,
+                framer: next,
+            },
+        );
+        chunk.data = w.buf;
+        chunk.start = first;
+        chunk.len = w.at;
+        chunk.damage = w.damage;
+        Ok(chunk)
+    }
+
+    /// Frames the pcap records that start in `[lo, hi)`.
+    fn frame_pcap(
+        &self,
+        parser: &PcapParser,
+        lo: u64,
+        hi: u64,
+        w: &mut Framed,
+    ) -> Result<Vec<Frame>, PcapError> {
         // Kept for `Chunk::run`, which would otherwise frame the window again.
         let mut frames = Vec::with_capacity(self.size as usize / 256);
-        while lo + (at as u64) < hi {
-            match self.parser.next_raw_packet(&buf[at..filled]) {
+        while lo + (w.at as u64) < hi {
+            match parser.next_raw_packet(&w.buf[w.at..w.filled]) {
                 Ok((rem, pkt)) => {
-                    at = filled - rem.len();
+                    w.at = w.filled - rem.len();
                     frames.push(Frame {
-                        at: at - pkt.data.len(),
+                        at: w.at - pkt.data.len(),
                         len: pkt.data.len(),
                         ts_sec: pkt.ts_sec,
                         ts_frac: pkt.ts_frac,
                     });
                 }
                 Err(FileError::IncompleteBuffer) => {
-                    let o = lo + at as u64;
-                    match self.needed(&buf[at..filled], o, end) {
+                    let o = lo + w.at as u64;
+                    match self.needed(parser, &w.buf[w.at..w.filled], o, w.end) {
                         Ok(need) => {
-                            filled = self.fill(&mut buf, lo, filled, o + need, &mut end)?;
+                            w.filled = self.fill(&mut w.buf, lo, w.filled, o + need, &mut w.end)?;
                             // A file that shrank while read: judged again on the next turn.
                         }
                         Err(why) => {
-                            chunk.damage = Some((o, why));
+                            w.damage = Some((o, why));
                             break;
                         }
                     }
                 }
                 Err(e) => {
-                    chunk.damage = Some((lo + at as u64, e.to_string()));
+                    w.damage = Some((lo + w.at as u64, e.to_string()));
                     break;
                 }
             }
         }
-        if chunk.damage.is_none() {
-            next = lo + at as u64;
-        }
-        self.publish(k, next);
-        chunk.data = buf;
-        chunk.start = first;
-        chunk.len = at;
-        chunk.frames = Some(frames);
-        Ok(chunk)
+        Ok(frames)
     }
 
-    fn publish(&self, k: usize, next: u64) {
+    /// Frames the pcapng blocks that start in `[lo, hi)`, following `framer` through the
+    /// section headers and interface descriptions among them.
+    fn frame_pcapng(
+        &self,
+        framer: &mut Framer,
+        lo: u64,
+        hi: u64,
+        w: &mut Framed,
+    ) -> Result<(Vec<NgBlock>, Vec<Arc<super::ng::Section>>), PcapError> {
+        let mut blocks = Vec::with_capacity(self.size as usize / 256);
+        let mut sections = vec![Arc::clone(framer.section())];
+        while lo + (w.at as u64) < hi {
+            match framer.step(&w.buf[w.at..w.filled]) {
+                Step::Block { len, kind } => {
+                    match kind {
+                        BlockKind::Packet => blocks.push(NgBlock {
+                            at: w.at,
+                            len,
+                            section: sections.len() - 1,
+                        }),
+                        BlockKind::SectionChanged => sections.push(Arc::clone(framer.section())),
+                        BlockKind::Other => {}
+                    }
+                    w.at += len;
+                }
+                Step::Incomplete => {
+                    let o = lo + w.at as u64;
+                    let endianness = framer.section().endianness();
+                    match block_needed(&w.buf[w.at..w.filled], o, w.end, endianness) {
+                        Ok(want) => {
+                            w.filled = self.fill(&mut w.buf, lo, w.filled, o + want, &mut w.end)?;
+                        }
+                        Err(why) => {
+                            w.damage = Some((o, why));
+                            break;
+                        }
+                    }
+                }
+                Step::Broken(why) => {
+                    w.damage = Some((lo + w.at as u64, why));
+                    break;
+                }
+            }
+        }
+        Ok((blocks, sections))
+    }
+
+    fn publish(&self, k: usize, next: Start) {
         if let Some(s) = self.starts.get(k + 1) {
             let _ = s.set(next);
         }
@@ -242,12 +391,12 @@ impl Windows {
 
     /// Total bytes the record at file offset `o` takes (`avail` are its bytes read so far),
     /// or why it cannot be read, in the words of the sequential reader.
-    fn needed(&self, avail: &[u8], o: u64, end: u64) -> Result<u64, String> {
+    fn needed(&self, parser: &PcapParser, avail: &[u8], o: u64, end: u64) -> Result<u64, String> {
         let present = end - o;
         let need = match avail.get(8..12) {
             Some(b) => {
                 let b = [b[0], b[1], b[2], b[3]];
-                let incl = match self.parser.header().endianness {
+                let incl = match parser.header().endianness {
                     Endianness::Big => u32::from_be_bytes(b),
                     Endianness::Little => u32::from_le_bytes(b),
                 };
@@ -300,6 +449,41 @@ impl Windows {
         }
         Ok(filled)
     }
+}
+
+/// A window being framed: `buf[..filled]` is the file from the window's start, `at` where
+/// framing stands, `end` where the file ends (lowered if it shrinks while read).
+struct Framed {
+    buf: Vec<u8>,
+    filled: usize,
+    end: u64,
+    at: usize,
+    damage: Option<(u64, String)>,
+}
+
+/// How many bytes from file offset `o` to have read for another try at framing the pcapng
+/// block there (`avail`: its bytes read so far, not enough), or why it will never frame.
+///
+/// The answers are the sequential reader's: it reads on until the block frames, the file
+/// ends ("file ends inside") or [`MAX_RECORD`] bytes are buffered ("larger than"), whatever
+/// the block's length field says (a section header's body may want more than its length).
+fn block_needed(avail: &[u8], o: u64, end: u64, endianness: Endianness) -> Result<u64, String> {
+    let present = avail.len() as u64;
+    let left = end - o;
+    if present >= MAX_RECORD as u64 {
+        return Err(format!("pcapng block larger than {MAX_RECORD} bytes"));
+    }
+    if present >= left {
+        return Err(format!(
+            "file ends inside a pcapng block ({left} of its bytes present)"
+        ));
+    }
+    let hint = declared_len(avail, endianness)
+        .map(|n| n as u64)
+        .filter(|&n| n > present)
+        .unwrap_or(2 * present)
+        .max(12);
+    Ok(hint.min(MAX_RECORD as u64).min(left))
 }
 
 #[cfg(unix)]
@@ -394,7 +578,10 @@ mod tests {
             let c = c.into_inner().unwrap().unwrap();
             stats.merge(&c.run(&mut got));
         }
-        stats.link_types.entry(w.link_type()).or_default();
+        // A pcap without packets still names its link type (as the sequential reader does).
+        if let Some(link) = w.link_type() {
+            stats.link_types.entry(link).or_default();
+        }
         (got, stats)
     }
 
@@ -451,8 +638,8 @@ mod tests {
         assert!(stats.packets >= 17);
     }
 
-    /// The real captures in `fixtures/pcap` (classic pcap ones), in windows smaller than
-    /// their records and in the default size.
+    /// The real captures in `fixtures/pcap` (pcap and pcapng), in windows smaller than their
+    /// records and in the default size.
     #[test]
     fn fixtures_read_as_windows_equal_the_sequential_reader() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/pcap");
@@ -464,7 +651,10 @@ mod tests {
             }
             for f in std::fs::read_dir(&dir).unwrap() {
                 let path = f.unwrap().path();
-                if path.extension().is_none_or(|e| e != "pcap") {
+                if path
+                    .extension()
+                    .is_none_or(|e| e != "pcap" && e != "pcapng")
+                {
                     continue;
                 }
                 let (want, want_stats) = sequential(&path);
@@ -479,6 +669,247 @@ mod tests {
             }
         }
         assert!(seen >= 10, "only {seen} fixtures");
+    }
+
+    /// pcapng blocks in one byte order.
+    struct Ng {
+        f: Vec<u8>,
+        big: bool,
+        /// Offsets of the blocks written.
+        starts: Vec<usize>,
+    }
+
+    impl Ng {
+        /// `v` in the section's byte order.
+        fn order<const N: usize>(&self, be: [u8; N], le: [u8; N]) -> [u8; N] {
+            if self.big { be } else { le }
+        }
+
+        fn word(&mut self, v: u32) {
+            let b = self.order(v.to_be_bytes(), v.to_le_bytes());
+            self.f.extend_from_slice(&b);
+        }
+
+        fn half(&mut self, v: u16) {
+            let b = self.order(v.to_be_bytes(), v.to_le_bytes());
+            self.f.extend_from_slice(&b);
+        }
+
+        /// A block of type `ty` around `body` (padded to 4 bytes).
+        fn block(&mut self, ty: u32, body: impl FnOnce(&mut Ng)) {
+            self.starts.push(self.f.len());
+            let at = self.f.len();
+            self.word(ty);
+            self.word(0);
+            body(self);
+            while !self.f.len().is_multiple_of(4) {
+                self.f.push(0);
+            }
+            let len = (self.f.len() - at + 4) as u32;
+            self.word(len);
+            let b = self.order(len.to_be_bytes(), len.to_le_bytes());
+            self.f[at + 4..at + 8].copy_from_slice(&b);
+        }
+
+        /// A section header in byte order `big`.
+        fn section(&mut self, big: bool) {
+            self.big = big;
+            self.block(0x0a0d_0d0a, |b| {
+                b.word(0x1a2b_3c4d);
+                b.half(1);
+                b.half(0);
+                b.f.extend_from_slice(&[0xff; 8]);
+            });
+        }
+
+        /// An interface of `link`, with `if_tsresol` = `resol` when given.
+        fn iface(&mut self, link: u16, resol: Option<u8>) {
+            self.block(1, |b| {
+                b.half(link);
+                b.half(0);
+                b.word(4000);
+                if let Some(r) = resol {
+                    b.half(9);
+                    b.half(1);
+                    b.f.extend_from_slice(&[r, 0, 0, 0]);
+                    b.half(0);
+                    b.half(0);
+                }
+            });
+        }
+
+        fn epb(&mut self, iface: u32, ticks: u64, data: &[u8]) {
+            self.block(6, |b| {
+                b.word(iface);
+                b.word((ticks >> 32) as u32);
+                b.word(ticks as u32);
+                b.word(data.len() as u32);
+                b.word(data.len() as u32 + 3);
+                b.f.extend_from_slice(data);
+            });
+        }
+    }
+
+    /// An IPv4 TCP packet (link type RAW) from port `port`: a SYN when `syn`, else an ACK.
+    fn ipv4_tcp(port: u16, syn: bool, payload: usize) -> Vec<u8> {
+        let total = 40 + payload;
+        let mut p = vec![
+            0x45,
+            0,
+            (total >> 8) as u8,
+            total as u8,
+            0,
+            1,
+            0x40,
+            0,
+            64,
+            6,
+            0,
+            0,
+        ];
+        p.extend_from_slice(&[198, 51, 100, 1, 198, 51, 100, 2]);
+        p.extend_from_slice(&port.to_be_bytes());
+        p.extend_from_slice(&80u16.to_be_bytes());
+        p.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0x50, if syn { 0x02 } else { 0x10 }]);
+        p.extend_from_slice(&[0xff, 0xff, 0, 0, 0, 0]);
+        p.extend((0..payload).map(|i| i as u8));
+        p
+    }
+
+    /// A pcapng of every kind of block the reader meets, in two sections of opposite byte
+    /// order: interfaces of two link types and two time resolutions, described up front and
+    /// between packets; enhanced, simple and obsolete packet blocks; packets on an interface
+    /// never described; a name resolution block; an enhanced packet block whose body does not
+    /// parse and an interface description that does not. `n` packets a section.
+    fn pcapng(n: usize) -> Ng {
+        let mut g = Ng {
+            f: Vec::new(),
+            big: false,
+            starts: Vec::new(),
+        };
+        for (s, big) in [(0u16, false), (1, true)] {
+            g.section(big);
+            g.iface(101, None);
+            g.iface(1, Some(9));
+            for i in 0..n {
+                let port = 1000 + s * 1000 + i as u16;
+                let pkt = ipv4_tcp(port, i % 3 == 0, (i * 577) % 3000);
+                match i % 11 {
+                    // Ethernet: the RAW packet behind a header.
+                    1 => {
+                        let mut e = vec![2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 8, 0];
+                        e.extend_from_slice(&pkt);
+                        g.epb(1, 1_700_000_000_000_000_000 + i as u64, &e)
+                    }
+                    2 => g.block(3, |b| {
+                        b.word(pkt.len() as u32);
+                        b.f.extend_from_slice(&pkt);
+                    }),
+                    3 => g.block(2, |b| {
+                        b.half(0);
+                        b.half(0);
+                        b.word(0);
+                        b.word(i as u32);
+                        b.word(pkt.len() as u32);
+                        b.word(pkt.len() as u32);
+                        b.f.extend_from_slice(&pkt);
+                    }),
+                    // Interface 7 is never described.
+                    4 => g.epb(7, i as u64, &pkt),
+                    // Name resolution: no packet.
+                    5 => g.block(4, |b| b.word(0)),
+                    // Captured length past the block: framed, body bad.
+                    6 => g.block(6, |b| {
+                        b.word(0);
+                        b.word(0);
+                        b.word(0);
+                        b.word(5000);
+                        b.word(5000);
+                    }),
+                    // An interface description too short to parse; ids stay in line.
+                    7 if i % 2 == 1 => g.block(1, |b| b.half(1)),
+                    8 if i == 8 => g.iface(1, Some(0x86)),
+                    _ => g.epb(0, 1_700_000_000_000_000 + i as u64 * 1000, &pkt),
+                }
+            }
+        }
+        g
+    }
+
+    /// Whatever the window size and thread count, and wherever a pcapng file is cut or its
+    /// framing broken, its windows parsed in order give what the sequential reader gives.
+    #[test]
+    fn pcapng_windows_equal_the_sequential_reader() {
+        let g = pcapng(40);
+        assert!(g.f.len() > 60_000, "blocks span many windows");
+        let stats = check(&g.f, "whole pcapng");
+        assert!(stats.syn >= 10 && stats.tcp >= 40, "{stats:?}");
+        assert!(stats.link_types.len() >= 2, "{stats:?}");
+        assert!(
+            stats
+                .skipped
+                .contains_key(&crate::pcap::SkipReason::BadBlock)
+                && stats
+                    .skipped
+                    .contains_key(&crate::pcap::SkipReason::UnknownInterface),
+            "{stats:?}"
+        );
+        assert_eq!(stats.truncated_at, None);
+        for &s in &g.starts[g.starts.len() - 4..] {
+            for cut in [s, s + 1, s + 7, s + 8, s + 11, s + 12, s + 13] {
+                let stats = check(&g.f[..cut.min(g.f.len())], &format!("cut at {cut}"));
+                assert_eq!(stats.truncated_at.is_some(), cut != s && cut < g.f.len());
+            }
+        }
+        let small = pcapng(3);
+        assert!(small.f.len() < 5000);
+        check(&small.f, "small pcapng");
+        check(&small.f[..small.f.len() - 5], "small pcapng, cut");
+        // In the middle: a length field pointing past the end, a trailer that disagrees, a
+        // second section header whose magic is wrong.
+        let s = g.starts[g.starts.len() / 3];
+        let mut huge = g.f.clone();
+        huge[s + 4..s + 8].copy_from_slice(&0x7fff_fff0u32.to_le_bytes());
+        assert_eq!(check(&huge, "huge length").truncated_at, Some(s as u64));
+        let mut trailer = g.f.clone();
+        trailer[s + 4] ^= 4;
+        assert_eq!(check(&trailer, "bad trailer").truncated_at, Some(s as u64));
+        let second = g.starts.iter().skip(1).find(|&&o| g.f[o] == 0x0a).copied();
+        let second = second.expect("a second section");
+        let mut magic = g.f.clone();
+        magic[second + 8] ^= 0xff;
+        assert_eq!(check(&magic, "bad magic").truncated_at, Some(second as u64));
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        /// Any one byte of a pcapng changed, or the file cut anywhere: still the sequential
+        /// reader's result, window by window.
+        #[test]
+        fn damaged_pcapng_windows_equal_the_sequential_reader(
+            at in 0usize..1_000_000, byte in proptest::prelude::any::<u8>(), cut in proptest::prelude::any::<bool>()
+        ) {
+            let mut f = pcapng(6).f;
+            let at = 28 + at % (f.len() - 28);
+            if cut {
+                f.truncate(at);
+            } else {
+                f[at] = byte;
+            }
+            check_quick(&f);
+        }
+    }
+
+    /// [`check`] with fewer window sizes, for many files.
+    fn check_quick(bytes: &[u8]) {
+        let (_dir, path) = temp_pcap(bytes);
+        let (want, want_stats) = sequential(&path);
+        for (size, threads) in [(13, 2), (400, 3), (1 << 20, 2)] {
+            let (got, stats) = windowed(&path, size, threads);
+            assert_eq!(got.records, want.records, "size {size}");
+            assert_eq!(got.flows, want.flows, "size {size}");
+            assert_eq!(stats, want_stats, "size {size}");
+        }
     }
 
     /// A thread that gives up on its windows does not leave the others waiting.
