@@ -2,14 +2,15 @@
 # Times analyze against p0f 3.09b on the same >= 1 GiB Ethernet pcap built from real captures.
 #
 # usage: bench/analyze.sh [WORKDIR] [SIZE_MIB]
-#   WORKDIR   where the generated files go (default /tmp/synscope-bench; needs ~2.5 GiB)
+#   WORKDIR   where the generated files go (default /tmp/synscope-bench; needs ~3.5 GiB)
 #   SIZE_MIB  size of the generated pcap (default 1024)
 # Env: PCAPS (default ../shared/pcaps beside the workspace), THREADS (analyze --threads,
 #      default all cores), ROUNDS (default 7), PROFILE (cargo profile of the analyze build,
 #      default dist), KEEP=1 keeps the generated files.
 #
 # Prints a Markdown table for `cat`, `p0f -r`, `analyze` (json, table, p0f log lines, ndjson)
-# on the pcap, `analyze --format json` on the recording `analyze --records` made from it, and
+# on the pcap, `analyze --format json` on a pcapng of the same packets (bench/pcap_to_pcapng.py;
+# p0f cannot read pcapng) and on the recording `analyze --records` made from the pcap, and
 # the first stages of analyze's pcap reader alone (formats' `pcap_stages` example: read and
 # frame; read, frame and parse, on the same threads), which bound what a full run can take: the
 # median and the best wall time over ROUNDS rounds, max RSS, and MB/s and packets/s (captures)
@@ -28,6 +29,7 @@ rounds=${ROUNDS:-7}
 mkdir -p "$work"
 pcap=$work/bench.pcap
 rec=$work/bench.parquet
+ng=$work/bench.pcapng
 
 command -v p0f >/dev/null || { echo "p0f not installed (apt-get install p0f)" >&2; exit 1; }
 [ -x /usr/bin/time ] || { echo "GNU time not installed (apt-get install time)" >&2; exit 1; }
@@ -41,6 +43,9 @@ stages=$root/target/$profile/examples/pcap_stages
 if [ ! -s "$pcap" ] || [ "$(stat -c %s "$pcap")" -lt $((size * 1024 * 1024)) ]; then
   python3 "$root/bench/make_bench_pcap.py" "$pcaps" "$pcap" --size-mib "$size" >&2
 fi
+if [ ! -s "$ng" ] || [ "$ng" -ot "$pcap" ]; then
+  python3 "$root/bench/pcap_to_pcapng.py" "$pcap" "$ng" >&2
+fi
 rm -f "$rec" "$work/bench.flows.parquet"
 "$analyze" --quiet --records "$rec" "$pcap"
 
@@ -50,10 +55,10 @@ packets=$("$analyze" --quiet --format json "$pcap" | python3 -c '
 import json,sys; print(json.load(sys.stdin)["summary"]["totals"]["packets"])')
 
 python3 - "$analyze" "$stages" "$threads" "$rounds" "$pcap" "$rec" "$work/p0f.log" "$packets" \
-  "$records" <<'PY'
+  "$records" "$ng" <<'PY'
 import os, statistics, subprocess, sys, time
 
-analyze, stages, threads, rounds, pcap, rec, log, packets, records = sys.argv[1:]
+analyze, stages, threads, rounds, pcap, rec, log, packets, records, ng = sys.argv[1:]
 rounds, packets, records = int(rounds), int(packets), int(records)
 a = [analyze, "--quiet", "--threads", threads]
 # (name, argv, input file, count, unit)
@@ -65,6 +70,7 @@ commands = [
     ("`analyze --format p0f FILE.pcap`", a + ["--format", "p0f", pcap], pcap, packets, "packets"),
     ("`analyze --format ndjson FILE.pcap`", a + ["--format", "ndjson", pcap], pcap, packets,
      "packets"),
+    ("`analyze --format json FILE.pcapng`", a + ["--format", "json", ng], ng, packets, "packets"),
     ("`analyze --format json FILE.parquet`", a + ["--format", "json", rec], rec, records, "records"),
 ]
 # analyze's reader alone, on as many threads: not commands a user runs, the floor under them.
@@ -123,9 +129,10 @@ def cpu_model():
         pass
     return "unknown CPU"
 
-size = {pcap: os.path.getsize(pcap), rec: os.path.getsize(rec)}
+size = {p: os.path.getsize(p) for p in (pcap, ng, rec)}
 print()
-print(f"pcap: {size[pcap]:,} bytes, {packets:,} packets; recording: {size[rec]:,} bytes, "
+print(f"pcap: {size[pcap]:,} bytes, {packets:,} packets; pcapng: {size[ng]:,} bytes; "
+      f"recording: {size[rec]:,} bytes, "
       f"{records:,} records; {os.cpu_count()} cores ({cpu_model()}), "
       f"analyze --threads {threads}; {rounds} rounds")
 print()
@@ -140,7 +147,8 @@ for name, _, path, count, unit in commands:
 print()
 p0f = commands[1][0]
 for name, *_ in analyzes:
-    what = " (the same packets' SYNs, recorded)" if name == analyzes[-1][0] else ""
+    what = {analyzes[-1][0]: " (the same packets' SYNs, recorded)",
+            analyzes[-2][0]: " (the same packets as pcapng, which p0f cannot read)"}.get(name, "")
     print(f"{name}{what}: {med[p0f] / med[name]:.1f}x faster than p0f (medians), "
           f"{best[p0f] / best[name]:.1f}x (best runs)")
 print()
@@ -151,4 +159,4 @@ print(f"10x p0f is {med[p0f] / 10:.3f} s (median); analyze's reader alone takes 
 PY
 
 rm -f "$work/p0f.log.rss"
-[ "${KEEP:-0}" = 1 ] || rm -f "$pcap" "$rec" "$work/bench.flows.parquet" "$work/p0f.log"
+[ "${KEEP:-0}" = 1 ] || rm -f "$pcap" "$ng" "$rec" "$work/bench.flows.parquet" "$work/p0f.log"

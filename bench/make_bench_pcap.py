@@ -17,6 +17,21 @@ import struct
 import sys
 
 
+def pcap_kind(head):
+    """(struct byte-order prefix, nanosecond timestamps) of a classic pcap's 24-byte header,
+    or None when it is not one."""
+    if len(head) < 24:
+        return None
+    magic = head[:4]
+    if magic in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1"):
+        endian = "<"
+    elif magic in (b"\xa1\xb2\xc3\xd4", b"\xa1\xb2\x3c\x4d"):
+        endian = ">"
+    else:
+        return None
+    return endian, magic in (b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d")
+
+
 def ether_pcaps(root):
     """(path, bytes) of classic pcap files with link type 1, sorted by path."""
     out = []
@@ -25,16 +40,10 @@ def ether_pcaps(root):
             p = os.path.join(dirpath, f)
             with open(p, "rb") as fh:
                 head = fh.read(24)
-            if len(head) < 24:
+            kind = pcap_kind(head)
+            if kind is None:
                 continue
-            magic = head[:4]
-            if magic in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1"):
-                endian = "<"
-            elif magic in (b"\xa1\xb2\xc3\xd4", b"\xa1\xb2\x3c\x4d"):
-                endian = ">"
-            else:
-                continue
-            nanos = magic in (b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d")
+            endian, nanos = kind
             link = struct.unpack(endian + "I", head[20:24])[0]
             if link == 1:
                 out.append((p, endian, nanos))

@@ -1,5 +1,6 @@
-//! The first stages of `analyze`'s pcap replay alone, for `bench/analyze.sh`: how long a
-//! classic pcap takes to get through the same reader threads before any fingerprinting.
+//! The first stages of `analyze`'s capture replay alone, for `bench/analyze.sh`: how long a
+//! pcap (or pcapng) file takes to get through the same reader threads before any
+//! fingerprinting.
 //!
 //! usage: pcap_stages FILE.pcap THREADS STAGE
 //!   STAGE `read`:  every window read with positioned reads (the copy out of the page cache)
@@ -45,7 +46,7 @@ fn run() -> Result<(), String> {
     let file = File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let windows = Windows::new(&reader, file, WINDOW_SIZE)
         .map_err(|e| e.to_string())?
-        .ok_or("not a classic pcap in a regular file")?;
+        .ok_or("not a capture in a regular file")?;
     let threads = threads.clamp(1, windows.len().max(1));
     let totals = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
