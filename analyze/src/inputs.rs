@@ -62,6 +62,10 @@ pub enum InputError {
 /// `day.flows.parquet`). Such files are inputs' companions, not inputs of their own.
 pub const FLOWS_SUFFIX: &str = ".flows.parquet";
 
+/// Suffix of files being written under a temporary name, renamed when complete. In a
+/// folder they are not inputs.
+pub const TMP_SUFFIX: &str = ".tmp";
+
 /// The flow file that belongs to a SYN recording, whether or not it exists.
 pub fn flows_path_for(recording: &Path) -> PathBuf {
     let name = recording
@@ -120,7 +124,8 @@ fn kind_by_name(path: &Path) -> Option<InputKind> {
 
 /// Expands the command line's paths: files are taken as given (and must be of a known kind),
 /// `-`, pipes and devices as [`InputKind::Stream`]s, and folders are walked recursively in
-/// sorted order keeping files of a known kind and leaving out `*.flows.parquet` companions.
+/// sorted order keeping files of a known kind and leaving out `*.flows.parquet` companions,
+/// `*.tmp` files and analyze's own results files.
 ///
 /// In a folder, files of unknown content are not inputs (READMEs, logs, scripts), except
 /// those whose extension says capture or recording (`kind_by_name`): an empty or damaged
@@ -184,10 +189,15 @@ fn walk(dir: &Path, out: &mut Vec<Input>) -> Result<(), InputError> {
         if ft.is_dir() {
             walk(&path, out)?;
         } else if ft.is_file() {
-            if path.to_string_lossy().ends_with(FLOWS_SUFFIX) {
+            let name = path.to_string_lossy();
+            // A recording's companion, or a file still being written (or left so by a writer
+            // that died: the temporary names of `--out`, `--records` and `capture`).
+            if name.ends_with(FLOWS_SUFFIX) || name.ends_with(TMP_SUFFIX) {
                 continue;
             }
             match sniff(&path) {
+                // analyze's own output, often written into the folder it read.
+                Ok(InputKind::Parquet) if crate::results::is_results_file(&path) => {}
                 Ok(kind) => out.push(Input { path, kind }),
                 // Its reader will say what is wrong with it.
                 Err(InputError::UnknownKind { .. }) => {
@@ -237,13 +247,20 @@ mod tests {
     }
 
     #[test]
-    fn folders_are_walked_sorted_and_skip_companions() {
+    fn folders_are_walked_sorted_and_skip_companions_temporaries_and_results() {
         let d = tempfile::tempdir().unwrap();
         write(d.path(), "b/2.pcap", &[0xa1, 0xb2, 0xc3, 0xd4]);
         write(d.path(), "a.parquet", b"PAR1");
         write(d.path(), "a.flows.parquet", b"PAR1");
         write(d.path(), "b/1.pcapng", &[0x0a, 0x0d, 0x0d, 0x0a]);
         write(d.path(), "notes.md", b"# hi");
+        // Left by an interrupted writer, and analyze's own results (named like anything).
+        write(d.path(), "b/res.parquet.tmp", b"PAR1");
+        write(d.path(), "b/half.pcap.tmp", &[0xa1, 0xb2, 0xc3, 0xd4]);
+        let results = d.path().join("b/0-results.parquet");
+        let w = crate::results::ResultsWriter::create(&results, crate::results::Sources(vec![]));
+        w.unwrap().close().unwrap();
+        assert!(results.exists());
         let got = expand(&[d.path().to_path_buf()]).unwrap();
         let names: Vec<_> = got
             .iter()

@@ -16,8 +16,8 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use analyze::analysis::{self, AnalyzeOptions, OutputFormat};
 use analyze::parallel::{Progress, ReplayOptions};
 
-use analyze::inputs;
 use analyze::records::{self, RecordsOptions};
+use analyze::{inputs, interrupt};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -35,7 +35,10 @@ Examples:
   tcpdump -U -w - | analyze --format p0f -   live: each packet's lines as it comes
 
 Exit status: 0 on success; 2 on any error (message on stderr starting with `error:`),
-including inputs skipped by --keep-going. A closed stdout (`| head`) ends quietly.";
+including inputs skipped by --keep-going. A closed stdout (`| head`) ends quietly. Ctrl-C or
+SIGTERM stops a run over files at once, leaving no partial Parquet file: exit status 130 or
+143. With a live stream among the inputs, analyze reads on to the stream's end (the signal
+stops the program writing it) and finishes as usual; a second signal ends it at once.";
 
 /// Passive TCP/OS fingerprinting of recordings and pcap/pcapng captures (p0f v3 compatible).
 #[derive(Debug, Parser)]
@@ -49,6 +52,7 @@ struct Cli {
     /// named pipe is read like it (`zcat day.pcap.gz | analyze -`); recordings must be files.
     /// A live stream's observations are written as they come; the first Ctrl-C is left to
     /// the program writing the stream, and analyze finishes (report, files) at its end.
+    /// In folders, analyze's own results files (--out) and files named `*.tmp` are left out.
     #[arg(required = true, value_name = "INPUT")]
     inputs: Vec<PathBuf>,
 
@@ -136,40 +140,13 @@ fn main() -> ExitCode {
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");
-            ExitCode::from(2)
+            match interrupt::caught() {
+                // The run stopped for the signal (and removed its temporary files).
+                Some(signal) => ExitCode::from(128u8.saturating_add(signal as u8)),
+                None => ExitCode::from(2),
+            }
         }
     }
-}
-
-/// With a stream among the inputs (`tcpdump -U -w - | analyze -`), Ctrl-C reaches the whole
-/// pipeline: the capture stops and closes the pipe, and that end is where `analyze` should
-/// stop too, printing its report and closing its files (a Parquet file without its footer is
-/// lost). So the first SIGINT is absorbed: its handler does nothing and, being installed with
-/// `SA_RESETHAND`, removes itself, so that a second one ends the process as usual (for a
-/// source that does not stop).
-#[cfg(unix)]
-fn outlast_first_interrupt() -> io::Result<()> {
-    extern "C" fn absorb(_signal: libc::c_int) {}
-    let handler: extern "C" fn(libc::c_int) = absorb;
-    // SAFETY: `act` is fully initialised (zeroed, then an empty mask, the flags and a
-    // handler that touches nothing, so it is async-signal-safe); no old action is read.
-    let rc = unsafe {
-        let mut act: libc::sigaction = std::mem::zeroed();
-        libc::sigemptyset(&mut act.sa_mask);
-        act.sa_flags = libc::SA_RESETHAND | libc::SA_RESTART;
-        act.sa_sigaction = handler as libc::sighandler_t;
-        libc::sigaction(libc::SIGINT, &act, std::ptr::null_mut())
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
-#[cfg(not(unix))]
-fn outlast_first_interrupt() -> io::Result<()> {
-    Ok(())
 }
 
 /// A reader of our stdout went away (`analyze ... | head`): not an error worth a word.
@@ -198,12 +175,17 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     } else {
         inputs::expand(&cli.inputs).context("reading the inputs")?
     };
-    if inputs.iter().any(|i| i.kind == inputs::InputKind::Stream) {
-        outlast_first_interrupt().context("setting up SIGINT for a stream input")?;
-    }
+    interrupt::catch().context("setting up SIGINT and SIGTERM")?;
+    // A run over files stops at a signal; one with a live stream reads on to its end.
+    let stop = if inputs.iter().any(|i| i.kind == inputs::InputKind::Stream) {
+        None
+    } else {
+        Some(&interrupt::STOP)
+    };
     if let Some(out) = &cli.records {
         let opts = RecordsOptions {
             flow_interval_ns: cli.flow_interval.saturating_mul(1_000_000_000),
+            stop,
             ..RecordsOptions::default()
         };
         let quiet = cli.quiet;
@@ -236,6 +218,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         replay: ReplayOptions {
             threads: cli.threads.unwrap_or_else(default_threads).max(1),
             keep_going: cli.keep_going,
+            stop,
             ..ReplayOptions::default()
         },
         format: cli.format.into(),

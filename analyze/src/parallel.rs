@@ -171,6 +171,9 @@ pub struct ReplayOptions {
     pub flows: bool,
     /// On a bad input, report it and go on with the next one instead of stopping.
     pub keep_going: bool,
+    /// When set (by a signal handler: [`crate::interrupt::STOP`]), the replay stops within
+    /// [`IDLE_FLUSH`] and returns [`ReplayError::Interrupted`].
+    pub stop: Option<&'static AtomicBool>,
 }
 
 impl Default for ReplayOptions {
@@ -181,6 +184,7 @@ impl Default for ReplayOptions {
             chunk_bytes: WINDOW_SIZE,
             flows: false,
             keep_going: false,
+            stop: None,
         }
     }
 }
@@ -282,10 +286,15 @@ fn consume(
     opts: &ReplayOptions,
     consumer: &mut impl Consumer,
 ) -> Result<(), ReplayError> {
-    // Told already that nothing is happening: then wait without a deadline.
+    let stopped = || opts.stop.is_some_and(|s| s.load(Ordering::Relaxed));
+    // Told already that nothing is happening: then wait without a deadline (unless a stop
+    // flag is to be watched).
     let mut idle = true;
     loop {
-        let msg = if idle {
+        if stopped() {
+            return Err(ReplayError::Interrupted);
+        }
+        let msg = if idle && opts.stop.is_none() {
             match rx.recv() {
                 Ok(m) => m,
                 Err(_) => break,
@@ -294,7 +303,9 @@ fn consume(
             match rx.recv_timeout(IDLE_FLUSH) {
                 Ok(m) => m,
                 Err(RecvTimeoutError::Timeout) => {
-                    consumer.idle();
+                    if !idle {
+                        consumer.idle();
+                    }
                     idle = true;
                     if consumer.stop() {
                         return Ok(());
@@ -538,6 +549,10 @@ impl Producer<'_> {
     ) -> Result<Result<InputDone, ReplayError>, Gone> {
         let reader = match SynReader::open(path) {
             Ok(r) => r,
+            // Say what it is rather than what a recording would have.
+            Err(_) if crate::results::is_results_file(path) => {
+                return Ok(Err(ReplayError::ResultsFile(path.to_path_buf())));
+            }
             Err(e) => return Ok(Err(e.into())),
         };
         let groups = reader.num_row_groups();

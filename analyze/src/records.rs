@@ -9,7 +9,9 @@
 //! footers are written: a failed conversion leaves no half-written file that looks like a
 //! recording.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use formats::flows::{FlowRow, FlowWriter};
 use formats::meta::{RecordType, RecordingMeta};
@@ -28,6 +30,9 @@ pub struct RecordsOptions {
     pub flow_interval_ns: u64,
     /// Parquet writer settings for both files.
     pub writer: WriterOptions,
+    /// When set (by a signal handler: [`crate::interrupt::STOP`]), the conversion stops at
+    /// the input's next read and fails, leaving no file behind.
+    pub stop: Option<&'static AtomicBool>,
 }
 
 impl Default for RecordsOptions {
@@ -35,6 +40,7 @@ impl Default for RecordsOptions {
         RecordsOptions {
             flow_interval_ns: 10_000_000_000,
             writer: WriterOptions::default(),
+            stop: None,
         }
     }
 }
@@ -158,6 +164,10 @@ fn convert(
             path: name.clone(),
             cause,
         })?;
+        let file = Stoppable {
+            inner: file,
+            stop: opts.stop,
+        };
         let stats = CaptureReader::new(name, file)?.run(&mut sink)?;
         // Intervals do not span files: files need not be in time order.
         sink.flush_intervals();
@@ -229,9 +239,25 @@ impl PacketSink for RecordingSink {
     }
 }
 
+/// An input that fails its next read once `stop` is set.
+struct Stoppable {
+    inner: std::fs::File,
+    stop: Option<&'static AtomicBool>,
+}
+
+impl Read for Stoppable {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
+            return Err(std::io::Error::other("interrupted"));
+        }
+        self.inner.read(buf)
+    }
+}
+
 fn tmp_name(p: &Path) -> PathBuf {
     let mut name = p.file_name().unwrap_or_default().to_os_string();
-    name.push(".partial");
+    // The suffix folder walks leave out (`--out` and `capture` use it too).
+    name.push(inputs::TMP_SUFFIX);
     p.with_file_name(name)
 }
 

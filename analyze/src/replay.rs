@@ -24,4 +24,11 @@ pub enum ReplayError {
     /// The decoding thread pool could not be started.
     #[error("starting decoding threads: {0}")]
     Threads(String),
+    /// A results file of `analyze --out` given as an input: its rows are observations, not
+    /// the records a replay needs.
+    #[error("{}: an analyze results file (--out), not a recording: load it in polars, pandas or DuckDB", .0.display())]
+    ResultsFile(PathBuf),
+    /// A signal stopped the replay ([`crate::parallel::ReplayOptions::stop`]).
+    #[error("interrupted")]
+    Interrupted,
 }

@@ -803,3 +803,98 @@ fn a_stream_input_outlasts_the_first_interrupt() {
     );
     drop(live);
 }
+
+/// Ctrl-C or SIGTERM during a run over files stops it: exit status 128 + the signal, an
+/// `error:` line, and no Parquet file, finished or temporary (a `.tmp` left in a folder used
+/// to break the next `analyze` of that folder). The run is caught mid-way by not reading its
+/// output: it blocks writing stdout (or stderr, for `--records`) until the signal has come.
+#[cfg(unix)]
+#[test]
+fn a_signal_stops_a_run_over_files_and_leaves_no_parquet_file() {
+    use std::io::Read;
+    use std::os::unix::process::ExitStatusExt;
+
+    // Many inputs (the fixtures again and again) for far more output than pipes hold.
+    let caps: Vec<PathBuf> = (0..40).flat_map(|_| fixture_captures()).collect();
+    let dir = tempfile::tempdir().unwrap();
+    for (signal, records) in [
+        (libc::SIGINT, false),
+        (libc::SIGTERM, false),
+        (libc::SIGINT, true),
+    ] {
+        let out = dir.path().join(format!("out-{signal}-{records}.parquet"));
+        let mut args = vec![os("--threads"), os("2")];
+        if records {
+            args.extend([os("--records"), out.as_os_str()]);
+        } else {
+            args.extend([os("--format"), os("ndjson"), os("--out"), out.as_os_str()]);
+        }
+        args.extend(caps.iter().map(|p| p.as_os_str()));
+        let mut child = spawn_piped(&args);
+        let what = format!("signal {signal}, records {records}");
+        // Under way: the temporary file is there and the output has filled its pipe.
+        let tmp = dir
+            .path()
+            .join(format!("out-{signal}-{records}.parquet.tmp"));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !tmp.exists() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(tmp.exists(), "{what}: no temporary file");
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "{what}: finished before the signal (give it more input)"
+        );
+        let pid = libc::pid_t::try_from(child.id()).unwrap();
+        // SAFETY: a plain system call on our own child, not yet waited for.
+        assert_eq!(unsafe { libc::kill(pid, signal) }, 0);
+        // Let it write again, and see it end.
+        let mut stdout = child.stdout.take().unwrap();
+        let mut stderr = child.stderr.take().unwrap();
+        let drain = std::thread::spawn(move || {
+            let mut sink = Vec::new();
+            let _ = stdout.read_to_end(&mut sink);
+        });
+        let mut err = String::new();
+        stderr.read_to_string(&mut err).unwrap();
+        drain.join().unwrap();
+        let status = child.wait().unwrap();
+        assert_eq!(status.signal(), None, "{what}: killed by the signal: {err}");
+        assert_eq!(status.code(), Some(128 + signal), "{what}: {err}");
+        assert!(
+            err.lines()
+                .any(|l| l.starts_with("error:") && l.ends_with("interrupted")),
+            "{what}: {err}"
+        );
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert!(left.is_empty(), "{what}: left behind {left:?}");
+    }
+}
+
+/// analyze's own results file, written into the folder it read, is not an input of the next
+/// run of that folder; named on the command line, it is refused with a word on what it is.
+#[test]
+fn results_files_are_not_inputs() {
+    let (cap, _) = small_capture_with_lines(".pcap");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(&cap, dir.path().join("a.pcap")).unwrap();
+    let first = run_ok(&[os("--format"), os("p0f"), dir.path().as_os_str()]);
+    let res = dir.path().join("res.parquet");
+    run_ok(&[
+        os("--format"),
+        os("p0f"),
+        os("--out"),
+        res.as_os_str(),
+        dir.path().as_os_str(),
+    ]);
+    assert!(res.exists());
+    assert_eq!(
+        run_ok(&[os("--format"), os("p0f"), dir.path().as_os_str()]),
+        first
+    );
+    assert_exit_2(&[res.as_os_str()], &["res.parquet", "results file"]);
+}

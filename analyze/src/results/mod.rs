@@ -27,7 +27,9 @@ use crate::p0f::{Event, EventKind, LabelType, Params, Quality, Subject};
 pub mod parquet;
 pub mod text;
 
-pub use self::parquet::{RESULTS_ROW_GROUP_ROWS, ResultsError, ResultsWriter, schema};
+pub use self::parquet::{
+    RESULTS_ROW_GROUP_ROWS, ResultsError, ResultsWriter, is_results_file, schema,
+};
 pub use self::text::{TextWriter, csv_header};
 
 /// One observation: an engine event and the index of its input in [`Sources`].
