@@ -210,7 +210,7 @@ impl Windows {
                 framer: None,
             },
         };
-        let empty = |start: &Start| match &self.format {
+        let empty = match &self.format {
             Framing::Pcap {
                 parser,
                 link,
@@ -223,11 +223,7 @@ impl Windows {
             },
             Framing::PcapNg => Body::PcapNg {
                 blocks: Vec::new(),
-                sections: start
-                    .framer
-                    .iter()
-                    .map(|f| Arc::clone(f.section()))
-                    .collect(),
+                sections: Vec::new(),
             },
         };
         let mut chunk = Chunk {
@@ -236,7 +232,7 @@ impl Windows {
             len: 0,
             offset: start.at,
             damage: None,
-            body: empty(&start),
+            body: empty,
         };
         if start.at == STOP || start.at >= hi {
             // Damage earlier, or a record from an earlier window covers this one.
@@ -346,17 +342,27 @@ impl Windows {
         w: &mut Framed,
     ) -> Result<(Vec<NgBlock>, Vec<Arc<super::ng::Section>>), PcapError> {
         let mut blocks = Vec::with_capacity(self.size as usize / 256);
-        let mut sections = vec![Arc::clone(framer.section())];
+        let mut sections: Vec<Arc<super::ng::Section>> = Vec::new();
+        // Whether the framer's section changed since the last one kept. A section is kept
+        // (shared) only when a packet needs it, so that a run of interface descriptions
+        // does not copy the growing interface list once per description.
+        let mut changed = true;
         while lo + (w.at as u64) < hi {
             match framer.step(&w.buf[w.at..w.filled]) {
                 Step::Block { len, kind } => {
                     match kind {
-                        BlockKind::Packet => blocks.push(NgBlock {
-                            at: w.at,
-                            len,
-                            section: sections.len() - 1,
-                        }),
-                        BlockKind::SectionChanged => sections.push(Arc::clone(framer.section())),
+                        BlockKind::Packet => {
+                            if changed {
+                                sections.push(Arc::clone(framer.section()));
+                                changed = false;
+                            }
+                            blocks.push(NgBlock {
+                                at: w.at,
+                                len,
+                                section: sections.len() - 1,
+                            });
+                        }
+                        BlockKind::SectionChanged => changed = true,
                         BlockKind::Other => {}
                     }
                     w.at += len;
