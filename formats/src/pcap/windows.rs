@@ -918,6 +918,54 @@ mod tests {
         }
     }
 
+    /// Every capture of the shared corpus (`../shared/pcaps`: real pcap and pcapng files from
+    /// other projects, some damaged), read as windows, gives what the sequential reader gives.
+    #[test]
+    fn corpus_read_as_windows_equals_the_sequential_reader() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/pcaps");
+        if !dir.is_dir() {
+            assert!(
+                !std::env::var("SYNSCOPE_REQUIRE_SHARED").is_ok_and(|v| v == "1"),
+                "no pcap corpus (../shared/pcaps) and SYNSCOPE_REQUIRE_SHARED=1"
+            );
+            eprintln!(
+                "SKIP corpus_read_as_windows_equals_the_sequential_reader: no ../shared/pcaps"
+            );
+            return;
+        }
+        let mut files = Vec::new();
+        for sub in std::fs::read_dir(&dir).unwrap() {
+            let sub = sub.unwrap().path();
+            if sub.is_dir() {
+                files.extend(std::fs::read_dir(&sub).unwrap().map(|f| f.unwrap().path()));
+            }
+        }
+        files.sort();
+        let (mut pcaps, mut pcapngs) = (0, 0);
+        for path in &files {
+            // Files that are no capture at all are the sequential reader's tests' business.
+            let Ok(reader) = crate::pcap::open(path) else {
+                continue;
+            };
+            match reader.format() {
+                crate::pcap::Format::Pcap => pcaps += 1,
+                crate::pcap::Format::PcapNg => pcapngs += 1,
+            }
+            let (want, want_stats) = sequential(path);
+            for (size, threads) in [(4096, 2), (WINDOW_SIZE, 3)] {
+                let (got, stats) = windowed(path, size, threads);
+                let ctx = format!("{}: size {size}", path.display());
+                assert_eq!(got.records, want.records, "{ctx}");
+                assert_eq!(got.flows, want.flows, "{ctx}");
+                assert_eq!(stats, want_stats, "{ctx}");
+            }
+        }
+        assert!(
+            pcaps > 400 && pcapngs >= 20,
+            "{pcaps} pcap, {pcapngs} pcapng files"
+        );
+    }
+
     /// A thread that gives up on its windows does not leave the others waiting.
     #[test]
     fn abandoned_windows_release_their_successors() {
