@@ -475,7 +475,8 @@ impl<R: Read> CaptureReader<R> {
     /// a file ending inside a record) ends the file: it goes into `stats`
     /// ([`IngestStats::truncated_at`]) and the chunks before it are complete. Returns `None`
     /// for pcapng files, whose blocks depend on the interfaces described before them: read
-    /// those with [`CaptureReader::run`].
+    /// those with [`CaptureReader::run`], or as [`super::Windows`] (which carry that state
+    /// from window to window).
     pub fn next_chunk(
         &mut self,
         size: usize,
