@@ -66,6 +66,13 @@ pub const FLOWS_SUFFIX: &str = ".flows.parquet";
 /// folder they are not inputs.
 pub const TMP_SUFFIX: &str = ".tmp";
 
+/// Where `path` is written until it is complete (`day.parquet` -> `day.parquet.tmp`).
+pub fn tmp_path_for(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(TMP_SUFFIX);
+    path.with_file_name(name)
+}
+
 /// The flow file that belongs to a SYN recording, whether or not it exists.
 pub fn flows_path_for(recording: &Path) -> PathBuf {
     let name = recording

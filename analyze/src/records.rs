@@ -102,8 +102,8 @@ pub fn write_recording(
         return Err(RecordsError::NotACapture(i.path.clone()));
     }
     let flows_path = flows_path_for(out);
-    let syn_tmp = tmp_name(out);
-    let flows_tmp = tmp_name(&flows_path);
+    let syn_tmp = inputs::tmp_path_for(out);
+    let flows_tmp = inputs::tmp_path_for(&flows_path);
     let result = convert(inputs, &syn_tmp, &flows_tmp, opts, &mut on_file);
     match result {
         Ok((files, total, syn, flows)) => {
@@ -252,13 +252,6 @@ impl Read for Stoppable {
         }
         self.inner.read(buf)
     }
-}
-
-fn tmp_name(p: &Path) -> PathBuf {
-    let mut name = p.file_name().unwrap_or_default().to_os_string();
-    // The suffix folder walks leave out (`--out` and `capture` use it too).
-    name.push(inputs::TMP_SUFFIX);
-    p.with_file_name(name)
 }
 
 fn rename(from: &Path, to: &Path) -> Result<(), RecordsError> {

@@ -95,9 +95,7 @@ impl std::fmt::Debug for ResultsWriter {
 impl ResultsWriter {
     /// Starts writing `path` (through a temporary sibling).
     pub fn create(path: &Path, sources: Sources) -> Result<ResultsWriter, ResultsError> {
-        let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
-        tmp_name.push(".tmp");
-        let tmp = path.with_file_name(tmp_name);
+        let tmp = crate::inputs::tmp_path_for(path);
         let file = File::create(&tmp).map_err(|cause| ResultsError::Io {
             path: tmp.clone(),
             cause,
