@@ -7,11 +7,20 @@ use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::path::Path;
 
-use common::{analyze, fixture_captures, python_with, root, skip_or_fail};
+use common::{analyze, fixture_captures, root};
 use formats::flows::FlowReader;
 use formats::pcap::Collect;
 use formats::syn::SynReader;
 use record::{FlowDirCounters, FlowKey};
+
+testkit::main! {
+    recording_equals_ingestion_of_every_fixture,
+    recording_replays_to_the_same_p0f_lines_as_its_capture,
+    python_reads_the_recording needs [testkit::PYTHON],
+    bad_inputs_exit_2_naming_the_file,
+    unsupported_link_type_is_named,
+    truncated_capture_gives_prefix_and_warning,
+}
 
 fn os(s: &str) -> &OsStr {
     OsStr::new(s)
@@ -28,7 +37,6 @@ fn records(out: &Path, inputs: &[&Path]) -> String {
     stderr
 }
 
-#[test]
 fn recording_equals_ingestion_of_every_fixture() {
     let caps = fixture_captures();
     assert!(caps.len() >= 5, "fixtures/pcap holds the bundled captures");
@@ -82,7 +90,6 @@ fn recording_equals_ingestion_of_every_fixture() {
     }
 }
 
-#[test]
 fn recording_replays_to_the_same_p0f_lines_as_its_capture() {
     let dir = tempfile::tempdir().unwrap();
     for cap in fixture_captures() {
@@ -100,15 +107,8 @@ fn recording_replays_to_the_same_p0f_lines_as_its_capture() {
     }
 }
 
-#[test]
 fn python_reads_the_recording() {
-    let Some(py) = python_with(&["pyarrow", "polars"]) else {
-        skip_or_fail(
-            "SYNSCOPE_REQUIRE_ORACLE",
-            "python3 with pyarrow and polars not found",
-        );
-        return;
-    };
+    let py = testkit::python_with(&["pyarrow", "polars"]).expect("the harness checked");
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("py.parquet");
     let caps = fixture_captures();
@@ -136,7 +136,6 @@ fn assert_fails(args: &[&OsStr], needle: &str) {
     assert!(stderr.contains(needle), "want {needle:?} in {stderr}");
 }
 
-#[test]
 fn bad_inputs_exit_2_naming_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("x.parquet");
@@ -165,7 +164,6 @@ fn bad_inputs_exit_2_naming_the_file() {
     assert_fails(&[os("--format"), os("p0f"), cut.as_os_str()], "cut.parquet");
 }
 
-#[test]
 fn unsupported_link_type_is_named() {
     // A pcap header for link type 147 (LINKTYPE_USER0) and one 60-byte frame.
     let mut f = Vec::new();
@@ -185,7 +183,6 @@ fn unsupported_link_type_is_named() {
     assert_fails(&[os("--format"), os("p0f"), p.as_os_str()], "147");
 }
 
-#[test]
 fn truncated_capture_gives_prefix_and_warning() {
     let cap = fixture_captures()
         .into_iter()

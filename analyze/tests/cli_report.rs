@@ -12,8 +12,26 @@ mod common;
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
-use common::{analyze, analyze_command, fixture_captures, python_with, root, skip_or_fail};
+use common::{analyze, analyze_command, fixture_captures, root};
 use serde_json::Value;
+
+testkit::main! {
+    golden_table_report,
+    golden_json_document,
+    help_text_is_golden,
+    formats_agree_with_each_other_and_with_p0f_lines,
+    one_thread_and_many_threads_give_identical_bytes,
+    one_thread_and_many_threads_agree_on_corpus_captures needs [testkit::SHARED_PCAPS],
+    capture_and_its_recording_agree_including_traffic_by_os,
+    python_polars_reads_the_results_file needs [testkit::PYTHON],
+    repeated_cause_check_catches_a_doubled_chain,
+    bad_inputs_stop_the_run_or_are_skipped_with_keep_going,
+    captures_from_standard_input_and_pipes_equal_the_files,
+    live_pipes_print_each_packet_before_the_input_ends,
+    a_stream_input_outlasts_the_first_interrupt,
+    a_signal_stops_a_run_over_files_and_leaves_no_parquet_file,
+    results_files_are_not_inputs,
+}
 
 fn os(s: &str) -> &OsStr {
     OsStr::new(s)
@@ -87,12 +105,10 @@ fn fixtures_output(format: &str) -> String {
     String::from_utf8(o.stdout).unwrap()
 }
 
-#[test]
 fn golden_table_report() {
     golden("report.txt", &fixtures_output("table"));
 }
 
-#[test]
 fn golden_json_document() {
     let text = fixtures_output("json");
     let v: Value = serde_json::from_str(&text).expect("one JSON document");
@@ -100,7 +116,6 @@ fn golden_json_document() {
     golden("report.json", &text);
 }
 
-#[test]
 fn help_text_is_golden() {
     let o = analyze(&[os("--help")]);
     assert!(o.status.success());
@@ -109,7 +124,6 @@ fn help_text_is_golden() {
 
 /// Every format says the same thing: the JSON document's observations are the NDJSON lines,
 /// the CSV rows and the p0f lines, one for one; and its totals add up.
-#[test]
 fn formats_agree_with_each_other_and_with_p0f_lines() {
     let doc: Value = serde_json::from_str(&fixtures_output("json")).unwrap();
     let obs = doc["observations"].as_array().unwrap();
@@ -227,19 +241,26 @@ fn small_group_recording(records: &[record::SynRecord], path: &Path) {
     w.close().unwrap();
 }
 
-#[test]
 fn one_thread_and_many_threads_give_identical_bytes() {
-    let dir = tempfile::tempdir().unwrap();
-    // Fixtures, plus a slice of ../shared/pcaps when present (more records, more groups).
+    identical_bytes_whatever_the_threads(fixture_captures());
+}
+
+/// The same with a slice of the shared corpus too: more records, more groups.
+fn one_thread_and_many_threads_agree_on_corpus_captures() {
     let mut caps = fixture_captures();
-    if let Some(shared) = common::shared_pcaps() {
-        let mut more: Vec<PathBuf> = std::fs::read_dir(shared.join("zeek"))
-            .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
-            .unwrap_or_default();
-        more.retain(|p| p.extension().is_some_and(|e| e == "pcap"));
-        more.sort();
-        caps.extend(more.into_iter().take(60));
-    }
+    let mut more: Vec<PathBuf> = std::fs::read_dir(testkit::require_shared_pcaps().join("zeek"))
+        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    more.retain(|p| p.extension().is_some_and(|e| e == "pcap"));
+    more.sort();
+    caps.extend(more.into_iter().take(60));
+    identical_bytes_whatever_the_threads(caps);
+}
+
+/// Every format, and the results file, are byte-identical on 1, 2 and 7 threads, for a
+/// recording of `caps` split into many small groups plus the first three captures.
+fn identical_bytes_whatever_the_threads(caps: Vec<PathBuf>) {
+    let dir = tempfile::tempdir().unwrap();
     let mut recs = Vec::new();
     for c in &caps {
         let _ = formats::pcap::open(c).map(|mut r| r.run(&mut recs));
@@ -277,7 +298,6 @@ fn one_thread_and_many_threads_give_identical_bytes() {
 
 /// A capture and the recording made from it (`--records`, which also writes the flow file)
 /// give the same observations and the same traffic-by-OS table.
-#[test]
 fn capture_and_its_recording_agree_including_traffic_by_os() {
     let dir = tempfile::tempdir().unwrap();
     let caps = fixture_captures();
@@ -358,15 +378,8 @@ assert syn["len"].sum() == sum(1 for e in expect if e["module"] == "syn")
 print("ok", df.height, "rows")
 "#;
 
-#[test]
 fn python_polars_reads_the_results_file() {
-    let Some(py) = python_with(&["polars", "pyarrow"]) else {
-        skip_or_fail(
-            "SYNSCOPE_REQUIRE_ORACLE",
-            "python3 with polars and pyarrow not found (pip install -r tests/python/requirements.txt)",
-        );
-        return;
-    };
+    let py = testkit::python_with(&["polars", "pyarrow"]).expect("the harness checked");
     let dir = tempfile::tempdir().unwrap();
     let pq = dir.path().join("results.parquet");
     let caps = fixture_captures();
@@ -419,7 +432,6 @@ fn assert_no_repeated_cause(line: &str) {
     }
 }
 
-#[test]
 fn repeated_cause_check_catches_a_doubled_chain() {
     let doubled = "error: x.pcap: No such file or directory (os error 2): No such file or \
                    directory (os error 2)";
@@ -427,7 +439,6 @@ fn repeated_cause_check_catches_a_doubled_chain() {
     assert_no_repeated_cause("error: reading the inputs: x.pcap: No such file or directory");
 }
 
-#[test]
 fn bad_inputs_stop_the_run_or_are_skipped_with_keep_going() {
     let dir = tempfile::tempdir().unwrap();
     let caps = fixture_captures();
@@ -553,7 +564,6 @@ fn analyze_fed(args: &[&OsStr], bytes: Vec<u8>) -> std::process::Output {
     out
 }
 
-#[test]
 fn captures_from_standard_input_and_pipes_equal_the_files() {
     let caps = fixture_captures();
     let pcap = caps
@@ -720,7 +730,6 @@ impl Live {
 /// are printed while the pipe stays open, as p0f prints them, not when 4 MiB have arrived,
 /// a batch has filled or the input has ended. Both container formats, each fed whole and
 /// then held open; what comes out before the end must be everything the file gives.
-#[test]
 fn live_pipes_print_each_packet_before_the_input_ends() {
     for (cap, want) in [
         small_capture_with_lines(".pcap"),
@@ -745,7 +754,6 @@ fn live_pipes_print_each_packet_before_the_input_ends() {
 /// capture ends its pipe, and analyze must live through the first SIGINT to finish then, with
 /// its Parquet file closed; a second SIGINT ends it as usual.
 #[cfg(unix)]
-#[test]
 fn a_stream_input_outlasts_the_first_interrupt() {
     use std::os::unix::process::ExitStatusExt;
 
@@ -809,7 +817,6 @@ fn a_stream_input_outlasts_the_first_interrupt() {
 /// to break the next `analyze` of that folder). The run is caught mid-way by not reading its
 /// output: it blocks writing stdout (or stderr, for `--records`) until the signal has come.
 #[cfg(unix)]
-#[test]
 fn a_signal_stops_a_run_over_files_and_leaves_no_parquet_file() {
     use std::io::Read;
     use std::os::unix::process::ExitStatusExt;
@@ -877,7 +884,6 @@ fn a_signal_stops_a_run_over_files_and_leaves_no_parquet_file() {
 
 /// analyze's own results file, written into the folder it read, is not an input of the next
 /// run of that folder; named on the command line, it is refused with a word on what it is.
-#[test]
 fn results_files_are_not_inputs() {
     let (cap, _) = small_capture_with_lines(".pcap");
     let dir = tempfile::tempdir().unwrap();

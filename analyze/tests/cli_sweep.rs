@@ -1,4 +1,4 @@
-//! `analyze --records` over every capture in `../shared/pcaps`: never a crash, and the SYN /
+//! `analyze --records` over every capture in the shared corpus (`testkit::shared_pcaps`): never a crash, and the SYN /
 //! SYN+ACK rows of each recording equal tshark's counts in `fixtures/golden/syn-counts.tsv`
 //! (files listed there as exceptions are only required not to crash: exit 0 or a clean
 //! exit 2).
@@ -9,8 +9,12 @@ use std::ffi::OsStr;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
-use common::{analyze, root, shared_pcaps, skip_or_fail};
+use common::{analyze, root};
 use formats::syn::SynReader;
+
+testkit::main! {
+    records_sweep_matches_golden_counts needs [testkit::SHARED_PCAPS],
+}
 
 struct Golden {
     file: String,
@@ -35,12 +39,8 @@ fn golden() -> Vec<Golden> {
         .collect()
 }
 
-#[test]
 fn records_sweep_matches_golden_counts() {
-    let Some(dir) = shared_pcaps() else {
-        skip_or_fail("SYNSCOPE_REQUIRE_SHARED", "../shared/pcaps not found");
-        return;
-    };
+    let dir = testkit::require_shared_pcaps();
     let golden = golden();
     assert!(golden.len() > 500, "golden file lists the corpus");
     let tmp = tempfile::tempdir().unwrap();

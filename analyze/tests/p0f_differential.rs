@@ -1,7 +1,8 @@
 //! Differential test against the real p0f 3.09b.
 //!
-//! For every capture in `fixtures/pcap/` and in the shared corpus (`../shared/pcaps` relative
-//! to the workspace root; a fixture that is also in the corpus is taken once), run
+//! Two tests, each over one set of captures: `bundled_captures` over `fixtures/pcap/` (always
+//! there, so a fresh clone with p0f installed checks itself against p0f) and `shared_corpus`
+//! over the shared corpus ([`testkit::shared_pcaps`]). For every capture, run
 //! `p0f -r FILE -o LOG` (with `TZ=UTC`) and the real `analyze --format p0f FILE`, drop the
 //! timestamps, and compare the multisets of `mod=syn`, `mod=syn+ack` and `mod=mtu` lines.
 //!
@@ -21,12 +22,14 @@
 //! by frames p0f 3.09b cannot decode at the link layer, such as VLAN-tagged Ethernet, which
 //! synscope's ingestion decodes). Every remaining difference must be listed, with its reason,
 //! in
-//! `fixtures/p0f/differential-exceptions.tsv` (columns: file, missing|extra, line, reason);
-//! an unlisted difference fails the test, a listed one that no longer occurs is reported.
+//! `fixtures/p0f/differential-exceptions.tsv` (columns: capture file name, missing|extra, line,
+//! reason); an unlisted difference fails the test, a listed one that no longer occurs is
+//! reported. Exceptions name the capture by file name, not by folder, so they hold for a
+//! capture wherever it lives: a bundled copy of a corpus file carries its exceptions along.
 //!
-//! Skips loudly when p0f is not installed or no captures are present (set
-//! `SYNSCOPE_REQUIRE_ORACLE=1`, as CI does, or `SYNSCOPE_REQUIRE_P0F=1` to turn those skips
-//! into failures).
+//! Without p0f the tests are reported as ignored, and `shared_corpus` likewise without the
+//! corpus (`SYNSCOPE_REQUIRE_ORACLE=1` / `SYNSCOPE_REQUIRE_SHARED=1`, as CI sets them, make
+//! that a failure).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -43,35 +46,6 @@ const COMPARED: [&str; 3] = ["syn", "syn+ack", "mtu"];
 /// Compared and reported, not judged: p0f derives these partly from packets synscope does not
 /// record (uptime from ACK/FIN/RST timestamps, host change from HTTP headers).
 const INFORMATIONAL: [&str; 3] = ["uptime", "host change", "ip sharing"];
-
-fn workspace_root() -> PathBuf {
-    if let Some(dir) = std::env::var_os("SYNSCOPE_WORKSPACE") {
-        return PathBuf::from(dir);
-    }
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("."))
-}
-
-fn find_p0f() -> Option<PathBuf> {
-    for cand in [
-        "p0f",
-        "/usr/sbin/p0f",
-        "/usr/local/sbin/p0f",
-        "/usr/bin/p0f",
-    ] {
-        let ok = Command::new(cand)
-            .arg("-h")
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stderr).contains("p0f"))
-            .unwrap_or(false);
-        if ok {
-            return Some(PathBuf::from(cand));
-        }
-    }
-    None
-}
 
 fn collect_captures(dir: &Path, out: &mut Vec<PathBuf>) {
     let Ok(rd) = std::fs::read_dir(dir) else {
@@ -246,6 +220,7 @@ fn minus(a: &[String], b: &[String]) -> Vec<String> {
     out
 }
 
+/// The exceptions as (capture file name, missing|extra, line).
 fn load_exceptions(path: &Path) -> BTreeSet<(String, String, String)> {
     let mut set = BTreeSet::new();
     let Ok(text) = std::fs::read_to_string(path) else {
@@ -267,38 +242,33 @@ fn load_exceptions(path: &Path) -> BTreeSet<(String, String, String)> {
     set
 }
 
-#[test]
-fn p0f_differential() {
-    let require = ["SYNSCOPE_REQUIRE_ORACLE", "SYNSCOPE_REQUIRE_P0F"]
-        .iter()
-        .any(|v| std::env::var(v).is_ok_and(|v| v == "1"));
-    let Some(p0f) = find_p0f() else {
-        assert!(!require, "p0f is required but not installed");
-        eprintln!("SKIPPED p0f_differential: p0f is not installed");
-        return;
-    };
-    let root = workspace_root();
-    let dirs = [root.join("fixtures/pcap"), root.join("../shared/pcaps")];
+testkit::main! {
+    bundled_captures needs [testkit::P0F],
+    shared_corpus needs [testkit::P0F, testkit::SHARED_PCAPS],
+}
+
+fn bundled_captures() {
+    differential(&testkit::workspace_root().join("fixtures/pcap"));
+}
+
+fn shared_corpus() {
+    differential(&testkit::require_shared_pcaps());
+}
+
+/// The file name that exceptions know a capture by.
+fn capture_name(file: &Path) -> String {
+    file.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// Compares p0f with analyze on every capture under `dir`.
+fn differential(dir: &Path) {
+    let p0f = testkit::p0f().expect("the harness checked for p0f");
+    let root = testkit::workspace_root();
     let mut files = Vec::new();
-    for d in &dirs {
-        if d.is_dir() {
-            collect_captures(d, &mut files);
-        } else {
-            eprintln!("NOTE p0f_differential: {} is absent", d.display());
-        }
-    }
-    // Fixtures are copies of corpus files under the same relative path: count each once.
-    let fixtures = root.join("fixtures/pcap");
-    let corpus = root.join("../shared/pcaps");
-    files.retain(|f| {
-        f.strip_prefix(&fixtures)
-            .map_or(true, |rel| !corpus.join(rel).is_file())
-    });
-    if files.is_empty() {
-        assert!(!require, "no captures found");
-        eprintln!("SKIPPED p0f_differential: no captures found");
-        return;
-    }
+    collect_captures(dir, &mut files);
+    assert!(!files.is_empty(), "no captures under {}", dir.display());
     let db = Arc::new(Database::embedded().unwrap_or_else(|e| panic!("database: {e}")));
     let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
     let results: Vec<(PathBuf, FileResult)> = files
@@ -310,7 +280,13 @@ fn p0f_differential() {
     // SYNSCOPE_P0F_DIFF_VERBOSE=1 prints uptime differences too; SYNSCOPE_P0F_DIFF_OUT=FILE
     // writes the unlisted differences as exception rows (reason left to fill in).
     let verbose = std::env::var("SYNSCOPE_P0F_DIFF_VERBOSE").is_ok_and(|v| v == "1");
-    let exceptions = load_exceptions(&root.join("fixtures/p0f/differential-exceptions.tsv"));
+    // Only the exceptions of the captures in this run can be used or stale.
+    let names: BTreeSet<String> = files.iter().map(|f| capture_name(f)).collect();
+    let exceptions: BTreeSet<_> =
+        load_exceptions(&root.join("fixtures/p0f/differential-exceptions.tsv"))
+            .into_iter()
+            .filter(|(file, _, _)| names.contains(file))
+            .collect();
     let mut used_exceptions = BTreeSet::new();
     let mut unlisted: Vec<String> = Vec::new();
     let mut per_mod: BTreeMap<&str, (usize, usize, usize)> = BTreeMap::new(); // p0f, matched, extra
@@ -331,10 +307,10 @@ fn p0f_differential() {
     }
     for (file, res) in &results {
         let rel = file
-            .strip_prefix(&root)
+            .strip_prefix(dir)
             .map(|p| p.display().to_string())
             .unwrap_or_else(|_| file.display().to_string());
-        let rel = rel.trim_start_matches("../").to_string();
+        let name = capture_name(file);
         if let Some(e) = &res.p0f_failed {
             // p0f could not read the file at all (e.g. a link type its BPF setup rejects):
             // nothing to compare against, so the file is left out of the figures.
@@ -373,7 +349,7 @@ fn p0f_differential() {
             e.2 += extra.len();
             for (kind, list) in [("missing", &missing), ("extra", &extra)] {
                 for l in list {
-                    let key = (rel.clone(), kind.to_string(), l.clone());
+                    let key = (name.clone(), kind.to_string(), l.clone());
                     if exceptions.contains(&key) {
                         if kind == "extra" {
                             listed_extra += 1;
@@ -382,7 +358,7 @@ fn p0f_differential() {
                         }
                         used_exceptions.insert(key);
                     } else {
-                        unlisted.push(format!("{rel}\t{kind}\t{l}"));
+                        unlisted.push(format!("{name}\t{kind}\t{l}"));
                     }
                 }
             }
@@ -412,7 +388,11 @@ fn p0f_differential() {
     let total: usize = per_mod.values().map(|v| v.0).sum();
     let matched: usize = per_mod.values().map(|v| v.1).sum();
     let extra: usize = per_mod.values().map(|v| v.2).sum();
-    eprintln!("p0f differential over {} captures:", results.len());
+    eprintln!(
+        "p0f differential over {} captures under {}:",
+        results.len(),
+        dir.display()
+    );
     for (m, (t, ok, x)) in &per_mod {
         eprintln!("  mod={m:<8} p0f lines {t:>6}  reproduced {ok:>6}  extra {x:>4}");
     }

@@ -1,8 +1,19 @@
 //! The binary's error contract: `error: ...` on stderr and exit status 2, before anything is
-//! attached or written. Runs anywhere (the privilege test needs root to drop privileges, and
-//! skips otherwise).
+//! attached or written. Runs anywhere (the privilege test needs root to drop privileges and
+//! the eBPF object, and is reported as ignored without them).
 
 use std::process::Command;
+
+mod common;
+use common::{EBPF_OBJECT, SETPRIV};
+use testkit::ROOT;
+
+testkit::main! {
+    unknown_interface_exits_2,
+    unsupported_mode_and_bad_intervals_exit_2,
+    unprivileged_exits_2 needs [ROOT, SETPRIV, EBPF_OBJECT],
+    recover_with_nothing_to_do,
+}
 
 const CAPTURE: &str = env!("CARGO_BIN_EXE_capture");
 
@@ -14,12 +25,6 @@ fn run(args: &[&str]) -> (i32, String) {
     )
 }
 
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
-#[test]
 fn unknown_interface_exits_2() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("x.parquet");
@@ -27,7 +32,7 @@ fn unknown_interface_exits_2() {
     assert_eq!(code, 2, "{err}");
     assert!(err.starts_with("error: "), "{err}");
     // Without root or without the object the earlier check speaks first; all exit 2.
-    if is_root() && capture::kernel::object_available().is_ok() {
+    if testkit::is_root() && capture::kernel::object_available().is_ok() {
         assert!(
             err.contains("unknown interface \"synscope-nope0\""),
             "{err}"
@@ -40,7 +45,6 @@ fn unknown_interface_exits_2() {
     );
 }
 
-#[test]
 fn unsupported_mode_and_bad_intervals_exit_2() {
     let (code, err) = run(&["--iface", "lo", "--out", "/tmp/x.parquet", "--mode", "dpdk"]);
     assert_eq!(code, 2, "{err}");
@@ -57,16 +61,7 @@ fn unsupported_mode_and_bad_intervals_exit_2() {
     assert!(err.contains("flush-interval"), "{err}");
 }
 
-#[test]
 fn unprivileged_exits_2() {
-    if !is_root() || Command::new("setpriv").arg("--version").output().is_err() {
-        eprintln!("SKIP: needs root (to drop to nobody) and setpriv");
-        return;
-    }
-    if capture::kernel::object_available().is_err() {
-        eprintln!("SKIP: binary built without the eBPF object");
-        return;
-    }
     let out = Command::new("setpriv")
         .args([
             "--reuid=65534",
@@ -88,7 +83,6 @@ fn unprivileged_exits_2() {
     assert!(err.contains("CAP_BPF") && err.contains("sudo"), "{err}");
 }
 
-#[test]
 fn recover_with_nothing_to_do() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("day.parquet");

@@ -1,7 +1,8 @@
 //! Live tests: the real eBPF datapath in network namespaces this test creates (and deletes).
 //!
-//! They need root and a `capture` built with the eBPF object. Elsewhere they print `SKIP` and
-//! pass, unless `SYNSCOPE_REQUIRE_LIVE=1`, which turns a skip into a failure (CI).
+//! They need root, iproute2, tcpdump and a `capture` built with the eBPF object. Elsewhere they
+//! are reported as ignored, with the reason, unless `SYNSCOPE_REQUIRE_LIVE=1` (CI) makes that a
+//! failure.
 //! Traffic only flows inside our namespaces (loopback, 198.51.100.0/24, fd00:db8::/64).
 //! The tests run one at a time (a global lock), because they count programs system-wide.
 
@@ -18,32 +19,21 @@ use std::time::{Duration, Instant};
 use formats::syn::SynReader;
 use record::{SynRecord, direction, source};
 
+mod common;
+use common::{EBPF_OBJECT, IPROUTE2, TCPDUMP};
+use testkit::ROOT;
+
+testkit::main! {
+    loopback_matches_tcpdump needs [ROOT, EBPF_OBJECT, IPROUTE2, TCPDUMP],
+    veth_tc needs [ROOT, EBPF_OBJECT, IPROUTE2, TCPDUMP],
+    veth_xdp needs [ROOT, EBPF_OBJECT, IPROUTE2, TCPDUMP],
+    sigkill_recovery needs [ROOT, EBPF_OBJECT, IPROUTE2, TCPDUMP],
+    syn_burst_accounting needs [ROOT, EBPF_OBJECT, IPROUTE2, TCPDUMP],
+}
+
 static SERIAL: Mutex<()> = Mutex::new(());
 
 const CAPTURE: &str = env!("CARGO_BIN_EXE_capture");
-
-/// Whether live tests can run here; prints why not (or panics under SYNSCOPE_REQUIRE_LIVE=1).
-fn live_ok() -> bool {
-    let why = if unsafe { libc::geteuid() } != 0 {
-        Some("not root".to_string())
-    } else if let Err(e) = capture::kernel::object_available() {
-        Some(e.to_string())
-    } else if Command::new("ip").arg("-V").output().is_err() {
-        Some("iproute2 missing".to_string())
-    } else {
-        None
-    };
-    match why {
-        None => true,
-        Some(w) if std::env::var("SYNSCOPE_REQUIRE_LIVE").is_ok_and(|v| v == "1") => {
-            panic!("live test required but cannot run: {w}")
-        }
-        Some(w) => {
-            eprintln!("SKIP live test: {w}");
-            false
-        }
-    }
-}
 
 fn sh(args: &[&str]) {
     let out = Command::new(args[0]).args(&args[1..]).output().unwrap();
@@ -331,12 +321,8 @@ fn assert_nothing_attached(ns: &Netns, dev: &str) {
 }
 
 /// (a) Loopback: kernel records == formats::pcap records from tcpdump of the same traffic.
-#[test]
 fn loopback_matches_tcpdump() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    if !live_ok() {
-        return;
-    }
     let dir = tempfile::tempdir().unwrap();
     let ns = Netns::new("lo");
     let pcap = dir.path().join("lo.pcap");
@@ -586,31 +572,21 @@ fn check_flows_against_pcap(out: &Path, pcap: &Path, mode: &str, connections: us
 }
 
 /// (b) veth between two namespaces, TC mode.
-#[test]
 fn veth_tc() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    if live_ok() {
-        veth_mode("tc");
-    }
+    veth_mode("tc");
 }
 
 /// (b) veth between two namespaces, XDP mode.
-#[test]
 fn veth_xdp() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    if live_ok() {
-        veth_mode("xdp");
-    }
+    veth_mode("xdp");
 }
 
 /// (c) kill -9 during capture: data older than the flush interval is recovered on the next
 /// start, and nothing stays attached.
-#[test]
 fn sigkill_recovery() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    if !live_ok() {
-        return;
-    }
     for mode in ["tc", "xdp"] {
         let dir = tempfile::tempdir().unwrap();
         let (a, b) = veth_pair(&format!("k{mode}"));
@@ -704,12 +680,8 @@ fn syn_header(sport: u16, seq: u32) -> [u8; 24] {
 
 /// (d) A burst of 100 000 SYNs: records written + ring-buffer drops == SYNs the hook saw, and
 /// the hook (TC egress of the sender) saw every SYN sent.
-#[test]
 fn syn_burst_accounting() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    if !live_ok() {
-        return;
-    }
     const BURST: u32 = 100_000;
     let dir = tempfile::tempdir().unwrap();
     let (a, _b) = veth_pair("burst");

@@ -1,8 +1,8 @@
 //! Host test: the datapath parser and `formats::pcap` must agree on every packet.
 //!
-//! Both are fed the same Ethernet frames - hand-made edge cases and every frame of the real
-//! captures in `../shared/pcaps` beside the workspace (or `$SYNSCOPE_PCAPS`) - and must produce the same record
-//! for each SYN (all fields except `source`, `direction`, `ifindex`, `ts_ns`, which the
+//! Both are fed the same Ethernet frames - hand-made edge cases, every frame of the bundled
+//! captures and (with `--ignored`, as CI runs it) of the shared corpus - and must produce the
+//! same record for each SYN (all fields except `source`, `direction`, `ifindex`, `ts_ns`, which the
 //! producers own) and the same flow key, direction, byte count and flags for every TCP packet.
 
 use std::path::{Path, PathBuf};
@@ -74,23 +74,21 @@ fn ipv6_walk_bound_matches_formats() {
 }
 
 #[test]
-fn agrees_with_formats_pcap_on_real_captures() {
-    let dir = std::env::var_os("SYNSCOPE_PCAPS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/pcaps")
-        });
+fn agrees_with_formats_pcap_on_bundled_captures() {
+    agrees_on_captures_under(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/pcap"));
+}
+
+#[test]
+#[ignore = "needs the shared corpus ($SYNSCOPE_PCAPS or ../shared/pcaps): run with --ignored"]
+fn agrees_with_formats_pcap_on_corpus_captures() {
+    agrees_on_captures_under(&testkit::require_shared_pcaps());
+}
+
+/// Every whole Ethernet frame of the classic pcap files under `dir`.
+fn agrees_on_captures_under(dir: &Path) {
     let mut files = Vec::new();
-    pcap_files(&dir, &mut files);
-    if files.is_empty() {
-        assert!(
-            !std::env::var("SYNSCOPE_REQUIRE_SHARED").is_ok_and(|v| v == "1"),
-            "no pcap files under {} and SYNSCOPE_REQUIRE_SHARED=1",
-            dir.display()
-        );
-        eprintln!("SKIP: no pcap files under {}", dir.display());
-        return;
-    }
+    pcap_files(dir, &mut files);
+    assert!(!files.is_empty(), "no pcap files under {}", dir.display());
     let (mut frames, mut tcp, mut syns, mut used_files) = (0u64, 0u64, 0u64, 0u64);
     let mut mismatches = Vec::new();
     for f in &files {

@@ -1,8 +1,9 @@
-//! Real traffic through the recordings: every capture in `../shared/pcaps` is ingested with
-//! `formats::pcap`, its SYN records and flow counters written to Parquet and read back
-//! bit-identical; the files then go through the Python checker when it can run.
+//! Real traffic through the recordings: every capture in the shared corpus
+//! (`testkit::shared_pcaps`) is ingested with `formats::pcap`, its SYN records and flow counters
+//! written to Parquet and read back bit-identical; the files then go through the Python checker.
 //!
-//! Skips loudly when the corpus is missing, fails instead with `SYNSCOPE_REQUIRE_SHARED=1`.
+//! Without the corpus (or, for the checker, Python with pyarrow and polars) the tests are
+//! reported as ignored; CI's `SYNSCOPE_REQUIRE_*` switches make that a failure.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -13,24 +14,6 @@ use formats::pcap::Collect;
 use formats::record::SynRecord;
 use formats::recording::WriterOptions;
 use formats::syn::{SynReader, SynWriter};
-
-fn corpus() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/pcaps");
-    if dir.is_dir() {
-        return Some(dir);
-    }
-    let required = std::env::var("SYNSCOPE_REQUIRE_SHARED").is_ok_and(|v| v == "1");
-    assert!(
-        !required,
-        "SYNSCOPE_REQUIRE_SHARED=1 but {} is missing",
-        dir.display()
-    );
-    eprintln!(
-        "\n!!! SKIPPED: {} is missing; real captures were NOT round-tripped\n",
-        dir.display()
-    );
-    None
-}
 
 fn captures(dir: &Path, out: &mut Vec<PathBuf>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
@@ -50,11 +33,32 @@ fn captures(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-#[test]
+testkit::main! {
+    real_captures_round_trip_through_parquet needs [testkit::SHARED_PCAPS],
+    corpus_recordings_pass_the_python_checker needs [testkit::SHARED_PCAPS, testkit::PYTHON],
+}
+
 fn real_captures_round_trip_through_parquet() {
-    let Some(dir) = corpus() else {
-        return;
-    };
+    round_trip_corpus();
+}
+
+fn corpus_recordings_pass_the_python_checker() {
+    let (_tmp, syn_path, flows_path) = round_trip_corpus();
+    let script = testkit::workspace_root().join("tests/python/check_recording.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .args([&syn_path, &flows_path])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{text}");
+    assert!(out.status.success(), "checker failed:\n{text}");
+}
+
+/// Writes the corpus's records and flows to a recording, checks they read back identical,
+/// and returns the folder holding it with the SYN and flow file paths.
+fn round_trip_corpus() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let dir = testkit::require_shared_pcaps();
     let mut files = Vec::new();
     captures(&dir, &mut files);
     assert!(!files.is_empty(), "no captures under {}", dir.display());
@@ -128,28 +132,5 @@ fn real_captures_round_trip_through_parquet() {
         .unwrap();
     assert!(back == flows, "flow rows differ after the round trip");
 
-    let python = Command::new("python3")
-        .args(["-c", "import pyarrow, polars"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !python {
-        let required = std::env::var("SYNSCOPE_REQUIRE_ORACLE").is_ok_and(|v| v == "1");
-        assert!(
-            !required,
-            "SYNSCOPE_REQUIRE_ORACLE=1 but pyarrow/polars are missing"
-        );
-        eprintln!(
-            "\n!!! SKIPPED: python3 cannot import pyarrow and polars; corpus files NOT checked\n"
-        );
-        return;
-    }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/python/check_recording.py");
-    let out = Command::new("python3")
-        .arg(script)
-        .args([&syn_path, &flows_path])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    eprintln!("{text}");
-    assert!(out.status.success(), "checker failed:\n{text}");
+    (tmp, syn_path, flows_path)
 }

@@ -1,8 +1,8 @@
 //! Our recordings are plain Parquet: `tests/python/check_recording.py` opens them with
 //! pyarrow and polars (no synscope code) and checks types, metadata and values.
 //!
-//! Runs when `python3` can import pyarrow and polars; otherwise prints a loud skip, or fails
-//! when `SYNSCOPE_REQUIRE_ORACLE=1` (as CI sets it).
+//! Runs when `python3` can import pyarrow and polars; otherwise the tests are reported as
+//! ignored, or fail when `SYNSCOPE_REQUIRE_ORACLE=1` (as CI sets it).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -19,30 +19,14 @@ use formats::syn::{Syn, SynWriter, col};
 use parquet::arrow::ArrowWriter;
 use parquet::file::properties::WriterProperties;
 
-fn script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/python/check_recording.py")
+testkit::main! {
+    recordings_pass_the_python_checker needs [testkit::PYTHON],
+    python_checker_rejects_inconsistent_file needs [testkit::PYTHON],
+    recovered_recording_passes_the_python_checker needs [testkit::PYTHON],
 }
 
-/// Whether the checker can run here; panics instead of skipping when CI requires it.
-fn python_ready() -> bool {
-    let ok = Command::new("python3")
-        .args(["-c", "import pyarrow, polars"])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !ok {
-        let required = std::env::var("SYNSCOPE_REQUIRE_ORACLE").is_ok_and(|v| v == "1");
-        assert!(
-            !required,
-            "SYNSCOPE_REQUIRE_ORACLE=1 but python3 cannot import pyarrow and polars \
-             (pip install -r tests/python/requirements.txt)"
-        );
-        eprintln!(
-            "\n!!! SKIPPED: python3 cannot import pyarrow and polars; the Parquet files were \
-             NOT checked from Python (pip install -r tests/python/requirements.txt)\n"
-        );
-    }
-    ok
+fn script() -> PathBuf {
+    testkit::workspace_root().join("tests/python/check_recording.py")
 }
 
 fn run_checker(paths: &[&Path]) -> (bool, String) {
@@ -182,11 +166,7 @@ fn meta(t: RecordType) -> RecordingMeta {
     m
 }
 
-#[test]
 fn recordings_pass_the_python_checker() {
-    if !python_ready() {
-        return;
-    }
     let dir = tempfile::tempdir().unwrap();
     let syn_path = dir.path().join("syn.parquet");
     let flows_path = dir.path().join("flows.parquet");
@@ -213,11 +193,7 @@ fn recordings_pass_the_python_checker() {
 
 /// The checker is not a rubber stamp: a file whose decoded column disagrees with the raw one
 /// (written with parquet's plain writer, bypassing ours) fails it.
-#[test]
 fn python_checker_rejects_inconsistent_file() {
-    if !python_ready() {
-        return;
-    }
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bad.parquet");
     let records = syn_records();
@@ -245,11 +221,7 @@ fn python_checker_rejects_inconsistent_file() {
 }
 
 /// A recording repaired by `recover` after a simulated crash is plain Parquet too.
-#[test]
 fn recovered_recording_passes_the_python_checker() {
-    if !python_ready() {
-        return;
-    }
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("crashed.parquet");
     let opts = WriterOptions {

@@ -2,11 +2,10 @@
 //! golden file `fixtures/golden/syn-counts.tsv`, which `tests/golden/make-syn-counts.sh`
 //! derives from tshark independently of this code.
 //!
-//! The corpus is not in the repository (23 MB, other projects' files): the test looks for it
-//! in `$SYNSCOPE_PCAPS` or `../shared/pcaps` next to the workspace, and
-//! skips loudly when it is absent.
+//! The corpus is not in the repository (23 MB, other projects' files): where it is absent
+//! (`testkit::shared_pcaps`), the test is reported as ignored.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use formats::pcap::{self, PacketSink};
 use record::SynRecord;
@@ -36,18 +35,6 @@ impl PacketSink for Check {
     }
 }
 
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn corpus() -> Option<PathBuf> {
-    let candidates = [
-        std::env::var_os("SYNSCOPE_PCAPS").map(PathBuf::from),
-        Some(workspace_root().join("../shared/pcaps")),
-    ];
-    candidates.into_iter().flatten().find(|p| p.is_dir())
-}
-
 struct Golden {
     file: String,
     syn: u64,
@@ -58,7 +45,7 @@ struct Golden {
 fn golden() -> Vec<Golden> {
     let path = std::env::var_os("SYNSCOPE_GOLDEN")
         .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("fixtures/golden/syn-counts.tsv"));
+        .unwrap_or_else(|| testkit::workspace_root().join("fixtures/golden/syn-counts.tsv"));
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("cannot read golden file {}: {e}", path.display()));
     text.lines()
@@ -80,20 +67,12 @@ fn golden() -> Vec<Golden> {
         .collect()
 }
 
-#[test]
+testkit::main! {
+    corpus_matches_golden_counts needs [testkit::SHARED_PCAPS],
+}
+
 fn corpus_matches_golden_counts() {
-    let Some(dir) = corpus() else {
-        assert!(
-            !std::env::var("SYNSCOPE_REQUIRE_SHARED").is_ok_and(|v| v == "1"),
-            "no pcap corpus (../shared/pcaps) and SYNSCOPE_REQUIRE_SHARED=1"
-        );
-        eprintln!();
-        eprintln!("################################################################");
-        eprintln!("## SKIPPED pcap_sweep: no pcap corpus found (set SYNSCOPE_PCAPS,");
-        eprintln!("## or provide ../shared/pcaps beside the workspace)");
-        eprintln!("################################################################");
-        return;
-    };
+    let dir = testkit::require_shared_pcaps();
     let rows = golden();
     assert!(!rows.is_empty(), "golden file is empty");
     let (mut files, mut syn, mut syn_ack, mut matched, mut exceptions) = (0, 0, 0, 0, 0);

@@ -920,19 +920,11 @@ mod tests {
 
     /// Every capture of the shared corpus (`../shared/pcaps`: real pcap and pcapng files from
     /// other projects, some damaged), read as windows, gives what the sequential reader gives.
+    /// CI runs it with `--ignored`.
     #[test]
+    #[ignore = "needs the shared corpus ($SYNSCOPE_PCAPS or ../shared/pcaps): run with --ignored"]
     fn corpus_read_as_windows_equals_the_sequential_reader() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/pcaps");
-        if !dir.is_dir() {
-            assert!(
-                !std::env::var("SYNSCOPE_REQUIRE_SHARED").is_ok_and(|v| v == "1"),
-                "no pcap corpus (../shared/pcaps) and SYNSCOPE_REQUIRE_SHARED=1"
-            );
-            eprintln!(
-                "SKIP corpus_read_as_windows_equals_the_sequential_reader: no ../shared/pcaps"
-            );
-            return;
-        }
+        let dir = testkit::require_shared_pcaps();
         let mut files = Vec::new();
         for sub in std::fs::read_dir(&dir).unwrap() {
             let sub = sub.unwrap().path();

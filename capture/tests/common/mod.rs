@@ -1,0 +1,27 @@
+//! What capture's tests need from outside the workspace, beyond `testkit`'s common needs.
+//! All of them fall under `SYNSCOPE_REQUIRE_LIVE`: CI must run every live test.
+#![allow(dead_code)] // each test file uses some of them
+
+use testkit::Need;
+
+/// The eBPF object inside the `capture` binary under test.
+pub static EBPF_OBJECT: Need = Need::new(
+    "capture built with its eBPF object (bash scripts/ebpf-toolchain.sh, then rebuild)",
+    "SYNSCOPE_REQUIRE_LIVE",
+    || capture::kernel::object_available().map_err(|e| e.to_string()),
+);
+
+/// iproute2, for the network namespaces and veth pairs the live tests build.
+pub static IPROUTE2: Need = Need::new("iproute2 (ip)", "SYNSCOPE_REQUIRE_LIVE", || {
+    testkit::runs("ip", "-V")
+});
+
+/// tcpdump, the reference the live tests compare the datapath with.
+pub static TCPDUMP: Need = Need::new("tcpdump", "SYNSCOPE_REQUIRE_LIVE", || {
+    testkit::runs("tcpdump", "--version")
+});
+
+/// setpriv (util-linux), to run capture without privileges.
+pub static SETPRIV: Need = Need::new("setpriv (util-linux)", "SYNSCOPE_REQUIRE_LIVE", || {
+    testkit::runs("setpriv", "--version")
+});
