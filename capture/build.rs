@@ -1,6 +1,7 @@
 //! Builds the eBPF object (`ebpf` crate) and hands its path to `capture` via `OUT_DIR`.
 //!
-//! The BPF build needs nightly with `rust-src` and `bpf-linker`. When they are missing, the
+//! The BPF build needs the nightly pinned in `ebpf/rust-toolchain.toml`, with `rust-src`, and
+//! `bpf-linker`. When they are missing, the
 //! build still succeeds (so plain `cargo build` / `cargo test` on stable work anywhere): an
 //! empty object is embedded and `capture` refuses to run, telling the user how to build it.
 //! `SYNSCOPE_REQUIRE_EBPF=1` (CI) turns the fallback into a build failure.
@@ -14,6 +15,9 @@ use std::process::{Command, ExitCode};
 /// File name of the object inside `OUT_DIR`.
 const OBJECT: &str = "synscope-ebpf.o";
 
+/// The file that pins the eBPF build's toolchain, relative to the workspace root.
+const TOOLCHAIN_FILE: &str = "ebpf/rust-toolchain.toml";
+
 fn main() -> ExitCode {
     let manifest = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").unwrap_or_default());
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").unwrap_or_default());
@@ -21,6 +25,7 @@ fn main() -> ExitCode {
     for p in [
         "ebpf/src",
         "ebpf/Cargo.toml",
+        TOOLCHAIN_FILE,
         "formats/record/src",
         "Cargo.lock",
     ] {
@@ -75,18 +80,33 @@ fn main() -> ExitCode {
     }
 }
 
-/// Runs `cargo +nightly build` for the BPF target in its own target directory (so it never
-/// waits on the outer build's lock) and returns the object path.
+/// The channel `ebpf/rust-toolchain.toml` pins (`channel = "nightly-YYYY-MM-DD"`).
+fn pinned_toolchain(root: &Path) -> Result<String, String> {
+    let path = root.join(TOOLCHAIN_FILE);
+    let text = fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    text.lines()
+        .filter_map(|l| l.trim().strip_prefix("channel"))
+        .filter_map(|rest| rest.trim_start().strip_prefix('='))
+        .map(|v| v.trim().trim_matches('"').to_string())
+        .find(|v| !v.is_empty())
+        .ok_or_else(|| format!("{}: no `channel = \"...\"` line", path.display()))
+}
+
+/// Runs the pinned nightly's `cargo build` for the BPF target in its own target directory (so
+/// it never waits on the outer build's lock) and returns the object path.
 fn build_object(root: &Path) -> Result<PathBuf, String> {
-    check_tool("rustup", &["run", "nightly", "rustc", "--version"])?;
+    let toolchain = pinned_toolchain(root)?;
+    check_tool("rustup", &["run", &toolchain, "rustc", "--version"]).map_err(|e| {
+        format!("{e} (the pinned {toolchain}: bash scripts/ebpf-toolchain.sh installs it)")
+    })?;
     check_tool("bpf-linker", &["--version"])?;
     let sysroot = Command::new("rustup")
-        .args(["run", "nightly", "rustc", "--print", "sysroot"])
+        .args(["run", &toolchain, "rustc", "--print", "sysroot"])
         .output()
         .map_err(|e| format!("rustup: {e}"))?;
     let sysroot = PathBuf::from(String::from_utf8_lossy(&sysroot.stdout).trim());
     if !sysroot.join("lib/rustlib/src/rust/library/core").is_dir() {
-        return Err("nightly rust-src component missing".into());
+        return Err(format!("{toolchain} has no rust-src component"));
     }
     let target_root = env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
@@ -96,7 +116,7 @@ fn build_object(root: &Path) -> Result<PathBuf, String> {
     cmd.current_dir(root)
         .args([
             "run",
-            "nightly",
+            &toolchain,
             "cargo",
             "build",
             "--release",
