@@ -241,11 +241,6 @@ impl Datapath {
         })
     }
 
-    /// The ring buffer's fd, for `poll`.
-    pub fn ring_fd(&self) -> RawFd {
-        self.ring.as_raw_fd()
-    }
-
     /// Hands every record waiting in the ring buffer to `f`; returns how many entries were
     /// malformed (wrong size), which cannot happen with a matching object.
     pub fn drain(&mut self, mut f: impl FnMut(SynRecord)) -> u64 {

@@ -6,7 +6,7 @@
 use core::intrinsics::{AtomicOrdering::Relaxed, atomic_cxchg, atomic_or, atomic_xadd};
 
 use aya_ebpf::{
-    bindings::{__sk_buff, BPF_NOEXIST, xdp_action, xdp_md},
+    bindings::{__sk_buff, BPF_NOEXIST, BPF_RB_NO_WAKEUP, xdp_action, xdp_md},
     helpers::{bpf_ktime_get_ns, bpf_skb_load_bytes, r#gen::bpf_xdp_load_bytes},
     macros::{classifier, map, xdp},
     maps::{Array, LruHashMap, PerCpuArray, RingBuf},
@@ -27,7 +27,12 @@ use crate::parse::{Packet, Parsed, parse};
 static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";
 
 /// Ring buffer of [`SynRecord`]s. 16 MiB holds ~120 000 records (128 bytes + 8 header), enough
-/// to ride out a SYN flood between two userspace polls; the loader may resize it.
+/// to ride out a SYN flood between two userspace drains; the loader may resize it.
+///
+/// Records are submitted without waking the reader (`BPF_RB_NO_WAKEUP`): userspace drains the
+/// ring on a fixed short period instead (`capture::run::DRAIN_PERIOD`). A wakeup per record
+/// costs an irq_work and, in a VM, a self-IPI and an exit, each time the reader has caught
+/// up - under a flood that was most of a SYN's cost in the kernel.
 #[map]
 static SYN_EVENTS: RingBuf = RingBuf::with_byte_size(16 * 1024 * 1024, 0);
 
@@ -170,7 +175,7 @@ fn observe<P: Packet>(pkt: &P, ifindex: u32, src: u8, dir: u8) {
             // Reserved memory is not zeroed; writing the whole (canonical) record covers
             // every byte.
             entry.write(rec);
-            entry.submit(0);
+            entry.submit(u64::from(BPF_RB_NO_WAKEUP));
             bump(counter::SYN_RECORDS);
         }
         None => bump(counter::RINGBUF_FULL),
