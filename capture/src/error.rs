@@ -35,6 +35,21 @@ pub enum CaptureError {
         /// Last lines of the verifier log.
         log: String,
     },
+    /// The running kernel lacks a feature the datapath needs (see [`crate::floor`]).
+    #[error(
+        "kernel {release} lacks {feature} (needs {needs}; {cause}). {}",
+        crate::floor::FLOOR
+    )]
+    Kernel {
+        /// `uname -r`, with the upstream version when it differs.
+        release: String,
+        /// What is missing.
+        feature: &'static str,
+        /// The release (or configuration) that provides it.
+        needs: &'static str,
+        /// The probe's or the attach's error.
+        cause: String,
+    },
     /// Loading the object or a program failed for another reason.
     #[error("loading the eBPF object: {0}")]
     Load(String),

@@ -171,13 +171,8 @@ impl Datapath {
         object_available()?;
         check_privileges()?;
         let ifindex = ifindex(iface)?;
-        let mut loader = EbpfLoader::new();
-        loader
-            .set_max_entries(names::MAP_FLOWS, opts.flow_entries)
-            .set_max_entries(names::MAP_SYN_EVENTS, opts.ring_bytes);
-        let mut ebpf = loader
-            .load(OBJECT)
-            .map_err(|e| CaptureError::Load(format!("{e:#}")))?;
+        crate::floor::check(mode)?;
+        let mut ebpf = load_object(opts)?;
 
         {
             let map = ebpf.map_mut(names::MAP_CONFIG).ok_or(CaptureError::Map {
@@ -285,6 +280,28 @@ impl Datapath {
     }
 }
 
+/// Parses the object and creates its maps (programs are loaded one by one later).
+fn load_object(opts: Options) -> Result<Ebpf> {
+    let mut loader = EbpfLoader::new();
+    loader
+        .set_max_entries(names::MAP_FLOWS, opts.flow_entries)
+        .set_max_entries(names::MAP_SYN_EVENTS, opts.ring_bytes);
+    loader
+        .load(OBJECT)
+        .map_err(|e| CaptureError::Load(with_sources(&e)))
+}
+
+/// An error and its sources, `a: b: c` (aya's map errors keep the OS error in the source).
+fn with_sources(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(&format!(": {c}"));
+        cur = c.source();
+    }
+    s
+}
+
 fn attach_tc(ebpf: &mut Ebpf, iface: &str) -> Result<String> {
     let mut how = "tcx";
     for (name, at) in [
@@ -300,26 +317,27 @@ fn attach_tc(ebpf: &mut Ebpf, iface: &str) -> Result<String> {
             .try_into()
             .map_err(|e: ProgramError| CaptureError::Load(format!("{name}: {e}")))?;
         prog.load().map_err(|e| load_err(name, e))?;
-        let attach_err = |reason: String| CaptureError::Attach {
-            program: name,
-            iface: iface.to_string(),
-            mode: "tc".into(),
-            reason,
-        };
         match prog.attach_with_options(iface, at, TcAttachOptions::TcxOrder(LinkOrder::default())) {
             Ok(_) => {}
             Err(tcx_err) => {
-                // Kernels before 6.6 have no TCX: classic clsact + cls_bpf filter.
+                // Kernels before 6.6 have no TCX: classic clsact + cls_bpf filter. When that
+                // fails too, the kernel lacks a TC hook (sch_ingress or cls_bpf not built):
+                // say so in kernel terms rather than as two raw errors.
                 how = "clsact";
+                let no_hook = |clsact: String| CaptureError::Kernel {
+                    release: crate::floor::kernel_release(),
+                    feature: "a TC hook (neither TCX nor clsact + cls_bpf worked)",
+                    needs: "TCX, Linux >= 6.6, or the clsact qdisc with cls_bpf filters, \
+                            CONFIG_NET_SCH_INGRESS and CONFIG_NET_CLS_BPF",
+                    cause: format!("TCX: {tcx_err}; clsact: {clsact}"),
+                };
                 if let Err(e) = tc::qdisc_add_clsact(iface)
                     && e.kind() != io::ErrorKind::AlreadyExists
                 {
-                    return Err(attach_err(format!(
-                        "TCX failed ({tcx_err}) and adding clsact failed ({e})"
-                    )));
+                    return Err(no_hook(format!("adding the qdisc: {e}")));
                 }
                 prog.attach_with_options(iface, at, TcAttachOptions::Netlink(NlOptions::default()))
-                    .map_err(|e| attach_err(format!("TCX failed ({tcx_err}), netlink: {e}")))?;
+                    .map_err(|e| no_hook(format!("cls_bpf filter: {e}")))?;
             }
         }
     }
