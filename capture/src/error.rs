@@ -25,8 +25,12 @@ pub enum CaptureError {
     /// The interface does not exist.
     #[error("unknown interface {0:?}")]
     UnknownInterface(String),
-    /// The kernel refused a program; `log` is the useful end of the verifier log.
-    #[error("the kernel verifier rejected {program}: {reason}\nverifier log (tail):\n{log}")]
+    /// The kernel refused a program; `log` is the useful end of the verifier log
+    /// (`capture --check` prints all of it).
+    #[error(
+        "the kernel verifier rejected {program}: {reason}\nverifier log (tail; `capture --check` \
+         prints all of it):\n{log}"
+    )]
     Verifier {
         /// Program name.
         program: &'static str,
@@ -50,6 +54,9 @@ pub enum CaptureError {
         /// The probe's or the attach's error.
         cause: String,
     },
+    /// `capture --check` found a problem; the details were printed above it.
+    #[error("kernel check failed: {0}")]
+    CheckFailed(String),
     /// Loading the object or a program failed for another reason.
     #[error("loading the eBPF object: {0}")]
     Load(String),

@@ -133,6 +133,7 @@ pub fn object_available() -> Result<()> {
 }
 
 /// Verifier log lines shown on rejection: the reason is at the end, after the walk.
+/// `capture --check` shows the whole log instead.
 const VERIFIER_TAIL_LINES: usize = 25;
 
 /// The last `n` non-blank lines of a verifier log.
@@ -141,17 +142,22 @@ fn verifier_tail(log: &str, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
-fn load_err(program: &'static str, e: ProgramError) -> CaptureError {
+/// A program's load error; a verifier rejection keeps the last `tail` lines of the log
+/// (all of them when `None`).
+fn load_err(program: &'static str, e: ProgramError, tail: Option<usize>) -> CaptureError {
     match e {
         ProgramError::LoadError {
             io_error,
             verifier_log,
         } => {
-            let tail = verifier_tail(&verifier_log.to_string(), VERIFIER_TAIL_LINES);
+            let log = verifier_log.to_string();
             CaptureError::Verifier {
                 program,
                 reason: io_error,
-                log: tail,
+                log: match tail {
+                    Some(n) => verifier_tail(&log, n),
+                    None => log.trim_end().to_string(),
+                },
             }
         }
         other => CaptureError::Load(format!("{program}: {other}")),
@@ -302,6 +308,88 @@ fn with_sources(e: &dyn std::error::Error) -> String {
     s
 }
 
+/// `capture --check`: whether this kernel can run the datapath, without touching any
+/// interface. Probes each feature of [`crate::floor`], then loads every program through the
+/// verifier (TC ingress, TC egress, XDP) and detaches nothing because nothing is attached.
+/// Each result goes to `out` as one line (`feature ...: ok|MISSING`, `verifier PROGRAM:
+/// accepted|REJECTED`); a rejection is followed by the whole verifier log, since this is the
+/// command to run when the tail in the usual error is not enough. Fails with
+/// [`CaptureError::CheckFailed`] naming what failed.
+pub fn check_kernel(out: &mut dyn FnMut(&str)) -> Result<()> {
+    object_available()?;
+    check_privileges()?;
+    out(&format!("kernel {}", crate::floor::kernel_release()));
+    let mut failed: Vec<String> = Vec::new();
+    for f in crate::floor::Feature::ALL {
+        let modes = if f.needed_by(Mode::Tc) {
+            "tc, xdp"
+        } else {
+            "xdp"
+        };
+        match f.probe() {
+            Ok(()) => out(&format!(
+                "feature {} ({}; --mode {modes}): ok",
+                f.describe(),
+                f.since()
+            )),
+            Err(e) => {
+                out(&format!(
+                    "feature {} ({}; --mode {modes}): MISSING ({e})",
+                    f.describe(),
+                    f.since()
+                ));
+                failed.push(format!("{} missing", f.describe()));
+            }
+        }
+    }
+    let mut ebpf = match load_object(Options::default()) {
+        Ok(e) => e,
+        Err(e) => {
+            out(&format!("object: NOT LOADED ({e})"));
+            failed.push("the eBPF object could not be loaded".into());
+            return Err(CaptureError::CheckFailed(failed.join("; ")));
+        }
+    };
+    for name in [names::PROG_TC, names::PROG_TC_EGRESS, names::PROG_XDP] {
+        let name: &'static str = name;
+        let loaded = match ebpf.program_mut(name) {
+            None => Err(CaptureError::Load(format!(
+                "program {name} not in the object"
+            ))),
+            Some(aya::programs::Program::SchedClassifier(p)) => {
+                p.load().map_err(|e| load_err(name, e, None))
+            }
+            Some(aya::programs::Program::Xdp(p)) => p.load().map_err(|e| load_err(name, e, None)),
+            Some(_) => Err(CaptureError::Load(format!(
+                "{name}: unexpected program type"
+            ))),
+        };
+        match loaded {
+            Ok(()) => out(&format!("verifier {name}: accepted")),
+            Err(CaptureError::Verifier {
+                program,
+                reason,
+                log,
+            }) => {
+                out(&format!("verifier {program}: REJECTED ({reason})"));
+                out(&format!("--- verifier log of {program} (whole) ---"));
+                out(&log);
+                out(&format!("--- end of verifier log of {program} ---"));
+                failed.push(format!("{program} rejected by the verifier"));
+            }
+            Err(e) => {
+                out(&format!("verifier {name}: NOT LOADED ({e})"));
+                failed.push(format!("{name} not loaded"));
+            }
+        }
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(CaptureError::CheckFailed(failed.join("; ")))
+    }
+}
+
 fn attach_tc(ebpf: &mut Ebpf, iface: &str) -> Result<String> {
     let mut how = "tcx";
     for (name, at) in [
@@ -316,7 +404,8 @@ fn attach_tc(ebpf: &mut Ebpf, iface: &str) -> Result<String> {
             .ok_or_else(|| CaptureError::Load(format!("program {name} not in the object")))?
             .try_into()
             .map_err(|e: ProgramError| CaptureError::Load(format!("{name}: {e}")))?;
-        prog.load().map_err(|e| load_err(name, e))?;
+        prog.load()
+            .map_err(|e| load_err(name, e, Some(VERIFIER_TAIL_LINES)))?;
         match prog.attach_with_options(iface, at, TcAttachOptions::TcxOrder(LinkOrder::default())) {
             Ok(_) => {}
             Err(tcx_err) => {
@@ -351,7 +440,8 @@ fn attach_xdp(ebpf: &mut Ebpf, iface: &str, ifindex: u32) -> Result<String> {
         .ok_or_else(|| CaptureError::Load(format!("program {name} not in the object")))?
         .try_into()
         .map_err(|e: ProgramError| CaptureError::Load(format!("{name}: {e}")))?;
-    prog.load().map_err(|e| load_err(name, e))?;
+    prog.load()
+        .map_err(|e| load_err(name, e, Some(VERIFIER_TAIL_LINES)))?;
     match prog.attach_to_if_index(ifindex, XdpFlags::DRV_MODE) {
         Ok(_) => Ok("xdp native".into()),
         Err(native) => match prog.attach_to_if_index(ifindex, XdpFlags::SKB_MODE) {
