@@ -288,6 +288,16 @@ impl Datapath {
 
 /// Parses the object and creates its maps (programs are loaded one by one later).
 fn load_object(opts: Options) -> Result<Ebpf> {
+    // Kernels before 5.11, and distribution kernels built on them with BPF backports, charge
+    // BPF maps to RLIMIT_MEMLOCK, whose default (8 MiB at most) is smaller than the ring
+    // buffer; later kernels charge the memory cgroup and ignore it.
+    let unlimited = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: `unlimited` is a valid rlimit for the duration of the call. Failure (no
+    // CAP_SYS_RESOURCE) leaves the limit as it was; a map that then does not fit says so.
+    let _ = unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &unlimited) };
     let mut loader = EbpfLoader::new();
     loader
         .set_max_entries(names::MAP_FLOWS, opts.flow_entries)
@@ -302,7 +312,11 @@ fn with_sources(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
     while let Some(c) = cur {
-        s.push_str(&format!(": {c}"));
+        // Some wrappers repeat their source's message in their own.
+        let text = c.to_string();
+        if !s.ends_with(&text) {
+            s.push_str(&format!(": {text}"));
+        }
         cur = c.source();
     }
     s
