@@ -29,14 +29,20 @@ if [[ ! -x $dir/venv/bin/vng ]]; then
 fi
 export PATH="$dir/venv/bin:$PATH"   # vng runs virtme-run from its own venv
 
-# The binaries the host tests use. Same SYNSCOPE_REQUIRE_EBPF as .ci/run's build, so cargo
-# finds them fresh instead of re-running capture/build.rs.
+# The binaries the host tests use: the README's `cargo test --release` (default members; with
+# `-p capture` cargo unifies features differently and builds another live binary) and the
+# same SYNSCOPE_REQUIRE_EBPF as .ci/run's build, so cargo finds them fresh instead of
+# re-running capture/build.rs. Built once if missing.
 export SYNSCOPE_REQUIRE_EBPF=${SYNSCOPE_REQUIRE_EBPF:-1}
-live=$(cargo test --release -p capture --test live --no-run --message-format=json 2>/dev/null |
-  sed -n 's/.*"executable":"\([^"]*\/deps\/live-[^"]*\)".*/\1/p' | tail -n 1)
+cargo test --release --no-run --message-format=json >"$dir/cargo.json" 2>"$dir/cargo.log" || {
+  cat "$dir/cargo.log" >&2
+  echo "FAIL: cargo test --release --no-run" >&2
+  exit 1
+}
+live=$(sed -n 's/.*"executable":"\([^"]*\/deps\/live-[^"]*\)".*/\1/p' "$dir/cargo.json" | tail -n 1)
 capture=$(dirname "$(dirname "$live")")/capture
 if [[ ! -x $live || ! -x $capture ]]; then
-  echo "FAIL: live test binary or capture not built (cargo build --release -p capture --tests)" >&2
+  echo "FAIL: no live test binary or capture in cargo's output ($dir/cargo.json)" >&2
   exit 1
 fi
 echo "live tests: $live"
