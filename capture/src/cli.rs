@@ -1,5 +1,6 @@
 //! Command-line interface.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -19,8 +20,8 @@ pub struct Cli {
     #[arg(long)]
     pub iface: Option<String>,
     /// SYN recording to write; flows go to the sibling `*.flows.parquet`.
-    #[arg(long)]
-    pub out: PathBuf,
+    #[arg(long, required_unless_present = "check")]
+    pub out: Option<PathBuf>,
     /// Hook: `tc` (ingress and egress) or `xdp` (ingress).
     #[arg(long, value_enum, default_value = "tc")]
     pub mode: Mode,
@@ -45,6 +46,12 @@ pub struct Cli {
     /// Only recover the journals a killed run left for --out, then exit.
     #[arg(long)]
     pub recover: bool,
+    /// Only check that this kernel can run the datapath, then exit (0 if it can, 2 if not):
+    /// probe the features it needs and load every program (TC ingress, TC egress, XDP)
+    /// through the verifier without attaching anything. A rejected program's verifier log is
+    /// printed whole (a failed capture shows only its end).
+    #[arg(long, conflicts_with_all = ["iface", "out", "recover"])]
+    pub check: bool,
 }
 
 fn secs(name: &str, v: f64) -> Result<Duration> {
@@ -58,8 +65,19 @@ fn secs(name: &str, v: f64) -> Result<Duration> {
 
 /// Runs the command; returns the text to print on success.
 pub fn main(cli: Cli) -> Result<String> {
+    if cli.check {
+        // Not `println!`: a reader that stops early (`| head`) must not make it panic.
+        let mut stdout = std::io::stdout();
+        crate::kernel::check_kernel(&mut |line| {
+            let _ = writeln!(stdout, "{line}");
+        })?;
+        return Ok("this kernel can run the datapath in both modes".into());
+    }
+    let Some(out) = cli.out else {
+        return Err(crate::CaptureError::Usage("--out is required".into()));
+    };
     if cli.recover {
-        return Ok(match output::recover(&Paths::new(&cli.out))? {
+        return Ok(match output::recover(&Paths::new(&out))? {
             Some(c) => format!(
                 "recovered {} SYN records -> {}{}",
                 c.syn.1.rows,
@@ -76,7 +94,7 @@ pub fn main(cli: Cli) -> Result<String> {
     };
     let cfg = Config {
         iface,
-        out: cli.out,
+        out,
         mode: cli.mode,
         duration: cli.duration.map(|d| secs("duration", d)).transpose()?,
         flow_interval: secs("flow-interval", cli.flow_interval)?,

@@ -25,8 +25,12 @@ pub enum CaptureError {
     /// The interface does not exist.
     #[error("unknown interface {0:?}")]
     UnknownInterface(String),
-    /// The kernel refused a program; `log` is the useful end of the verifier log.
-    #[error("the kernel verifier rejected {program}: {reason}\nverifier log (tail):\n{log}")]
+    /// The kernel refused a program; `log` is the useful end of the verifier log
+    /// (`capture --check` prints all of it).
+    #[error(
+        "the kernel verifier rejected {program}: {reason}\nverifier log (tail; `capture --check` \
+         prints all of it):\n{log}"
+    )]
     Verifier {
         /// Program name.
         program: &'static str,
@@ -35,6 +39,24 @@ pub enum CaptureError {
         /// Last lines of the verifier log.
         log: String,
     },
+    /// The running kernel lacks a feature the datapath needs (see [`crate::floor`]).
+    #[error(
+        "kernel {release} lacks {feature} (needs {needs}; {cause}). {}",
+        crate::floor::FLOOR
+    )]
+    Kernel {
+        /// `uname -r`, with the upstream version when it differs.
+        release: String,
+        /// What is missing.
+        feature: &'static str,
+        /// The release (or configuration) that provides it.
+        needs: &'static str,
+        /// The probe's or the attach's error.
+        cause: String,
+    },
+    /// `capture --check` found a problem; the details were printed above it.
+    #[error("kernel check failed: {0}")]
+    CheckFailed(String),
     /// Loading the object or a program failed for another reason.
     #[error("loading the eBPF object: {0}")]
     Load(String),

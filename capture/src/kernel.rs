@@ -133,6 +133,7 @@ pub fn object_available() -> Result<()> {
 }
 
 /// Verifier log lines shown on rejection: the reason is at the end, after the walk.
+/// `capture --check` shows the whole log instead.
 const VERIFIER_TAIL_LINES: usize = 25;
 
 /// The last `n` non-blank lines of a verifier log.
@@ -141,17 +142,22 @@ fn verifier_tail(log: &str, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
-fn load_err(program: &'static str, e: ProgramError) -> CaptureError {
+/// A program's load error; a verifier rejection keeps the last `tail` lines of the log
+/// (all of them when `None`).
+fn load_err(program: &'static str, e: ProgramError, tail: Option<usize>) -> CaptureError {
     match e {
         ProgramError::LoadError {
             io_error,
             verifier_log,
         } => {
-            let tail = verifier_tail(&verifier_log.to_string(), VERIFIER_TAIL_LINES);
+            let log = verifier_log.to_string();
             CaptureError::Verifier {
                 program,
                 reason: io_error,
-                log: tail,
+                log: match tail {
+                    Some(n) => verifier_tail(&log, n),
+                    None => log.trim_end().to_string(),
+                },
             }
         }
         other => CaptureError::Load(format!("{program}: {other}")),
@@ -171,13 +177,8 @@ impl Datapath {
         object_available()?;
         check_privileges()?;
         let ifindex = ifindex(iface)?;
-        let mut loader = EbpfLoader::new();
-        loader
-            .set_max_entries(names::MAP_FLOWS, opts.flow_entries)
-            .set_max_entries(names::MAP_SYN_EVENTS, opts.ring_bytes);
-        let mut ebpf = loader
-            .load(OBJECT)
-            .map_err(|e| CaptureError::Load(format!("{e:#}")))?;
+        crate::floor::check(mode)?;
+        let mut ebpf = load_object(opts)?;
 
         {
             let map = ebpf.map_mut(names::MAP_CONFIG).ok_or(CaptureError::Map {
@@ -280,6 +281,124 @@ impl Datapath {
     }
 }
 
+/// Parses the object and creates its maps (programs are loaded one by one later).
+fn load_object(opts: Options) -> Result<Ebpf> {
+    // Kernels before 5.11, and distribution kernels built on them with BPF backports, charge
+    // BPF maps to RLIMIT_MEMLOCK, whose default (8 MiB at most) is smaller than the ring
+    // buffer; later kernels charge the memory cgroup and ignore it.
+    let unlimited = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: `unlimited` is a valid rlimit for the duration of the call. Failure (no
+    // CAP_SYS_RESOURCE) leaves the limit as it was; a map that then does not fit says so.
+    let _ = unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &unlimited) };
+    let mut loader = EbpfLoader::new();
+    loader
+        .set_max_entries(names::MAP_FLOWS, opts.flow_entries)
+        .set_max_entries(names::MAP_SYN_EVENTS, opts.ring_bytes);
+    loader
+        .load(OBJECT)
+        .map_err(|e| CaptureError::Load(with_sources(&e)))
+}
+
+/// An error and its sources, `a: b: c` (aya's map errors keep the OS error in the source).
+fn with_sources(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        // Some wrappers repeat their source's message in their own.
+        let text = c.to_string();
+        if !s.ends_with(&text) {
+            s.push_str(&format!(": {text}"));
+        }
+        cur = c.source();
+    }
+    s
+}
+
+/// `capture --check`: whether this kernel can run the datapath, without touching any
+/// interface. Probes each feature of [`crate::floor`], then loads every program through the
+/// verifier (TC ingress, TC egress, XDP) and detaches nothing because nothing is attached.
+/// Each result goes to `out` as one line (`feature ...: ok|MISSING`, `verifier PROGRAM:
+/// accepted|REJECTED`); a rejection is followed by the whole verifier log, since this is the
+/// command to run when the tail in the usual error is not enough. Fails with
+/// [`CaptureError::CheckFailed`] naming what failed.
+pub fn check_kernel(out: &mut dyn FnMut(&str)) -> Result<()> {
+    object_available()?;
+    check_privileges()?;
+    out(&format!("kernel {}", crate::floor::kernel_release()));
+    let mut failed: Vec<String> = Vec::new();
+    for f in crate::floor::Feature::ALL {
+        let modes = if f.needed_by(Mode::Tc) {
+            "tc, xdp"
+        } else {
+            "xdp"
+        };
+        match f.probe() {
+            Ok(()) => out(&format!(
+                "feature {} ({}; --mode {modes}): ok",
+                f.describe(),
+                f.since()
+            )),
+            Err(e) => {
+                out(&format!(
+                    "feature {} ({}; --mode {modes}): MISSING ({e})",
+                    f.describe(),
+                    f.since()
+                ));
+                failed.push(format!("{} missing", f.describe()));
+            }
+        }
+    }
+    let mut ebpf = match load_object(Options::default()) {
+        Ok(e) => e,
+        Err(e) => {
+            out(&format!("object: NOT LOADED ({e})"));
+            failed.push("the eBPF object could not be loaded".into());
+            return Err(CaptureError::CheckFailed(failed.join("; ")));
+        }
+    };
+    for name in [names::PROG_TC, names::PROG_TC_EGRESS, names::PROG_XDP] {
+        let name: &'static str = name;
+        let loaded = match ebpf.program_mut(name) {
+            None => Err(CaptureError::Load(format!(
+                "program {name} not in the object"
+            ))),
+            Some(aya::programs::Program::SchedClassifier(p)) => {
+                p.load().map_err(|e| load_err(name, e, None))
+            }
+            Some(aya::programs::Program::Xdp(p)) => p.load().map_err(|e| load_err(name, e, None)),
+            Some(_) => Err(CaptureError::Load(format!(
+                "{name}: unexpected program type"
+            ))),
+        };
+        match loaded {
+            Ok(()) => out(&format!("verifier {name}: accepted")),
+            Err(CaptureError::Verifier {
+                program,
+                reason,
+                log,
+            }) => {
+                out(&format!("verifier {program}: REJECTED ({reason})"));
+                out(&format!("--- verifier log of {program} (whole) ---"));
+                out(&log);
+                out(&format!("--- end of verifier log of {program} ---"));
+                failed.push(format!("{program} rejected by the verifier"));
+            }
+            Err(e) => {
+                out(&format!("verifier {name}: NOT LOADED ({e})"));
+                failed.push(format!("{name} not loaded"));
+            }
+        }
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(CaptureError::CheckFailed(failed.join("; ")))
+    }
+}
+
 fn attach_tc(ebpf: &mut Ebpf, iface: &str) -> Result<String> {
     let mut how = "tcx";
     for (name, at) in [
@@ -294,27 +413,29 @@ fn attach_tc(ebpf: &mut Ebpf, iface: &str) -> Result<String> {
             .ok_or_else(|| CaptureError::Load(format!("program {name} not in the object")))?
             .try_into()
             .map_err(|e: ProgramError| CaptureError::Load(format!("{name}: {e}")))?;
-        prog.load().map_err(|e| load_err(name, e))?;
-        let attach_err = |reason: String| CaptureError::Attach {
-            program: name,
-            iface: iface.to_string(),
-            mode: "tc".into(),
-            reason,
-        };
+        prog.load()
+            .map_err(|e| load_err(name, e, Some(VERIFIER_TAIL_LINES)))?;
         match prog.attach_with_options(iface, at, TcAttachOptions::TcxOrder(LinkOrder::default())) {
             Ok(_) => {}
             Err(tcx_err) => {
-                // Kernels before 6.6 have no TCX: classic clsact + cls_bpf filter.
+                // Kernels before 6.6 have no TCX: classic clsact + cls_bpf filter. When that
+                // fails too, the kernel lacks a TC hook (sch_ingress or cls_bpf not built):
+                // say so in kernel terms rather than as two raw errors.
                 how = "clsact";
+                let no_hook = |clsact: String| CaptureError::Kernel {
+                    release: crate::floor::kernel_release(),
+                    feature: "a TC hook (neither TCX nor clsact + cls_bpf worked)",
+                    needs: "TCX, Linux >= 6.6, or the clsact qdisc with cls_bpf filters, \
+                            CONFIG_NET_SCH_INGRESS and CONFIG_NET_CLS_BPF",
+                    cause: format!("TCX: {tcx_err}; clsact: {clsact}"),
+                };
                 if let Err(e) = tc::qdisc_add_clsact(iface)
                     && e.kind() != io::ErrorKind::AlreadyExists
                 {
-                    return Err(attach_err(format!(
-                        "TCX failed ({tcx_err}) and adding clsact failed ({e})"
-                    )));
+                    return Err(no_hook(format!("adding the qdisc: {e}")));
                 }
                 prog.attach_with_options(iface, at, TcAttachOptions::Netlink(NlOptions::default()))
-                    .map_err(|e| attach_err(format!("TCX failed ({tcx_err}), netlink: {e}")))?;
+                    .map_err(|e| no_hook(format!("cls_bpf filter: {e}")))?;
             }
         }
     }
@@ -328,7 +449,8 @@ fn attach_xdp(ebpf: &mut Ebpf, iface: &str, ifindex: u32) -> Result<String> {
         .ok_or_else(|| CaptureError::Load(format!("program {name} not in the object")))?
         .try_into()
         .map_err(|e: ProgramError| CaptureError::Load(format!("{name}: {e}")))?;
-    prog.load().map_err(|e| load_err(name, e))?;
+    prog.load()
+        .map_err(|e| load_err(name, e, Some(VERIFIER_TAIL_LINES)))?;
     match prog.attach_to_if_index(ifindex, XdpFlags::DRV_MODE) {
         Ok(_) => Ok("xdp native".into()),
         Err(native) => match prog.attach_to_if_index(ifindex, XdpFlags::SKB_MODE) {

@@ -2,6 +2,7 @@
 //! SYN+ACK (as `record::SynRecord`s) and per-interval flow counters to Parquet.
 //!
 //! - [`kernel`]: load, configure, attach (TC via TCX links, XDP via bpf links), read maps;
+//! - [`floor`]: the kernel features the datapath needs, probed before loading;
 //! - [`run`]: the capture loop (ring-buffer drain, flow snapshots, flushes, clean stop);
 //! - [`journal`] + [`output`]: crash safety (append-only journals, converted to Parquet on
 //!   exit or recovered on the next start);
@@ -11,6 +12,7 @@
 pub mod cli;
 pub mod clock;
 pub mod error;
+pub mod floor;
 pub mod flowtrack;
 pub mod journal;
 pub mod kernel;

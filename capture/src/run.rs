@@ -163,11 +163,12 @@ pub fn run(cfg: &Config, log: &mut dyn FnMut(&str)) -> Result<Summary> {
     let signals = StopSignals::install()?;
     let recovered = output::recover(&paths)?;
 
-    // Cheap checks first, so a bad interface or missing privileges fail before any file is
-    // touched.
+    // Cheap checks first, so a bad interface, missing privileges or a kernel below the floor
+    // fail before any file is touched.
     crate::kernel::object_available()?;
     crate::kernel::check_privileges()?;
     crate::kernel::ifindex(&cfg.iface)?;
+    crate::floor::check(cfg.mode)?;
     let clock = Clock::measure()?;
     let mut host = RecordingMeta::new(RecordType::Syn);
     host.fill_local_host();
