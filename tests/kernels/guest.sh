@@ -50,6 +50,13 @@ for mode in tc xdp; do
 done
 
 echo "== guest: live tests ($live $*)"
-"$live" --test-threads=1 "$@" 2>&1 | tee "$res/live.txt"
-echo "${PIPESTATUS[0]}" >"$res/live.rc"
+# The harness writes its result lines on stdout; the tests' own output (capture's log lines)
+# goes to stderr, uncaptured, so it is kept apart to leave each `test NAME ... RESULT` whole.
+"$live" --test-threads=1 "$@" 2>"$res/live-stderr.txt" | tee "$res/live.txt"
+rc=${PIPESTATUS[0]}
+echo "$rc" >"$res/live.rc"
+if [[ $rc != 0 ]]; then
+  echo "== guest: the live tests' own output (stderr)"
+  cat "$res/live-stderr.txt"
+fi
 echo "== guest: done"
