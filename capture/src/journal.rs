@@ -2,11 +2,16 @@
 //!
 //! A Parquet file is unreadable until its footer is written, so while capturing, records go
 //! to journals next to the output: `OUT.journal` (SYN records) and `FLOWS.journal` (flow
-//! rows). Each is a small header followed by fixed-size frames, appended with `write(2)`
-//! every `--flush-interval` (and `fdatasync`ed, so a power cut loses no more than a crash).
-//! Data handed to the kernel survives the death of the process, so after SIGKILL everything
-//! drained more than one flush interval earlier is in the journal; a torn last frame is
-//! ignored on recovery.
+//! rows). Each is a small header followed by fixed-size frames, appended with `write(2)` as
+//! they are drained (every few milliseconds, in one write per drain) and `fdatasync`ed every
+//! `--flush-interval` on a thread of its own. Data handed to the kernel survives the death of
+//! the process, so after SIGKILL everything drained is in the journal; after a power cut,
+//! everything older than about one flush interval (plus the sync's own duration). A torn last
+//! frame is ignored on recovery.
+//!
+//! The sync has its own thread because under a SYN flood a second's worth of journal takes
+//! long enough to reach storage that the ring buffer would overflow while the drain loop
+//! waited for it.
 //!
 //! On a clean exit the journals are converted into the Parquet outputs and deleted. When
 //! `capture` starts and finds journals left by a killed run, it converts them first (see
@@ -16,10 +21,12 @@
 //! `u32` metadata length, then the metadata as `key=value` lines (UTF-8).
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufReader, Read, Write};
+use std::io::{self, BufReader, Read, Write};
 use std::marker::PhantomData;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError};
+use std::thread::JoinHandle;
 
 use record::{FlowCounters, FlowKey, SynRecord};
 
@@ -82,8 +89,9 @@ pub fn try_lock(file: &File) -> bool {
     unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
 }
 
-/// Writer side: frames are buffered by [`JournalWriter::push`] and reach the file on
-/// [`JournalWriter::flush`].
+/// Writer side: frames are buffered by [`JournalWriter::push`], reach the file on
+/// [`JournalWriter::write_out`] and storage after [`JournalWriter::flush`] (in the background)
+/// or [`JournalWriter::finish`].
 #[derive(Debug)]
 pub struct JournalWriter {
     file: File,
@@ -92,6 +100,80 @@ pub struct JournalWriter {
     buf: Vec<u8>,
     frames: u64,
     bytes: u64,
+    syncer: Syncer,
+}
+
+/// `fdatasync` of one file on a thread of its own, one request at a time.
+#[derive(Debug)]
+struct Syncer {
+    requests: Option<SyncSender<()>>,
+    results: Receiver<io::Result<()>>,
+    thread: Option<JoinHandle<()>>,
+    in_flight: bool,
+}
+
+impl Syncer {
+    fn new(file: File) -> io::Result<Syncer> {
+        let (requests, todo) = mpsc::sync_channel::<()>(1);
+        let (done, results) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("journal-sync".into())
+            .spawn(move || {
+                for () in todo {
+                    if done.send(file.sync_data()).is_err() {
+                        break;
+                    }
+                }
+            })?;
+        Ok(Syncer {
+            requests: Some(requests),
+            results,
+            thread: Some(thread),
+            in_flight: false,
+        })
+    }
+
+    /// Starts a sync of everything written so far, unless one is still running (the next
+    /// request then covers this data too). Reports a failure of the previous sync.
+    fn request(&mut self) -> io::Result<()> {
+        if self.in_flight {
+            match self.results.try_recv() {
+                Ok(r) => {
+                    self.in_flight = false;
+                    r?;
+                }
+                Err(TryRecvError::Empty) => return Ok(()),
+                Err(TryRecvError::Disconnected) => return Err(Self::gone()),
+            }
+        }
+        let requests = self.requests.as_ref().ok_or_else(Self::gone)?;
+        requests.send(()).map_err(|_| Self::gone())?;
+        self.in_flight = true;
+        Ok(())
+    }
+
+    /// Waits for the sync in flight, if any, and reports how it ended.
+    fn wait(&mut self) -> io::Result<()> {
+        if !self.in_flight {
+            return Ok(());
+        }
+        self.in_flight = false;
+        self.results.recv().map_err(|_| Self::gone())?
+    }
+
+    fn gone() -> io::Error {
+        io::Error::other("the journal's sync thread stopped")
+    }
+}
+
+impl Drop for Syncer {
+    fn drop(&mut self) {
+        // Closing the request channel ends the thread after its current sync.
+        self.requests = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 impl JournalWriter {
@@ -125,6 +207,10 @@ impl JournalWriter {
         head.extend_from_slice(text.as_bytes());
         file.write_all(&head).map_err(io_err(path))?;
         file.sync_all().map_err(io_err(path))?;
+        let syncer = file
+            .try_clone()
+            .and_then(Syncer::new)
+            .map_err(io_err(path))?;
         Ok(JournalWriter {
             file,
             path: path.to_path_buf(),
@@ -132,6 +218,7 @@ impl JournalWriter {
             buf: Vec::new(),
             frames: 0,
             bytes: head.len() as u64,
+            syncer,
         })
     }
 
@@ -142,14 +229,29 @@ impl JournalWriter {
         self.frames += 1;
     }
 
-    /// Writes the buffered frames and syncs them to storage.
-    pub fn flush(&mut self) -> Result<()> {
+    /// Writes the buffered frames to the file (one `write`): from then on they survive the
+    /// death of the process.
+    pub fn write_out(&mut self) -> Result<()> {
         if self.buf.is_empty() {
             return Ok(());
         }
         self.file.write_all(&self.buf).map_err(io_err(&self.path))?;
         self.bytes += self.buf.len() as u64;
         self.buf.clear();
+        Ok(())
+    }
+
+    /// Writes the buffered frames and starts syncing the file to storage in the background;
+    /// an error of the previous sync is reported here.
+    pub fn flush(&mut self) -> Result<()> {
+        self.write_out()?;
+        self.syncer.request().map_err(io_err(&self.path))
+    }
+
+    /// Writes the buffered frames and waits until the whole file is on storage.
+    pub fn finish(&mut self) -> Result<()> {
+        self.write_out()?;
+        self.syncer.wait().map_err(io_err(&self.path))?;
         self.file.sync_data().map_err(io_err(&self.path))
     }
 
@@ -357,6 +459,30 @@ mod tests {
         assert_eq!(j.get("interface"), Some("lo"));
         assert_eq!(j.frames, (0..10).map(rec).collect::<Vec<_>>());
         assert_eq!((j.torn_bytes, j.bad_frames), (60, 0));
+    }
+
+    /// `write_out` puts frames in the file at once, with no sync; flushes may follow each other
+    /// faster than the background syncs finish; `finish` leaves every frame in the file.
+    #[test]
+    fn written_out_frames_are_readable_before_any_sync() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.journal");
+        let mut w = JournalWriter::create::<SynRecord>(&p, &[]).unwrap();
+        w.push(&rec(0));
+        w.push(&rec(1));
+        assert_eq!(read::<SynRecord>(&p).unwrap().frames.len(), 0, "buffered");
+        w.write_out().unwrap();
+        assert_eq!(read::<SynRecord>(&p).unwrap().frames, vec![rec(0), rec(1)]);
+        for i in 2..50 {
+            w.push(&rec(i));
+            w.flush().unwrap();
+        }
+        w.push(&rec(50));
+        w.finish().unwrap();
+        assert_eq!(
+            read::<SynRecord>(&p).unwrap().frames,
+            (0..51).map(rec).collect::<Vec<_>>()
+        );
     }
 
     #[test]

@@ -297,6 +297,7 @@ pub fn run(cfg: &Config, log: &mut dyn FnMut(&str)) -> Result<Summary> {
             sj.push(&r);
             drained += 1;
         });
+        sj.write_out()?;
         let stop = if ready.first().copied().unwrap_or(false) {
             signals.take()
         } else {
@@ -355,7 +356,10 @@ pub fn run(cfg: &Config, log: &mut dyn FnMut(&str)) -> Result<Summary> {
     });
     let now = Clock::mono_now()?;
     flow_rows += flows_step(&dp, now, &mut fj, &mut tracker)?;
-    sj.flush()?;
+    sj.finish()?;
+    if let Some(fj) = fj.as_mut() {
+        fj.finish()?;
+    }
     let counters = dp.counters()?;
     let mut pairs = counter_pairs(&counters, drained, malformed);
     pairs.extend(attach_info.iter().cloned());
