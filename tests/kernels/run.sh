@@ -45,7 +45,14 @@ if [[ ! -x $live || ! -x $capture ]]; then
   echo "FAIL: no live test binary or capture in cargo's output ($dir/cargo.json)" >&2
   exit 1
 fi
-echo "live tests: $live"
+# Every live test must report ok on every kernel (unless SYNSCOPE_LIVE_ARGS picks some).
+mapfile -t expected < <("$live" --list 2>/dev/null | sed -n 's/: test$//p')
+[[ -n ${SYNSCOPE_LIVE_ARGS:-} ]] && expected=()
+[[ -n ${SYNSCOPE_LIVE_ARGS:-} || ${#expected[@]} -gt 0 ]] || {
+  echo "FAIL: $live --list names no test" >&2
+  exit 1
+}
+echo "live tests: $live (${#expected[@]} tests)"
 echo "capture:    $capture"
 
 resolve() {
@@ -117,12 +124,16 @@ for k in "$@"; do
   [[ $vm_rc == 0 ]] || fail+=("vng exited $vm_rc$([[ $vm_rc == 124 ]] && echo ' (timeout)')")
   [[ -f $res/uname ]] || fail+=("the guest script did not run")
   [[ $(cat "$res/check.rc" 2>/dev/null) == 0 ]] || fail+=("capture --check failed (its output, a rejected program's whole verifier log included, is above and in $res/check.txt)")
-  tests=$(sed -n 's/^test \([A-Za-z0-9_:]*\) \.\.\. \(.*\)$/\1 \2/p' "$res/live.txt" 2>/dev/null || true)
+  # Names are padded to a common width before the dots.
+  tests=$(sed -n 's/^test \([A-Za-z0-9_:]*\) *\.\.\. \(.*\)$/\1 \2/p' "$res/live.txt" 2>/dev/null || true)
   if [[ -z $tests ]]; then
     fail+=("no live test ran")
   elif grep -qv ' ok$' <<<"$tests"; then
     fail+=("live tests not ok: $(grep -v ' ok$' <<<"$tests" | tr '\n' ',' | sed 's/,$//')")
   fi
+  for t in "${expected[@]}"; do
+    grep -qx "$t ok" <<<"$tests" || fail+=("live test $t did not pass")
+  done
   [[ $(cat "$res/live.rc" 2>/dev/null) == 0 ]] || fail+=("live test binary exited $(cat "$res/live.rc" 2>/dev/null || echo '?')")
   tc=$(attach "$res" tc)
   xdp=$(attach "$res" xdp)
