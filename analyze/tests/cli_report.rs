@@ -420,23 +420,24 @@ fn assert_exit_2(args: &[&OsStr], needles: &[&str]) -> std::process::Output {
 /// An error line is a chain `context: cause: its cause`; no part of it may come twice in a
 /// row, as it does when an error both prints its cause and returns it as its `source()`.
 fn assert_no_repeated_cause(line: &str) {
+    assert!(!has_repeated_cause(line), "cause printed twice in {line:?}");
+}
+
+/// Whether some run of `: `-separated parts of `line` comes twice in a row.
+fn has_repeated_cause(line: &str) -> bool {
     let parts: Vec<&str> = line.split(": ").collect();
-    for i in 0..parts.len() {
-        for len in 1..=(parts.len() - i) / 2 {
-            assert_ne!(
-                parts[i..i + len],
-                parts[i + len..i + 2 * len],
-                "cause printed twice in {line:?}"
-            );
-        }
-    }
+    (0..parts.len()).any(|i| {
+        (1..=(parts.len() - i) / 2).any(|len| parts[i..i + len] == parts[i + len..i + 2 * len])
+    })
 }
 
 fn repeated_cause_check_catches_a_doubled_chain() {
     let doubled = "error: x.pcap: No such file or directory (os error 2): No such file or \
                    directory (os error 2)";
-    assert!(std::panic::catch_unwind(|| assert_no_repeated_cause(doubled)).is_err());
-    assert_no_repeated_cause("error: reading the inputs: x.pcap: No such file or directory");
+    assert!(has_repeated_cause(doubled));
+    assert!(!has_repeated_cause(
+        "error: reading the inputs: x.pcap: No such file or directory"
+    ));
 }
 
 fn bad_inputs_stop_the_run_or_are_skipped_with_keep_going() {
