@@ -9,9 +9,13 @@
 # the clone has no corpus).
 #
 # usage: bash tests/fresh-clone.sh
-# CARGO_TARGET_DIR is honoured (CI points it at the main build's target to reuse compiled
-# dependencies; the workspace crates are rebuilt from the clone either way).
+# The clone builds into its own target folder, as a new user's would: a target folder shared
+# with another checkout of the same workspace gets artifacts that cargo treats as the same
+# crates (its hashes use paths relative to the workspace), and a crate compiled in one
+# checkout, with that checkout's paths in env!("CARGO_MANIFEST_DIR"), is then reused by the
+# other.
 set -euo pipefail
+unset CARGO_TARGET_DIR
 root=$(cd "$(dirname "$0")/.." && pwd)
 
 fail() {
