@@ -112,10 +112,12 @@ for k in "$@"; do
     vng -r "$img" --user root --disable-kvm \
     --cpus "${SYNSCOPE_KERNEL_CPUS:-2}" --memory "${SYNSCOPE_KERNEL_MEMORY:-2G}" \
     --rwdir "$res" -- \
-    "bash $root/tests/kernels/guest.sh $res $capture $live ${SYNSCOPE_LIVE_ARGS:-}" </dev/null |
+    "bash $root/tests/kernels/guest.sh $res $capture $live ${SYNSCOPE_LIVE_ARGS:-}" </dev/null 2>&1 |
     tee "$res/console.txt"
   # Through a pipe so everything the guest printed is out before the summary (qemu's relay
-  # can outlive vng by a moment).
+  # can outlive vng by a moment), stderr included: qemu reopens its output, and when that is
+  # the caller's log file it truncated it (a CI log redirected to a file lost everything
+  # before the matrix).
   vm_rc=${PIPESTATUS[0]}
   set -e
   secs=$(($(date +%s) - start))
