@@ -96,9 +96,22 @@ fn pinned_toolchain(root: &Path) -> Result<String, String> {
 /// it never waits on the outer build's lock) and returns the object path.
 fn build_object(root: &Path) -> Result<PathBuf, String> {
     let toolchain = pinned_toolchain(root)?;
-    check_tool("rustup", &["run", &toolchain, "rustc", "--version"]).map_err(|e| {
-        format!("{e} (the pinned {toolchain}: bash scripts/ebpf-toolchain.sh installs it)")
-    })?;
+    // Asked first: with auto-install on, `rustup run` would download a missing toolchain in
+    // the middle of a plain `cargo build`.
+    let installed = Command::new("rustup")
+        .args(["toolchain", "list"])
+        .output()
+        .map_err(|e| format!("`rustup` not available: {e}"))?;
+    if !String::from_utf8_lossy(&installed.stdout)
+        .lines()
+        .any(|l| l.starts_with(&toolchain))
+    {
+        return Err(format!(
+            "{toolchain} (pinned in {TOOLCHAIN_FILE}) is not installed: \
+             bash scripts/ebpf-toolchain.sh installs it"
+        ));
+    }
+    check_tool("rustup", &["run", &toolchain, "rustc", "--version"])?;
     check_tool("bpf-linker", &["--version"])?;
     let sysroot = Command::new("rustup")
         .args(["run", &toolchain, "rustc", "--print", "sysroot"])
