@@ -335,21 +335,18 @@ pub fn check_kernel(out: &mut dyn FnMut(&str)) -> Result<()> {
         } else {
             "xdp"
         };
-        match f.probe() {
-            Ok(()) => out(&format!(
-                "feature {} ({}; --mode {modes}): ok",
-                f.describe(),
-                f.since()
-            )),
+        let status = match f.probe() {
+            Ok(()) => "ok".to_string(),
             Err(e) => {
-                out(&format!(
-                    "feature {} ({}; --mode {modes}): MISSING ({e})",
-                    f.describe(),
-                    f.since()
-                ));
                 failed.push(format!("{} missing", f.describe()));
+                format!("MISSING ({e})")
             }
-        }
+        };
+        out(&format!(
+            "feature {} ({}; --mode {modes}): {status}",
+            f.describe(),
+            f.since()
+        ));
     }
     let mut ebpf = match load_object(Options::default()) {
         Ok(e) => e,
