@@ -31,7 +31,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
 
 use formats::flows::FlowReader;
-use formats::pcap::{CaptureReader, IngestStats, PacketSink, PcapError, WINDOW_SIZE, Windows};
+use formats::pcap::{
+    CaptureReader, IngestStats, PacketSink, PcapError, SkipReason, WINDOW_SIZE, Windows,
+};
 use formats::syn::SynReader;
 use rayon::prelude::*;
 use record::{FlowKey, SynRecord};
@@ -559,6 +561,7 @@ impl Producer<'_> {
         let rows = reader.num_rows().max(1);
         let window = self.pool.current_num_threads().max(1);
         let mut stats = IngestStats::default();
+        capture_losses(&reader.meta().extra, &mut stats);
         let mut start = 0;
         while start < groups {
             if self.cancel.load(Ordering::Relaxed) {
@@ -598,6 +601,26 @@ impl Producer<'_> {
             None
         };
         Ok(Ok(InputDone { stats, flows }))
+    }
+}
+
+/// The SYNs a live capture saw but did not record, from the recording's metadata counters
+/// (absent in recordings made from pcaps), so a report never presents a sampled or lossy
+/// capture as complete.
+fn capture_losses(extra: &[(String, String)], stats: &mut IngestStats) {
+    for (key, reason) in [
+        ("syn_sampled_out", SkipReason::SampledOut),
+        ("ringbuf_full", SkipReason::RingFull),
+        ("syn_unparsed", SkipReason::UnreadableAtCapture),
+    ] {
+        let n = extra
+            .iter()
+            .filter(|(k, _)| k == key)
+            .filter_map(|(_, v)| v.parse::<u64>().ok())
+            .sum::<u64>();
+        if n > 0 {
+            *stats.syn_skipped.entry(reason).or_default() += n;
+        }
     }
 }
 

@@ -31,6 +31,7 @@ testkit::main! {
     a_stream_input_outlasts_the_first_interrupt,
     a_signal_stops_a_run_over_files_and_leaves_no_parquet_file,
     results_files_are_not_inputs,
+    a_sampled_or_lossy_capture_says_so,
 }
 
 fn os(s: &str) -> &OsStr {
@@ -904,4 +905,73 @@ fn results_files_are_not_inputs() {
         first
     );
     assert_exit_2(&[res.as_os_str()], &["res.parquet", "results file"]);
+}
+
+/// A recording whose live capture sampled (`--max-syn-rate`) or lost SYNs carries the
+/// counters in its metadata; the report and the JSON show them as SYNs not recorded, so a
+/// sampled minute never reads as complete. A recording without them shows no such rows.
+fn a_sampled_or_lossy_capture_says_so() {
+    use formats::meta::{RecordType, RecordingMeta};
+    let dir = tempfile::tempdir().unwrap();
+    let mut recs = Vec::new();
+    formats::pcap::open(&fixture_captures()[0])
+        .unwrap()
+        .run(&mut recs)
+        .unwrap();
+    assert!(!recs.is_empty());
+    let write = |name: &str, extra: &[(&str, &str)]| {
+        let path = dir.path().join(name);
+        let mut meta = RecordingMeta::new(RecordType::Syn);
+        meta.extra = extra
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let mut w = formats::syn::SynWriter::create(&path, &meta, Default::default()).unwrap();
+        w.write_all(&recs).unwrap();
+        w.close().unwrap();
+        path
+    };
+    let sampled = write(
+        "sampled.parquet",
+        &[
+            ("max_syn_rate", "1000"),
+            ("syn_sampled_out", "1234"),
+            ("ringbuf_full", "5"),
+            ("syn_unparsed", "0"),
+        ],
+    );
+    let table = run_ok(&[sampled.as_os_str()]);
+    let row = |name: &str| {
+        table
+            .lines()
+            .find(|l| l.contains(&format!("SYN not recorded: {name}")))
+            .map(|l| l.split_whitespace().last().unwrap_or_default().to_string())
+    };
+    assert_eq!(
+        row("sampled out by the capture's flood guard").as_deref(),
+        Some("1234"),
+        "{table}"
+    );
+    assert_eq!(
+        row("capture ring buffer full").as_deref(),
+        Some("5"),
+        "{table}"
+    );
+    assert_eq!(
+        row("headers unreadable at capture"),
+        None,
+        "zero counts add no row"
+    );
+    let json: Value =
+        serde_json::from_str(&run_ok(&[os("--format"), os("json"), sampled.as_os_str()])).unwrap();
+    let lost = &json["summary"]["totals"]["syn_not_recorded"];
+    assert_eq!(
+        lost["sampled out by the capture's flood guard"], 1234,
+        "{lost}"
+    );
+    assert_eq!(lost["capture ring buffer full"], 5, "{lost}");
+
+    let complete = write("complete.parquet", &[]);
+    let table = run_ok(&[complete.as_os_str()]);
+    assert!(!table.contains("SYN not recorded"), "{table}");
 }

@@ -43,6 +43,11 @@ pub struct Cli {
     /// Flow table capacity (LRU entries).
     #[arg(long, default_value_t = 65536)]
     pub flow_entries: u32,
+    /// Flood guard: keep at most N SYN records per second on each CPU; the SYNs past the
+    /// limit are counted (`syn_sampled_out`), neither recorded nor added to flows.
+    /// Default: keep every SYN.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_syn_rate: Option<u32>,
     /// Only recover the journals a killed run left for --out, then exit.
     #[arg(long)]
     pub recover: bool,
@@ -102,6 +107,7 @@ pub fn main(cli: Cli) -> Result<String> {
         flows: !cli.no_flows,
         ring_mib: cli.ring_mib,
         flow_entries: cli.flow_entries,
+        max_syn_rate: cli.max_syn_rate.unwrap_or(0),
         status: true,
     };
     run::run(&cfg, &mut |line| eprintln!("{line}")).map(|s| s.report())

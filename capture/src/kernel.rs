@@ -9,12 +9,12 @@
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 
-use aya::maps::{Array, Map, MapData, PerCpuArray, RingBuf};
+use aya::maps::{Map, MapData, PerCpuArray, RingBuf};
 use aya::programs::links::LinkOrder;
 use aya::programs::tc::{self, NlOptions, TcAttachOptions};
 use aya::programs::{ProgramError, SchedClassifier, TcAttachType, Xdp, XdpFlags};
 use aya::{Ebpf, EbpfLoader};
-use record::{DatapathConfig, FlowCounters, FlowKey, SynRecord, config_flag, counter, names};
+use record::{CpuCounters, FlowCounters, FlowKey, SynRecord, counter, names};
 
 use crate::error::{CaptureError, Result};
 use crate::pod;
@@ -53,6 +53,8 @@ pub struct Options {
     pub flow_entries: u32,
     /// Ring buffer size in bytes (power of two, multiple of the page size).
     pub ring_bytes: u32,
+    /// Flood guard: SYN records kept per second per CPU; 0 keeps all of them.
+    pub max_syn_rate: u32,
 }
 
 impl Default for Options {
@@ -61,16 +63,17 @@ impl Default for Options {
             flows: true,
             flow_entries: 65536,
             ring_bytes: 16 << 20,
+            max_syn_rate: 0,
         }
     }
 }
 
-/// `DatapathConfig` as an aya map value.
+/// `CpuCounters` as an aya map value.
 #[derive(Clone, Copy)]
 #[repr(transparent)]
-struct ConfigValue(DatapathConfig);
-// SAFETY: `DatapathConfig` is `#[repr(C)]` integers with explicit padding (layout pinned).
-unsafe impl aya::Pod for ConfigValue {}
+struct CpuValue(CpuCounters);
+// SAFETY: `CpuCounters` is `#[repr(C)]` u64s, no padding (layout pinned by a test).
+unsafe impl aya::Pod for CpuValue {}
 
 /// The loaded, attached datapath. Dropping it detaches everything.
 pub struct Datapath {
@@ -78,7 +81,7 @@ pub struct Datapath {
     _ebpf: Ebpf,
     ring: RingBuf<MapData>,
     flows: MapData,
-    counters: PerCpuArray<MapData, u64>,
+    counters: PerCpuArray<MapData, CpuValue>,
     /// Human description of the attachment, e.g. `tcx ingress+egress`.
     pub attachment: String,
     /// Interface index.
@@ -180,31 +183,6 @@ impl Datapath {
         crate::floor::check(mode)?;
         let mut ebpf = load_object(opts)?;
 
-        {
-            let map = ebpf.map_mut(names::MAP_CONFIG).ok_or(CaptureError::Map {
-                map: names::MAP_CONFIG,
-                reason: "not in the eBPF object".into(),
-            })?;
-            let mut cfg: Array<&mut MapData, ConfigValue> =
-                Array::try_from(map).map_err(|e| CaptureError::Map {
-                    map: names::MAP_CONFIG,
-                    reason: e.to_string(),
-                })?;
-            let flags = if opts.flows { config_flag::FLOWS } else { 0 };
-            cfg.set(
-                0,
-                ConfigValue(DatapathConfig {
-                    flags,
-                    _pad0: [0; 4],
-                }),
-                0,
-            )
-            .map_err(|e| CaptureError::Map {
-                map: names::MAP_CONFIG,
-                reason: e.to_string(),
-            })?;
-        }
-
         let attachment = match mode {
             Mode::Tc => attach_tc(&mut ebpf, iface)?,
             Mode::Xdp => attach_xdp(&mut ebpf, iface, ifindex)?,
@@ -258,15 +236,14 @@ impl Datapath {
     /// The counters summed over CPUs, indexed by [`record::counter`].
     pub fn counters(&self) -> Result<[u64; counter::COUNT as usize]> {
         let mut out = [0u64; counter::COUNT as usize];
-        for (i, slot) in out.iter_mut().enumerate() {
-            let v = self
-                .counters
-                .get(&(i as u32), 0)
-                .map_err(|e| CaptureError::Map {
-                    map: names::MAP_COUNTERS,
-                    reason: e.to_string(),
-                })?;
-            *slot = v.iter().copied().fold(0u64, u64::wrapping_add);
+        let cpus = self.counters.get(&0, 0).map_err(|e| CaptureError::Map {
+            map: names::MAP_COUNTERS,
+            reason: e.to_string(),
+        })?;
+        for cpu in cpus.iter() {
+            for (sum, v) in out.iter_mut().zip(cpu.0.counts) {
+                *sum = sum.wrapping_add(v);
+            }
         }
         Ok(out)
     }
@@ -293,10 +270,14 @@ fn load_object(opts: Options) -> Result<Ebpf> {
     // SAFETY: `unlimited` is a valid rlimit for the duration of the call. Failure (no
     // CAP_SYS_RESOURCE) leaves the limit as it was; a map that then does not fit says so.
     let _ = unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &unlimited) };
+    let flows = u32::from(opts.flows);
     let mut loader = EbpfLoader::new();
     loader
         .set_max_entries(names::MAP_FLOWS, opts.flow_entries)
-        .set_max_entries(names::MAP_SYN_EVENTS, opts.ring_bytes);
+        .set_max_entries(names::MAP_SYN_EVENTS, opts.ring_bytes)
+        // Read-only data: the verifier sees these values and prunes the code they disable.
+        .set_global(names::GLOBAL_FLOWS, &flows, true)
+        .set_global(names::GLOBAL_MAX_SYN_RATE, &opts.max_syn_rate, true);
     loader
         .load(OBJECT)
         .map_err(|e| CaptureError::Load(with_sources(&e)))

@@ -38,6 +38,8 @@ pub struct Config {
     pub ring_mib: u32,
     /// Flow table capacity.
     pub flow_entries: u32,
+    /// Flood guard: SYN records kept per second per CPU (0: all).
+    pub max_syn_rate: u32,
     /// Draw a status line on stderr (only honoured when stderr is a terminal).
     pub status: bool,
 }
@@ -50,13 +52,14 @@ pub struct Config {
 pub const DRAIN_PERIOD: Duration = Duration::from_millis(10);
 
 /// Names of the kernel counters, by [`record::counter`] index, as used in metadata.
-pub const COUNTER_NAMES: [(u32, &str); 6] = [
+pub const COUNTER_NAMES: [(u32, &str); 7] = [
     (counter::SYN_RECORDS, "syn_records"),
     (counter::RINGBUF_FULL, "ringbuf_full"),
     (counter::FLOW_INSERT_FAILED, "flow_insert_failed"),
     (counter::SYN_UNPARSED, "syn_unparsed"),
     (counter::TCP_PACKETS, "tcp_packets"),
     (counter::SYN_SEEN, "syn_seen"),
+    (counter::SYN_SAMPLED_OUT, "syn_sampled_out"),
 ];
 
 /// What a finished capture did.
@@ -68,6 +71,8 @@ pub struct Summary {
     pub syn_drained: u64,
     /// Flow rows written.
     pub flow_rows: u64,
+    /// Recorded SYNs no flow row counts (see [`FlowTracker::overflow`]).
+    pub flow_overflow: u64,
     /// Ring-buffer entries of the wrong size (always 0 with a matching object).
     pub malformed: u64,
     /// How the datapath was attached.
@@ -94,8 +99,9 @@ impl Summary {
         }
         s.push_str(&format!(
             "stopped by {}; attached as {}\n\
-             SYN seen {} | recorded {} | drained {} | dropped (ring full) {} | unparsed {}\n\
-             TCP packets {} | flow rows {} | flow insert failures {}\n\
+             SYN seen {} | recorded {} | drained {} | dropped (ring full) {} | unparsed {} | \
+             sampled out {}\n\
+             TCP packets {} | flow rows {} | flow insert failures {} | SYNs in no flow row {}\n\
              wrote {} ({} rows, {} bytes)",
             self.stopped_by,
             self.attachment,
@@ -104,9 +110,11 @@ impl Summary {
             self.syn_drained,
             c(counter::RINGBUF_FULL),
             c(counter::SYN_UNPARSED),
+            c(counter::SYN_SAMPLED_OUT),
             c(counter::TCP_PACKETS),
             self.flow_rows,
             c(counter::FLOW_INSERT_FAILED),
+            self.flow_overflow,
             self.outputs.syn.0.display(),
             self.outputs.syn.1.rows,
             self.outputs.syn.1.bytes,
@@ -127,6 +135,7 @@ fn counter_pairs(
     c: &[u64; counter::COUNT as usize],
     drained: u64,
     malformed: u64,
+    flow_overflow: u64,
 ) -> Vec<(String, String)> {
     let mut v: Vec<(String, String)> = COUNTER_NAMES
         .iter()
@@ -139,6 +148,7 @@ fn counter_pairs(
         .collect();
     v.push(("syn_drained".into(), drained.to_string()));
     v.push(("ring_malformed".into(), malformed.to_string()));
+    v.push(("flow_overflow".into(), flow_overflow.to_string()));
     v
 }
 
@@ -190,6 +200,9 @@ pub fn run(cfg: &Config, log: &mut dyn FnMut(&str)) -> Result<Summary> {
             "flow_interval_ms".into(),
             cfg.flow_interval.as_millis().to_string(),
         ),
+        // 0: every SYN kept. Beside the `syn_sampled_out` counter, so a reader of the
+        // recording knows a busy minute was sampled, and at what rate.
+        ("max_syn_rate".into(), cfg.max_syn_rate.to_string()),
     ];
     // Journals before attaching: an unwritable output directory must not cost an attach.
     let mut sj = JournalWriter::create::<SynRecord>(&paths.syn_journal, &meta)?;
@@ -206,6 +219,7 @@ pub fn run(cfg: &Config, log: &mut dyn FnMut(&str)) -> Result<Summary> {
                 flows: cfg.flows,
                 flow_entries: cfg.flow_entries,
                 ring_bytes: cfg.ring_mib << 20,
+                max_syn_rate: cfg.max_syn_rate,
             },
         )
         .map(|dp| (dp, fj))
@@ -252,7 +266,8 @@ pub fn run(cfg: &Config, log: &mut dyn FnMut(&str)) -> Result<Summary> {
     let mut next_flush = start_mono.saturating_add(flush_ns);
     let mut next_flow = start_mono.saturating_add(flow_ns);
     let mut next_status = start_mono;
-    let mut tracker = FlowTracker::new(start_mono);
+    let mut tracker = FlowTracker::new(start_mono, cfg.flow_entries as usize);
+    let flows = fj.is_some();
     let mut snapshot: Vec<(FlowKey, FlowCounters)> = Vec::new();
     let mut rows: Vec<FlowRow> = Vec::new();
     let mut drained = 0u64;
@@ -293,6 +308,9 @@ pub fn run(cfg: &Config, log: &mut dyn FnMut(&str)) -> Result<Summary> {
         let timeout_ms = (wake.saturating_sub(now) / 1_000_000).min(drain_ms) as i32;
         let ready = poll_readable(&[signals.fd()], timeout_ms)?;
         malformed += dp.drain(|mut r| {
+            if flows {
+                tracker.record(&r);
+            }
             r.ts_ns = clock.to_utc(r.ts_ns);
             sj.push(&r);
             drained += 1;
@@ -311,7 +329,7 @@ pub fn run(cfg: &Config, log: &mut dyn FnMut(&str)) -> Result<Summary> {
         if now >= next_flush {
             sj.flush()?;
             let c = dp.counters()?;
-            let mut pairs = counter_pairs(&c, drained, malformed);
+            let mut pairs = counter_pairs(&c, drained, malformed, tracker.overflow());
             pairs.extend(attach_info.iter().cloned());
             output::write_counters(&paths.counters, &pairs)?;
             next_flush = now.saturating_add(flush_ns);
@@ -350,6 +368,9 @@ pub fn run(cfg: &Config, log: &mut dyn FnMut(&str)) -> Result<Summary> {
 
     // Clean stop: last drain, last flow interval, flush, then detach before converting.
     malformed += dp.drain(|mut r| {
+        if flows {
+            tracker.record(&r);
+        }
         r.ts_ns = clock.to_utc(r.ts_ns);
         sj.push(&r);
         drained += 1;
@@ -361,7 +382,7 @@ pub fn run(cfg: &Config, log: &mut dyn FnMut(&str)) -> Result<Summary> {
         fj.finish()?;
     }
     let counters = dp.counters()?;
-    let mut pairs = counter_pairs(&counters, drained, malformed);
+    let mut pairs = counter_pairs(&counters, drained, malformed, tracker.overflow());
     pairs.extend(attach_info.iter().cloned());
     output::write_counters(&paths.counters, &pairs)?;
     let attachment = dp.attachment.clone();
@@ -374,6 +395,7 @@ pub fn run(cfg: &Config, log: &mut dyn FnMut(&str)) -> Result<Summary> {
         counters,
         syn_drained: drained,
         flow_rows,
+        flow_overflow: tracker.overflow(),
         malformed,
         attachment,
         outputs,

@@ -29,6 +29,7 @@ testkit::main! {
     veth_xdp needs [ROOT, EBPF_OBJECT, IPROUTE2, TCPDUMP],
     sigkill_recovery needs [ROOT, EBPF_OBJECT, IPROUTE2, TCPDUMP],
     syn_burst_accounting needs [ROOT, EBPF_OBJECT, IPROUTE2, TCPDUMP],
+    flood_guard needs [ROOT, EBPF_OBJECT, IPROUTE2],
 }
 
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -699,19 +700,25 @@ fn syn_header(sport: u16, seq: u32) -> [u8; 24] {
     h
 }
 
-/// (d) A burst of 100 000 SYNs: records written + ring-buffer drops == SYNs the hook saw, and
-/// the hook (TC egress of the sender) saw every SYN sent.
-fn syn_burst_accounting() {
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    const BURST: u32 = 100_000;
-    let dir = tempfile::tempdir().unwrap();
-    let (a, _b) = veth_pair("burst");
-    let out = dir.path().join("burst.parquet");
-    // A 1 MiB ring (~7700 records), and the capture is stopped (SIGSTOP) during the burst so
-    // nothing drains it: the burst must overflow it and the drops must be counted.
-    let cap = Capture::start(&a, "va", &out, &["--ring-mib", "1", "--no-flows"]);
-    cap.signal(libc::SIGSTOP);
-    let sent = a.run(|| {
+/// Records of the SYNs [`send_raw_syns`] sent, as the sender's egress hook saw them.
+fn burst_records(rows: &[SynRecord]) -> u64 {
+    rows.iter()
+        .filter(|r| r.direction == direction::EGRESS && r.dst_port == 80 && r.window == 1024)
+        .count() as u64
+}
+
+/// The number under metadata key `k` (a counter), naming the capture's report if absent.
+fn meta_number(extra: &BTreeMap<String, String>, k: &str, report: &str) -> u64 {
+    extra
+        .get(k)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{k} missing: {report}"))
+}
+
+/// Sends `count` SYNs (MSS option, window 1024, source ports 10000.., to 198.51.100.2:80)
+/// from namespace `ns` through a raw socket, as fast as it goes; returns how many were sent.
+fn send_raw_syns(ns: &Netns, count: u32) -> u32 {
+    ns.run(move || {
         // SAFETY (test): plain raw-socket calls with valid buffers.
         unsafe {
             let fd = libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_TCP);
@@ -725,7 +732,7 @@ fn syn_burst_accounting() {
                 sin_zero: [0; 8],
             };
             let mut sent = 0u32;
-            for i in 0..BURST {
+            for i in 0..count {
                 let h = syn_header(10_000 + (i % 50_000) as u16, i);
                 let n = libc::sendto(
                     fd,
@@ -742,21 +749,28 @@ fn syn_burst_accounting() {
             libc::close(fd);
             sent
         }
-    });
+    })
+}
+
+/// (d) A burst of 100 000 SYNs: records written + ring-buffer drops == SYNs the hook saw, and
+/// the hook (TC egress of the sender) saw every SYN sent.
+fn syn_burst_accounting() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    const BURST: u32 = 100_000;
+    let dir = tempfile::tempdir().unwrap();
+    let (a, _b) = veth_pair("burst");
+    let out = dir.path().join("burst.parquet");
+    // A 1 MiB ring (~7700 records), and the capture is stopped (SIGSTOP) during the burst so
+    // nothing drains it: the burst must overflow it and the drops must be counted.
+    let cap = Capture::start(&a, "va", &out, &["--ring-mib", "1", "--no-flows"]);
+    cap.signal(libc::SIGSTOP);
+    let sent = send_raw_syns(&a, BURST);
     assert_eq!(sent, BURST, "every sendto succeeded");
     cap.signal(libc::SIGCONT);
     let report = cap.stop();
     let (rows, extra) = read_syn(&out);
-    let get = |k: &str| -> u64 {
-        extra
-            .get(k)
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("{k} missing: {report}"))
-    };
-    let burst_rows = rows
-        .iter()
-        .filter(|r| r.direction == direction::EGRESS && r.dst_port == 80 && r.window == 1024)
-        .count() as u64;
+    let get = |k: &str| meta_number(&extra, k, &report);
+    let burst_rows = burst_records(&rows);
     let seen = get("syn_seen");
     let dropped = get("ringbuf_full");
     let unparsed = get("syn_unparsed");
@@ -778,5 +792,57 @@ fn syn_burst_accounting() {
     assert!(
         dropped > 0,
         "a 1 MiB ring cannot hold a 100k burst: drops must be counted"
+    );
+}
+
+/// (e) The flood guard: a burst far past `--max-syn-rate` is sampled, and every SYN the hook
+/// saw is accounted for: recorded + sampled out + dropped + unparsed == seen.
+fn flood_guard() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    const BURST: u32 = 60_000;
+    const RATE: u64 = 2_000;
+    let dir = tempfile::tempdir().unwrap();
+    let (a, _b) = veth_pair("guard");
+    let out = dir.path().join("guard.parquet");
+    let cap = Capture::start(&a, "va", &out, &["--max-syn-rate", &RATE.to_string()]);
+    let t0 = Instant::now();
+    let sent = send_raw_syns(&a, BURST);
+    let secs = t0.elapsed().as_secs();
+    assert_eq!(sent, BURST, "every sendto succeeded");
+    let report = cap.stop();
+    let (rows, extra) = read_syn(&out);
+    let get = |k: &str| meta_number(&extra, k, &report);
+    let (seen, recorded, sampled) = (get("syn_seen"), get("syn_records"), get("syn_sampled_out"));
+    let (dropped, unparsed) = (get("ringbuf_full"), get("syn_unparsed"));
+    eprintln!(
+        "guard: sent {sent} in ~{secs} s, seen {seen}, recorded {recorded}, sampled out {sampled}"
+    );
+    assert_eq!(get("max_syn_rate"), RATE);
+    assert_eq!(rows.len() as u64, recorded);
+    assert_eq!(
+        recorded + sampled + dropped + unparsed,
+        seen,
+        "nothing unaccounted for"
+    );
+    assert!(
+        seen >= u64::from(BURST),
+        "the egress hook saw every SYN sent"
+    );
+    assert!(sampled > 0, "a burst past the limit is sampled");
+    assert!(
+        report.contains(&format!("sampled out {sampled}")),
+        "the exit summary says so: {report}"
+    );
+    // Each CPU keeps at most RATE per one-second window; the burst spans at most secs + 2
+    // windows on each CPU that sent.
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
+    let burst_rows = burst_records(&rows);
+    assert!(
+        burst_rows <= RATE * cpus * (secs + 2),
+        "{burst_rows} records kept at {RATE}/s/CPU over ~{secs} s on {cpus} CPUs"
+    );
+    assert!(
+        burst_rows >= RATE,
+        "the first window keeps its {RATE} records"
     );
 }

@@ -4,21 +4,24 @@
 //! the datapath only watches.
 
 use core::intrinsics::{AtomicOrdering::Relaxed, atomic_cxchg, atomic_or, atomic_xadd};
+use core::mem::MaybeUninit;
 
 use aya_ebpf::{
     bindings::{__sk_buff, BPF_NOEXIST, BPF_RB_NO_WAKEUP, xdp_action, xdp_md},
-    helpers::{bpf_ktime_get_ns, bpf_skb_load_bytes, r#gen::bpf_xdp_load_bytes},
+    helpers::{
+        bpf_ktime_get_coarse_ns, bpf_ktime_get_ns, bpf_skb_load_bytes, r#gen::bpf_xdp_load_bytes,
+    },
     macros::{classifier, map, xdp},
-    maps::{Array, LruHashMap, PerCpuArray, RingBuf},
+    maps::{LruHashMap, PerCpuArray, RingBuf},
     programs::{TcContext, XdpContext},
 };
 use record::{
-    DatapathConfig, FlowCounters, FlowDirCounters, FlowKey, SynRecord, config_flag, counter,
-    direction, source,
+    CpuCounters, FlowCounters, FlowDirCounters, FlowKey, SynRecord, counter, direction, source,
 };
 
-use crate::flow::flow_key;
-use crate::parse::{Packet, Parsed, parse};
+use crate::flow::{AlignedKey, flow_key};
+use crate::parse::{Packet, Parsed, parse_packet};
+use crate::words;
 
 /// The licence the kernel reads from the object's `license` section. The programs only copy
 /// header bytes, but declaring a GPL-compatible licence keeps every helper available to them.
@@ -37,47 +40,115 @@ static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";
 static SYN_EVENTS: RingBuf = RingBuf::with_byte_size(16 * 1024 * 1024, 0);
 
 /// Flow table. LRU so a flood of new flows evicts old ones instead of failing inserts.
+///
+/// It counts every TCP packet except the SYNs whose record reached the ring: userspace adds
+/// those back from the records (`capture::flowtrack`). A SYN flood therefore never touches
+/// the table, whose inserts (an LRU eviction and a few cache misses each) were most of a
+/// flood SYN's cost.
 #[map]
 static FLOWS: LruHashMap<FlowKey, FlowCounters> = LruHashMap::with_max_entries(65536, 0);
 
-/// Per-CPU counters indexed by [`record::counter`].
+/// Per-CPU counters and flood-guard window, one entry ([`CpuCounters`]).
 #[map]
-static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counter::COUNT, 0);
+static COUNTERS: PerCpuArray<CpuCounters> = PerCpuArray::with_max_entries(1, 0);
 
-/// Configuration written by the loader (index 0).
-#[map]
-static CONFIG: Array<DatapathConfig> = Array::with_max_entries(1, 0);
+/// [`record::names::GLOBAL_FLOWS`]: read-only data the loader sets, so the verifier prunes
+/// the flow update when it is 0.
+#[unsafe(no_mangle)]
+static SYNSCOPE_FLOWS: u32 = 1;
+
+/// [`record::names::GLOBAL_MAX_SYN_RATE`]: SYN records kept per CPU per second; 0 = all.
+#[unsafe(no_mangle)]
+static SYNSCOPE_MAX_SYN_RATE: u32 = 0;
 
 /// `TC_ACT_UNSPEC`: under TCX this is "next" (let later programs run), under cls_bpf
 /// direct-action it is "no verdict" - either way the packet continues untouched.
 const TC_ACT_UNSPEC: i32 = -1;
 const EEXIST: i64 = 17;
 
-struct Skb(*mut __sk_buff);
+/// Offsets past this are read through the load helpers: it bounds the offset the verifier
+/// sees added to a packet pointer (its limit is 0xffff), far beyond any header we read.
+const MAX_DIRECT_OFFSET: u32 = 0x3fff;
 
-impl Packet for Skb {
-    #[inline(always)]
-    fn load<const N: usize>(&self, off: u32, out: &mut [u8; N]) -> bool {
-        // SAFETY: the helper checks `off + N` against the packet and writes at most N bytes
-        // into `out`, which is N bytes long.
-        unsafe {
-            bpf_skb_load_bytes(
-                self.0 as *const _,
-                off,
-                out.as_mut_ptr() as *mut _,
-                N as u32,
-            ) == 0
-        }
+/// The largest read the parser makes (an IPv6 header, or a full TCP option area).
+const MAX_READ: usize = 40;
+
+/// Per-CPU buffer for the rare read that direct access cannot serve (see [`direct`]). Looked
+/// up only then, so it costs the common path nothing.
+#[map]
+static SCRATCH: PerCpuArray<[u8; MAX_READ]> = PerCpuArray::with_max_entries(1, 0);
+
+/// Direct packet access: the `N` bytes at `off` in place, when they lie in `[data, end)`.
+/// A plain load is several times cheaper than a helper call and nothing is copied; the
+/// helpers stay as the fallback for bytes outside the linear part (a non-linear skb, a
+/// multi-buffer XDP frame).
+#[inline(always)]
+fn direct<'a, const N: usize>(data: usize, end: usize, off: u32) -> Option<&'a [u8; N]> {
+    if off > MAX_DIRECT_OFFSET {
+        return None;
+    }
+    let start = data + off as usize;
+    if start + N > end {
+        return None;
+    }
+    // SAFETY: `[start, start + N)` lies inside the packet, checked just above against `end`
+    // (the verifier checks the same comparison); packet memory outlives the program run and
+    // `[u8; N]` has no alignment requirement.
+    Some(unsafe { &*(start as *const [u8; N]) })
+}
+
+/// The fallback: `load` copies `N` bytes at `off` into this CPU's [`SCRATCH`] buffer.
+#[inline(always)]
+fn via_scratch<'a, const N: usize>(load: impl FnOnce(*mut u8) -> bool) -> Option<&'a [u8; N]> {
+    let buf = SCRATCH.get_ptr_mut(0)?;
+    // SAFETY: per-CPU buffer of MAX_READ bytes, used by one program run at a time on this
+    // CPU; `Packet::bytes` takes `&mut self`, so the previous view is dead before this
+    // overwrites it.
+    let buf = unsafe { &mut *buf };
+    let dst = buf.first_chunk_mut::<N>()?;
+    if load(dst.as_mut_ptr()) {
+        Some(dst)
+    } else {
+        None
     }
 }
 
-struct Xdp(*mut xdp_md);
+struct Skb {
+    skb: *mut __sk_buff,
+    data: usize,
+    end: usize,
+}
+
+impl Packet for Skb {
+    #[inline(always)]
+    fn bytes<const N: usize>(&mut self, off: u32) -> Option<&[u8; N]> {
+        if let Some(b) = direct(self.data, self.end, off) {
+            return Some(b);
+        }
+        let skb = self.skb;
+        via_scratch(|dst| {
+            // SAFETY: the helper checks `off + N` against the packet and writes at most N
+            // bytes into `dst`, which has N bytes.
+            unsafe { bpf_skb_load_bytes(skb as *const _, off, dst as *mut _, N as u32) == 0 }
+        })
+    }
+}
+
+struct Xdp {
+    ctx: *mut xdp_md,
+    data: usize,
+    end: usize,
+}
 
 impl Packet for Xdp {
     #[inline(always)]
-    fn load<const N: usize>(&self, off: u32, out: &mut [u8; N]) -> bool {
+    fn bytes<const N: usize>(&mut self, off: u32) -> Option<&[u8; N]> {
+        if let Some(b) = direct(self.data, self.end, off) {
+            return Some(b);
+        }
+        let ctx = self.ctx;
         // SAFETY: as above, for the XDP buffer (including multi-buffer frames).
-        unsafe { bpf_xdp_load_bytes(self.0, off, out.as_mut_ptr() as *mut _, N as u32) == 0 }
+        via_scratch(|dst| unsafe { bpf_xdp_load_bytes(ctx, off, dst as *mut _, N as u32) == 0 })
     }
 }
 
@@ -105,7 +176,8 @@ const _: () = assert!(
         && same_name(record::names::MAP_SYN_EVENTS, "SYN_EVENTS")
         && same_name(record::names::MAP_FLOWS, "FLOWS")
         && same_name(record::names::MAP_COUNTERS, "COUNTERS")
-        && same_name(record::names::MAP_CONFIG, "CONFIG")
+        && same_name(record::names::GLOBAL_FLOWS, "SYNSCOPE_FLOWS")
+        && same_name(record::names::GLOBAL_MAX_SYN_RATE, "SYNSCOPE_MAX_SYN_RATE")
 );
 
 #[classifier]
@@ -128,7 +200,12 @@ pub fn synscope_xdp(ctx: XdpContext) -> u32 {
     // SAFETY: `ctx.ctx` is the context pointer the kernel passed in; reading a field of it
     // is what the verifier allows for xdp_md.
     let ifindex = unsafe { (*ctx.ctx).ingress_ifindex };
-    observe(&Xdp(ctx.ctx), ifindex, source::XDP, direction::INGRESS);
+    let mut pkt = Xdp {
+        ctx: ctx.ctx,
+        data: ctx.data(),
+        end: ctx.data_end(),
+    };
+    observe(&mut pkt, ifindex, source::XDP, direction::INGRESS);
     xdp_action::XDP_PASS
 }
 
@@ -137,15 +214,27 @@ fn try_tc(ctx: &TcContext, dir: u8) {
     let skb = ctx.skb.skb;
     // SAFETY: context field read, as above.
     let ifindex = unsafe { (*skb).ifindex };
-    observe(&Skb(skb), ifindex, source::TC, dir);
+    let mut pkt = Skb {
+        skb,
+        data: ctx.data(),
+        end: ctx.data_end(),
+    };
+    observe(&mut pkt, ifindex, source::TC, dir);
 }
 
-/// Parses one packet and records what it must: flow counters for any TCP packet, a ring-buffer
-/// record for a SYN.
+/// Parses one packet and accounts for it exactly once: a SYN whose record reaches the ring is
+/// counted there (userspace adds it to its flow), every other TCP packet in the flow table.
 #[inline(always)]
-fn observe<P: Packet>(pkt: &P, ifindex: u32, src: u8, dir: u8) {
-    let mut rec = SynRecord::ZERO;
-    let (l3_bytes, syn, syn_ok) = match parse_subprog(pkt, &mut rec) {
+fn observe<P: Packet>(pkt: &mut P, ifindex: u32, src: u8, dir: u8) {
+    let Some(cpu) = COUNTERS.get_ptr_mut(0) else {
+        return;
+    };
+    // SAFETY: per-CPU value; TC and XDP programs run with migration disabled, so nothing
+    // else touches this CPU's copy while the program runs.
+    let cpu = unsafe { &mut *cpu };
+    let mut rec = MaybeUninit::<SynRecord>::uninit();
+    let rec = zeroed(&mut rec);
+    let (l3_bytes, syn, syn_ok) = match parse_subprog(pkt, rec) {
         Parsed::NotTcp => return,
         Parsed::Tcp {
             l3_bytes,
@@ -153,55 +242,107 @@ fn observe<P: Packet>(pkt: &P, ifindex: u32, src: u8, dir: u8) {
             syn_ok,
         } => (l3_bytes, syn, syn_ok),
     };
-    let ts = unsafe { bpf_ktime_get_ns() };
-    bump(counter::TCP_PACKETS);
-    if flows_enabled() {
-        update_flow(&rec, u64::from(l3_bytes), ts);
+    bump(cpu, counter::TCP_PACKETS);
+    // The exact time only for a record; the flow table's times have the kernel tick's
+    // precision (CLOCK_MONOTONIC_COARSE, 1-10 ms), which costs a few ns where reading the
+    // clock source costs tens (an rdtsc, in a VM more).
+    let mut ts = 0;
+    if syn {
+        bump(cpu, counter::SYN_SEEN);
+        if !syn_ok {
+            bump(cpu, counter::SYN_UNPARSED);
+        } else {
+            // SAFETY: a helper without arguments.
+            ts = unsafe { bpf_ktime_get_ns() };
+            if !guard_keeps(cpu, ts) {
+                // Left out on purpose: neither recorded nor counted in the flow table, so
+                // that a flood past the limit costs the host as little as possible.
+                bump(cpu, counter::SYN_SAMPLED_OUT);
+                return;
+            }
+            rec.ts_ns = ts;
+            rec.ifindex = ifindex;
+            rec.source = src;
+            rec.direction = dir;
+            if submit(rec) {
+                bump(cpu, counter::SYN_RECORDS);
+                return;
+            }
+            bump(cpu, counter::RINGBUF_FULL);
+        }
     }
-    if !syn {
-        return;
+    // SAFETY: read-only data set by the loader (a volatile read, so the compiler does not
+    // fold the default value in).
+    if unsafe { core::ptr::read_volatile(&SYNSCOPE_FLOWS) } != 0 {
+        if ts == 0 {
+            // SAFETY: a helper without arguments.
+            ts = unsafe { bpf_ktime_get_coarse_ns() };
+        }
+        update_flow(cpu, rec, u64::from(l3_bytes), ts);
     }
-    bump(counter::SYN_SEEN);
-    if !syn_ok {
-        bump(counter::SYN_UNPARSED);
-        return;
+}
+
+/// A zeroed record, written a word at a time ([`words`]).
+#[inline(always)]
+fn zeroed(rec: &mut MaybeUninit<SynRecord>) -> &mut SynRecord {
+    // SAFETY: the record is 128 bytes, 8-aligned; all-zero is a valid SynRecord (integers).
+    unsafe {
+        words::zero::<{ SynRecord::SIZE / 8 }>(rec.as_mut_ptr().cast::<u64>());
+        rec.assume_init_mut()
     }
-    rec.ts_ns = ts;
-    rec.ifindex = ifindex;
-    rec.source = src;
-    rec.direction = dir;
+}
+
+/// Copies the record into the ring; `false` when the ring is full.
+#[inline(always)]
+fn submit(rec: &SynRecord) -> bool {
     match SYN_EVENTS.reserve::<SynRecord>(0) {
         Some(mut entry) => {
             // Reserved memory is not zeroed; writing the whole (canonical) record covers
             // every byte.
-            entry.write(rec);
+            // SAFETY: the entry and the record are both 128 bytes, 8-aligned.
+            unsafe {
+                words::copy::<{ SynRecord::SIZE / 8 }>(
+                    entry.as_mut_ptr().cast::<u64>(),
+                    (rec as *const SynRecord).cast::<u64>(),
+                )
+            };
             entry.submit(u64::from(BPF_RB_NO_WAKEUP));
-            bump(counter::SYN_RECORDS);
+            true
         }
-        None => bump(counter::RINGBUF_FULL),
-    }
-}
-
-/// [`parse`] as its own BPF subprogram (own stack frame for the header copies).
-#[inline(never)]
-fn parse_subprog<P: Packet>(pkt: &P, rec: &mut SynRecord) -> Parsed {
-    parse(pkt, rec)
-}
-
-#[inline(always)]
-fn flows_enabled() -> bool {
-    match CONFIG.get(0) {
-        Some(c) => c.flags & config_flag::FLOWS != 0,
         None => false,
     }
 }
 
+/// The flood guard: whether this CPU may keep one more SYN record in the current second.
+/// Always true when no limit is set (the branch is pruned at load time then).
 #[inline(always)]
-fn bump(idx: u32) {
-    if let Some(p) = COUNTERS.get_ptr_mut(idx) {
-        // SAFETY: per-CPU slot; TC and XDP programs run with migration disabled, so no other
-        // writer touches this CPU's copy concurrently.
-        unsafe { *p += 1 };
+fn guard_keeps(cpu: &mut CpuCounters, ts: u64) -> bool {
+    // SAFETY: read-only data set by the loader, as above.
+    let limit = u64::from(unsafe { core::ptr::read_volatile(&SYNSCOPE_MAX_SYN_RATE) });
+    if limit == 0 {
+        return true;
+    }
+    if ts.wrapping_sub(cpu.guard_window_ns) >= CpuCounters::GUARD_WINDOW_NS {
+        cpu.guard_window_ns = ts;
+        cpu.guard_window_kept = 0;
+    }
+    if cpu.guard_window_kept >= limit {
+        return false;
+    }
+    cpu.guard_window_kept += 1;
+    true
+}
+
+/// [`parse_packet`] as its own BPF subprogram (own stack frame).
+#[inline(never)]
+fn parse_subprog<P: Packet>(pkt: &mut P, rec: &mut SynRecord) -> Parsed {
+    parse_packet(pkt, rec)
+}
+
+#[inline(always)]
+fn bump(cpu: &mut CpuCounters, idx: u32) {
+    if let Some(c) = cpu.counts.get_mut(idx as usize) {
+        *c += 1;
     }
 }
 
@@ -211,29 +352,34 @@ fn bump(idx: u32) {
 /// Not inlined: as a BPF subprogram its stack frame (key, fresh counters) is separate from
 /// the caller's record, which keeps every frame and the whole call chain under 512 bytes.
 #[inline(never)]
-fn update_flow(rec: &SynRecord, bytes: u64, ts: u64) {
-    let mut key = FlowKey {
-        addr_a: [0; 16],
-        addr_b: [0; 16],
-        port_a: 0,
-        port_b: 0,
-        ip_version: 0,
-        _pad0: [0; 3],
+fn update_flow(cpu: &mut CpuCounters, rec: &SynRecord, bytes: u64, ts: u64) {
+    let mut key = MaybeUninit::<AlignedKey>::uninit();
+    // SAFETY: five zero words make a valid all-zero key (40 bytes, 8-aligned, integers).
+    let key = unsafe {
+        words::zero::<5>(key.as_mut_ptr().cast::<u64>());
+        key.assume_init_mut()
     };
-    let dir = flow_key(rec, &mut key);
-    if let Some(v) = FLOWS.get_ptr_mut(&key) {
+    let dir = flow_key(rec, key);
+    let key = &key.0;
+    if let Some(v) = FLOWS.get_ptr_mut(key) {
         add_to(v, dir, bytes, ts, rec.tcp_flags);
         return;
     }
-    let mut fresh = FlowCounters::default();
+    let mut fresh = MaybeUninit::<FlowCounters>::uninit();
+    // SAFETY: FlowCounters is 80 bytes of u64-aligned integers: ten zero words make a valid,
+    // all-zero value.
+    let fresh = unsafe {
+        words::zero::<{ FlowCounters::SIZE / 8 }>(fresh.as_mut_ptr().cast::<u64>());
+        fresh.assume_init_mut()
+    };
     fresh.dir_mut(dir).add(ts, bytes, rec.tcp_flags);
-    match FLOWS.insert(&key, &fresh, u64::from(BPF_NOEXIST)) {
+    match FLOWS.insert(key, fresh, u64::from(BPF_NOEXIST)) {
         Ok(()) => {}
         Err(e) if e == -EEXIST => match FLOWS.get_ptr_mut(&key) {
             Some(v) => add_to(v, dir, bytes, ts, rec.tcp_flags),
-            None => bump(counter::FLOW_INSERT_FAILED),
+            None => bump(cpu, counter::FLOW_INSERT_FAILED),
         },
-        Err(_) => bump(counter::FLOW_INSERT_FAILED),
+        Err(_) => bump(cpu, counter::FLOW_INSERT_FAILED),
     }
 }
 
@@ -251,17 +397,25 @@ fn add_to(v: *mut FlowCounters, dir: u8, bytes: u64, ts: u64, flags: u16) {
         // intrinsics are used directly; with `-C target-cpu=v3` they lower to BPF_ATOMIC.
         atomic_xadd::<u64, u64, { Relaxed }>(&raw mut (*d).packets, 1);
         atomic_xadd::<u64, u64, { Relaxed }>(&raw mut (*d).bytes, bytes);
-        // First packet in this direction: claim first_seen once.
-        let _ = atomic_cxchg::<u64, { Relaxed }, { Relaxed }>(&raw mut (*d).first_seen_ns, 0, ts);
+        // first_seen is claimed once, by the direction's first packet: a plain read skips
+        // the locked compare-and-swap for every later packet.
+        if core::ptr::read_volatile(&raw const (*d).first_seen_ns) == 0 {
+            let _ =
+                atomic_cxchg::<u64, { Relaxed }, { Relaxed }>(&raw mut (*d).first_seen_ns, 0, ts);
+        }
         // last_seen is a plain store: concurrent packets are within nanoseconds of each other
         // and userspace only needs "recently active".
         // (A volatile store: the BPF backend cannot select an atomic store, and an aligned
         // 64-bit store is single-copy atomic on every BPF JIT anyway.)
         core::ptr::write_volatile(&raw mut (*d).last_seen_ns, ts);
         // tcp_flags (u16) is followed by zero padding: OR into the 32-bit word holding it
-        // (little-endian: the flags are its low half), since BPF atomics are 32/64-bit.
+        // (little-endian: the flags are its low half), since BPF atomics are 32/64-bit. Only
+        // when it adds a bit: after the handshake a flow's flags rarely change.
         let word = (&raw mut (*d).tcp_flags) as *mut u32;
-        atomic_or::<u32, u32, { Relaxed }>(word, u32::from(flags));
+        let flags = u32::from(flags);
+        if core::ptr::read_volatile(word) & flags != flags {
+            atomic_or::<u32, u32, { Relaxed }>(word, flags);
+        }
     }
 }
 

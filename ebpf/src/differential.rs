@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use formats::pcap::{LinkType, parse_packet};
 use record::{FlowKey, SynRecord};
 
-use crate::flow::flow_key;
+use crate::flow::{AlignedKey, flow_key};
 use crate::parse::{MAX_IPV6_EXT, Parsed, parse};
 
 const ETHERNET: LinkType = LinkType(1);
@@ -26,8 +26,13 @@ fn ours(frame: &[u8]) -> Facts {
         Parsed::Tcp {
             l3_bytes, syn_ok, ..
         } => {
-            let mut key = FlowKey::new(0, [0; 16], 0, [0; 16], 0).0;
+            let mut key = AlignedKey(FlowKey::new(0, [0; 16], 0, [0; 16], 0).0);
             let dir = flow_key(&rec, &mut key);
+            let key = key.0;
+            if syn_ok {
+                // Userspace counts a recorded SYN in its flow from the record alone.
+                assert_eq!(rec.l3_bytes(), u64::from(l3_bytes), "{rec:?}");
+            }
             Some((
                 key,
                 dir,

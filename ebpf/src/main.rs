@@ -18,6 +18,7 @@
 
 mod flow;
 mod parse;
+mod words;
 
 #[cfg(test)]
 mod differential;

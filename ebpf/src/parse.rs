@@ -1,11 +1,12 @@
 //! Packet parsing shared by the TC and XDP hooks, written against a tiny [`Packet`] trait so the
-//! very same code runs in the kernel (over `bpf_skb_load_bytes` / `bpf_xdp_load_bytes`) and in
-//! host unit tests (over a byte slice).
+//! very same code runs in the kernel (over the packet's memory) and in host unit tests (over a
+//! byte slice).
 //!
 //! Verifier-driven shape:
-//! - every read is a fixed-size copy ([`Packet::load`] takes a `[u8; N]`), because the load
-//!   helpers reject sizes the verifier cannot prove non-zero; the variable-length TCP option
-//!   area is dispatched over its 11 possible sizes (0, 4, …, 40);
+//! - every read is of a constant size ([`Packet::bytes`] hands out a `&[u8; N]`): the kernel
+//!   side checks `N` bytes against the packet's end once and the parser then reads fields
+//!   straight from packet memory, with no copy; the variable-length TCP option area is
+//!   dispatched over its 11 possible sizes (0, 4, …, 40);
 //! - loops are unrolled with constant bounds (two VLAN tags, [`MAX_IPV6_EXT`] extension
 //!   headers);
 //! - no slice indexing with run-time indexes, no arithmetic that can panic (all `wrapping_*` /
@@ -17,22 +18,29 @@ use record::{SynRecord, TCP_OPTS_MAX, tcp_flag};
 
 /// Read access to one packet, starting at the link-layer (Ethernet) header.
 pub trait Packet {
-    /// Copies `N` bytes starting at `off` into `out`. Returns `false` (leaving `out` in an
-    /// unspecified state) when the packet is shorter than `off + N`.
-    fn load<const N: usize>(&self, off: u32, out: &mut [u8; N]) -> bool;
+    /// The `N` bytes starting at `off`, or `None` when the packet is shorter than `off + N`.
+    /// `&mut self`: an implementation may copy the bytes into a buffer of its own (the
+    /// kernel's fallback for bytes outside an skb's linear data), so only one view lives at a
+    /// time.
+    fn bytes<const N: usize>(&mut self, off: u32) -> Option<&[u8; N]>;
 }
 
-impl Packet for [u8] {
-    fn load<const N: usize>(&self, off: u32, out: &mut [u8; N]) -> bool {
-        let start = off as usize;
-        match self.get(start..start.saturating_add(N)) {
-            Some(src) if src.len() == N => {
-                out.copy_from_slice(src);
-                true
-            }
-            _ => false,
-        }
+/// A whole frame in memory (pcap replay, unit tests).
+#[cfg(not(target_arch = "bpf"))]
+pub struct Frame<'a>(pub &'a [u8]);
+
+#[cfg(not(target_arch = "bpf"))]
+impl Packet for Frame<'_> {
+    #[inline(always)]
+    fn bytes<const N: usize>(&mut self, off: u32) -> Option<&[u8; N]> {
+        self.0.get(off as usize..)?.first_chunk::<N>()
     }
+}
+
+/// [`parse_packet`] over a frame in memory.
+#[cfg(not(target_arch = "bpf"))]
+pub fn parse(frame: &[u8], rec: &mut SynRecord) -> Parsed {
+    parse_packet(&mut Frame(frame), rec)
 }
 
 /// Ethertypes of 802.1Q, 802.1ad and the legacy QinQ tag.
@@ -74,29 +82,28 @@ pub enum Parsed {
 
 /// Parses the packet into `rec`, which must be [`SynRecord::ZERO`] on entry (the record stays
 /// canonical because nothing writes past the bytes a field uses). Fills every field except
-/// `ts_ns`, `ifindex`, `direction` and `source`, which the hook owns.
+/// `ts_ns`, `ifindex`, `direction` and `source`, which the hook owns. After
+/// [`Parsed::NotTcp`] the record's contents are unspecified.
 #[inline(always)]
-pub fn parse<P: Packet + ?Sized>(pkt: &P, rec: &mut SynRecord) -> Parsed {
-    let mut eth = [0u8; 14];
-    if !pkt.load(0, &mut eth) {
+pub fn parse_packet<P: Packet>(pkt: &mut P, rec: &mut SynRecord) -> Parsed {
+    let Some(eth) = pkt.bytes::<14>(0) else {
         return Parsed::NotTcp;
-    }
+    };
     let mut ethertype = u16::from_be_bytes([eth[12], eth[13]]);
     let mut off: u32 = 14;
     // Up to two VLAN tags (QinQ). At TC the outer tag is often already stripped into
     // skb->vlan_tci by the driver; then the data simply starts with the inner type.
-    let mut tag = [0u8; 4];
     if is_vlan(ethertype) {
-        if !pkt.load(off, &mut tag) {
+        let Some(tag) = pkt.bytes::<4>(off) else {
             return Parsed::NotTcp;
-        }
+        };
         ethertype = u16::from_be_bytes([tag[2], tag[3]]);
         off += 4;
     }
     if is_vlan(ethertype) {
-        if !pkt.load(off, &mut tag) {
+        let Some(tag) = pkt.bytes::<4>(off) else {
             return Parsed::NotTcp;
-        }
+        };
         ethertype = u16::from_be_bytes([tag[2], tag[3]]);
         off += 4;
     }
@@ -113,11 +120,10 @@ fn is_vlan(ethertype: u16) -> bool {
 }
 
 #[inline(always)]
-fn parse_ipv4<P: Packet + ?Sized>(pkt: &P, off: u32, rec: &mut SynRecord) -> Parsed {
-    let mut ip = [0u8; 20];
-    if !pkt.load(off, &mut ip) {
+fn parse_ipv4<P: Packet>(pkt: &mut P, off: u32, rec: &mut SynRecord) -> Parsed {
+    let Some(ip) = pkt.bytes::<20>(off) else {
         return Parsed::NotTcp;
-    }
+    };
     if ip[0] >> 4 != 4 || ip[9] != IPPROTO_TCP {
         return Parsed::NotTcp;
     }
@@ -160,20 +166,25 @@ fn parse_ipv4<P: Packet + ?Sized>(pkt: &P, off: u32, rec: &mut SynRecord) -> Par
 }
 
 #[inline(always)]
-fn parse_ipv6<P: Packet + ?Sized>(pkt: &P, off: u32, rec: &mut SynRecord) -> Parsed {
-    let mut ip = [0u8; 40];
-    if !pkt.load(off, &mut ip) {
+fn parse_ipv6<P: Packet>(pkt: &mut P, off: u32, rec: &mut SynRecord) -> Parsed {
+    let Some(ip) = pkt.bytes::<40>(off) else {
         return Parsed::NotTcp;
-    }
+    };
     if ip[0] >> 4 != 6 {
         return Parsed::NotTcp;
     }
     let payload_len = u16::from_be_bytes([ip[4], ip[5]]);
     let mut next = ip[6];
+    // Every field is taken before the extension-header walk, which needs the packet again.
+    rec.tos = (ip[0] << 4) | (ip[1] >> 4);
+    rec.flow_label = (u32::from(ip[1] & 0x0f) << 16) | (u32::from(ip[2]) << 8) | u32::from(ip[3]);
+    rec.ip_len = payload_len;
+    rec.ttl = ip[7];
+    copy16(&mut rec.src_addr, ip, 8);
+    copy16(&mut rec.dst_addr, ip, 24);
     let mut hdr_len: u16 = 40;
     // Bounded walk over the extension headers we know how to skip. Anything else (fragment
     // header, AH, ESP, no-next-header, unknown) ends the parse: no TCP header to read.
-    let mut ext = [0u8; 2];
     let mut i = 0;
     while i < MAX_IPV6_EXT {
         if next == IPPROTO_TCP {
@@ -182,9 +193,9 @@ fn parse_ipv6<P: Packet + ?Sized>(pkt: &P, off: u32, rec: &mut SynRecord) -> Par
         if next != IPV6_HOPOPTS && next != IPV6_ROUTING && next != IPV6_DSTOPTS {
             return Parsed::NotTcp;
         }
-        if !pkt.load(off + u32::from(hdr_len), &mut ext) {
+        let Some(ext) = pkt.bytes::<2>(off + u32::from(hdr_len)) else {
             return Parsed::NotTcp;
-        }
+        };
         next = ext[0];
         hdr_len = hdr_len.saturating_add((u16::from(ext[1]) + 1) * 8);
         i += 1;
@@ -193,13 +204,7 @@ fn parse_ipv6<P: Packet + ?Sized>(pkt: &P, off: u32, rec: &mut SynRecord) -> Par
         return Parsed::NotTcp;
     }
     rec.ip_version = 6;
-    rec.tos = (ip[0] << 4) | (ip[1] >> 4);
-    rec.flow_label = (u32::from(ip[1] & 0x0f) << 16) | (u32::from(ip[2]) << 8) | u32::from(ip[3]);
-    rec.ip_len = payload_len;
-    rec.ttl = ip[7];
     rec.ip_hdr_len = hdr_len;
-    copy16(&mut rec.src_addr, &ip, 8);
-    copy16(&mut rec.dst_addr, &ip, 24);
     let l4 = off + u32::from(hdr_len);
     // Bytes after the extension headers, per the payload length field.
     let l4_len = payload_len.saturating_sub(hdr_len - 40);
@@ -222,17 +227,16 @@ fn copy16(dst: &mut [u8; 16], src: &[u8; 40], at: usize) {
 /// Reads the TCP header at `l4`. `l4_len` is the TCP segment length the IP header announces
 /// (header + payload), `l3_bytes` the flow-counter byte count.
 #[inline(always)]
-fn parse_tcp<P: Packet + ?Sized>(
-    pkt: &P,
+fn parse_tcp<P: Packet>(
+    pkt: &mut P,
     l4: u32,
     rec: &mut SynRecord,
     l4_len: u16,
     l3_bytes: u32,
 ) -> Parsed {
-    let mut tcp = [0u8; 20];
-    if !pkt.load(l4, &mut tcp) {
+    let Some(tcp) = pkt.bytes::<20>(l4) else {
         return Parsed::NotTcp;
-    }
+    };
     rec.src_port = u16::from_be_bytes([tcp[0], tcp[1]]);
     rec.dst_port = u16::from_be_bytes([tcp[2], tcp[3]]);
     rec.seq = u32::from_be_bytes([tcp[4], tcp[5], tcp[6], tcp[7]]);
@@ -254,12 +258,11 @@ fn parse_tcp<P: Packet + ?Sized>(
     let mut syn_ok = false;
     if syn {
         let opts_len = doff - 20;
+        // A failed read copies nothing, so the option area stays zero and the record
+        // canonical even when it is not emitted.
         if load_opts(pkt, l4 + 20, opts_len, &mut rec.tcp_opts) {
             rec.tcp_opts_len = opts_len;
             syn_ok = true;
-        } else {
-            // Keep the record canonical even though it will not be emitted.
-            rec.tcp_opts = [0; TCP_OPTS_MAX];
         }
     }
     Parsed::Tcp {
@@ -269,15 +272,18 @@ fn parse_tcp<P: Packet + ?Sized>(
     }
 }
 
-/// Loads `len` (a multiple of 4, at most 40) option bytes into the front of `out` with a
+/// Copies `len` (a multiple of 4, at most 40) option bytes into the front of `out` with a
 /// constant-size read per possible length.
 #[inline(always)]
-fn load_opts<P: Packet + ?Sized>(pkt: &P, off: u32, len: u8, out: &mut [u8; TCP_OPTS_MAX]) -> bool {
+fn load_opts<P: Packet>(pkt: &mut P, off: u32, len: u8, out: &mut [u8; TCP_OPTS_MAX]) -> bool {
     macro_rules! chunk {
         ($n:literal) => {
-            match out.first_chunk_mut::<$n>() {
-                Some(c) => pkt.load(off, c),
-                None => false,
+            match (out.first_chunk_mut::<$n>(), pkt.bytes::<$n>(off)) {
+                (Some(dst), Some(src)) => {
+                    *dst = *src;
+                    true
+                }
+                _ => false,
             }
         };
     }

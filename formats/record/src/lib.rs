@@ -43,10 +43,15 @@ pub mod names {
     pub const MAP_SYN_EVENTS: &str = "SYN_EVENTS";
     /// LRU hash of [`crate::FlowKey`] -> [`crate::FlowCounters`].
     pub const MAP_FLOWS: &str = "FLOWS";
-    /// Per-CPU array of drop and error counters, indexed by [`crate::Counter`].
+    /// Per-CPU array with one [`crate::CpuCounters`]: the counters and the flood guard's window.
     pub const MAP_COUNTERS: &str = "COUNTERS";
-    /// Array holding the program configuration ([`crate::DatapathConfig`]), index 0.
-    pub const MAP_CONFIG: &str = "CONFIG";
+    /// Global (`u32`, read-only data) the loader sets before loading: 1 keeps the flow table,
+    /// 0 does not. Being read-only data, the verifier knows its value and drops the code a
+    /// setting leaves unused, where a configuration map would cost a lookup per packet.
+    pub const GLOBAL_FLOWS: &str = "SYNSCOPE_FLOWS";
+    /// Global (`u32`, read-only data): the flood guard's limit, SYN records kept per second per
+    /// CPU; 0 keeps every SYN. See [`crate::CpuCounters`].
+    pub const GLOBAL_MAX_SYN_RATE: &str = "SYNSCOPE_MAX_SYN_RATE";
 }
 
 /// [`SynRecord::direction`] values.
@@ -316,6 +321,17 @@ impl SynRecord {
         if self.ip_version == 4 { 4 } else { 16 }
     }
 
+    /// The bytes this packet adds to its flow's counters: the IPv4 total length, or the
+    /// IPv6 payload length plus the 40-byte fixed header (what the datapath counts for every
+    /// other packet of the flow).
+    pub fn l3_bytes(&self) -> u64 {
+        if self.ip_version == 6 {
+            40 + u64::from(self.ip_len)
+        } else {
+            u64::from(self.ip_len)
+        }
+    }
+
     /// Whether the canonical-form rules hold: unused address bytes, option bytes past
     /// `tcp_opts_len` and padding are zero, and lengths are in range. Producers must only emit
     /// canonical records; readers use this to reject corrupt input.
@@ -540,31 +556,40 @@ pub mod counter {
     pub const SYN_UNPARSED: u32 = 3;
     /// TCP packets seen by the hook (SYN or not).
     pub const TCP_PACKETS: u32 = 4;
-    /// SYN/SYN+ACK packets seen by the hook (recorded, dropped or unparsed).
+    /// SYN/SYN+ACK packets seen by the hook (recorded, dropped, sampled out or unparsed).
     pub const SYN_SEEN: u32 = 5;
+    /// SYNs the flood guard left out (`--max-syn-rate`): this CPU had already kept its
+    /// limit of records in the current second. Counted, never recorded.
+    pub const SYN_SAMPLED_OUT: u32 = 6;
     /// Number of counters (size of the array).
     pub const COUNT: u32 = 8;
 }
 
-/// Configuration the loader writes into [`names::MAP_CONFIG`] before attaching.
+/// The per-CPU value of [`names::MAP_COUNTERS`] (one entry): everything a packet updates
+/// besides the flow table and the ring, so each packet pays for one map lookup.
 ///
 /// | offset | size | field |
 /// |---|---|---|
-/// | 0 | 4 | `flags` |
-/// | 4 | 4 | `_pad0` |
+/// | 0 | 8 x [`counter::COUNT`] | `counts` |
+/// | 64 | 8 | `guard_window_ns` |
+/// | 72 | 8 | `guard_window_kept` |
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub struct DatapathConfig {
-    /// Bit 0: keep flow counters. Other bits zero.
-    pub flags: u32,
-    /// Always zero.
-    pub _pad0: [u8; 4],
+pub struct CpuCounters {
+    /// Event counts since load, indexed by [`counter`] (native byte order).
+    pub counts: [u64; counter::COUNT as usize],
+    /// Flood guard: start of this CPU's current one-second window (ns, `CLOCK_MONOTONIC`,
+    /// native byte order); 0 before the first SYN.
+    pub guard_window_ns: u64,
+    /// Flood guard: SYN records this CPU kept in the current window.
+    pub guard_window_kept: u64,
 }
 
-/// [`DatapathConfig::flags`] bits.
-pub mod config_flag {
-    /// Maintain the flow table.
-    pub const FLOWS: u32 = 0x1;
+impl CpuCounters {
+    /// Size in bytes (pinned by a test).
+    pub const SIZE: usize = 80;
+    /// Length of a flood guard window, ns.
+    pub const GUARD_WINDOW_NS: u64 = 1_000_000_000;
 }
 
 #[cfg(test)]
@@ -622,7 +647,8 @@ mod tests {
         assert_eq!(offset_of!(FlowDirCounters, tcp_flags), 32);
         assert_eq!(size_of::<FlowCounters>(), FlowCounters::SIZE);
         assert_eq!(offset_of!(FlowCounters, b_to_a), 40);
-        assert_eq!(size_of::<DatapathConfig>(), 8);
+        assert_eq!(size_of::<CpuCounters>(), CpuCounters::SIZE);
+        assert_eq!(offset_of!(CpuCounters, guard_window_ns), 64);
     }
 
     #[test]

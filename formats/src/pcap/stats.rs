@@ -39,6 +39,13 @@ pub enum SkipReason {
     UnknownInterface,
     /// A pcapng packet block that is framed correctly but whose body does not parse.
     BadBlock,
+    /// Recordings only: the live capture's flood guard (`capture --max-syn-rate`) left the
+    /// SYN out on purpose (the recording's `syn_sampled_out` counter).
+    SampledOut,
+    /// Recordings only: the live capture's ring buffer was full (`ringbuf_full`).
+    RingFull,
+    /// Recordings only: the live capture could not read the SYN's headers (`syn_unparsed`).
+    UnreadableAtCapture,
 }
 
 impl SkipReason {
@@ -58,6 +65,9 @@ impl SkipReason {
             SkipReason::UnsupportedLinkType(_) => "unsupported link type",
             SkipReason::UnknownInterface => "unknown interface",
             SkipReason::BadBlock => "bad pcapng block",
+            SkipReason::SampledOut => "sampled out by the capture's flood guard",
+            SkipReason::RingFull => "capture ring buffer full",
+            SkipReason::UnreadableAtCapture => "headers unreadable at capture",
         }
     }
 }
