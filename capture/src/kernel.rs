@@ -79,13 +79,32 @@ unsafe impl aya::Pod for CpuValue {}
 pub struct Datapath {
     /// Owns the programs and their links.
     _ebpf: Ebpf,
-    ring: RingBuf<MapData>,
+    /// Until [`Datapath::take_ring`] hands it to its reader.
+    ring: Option<Ring>,
     flows: MapData,
     counters: PerCpuArray<MapData, CpuValue>,
     /// Human description of the attachment, e.g. `tcx ingress+egress`.
     pub attachment: String,
     /// Interface index.
     pub ifindex: u32,
+}
+
+/// The reading end of the datapath's ring buffer of [`SynRecord`]s.
+pub struct Ring(RingBuf<MapData>);
+
+impl Ring {
+    /// Hands every record waiting in the ring buffer to `f`; returns how many entries were
+    /// malformed (wrong size), which cannot happen with a matching object.
+    pub fn drain(&mut self, mut f: impl FnMut(SynRecord)) -> u64 {
+        let mut bad = 0;
+        while let Some(item) = self.0.next() {
+            match pod::read::<SynRecord>(&item) {
+                Some(r) if item.len() == SynRecord::SIZE => f(r),
+                _ => bad += 1,
+            }
+        }
+        bad
+    }
 }
 
 /// Checks that the process may load and attach BPF programs, before trying.
@@ -212,7 +231,7 @@ impl Datapath {
             })?;
         Ok(Datapath {
             _ebpf: ebpf,
-            ring,
+            ring: Some(Ring(ring)),
             flows,
             counters,
             attachment,
@@ -220,17 +239,9 @@ impl Datapath {
         })
     }
 
-    /// Hands every record waiting in the ring buffer to `f`; returns how many entries were
-    /// malformed (wrong size), which cannot happen with a matching object.
-    pub fn drain(&mut self, mut f: impl FnMut(SynRecord)) -> u64 {
-        let mut bad = 0;
-        while let Some(item) = self.ring.next() {
-            match pod::read::<SynRecord>(&item) {
-                Some(r) if item.len() == SynRecord::SIZE => f(r),
-                _ => bad += 1,
-            }
-        }
-        bad
+    /// The ring buffer's reader, once (it may move to a thread of its own).
+    pub fn take_ring(&mut self) -> Option<Ring> {
+        self.ring.take()
     }
 
     /// The counters summed over CPUs, indexed by [`record::counter`].

@@ -3,7 +3,8 @@
 //!
 //! - [`kernel`]: load, configure, attach (TC via TCX links, XDP via bpf links), read maps;
 //! - [`floor`]: the kernel features the datapath needs, probed before loading;
-//! - [`run`]: the capture loop (ring-buffer drain, flow snapshots, flushes, clean stop);
+//! - [`run`]: the capture loop (flow snapshots, counters, status, clean stop);
+//! - [`drain`]: the ring buffer's reader, on a thread of its own;
 //! - [`journal`] + [`output`]: crash safety (append-only journals, converted to Parquet on
 //!   exit or recovered on the next start);
 //! - [`flowtrack`]: cumulative kernel counters -> per-interval rows;
@@ -11,6 +12,7 @@
 
 pub mod cli;
 pub mod clock;
+pub mod drain;
 pub mod error;
 pub mod floor;
 pub mod flowtrack;

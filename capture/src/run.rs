@@ -10,6 +10,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use record::{FlowCounters, FlowKey, SynRecord, counter};
 
 use crate::clock::{CLOCK_SOURCE, Clock};
+use crate::drain::Drainer;
 use crate::error::{CaptureError, Result};
 use crate::flowtrack::FlowTracker;
 use crate::journal::JournalWriter;
@@ -44,12 +45,11 @@ pub struct Config {
     pub status: bool,
 }
 
-/// How often the ring buffer is drained. The datapath submits records without waking the
-/// reader (one wakeup per record was most of a SYN's kernel cost under a flood), so the loop
-/// wakes on this period instead: records reach the journal within about this long, and at
-/// the default 16 MiB ring a flood must exceed ~12 M SYN/s to fill the ring between two
-/// drains (what overflows is counted as `ringbuf_full`, never lost silently).
-pub const DRAIN_PERIOD: Duration = Duration::from_millis(10);
+pub use crate::drain::DRAIN_PERIOD;
+
+/// The longest the main loop sleeps: it takes the drained records for the flow rows at
+/// least this often, which bounds the batches waiting for it.
+const MAIN_PERIOD: Duration = Duration::from_millis(50);
 
 /// Names of the kernel counters, by [`record::counter`] index, as used in metadata.
 pub const COUNTER_NAMES: [(u32, &str); 7] = [
@@ -205,7 +205,7 @@ pub fn run(cfg: &Config, log: &mut dyn FnMut(&str)) -> Result<Summary> {
         ("max_syn_rate".into(), cfg.max_syn_rate.to_string()),
     ];
     // Journals before attaching: an unwritable output directory must not cost an attach.
-    let mut sj = JournalWriter::create::<SynRecord>(&paths.syn_journal, &meta)?;
+    let sj = JournalWriter::create::<SynRecord>(&paths.syn_journal, &meta)?;
     let fj = if cfg.flows {
         JournalWriter::create::<FlowRow>(&paths.flows_journal, &meta).map(Some)
     } else {
@@ -259,24 +259,37 @@ pub fn run(cfg: &Config, log: &mut dyn FnMut(&str)) -> Result<Summary> {
         ProgressBar::hidden()
     };
 
+    let Some(ring) = dp.take_ring() else {
+        return Err(CaptureError::Map {
+            map: record::names::MAP_SYN_EVENTS,
+            reason: "ring buffer already taken".into(),
+        });
+    };
+    let flows = fj.is_some();
+    let drainer = Drainer::start(ring, sj, clock, cfg.flush_interval, flows)?;
+
     let flush_ns = nanos(cfg.flush_interval);
-    let drain_ms = DRAIN_PERIOD.as_millis() as u64;
     let flow_ns = nanos(cfg.flow_interval);
     let deadline = cfg.duration.map(|d| start_mono.saturating_add(nanos(d)));
     let mut next_flush = start_mono.saturating_add(flush_ns);
     let mut next_flow = start_mono.saturating_add(flow_ns);
     let mut next_status = start_mono;
     let mut tracker = FlowTracker::new(start_mono, cfg.flow_entries as usize);
-    let flows = fj.is_some();
     let mut snapshot: Vec<(FlowKey, FlowCounters)> = Vec::new();
     let mut rows: Vec<FlowRow> = Vec::new();
-    let mut drained = 0u64;
-    let mut malformed = 0u64;
     let mut flow_rows = 0u64;
     let mut status_drained = 0u64;
     let mut status_at = start_mono;
     let mut stopped_by = String::from("end of --duration");
 
+    // Adds every batch the drain has handed over to the flows; returns at once.
+    let take_records = |drainer: &Drainer, tracker: &mut FlowTracker| {
+        while let Ok(batch) = drainer.records.try_recv() {
+            for r in &batch {
+                tracker.record(r);
+            }
+        }
+    };
     let mut flows_step = |dp: &Datapath,
                           now: u64,
                           fj: &mut Option<JournalWriter>,
@@ -292,10 +305,21 @@ pub fn run(cfg: &Config, log: &mut dyn FnMut(&str)) -> Result<Summary> {
         fj.flush()?;
         Ok(rows.len() as u64)
     };
+    let pairs_now = |dp: &Datapath, drainer: &Drainer, tracker: &FlowTracker| -> Result<_> {
+        let c = dp.counters()?;
+        let mut pairs = counter_pairs(
+            &c,
+            drainer.records(),
+            drainer.malformed(),
+            tracker.overflow(),
+        );
+        pairs.extend(attach_info.iter().cloned());
+        Ok(pairs)
+    };
 
     loop {
         let now = Clock::mono_now()?;
-        if deadline.is_some_and(|d| now >= d) {
+        if deadline.is_some_and(|d| now >= d) || drainer.failed() {
             break;
         }
         let mut wake = next_flush.min(next_flow);
@@ -305,17 +329,9 @@ pub fn run(cfg: &Config, log: &mut dyn FnMut(&str)) -> Result<Summary> {
         if !bar.is_hidden() {
             wake = wake.min(next_status);
         }
-        let timeout_ms = (wake.saturating_sub(now) / 1_000_000).min(drain_ms) as i32;
-        let ready = poll_readable(&[signals.fd()], timeout_ms)?;
-        malformed += dp.drain(|mut r| {
-            if flows {
-                tracker.record(&r);
-            }
-            r.ts_ns = clock.to_utc(r.ts_ns);
-            sj.push(&r);
-            drained += 1;
-        });
-        sj.write_out()?;
+        let timeout_ms = (wake.saturating_sub(now) / 1_000_000).min(MAIN_PERIOD.as_millis() as u64);
+        let ready = poll_readable(&[signals.fd()], timeout_ms as i32)?;
+        take_records(&drainer, &mut tracker);
         let stop = if ready.first().copied().unwrap_or(false) {
             signals.take()
         } else {
@@ -327,22 +343,19 @@ pub fn run(cfg: &Config, log: &mut dyn FnMut(&str)) -> Result<Summary> {
             next_flow = now.saturating_add(flow_ns);
         }
         if now >= next_flush {
-            sj.flush()?;
-            let c = dp.counters()?;
-            let mut pairs = counter_pairs(&c, drained, malformed, tracker.overflow());
-            pairs.extend(attach_info.iter().cloned());
-            output::write_counters(&paths.counters, &pairs)?;
+            output::write_counters(&paths.counters, &pairs_now(&dp, &drainer, &tracker)?)?;
             next_flush = now.saturating_add(flush_ns);
         }
         if !bar.is_hidden() && now >= next_status {
             let c = dp.counters()?;
+            let drained = drainer.records();
             let secs = (now.saturating_sub(status_at)) as f64 / 1e9;
             let rate = if secs > 0.0 {
                 (drained - status_drained) as f64 / secs
             } else {
                 0.0
             };
-            let written = sj.bytes() + fj.as_ref().map_or(0, |f| f.bytes());
+            let written = drainer.journal_bytes() + fj.as_ref().map_or(0, |f| f.bytes());
             bar.set_message(format!(
                 "{rate:.0} SYN/s | {drained} SYN | {} flows | {} drops | {written} bytes written",
                 tracker.flows(),
@@ -366,37 +379,40 @@ pub fn run(cfg: &Config, log: &mut dyn FnMut(&str)) -> Result<Summary> {
         }
     }
 
-    // Clean stop: last drain, last flow interval, flush, then detach before converting.
-    malformed += dp.drain(|mut r| {
-        if flows {
-            tracker.record(&r);
+    // Clean stop: last drain (the journal closed and synced), last flow interval, flush, then
+    // detach before converting.
+    let drained = drainer.stop_keeping(|records| {
+        for batch in records.try_iter() {
+            for r in &batch {
+                tracker.record(r);
+            }
         }
-        r.ts_ns = clock.to_utc(r.ts_ns);
-        sj.push(&r);
-        drained += 1;
-    });
+    })?;
     let now = Clock::mono_now()?;
     flow_rows += flows_step(&dp, now, &mut fj, &mut tracker)?;
-    sj.finish()?;
     if let Some(fj) = fj.as_mut() {
         fj.finish()?;
     }
     let counters = dp.counters()?;
-    let mut pairs = counter_pairs(&counters, drained, malformed, tracker.overflow());
+    let mut pairs = counter_pairs(
+        &counters,
+        drained.records,
+        drained.malformed,
+        tracker.overflow(),
+    );
     pairs.extend(attach_info.iter().cloned());
     output::write_counters(&paths.counters, &pairs)?;
     let attachment = dp.attachment.clone();
     drop(dp);
     drop(fj);
-    drop(sj);
     bar.finish_and_clear();
     let outputs = output::convert(&paths, &paths.syn, &paths.flows, &pairs)?;
     Ok(Summary {
         counters,
-        syn_drained: drained,
+        syn_drained: drained.records,
         flow_rows,
         flow_overflow: tracker.overflow(),
-        malformed,
+        malformed: drained.malformed,
         attachment,
         outputs,
         recovered,
