@@ -26,7 +26,8 @@
 #   tcpdump  tcpdump -Z root -i vb -w FILE 'tcp[tcpflags] & tcp-syn != 0' (default snaplen
 #            262144, default 2 MiB buffer);
 #   tc       capture --mode tc;   xdp   capture --mode xdp;   noflows   capture --mode tc --no-flows
-#            (capture with its defaults otherwise: 16 MiB ring, 1 s flush, 10 s flow interval).
+#   guard    capture --mode tc --max-syn-rate GUARD_RATE (the flood guard; not in the default rows)
+#            (capture with its defaults otherwise: ring, 1 s flush, 10 s flow interval).
 # Every watcher runs under GNU time inside B, so its rusage (user + sys over its whole life,
 # peak RSS) is its own, not `ip netns exec`'s.
 #
@@ -37,7 +38,8 @@
 #   rx/s           received at B / trafgen's own sending time;
 #   seen           capture: SYN_SEEN (SYNs the hook saw); tcpdump: "received by filter";
 #   kept           capture: SYN records drained from the ring and written; tcpdump: "captured";
-#   counted drops  capture: ringbuf_full + syn_unparsed; tcpdump: "dropped by kernel";
+#   counted drops  capture: ringbuf_full + syn_unparsed + sampled out (flood guard);
+#                  tcpdump: "dropped by kernel";
 #   identity       kept + counted drops == seen (capture also needs recorded == drained);
 #   CPU flood      utime + stime from /proc/PID/stat from just before trafgen starts until
 #                  DRAIN_SECS after it stops;
@@ -61,12 +63,14 @@
 #   CAPTURE      capture binary (default: ROOT/target/release/capture)
 #   ROUNDS       rounds (default 5)            FLOOD_SECS  seconds of flood per run (default 3)
 #   WORKLOADS    default "syn ack1 ackmany"    ROWS        default "none tcpdump tc xdp noflows"
+#   GUARD_RATE   --max-syn-rate of the guard row (default 100000 SYN records per second per CPU)
 #   ACK_FLOWS    flows of the ackmany workload (default 16384; < the 65536-entry flow table)
 #   TEST_REPEAT  BPF_PROG_TEST_RUN repeat (default 1000000; 0 skips the test runs)
 #   TEST_ROUNDS  rounds that start with the test runs and idle readings (default ROUNDS)
-#   TEST_RING_MIB  --ring-mib of the capture attached for the test runs (default: capture's 16,
-#                which fills during a 1,000,000-SYN test run; 256 holds them all, so every SYN
-#                run then takes the record path)
+#   TEST_RING_MIB  --ring-mib of the capture attached for the test runs (default 256: it holds
+#                a 1,000,000-SYN test run, so every SYN run takes the record path; capture's
+#                default ring fills and part of the runs would take the cheaper full-ring
+#                path). The idle readings come from a capture with its default ring, first.
 #   SETTLE_SECS  pause between the watcher being ready and the flood (default 1)
 #   DRAIN_SECS   pause between the end of the flood and the stop (default 1)
 #   IDLE_SECS    idle measurement (default 2)
@@ -85,10 +89,11 @@ ROUNDS=${ROUNDS:-5}
 FLOOD_SECS=${FLOOD_SECS:-3}
 WORKLOADS=${WORKLOADS:-"syn ack1 ackmany"}
 ROWS=${ROWS:-"none tcpdump tc xdp noflows"}
+GUARD_RATE=${GUARD_RATE:-100000}
 ACK_FLOWS=${ACK_FLOWS:-16384}
 TEST_REPEAT=${TEST_REPEAT:-1000000}
 TEST_ROUNDS=${TEST_ROUNDS:-$ROUNDS}
-TEST_RING_MIB=${TEST_RING_MIB:-}
+TEST_RING_MIB=${TEST_RING_MIB:-256}
 SETTLE_SECS=${SETTLE_SECS:-1}
 DRAIN_SECS=${DRAIN_SECS:-1}
 IDLE_SECS=${IDLE_SECS:-2}
@@ -115,19 +120,15 @@ done
 for n in "$ROUNDS" "$FLOOD_SECS" "$ACK_FLOWS" "$TEST_REPEAT" "$TEST_ROUNDS"; do
     [[ $n =~ ^[0-9]+$ ]] || die "ROUNDS, FLOOD_SECS, ACK_FLOWS, TEST_REPEAT and TEST_ROUNDS are integers"
 done
-TEST_RING_ARGS=()
-if [ -n "$TEST_RING_MIB" ]; then
-    [[ $TEST_RING_MIB =~ ^[0-9]+$ ]] || die "TEST_RING_MIB is an integer (MiB, a power of two)"
-    TEST_RING_ARGS=(--ring-mib "$TEST_RING_MIB")
-fi
+[[ $TEST_RING_MIB =~ ^[0-9]+$ ]] || die "TEST_RING_MIB is an integer (MiB, a power of two)"
 [ "$ROUNDS" -ge 1 ] && [ "$FLOOD_SECS" -ge 1 ] || die "ROUNDS and FLOOD_SECS must be >= 1"
 [ "$ACK_FLOWS" -ge 1 ] && [ "$ACK_FLOWS" -le 45000 ] || die "ACK_FLOWS must be in 1..45000"
 for w in $WORKLOADS; do case $w in syn | ack1 | ackmany) ;; *) die "unknown workload $w" ;; esac; done
-for r in $ROWS; do case $r in none | tcpdump | tc | xdp | noflows) ;; *) die "unknown row $r" ;; esac; done
+for r in $ROWS; do case $r in none | tcpdump | tc | xdp | noflows | guard) ;; *) die "unknown row $r" ;; esac; done
 
 # The command line that reproduces this run (knobs left at their defaults are spelt out when
 # they shape the table, omitted otherwise).
-COMMAND="ROUNDS=$ROUNDS FLOOD_SECS=$FLOOD_SECS WORKLOADS=\"$WORKLOADS\" ROWS=\"$ROWS\" ACK_FLOWS=$ACK_FLOWS TEST_REPEAT=$TEST_REPEAT TEST_ROUNDS=$TEST_ROUNDS"
+COMMAND="ROUNDS=$ROUNDS FLOOD_SECS=$FLOOD_SECS WORKLOADS=\"$WORKLOADS\" ROWS=\"$ROWS\" ACK_FLOWS=$ACK_FLOWS TEST_REPEAT=$TEST_REPEAT TEST_ROUNDS=$TEST_ROUNDS TEST_RING_MIB=$TEST_RING_MIB GUARD_RATE=$GUARD_RATE"
 [ -n "$TEST_RING_MIB" ] && COMMAND+=" TEST_RING_MIB=$TEST_RING_MIB"
 [ "$SETTLE_SECS" != 1 ] && COMMAND+=" SETTLE_SECS=$SETTLE_SECS"
 [ "$DRAIN_SECS" != 1 ] && COMMAND+=" DRAIN_SECS=$DRAIN_SECS"
@@ -322,14 +323,18 @@ test_round() {
         [ "$mode" = xdp ] && prog=synscope_xdp
         base=$WORK/testrun-$round-$mode
         log "  capture --mode $mode: idle ${IDLE_SECS} s, then BPF_PROG_TEST_RUN x $TEST_REPEAT"
-        start_watcher "$base.log" "$CAPTURE" --iface vb --mode "$mode" --out "$base.parquet" "${TEST_RING_ARGS[@]}"
+        start_watcher "$base-idle.log" "$CAPTURE" --iface vb --mode "$mode" --out "$base-idle.parquet"
         sleep 0.5
         t0=$(cpu_ticks "$WPID")
         sleep "$IDLE_SECS"
         t1=$(cpu_ticks "$WPID")
         rss=$(awk '$1 == "VmRSS:" {print $2}' "/proc/$WPID/status" 2>/dev/null)
         idle=$(awk -v a="$t0" -v b="$t1" -v h="$CLK_TCK" -v s="$IDLE_SECS" 'BEGIN { printf "%.1f", 100 * (b - a) / h / s }')
-        att=$(grep -o 'as [a-z0-9+ ]*;' "$base.log" | head -1 | sed 's/^as //; s/;$//')
+        att=$(grep -o 'as [a-z0-9+ ]*;' "$base-idle.log" | head -1 | sed 's/^as //; s/;$//')
+        stop_watcher
+        rm -f "$base-idle".parquet* "$base-idle".flows.parquet*
+        start_watcher "$base.log" "$CAPTURE" --iface vb --mode "$mode" --out "$base.parquet" --ring-mib "$TEST_RING_MIB"
+        sleep 0.5
         id=$(prog_id_named "$WPID" "$prog")
         [ -n "$id" ] || die "no program named $prog among capture's fds (bpftool prog show)"
         if [ "$TEST_REPEAT" -gt 0 ]; then
@@ -367,6 +372,7 @@ run_one() {
     tc) start_watcher "$base.log" "$CAPTURE" --iface vb --mode tc --out "$base.parquet" ;;
     xdp) start_watcher "$base.log" "$CAPTURE" --iface vb --mode xdp --out "$base.parquet" ;;
     noflows) start_watcher "$base.log" "$CAPTURE" --iface vb --mode tc --no-flows --out "$base.parquet" ;;
+    guard) start_watcher "$base.log" "$CAPTURE" --iface vb --mode tc --max-syn-rate "$GUARD_RATE" --out "$base.parquet" ;;
     esac
     sleep "$SETTLE_SECS"
     [ -n "$WPID" ] && cpre=$(cpu_ticks "$WPID")
@@ -401,15 +407,16 @@ run_one() {
         seen=$(num_before "$base.log" "packets received by filter")
         drops=$(num_before "$base.log" "packets dropped by kernel")
         ;;
-    tc | xdp | noflows)
+    tc | xdp | noflows | guard)
         seen=$(num_after "$base.log" "SYN seen")
-        local rec full unp
+        local rec full unp samp
         rec=$(num_after "$base.log" "recorded")
         kept=$(num_after "$base.log" "drained")
         full=$(num_after "$base.log" "ring full)")
         unp=$(num_after "$base.log" "unparsed")
         tcp=$(num_after "$base.log" "TCP packets")
-        [ -n "$full" ] && [ -n "$unp" ] && drops=$((full + unp))
+        samp=$(num_after "$base.log" "sampled out")
+        [ -n "$full" ] && [ -n "$unp" ] && drops=$((full + unp + ${samp:-0}))
         [ -n "$rec" ] && [ "$rec" != "$kept" ] && log "  recorded $rec != drained $kept"
         ;;
     esac
@@ -489,6 +496,7 @@ row_label() {
     tc) echo "capture --mode tc" ;;
     xdp) echo "capture --mode xdp" ;;
     noflows) echo "capture --mode tc --no-flows" ;;
+    guard) echo "capture --mode tc --max-syn-rate $GUARD_RATE" ;;
     esac
 }
 git_rev=$(git --no-optional-locks -C "$ROOT" describe --always --dirty 2>/dev/null || echo '?')

@@ -37,8 +37,10 @@ pub struct Cli {
     /// Do not keep flow counters.
     #[arg(long)]
     pub no_flows: bool,
-    /// Ring buffer size in MiB (power of two).
-    #[arg(long, default_value_t = 16)]
+    /// Ring buffer size in MiB (power of two). It is mapped into the process, its data
+    /// twice: it costs 2x its size in resident memory. Raise it where the CPUs are saturated
+    /// for tens of milliseconds at a time (what overflows is counted as `ringbuf_full`).
+    #[arg(long, default_value_t = 4)]
     pub ring_mib: u32,
     /// Flow table capacity (LRU entries).
     #[arg(long, default_value_t = 65536)]

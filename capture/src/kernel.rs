@@ -62,7 +62,7 @@ impl Default for Options {
         Options {
             flows: true,
             flow_entries: 65536,
-            ring_bytes: 16 << 20,
+            ring_bytes: 4 << 20,
             max_syn_rate: 0,
         }
     }

@@ -403,6 +403,10 @@ pub fn run(cfg: &Config, log: &mut dyn FnMut(&str)) -> Result<Summary> {
     pairs.extend(attach_info.iter().cloned());
     output::write_counters(&paths.counters, &pairs)?;
     let attachment = dp.attachment.clone();
+    let flow_overflow = tracker.overflow();
+    // The conversion below is the peak of a long capture's memory: free the flow state and
+    // unmap the maps first.
+    drop((tracker, snapshot, rows));
     drop(dp);
     drop(fj);
     bar.finish_and_clear();
@@ -411,7 +415,7 @@ pub fn run(cfg: &Config, log: &mut dyn FnMut(&str)) -> Result<Summary> {
         counters,
         syn_drained: drained.records,
         flow_rows,
-        flow_overflow: tracker.overflow(),
+        flow_overflow,
         malformed: drained.malformed,
         attachment,
         outputs,

@@ -29,8 +29,8 @@ use crate::words;
 #[unsafe(no_mangle)]
 static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";
 
-/// Ring buffer of [`SynRecord`]s. 16 MiB holds ~120 000 records (128 bytes + 8 header), enough
-/// to ride out a SYN flood between two userspace drains; the loader may resize it.
+/// Ring buffer of [`SynRecord`]s. The loader sets its size (`capture --ring-mib`, default 4 MiB:
+/// ~30 000 records of 128 bytes + an 8-byte header, tens of milliseconds of a flood).
 ///
 /// Records are submitted without waking the reader (`BPF_RB_NO_WAKEUP`): userspace drains the
 /// ring on a fixed short period instead (`capture::run::DRAIN_PERIOD`). A wakeup per record
