@@ -51,6 +51,9 @@ pub struct Drainer {
     /// Drained records (monotonic timestamps), in batches, for the flow rows; nothing is
     /// sent when flows are off.
     pub records: Receiver<Vec<SynRecord>>,
+    /// Emptied batches going back to the drain, which refills them: a flood's batches are
+    /// large enough that allocating each anew costs page faults on every drain.
+    spare: Sender<Vec<SynRecord>>,
 }
 
 impl Drainer {
@@ -67,7 +70,9 @@ impl Drainer {
         let stop = Arc::new(AtomicBool::new(false));
         let progress = Arc::new(Progress::default());
         let (tx, records) = mpsc::channel();
+        let (spare, spare_rx) = mpsc::channel();
         let worker = Worker {
+            spare: spare_rx,
             ring,
             journal,
             clock,
@@ -88,7 +93,15 @@ impl Drainer {
             stop,
             progress,
             records,
+            spare,
         })
+    }
+
+    /// Gives an emptied batch back for reuse.
+    pub fn recycle(&self, mut batch: Vec<SynRecord>) {
+        batch.clear();
+        // The drain is gone only at the stop, when nothing is reused any more.
+        let _ = self.spare.send(batch);
     }
 
     /// Records drained so far.
@@ -135,6 +148,7 @@ struct Worker {
     clock: Clock,
     flush: Duration,
     tx: Option<Sender<Vec<SynRecord>>>,
+    spare: Receiver<Vec<SynRecord>>,
     stop: Arc<AtomicBool>,
     progress: Arc<Progress>,
 }
@@ -146,7 +160,7 @@ impl Worker {
         loop {
             // Read before draining, so the drain after a stop request is the last one.
             let stopping = self.stop.load(Ordering::Acquire);
-            let mut batch = Vec::new();
+            let mut batch = self.spare.try_recv().unwrap_or_default();
             let keep = self.tx.is_some();
             let (journal, clock) = (&mut self.journal, self.clock);
             totals.malformed += self.ring.drain(|mut r| {

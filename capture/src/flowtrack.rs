@@ -22,9 +22,11 @@
 //! counted from zero.
 //!
 //! Recorded SYNs wait for the interval's end in a table bounded like the kernel's
-//! (`--flow-entries` flows). Once it is full, a record of a flow not already in it is
-//! counted in [`FlowTracker::overflow`] instead: its packet is in the SYN recording but in no
-//! flow row. Only a flood of new flows fills it.
+//! (`--flow-entries` flows). Once it is full, every further record of the interval is counted
+//! in [`FlowTracker::overflow`] instead: its packet is in the SYN recording but in no flow
+//! row. Only a flood of new flows (or a host with more new flows per interval than the
+//! kernel's table holds) fills it. The table keeps std's randomly keyed SipHash: its keys are
+//! chosen by whoever sends packets, and a flood of colliding keys must not stall capture.
 
 use std::collections::HashMap;
 
@@ -39,6 +41,10 @@ pub struct FlowTracker {
     /// Each flow's kernel counters at the previous snapshot, with the flags its recorded
     /// SYNs added (the kernel never saw those).
     prev: HashMap<FlowKey, FlowCounters>,
+    /// The flags of flows whose packets in the previous interval were all recorded SYNs
+    /// (a -> b, b -> a), for their later rows; kept apart from `prev` because a flood makes
+    /// many of them and a full entry would be three times the size.
+    carried: HashMap<FlowKey, [u16; 2]>,
     /// Recorded SYNs since the previous snapshot, by flow (monotonic times).
     recorded: HashMap<FlowKey, FlowCounters>,
     /// Most flows `recorded` holds.
@@ -55,6 +61,7 @@ impl FlowTracker {
     pub fn new(start_mono: u64, capacity: usize) -> FlowTracker {
         FlowTracker {
             prev: HashMap::new(),
+            carried: HashMap::new(),
             recorded: HashMap::new(),
             capacity,
             overflow: 0,
@@ -71,47 +78,60 @@ impl FlowTracker {
             rec.dst_addr,
             rec.dst_port,
         );
-        let full = self.recorded.len() >= self.capacity;
-        let counters = match self.recorded.get_mut(&key) {
-            Some(c) => c,
-            None if full => {
-                self.overflow += 1;
-                return;
-            }
-            None => self.recorded.entry(key).or_default(),
-        };
-        counters
-            .dir_mut(dir)
-            .add(rec.ts_ns, rec.l3_bytes(), rec.tcp_flags);
+        // Full: counted without a lookup, so that past the limit a flood's SYN costs only
+        // this (the table is a random access into megabytes: a cache miss per lookup).
+        if self.recorded.len() >= self.capacity {
+            self.overflow += 1;
+            return;
+        }
+        self.recorded.entry(key).or_default().dir_mut(dir).add(
+            rec.ts_ns,
+            rec.l3_bytes(),
+            rec.tcp_flags,
+        );
     }
 
-    /// Processes a snapshot taken at `now_mono`, appending the interval's rows to `out`.
+    /// Processes a snapshot taken at `now_mono`, handing the interval's rows to `emit` one
+    /// by one (a flood's interval has tens of thousands; nothing collects them here).
     pub fn interval(
         &mut self,
         snapshot: &[(FlowKey, FlowCounters)],
         now_mono: u64,
         clock: &Clock,
-        out: &mut Vec<FlowRow>,
+        emit: &mut dyn FnMut(FlowRow),
     ) {
         let start = self.last_mono;
-        let mut next = HashMap::with_capacity(snapshot.len() + self.recorded.len());
+        let (from, to) = (clock.to_utc(start), clock.to_utc(now_mono));
         let mut row = |key: &FlowKey, counters: FlowCounters| {
             if counters.a_to_b.packets > 0 || counters.b_to_a.packets > 0 {
-                out.push(FlowRow {
-                    interval_start_ns: clock.to_utc(start),
-                    interval_end_ns: clock.to_utc(now_mono),
+                emit(FlowRow {
+                    interval_start_ns: from,
+                    interval_end_ns: to,
                     key: *key,
                     counters,
                 });
             }
         };
+        let mut next = HashMap::with_capacity(snapshot.len());
         for (key, cur) in snapshot {
-            let prev = self.prev.get(key);
+            let mut prev = self.prev.get(key).copied();
+            if let (None, Some([ab, ba])) = (prev, self.carried.get(key)) {
+                // First kernel entry of a flow whose recorded SYNs came earlier.
+                let mut flags = FlowCounters::default();
+                flags.a_to_b.tcp_flags = *ab;
+                flags.b_to_a.tcp_flags = *ba;
+                prev = Some(flags);
+            }
             let mut counters = FlowCounters {
-                a_to_b: delta(&cur.a_to_b, prev.map(|p| &p.a_to_b), start, clock),
-                b_to_a: delta(&cur.b_to_a, prev.map(|p| &p.b_to_a), start, clock),
+                a_to_b: delta(&cur.a_to_b, prev.as_ref().map(|p| &p.a_to_b), start, clock),
+                b_to_a: delta(&cur.b_to_a, prev.as_ref().map(|p| &p.b_to_a), start, clock),
             };
+            // Flags stay for the flow's later rows, including those only this module saw.
             let mut kept = *cur;
+            if let Some(p) = &prev {
+                kept.a_to_b.tcp_flags |= p.a_to_b.tcp_flags;
+                kept.b_to_a.tcp_flags |= p.b_to_a.tcp_flags;
+            }
             if let Some(rec) = self.recorded.remove(key) {
                 counters.merge(&recorded_rows(&rec, start, clock));
                 kept.a_to_b.tcp_flags |= rec.a_to_b.tcp_flags;
@@ -121,13 +141,13 @@ impl FlowTracker {
             next.insert(*key, kept);
         }
         // Flows whose packets this interval were all recorded SYNs (the kernel has no entry
-        // for them yet, or never will). Their flags are kept for the flow's later rows.
+        // for them yet, or never will). Their flags are carried for one interval, long
+        // enough for a handshake that straddles the boundary.
+        self.carried.clear();
         for (key, rec) in self.recorded.drain() {
             row(&key, recorded_rows(&rec, start, clock));
-            let mut flags_only = FlowCounters::default();
-            flags_only.a_to_b.tcp_flags = rec.a_to_b.tcp_flags;
-            flags_only.b_to_a.tcp_flags = rec.b_to_a.tcp_flags;
-            next.insert(key, flags_only);
+            self.carried
+                .insert(key, [rec.a_to_b.tcp_flags, rec.b_to_a.tcp_flags]);
         }
         self.prev = next;
         self.last_mono = now_mono;
@@ -226,7 +246,7 @@ mod tests {
         let mut c = FlowCounters::default();
         c.dir_mut(flow_dir::A_TO_B).add(150, 60, tcp_flag::SYN);
         let mut rows = Vec::new();
-        t.interval(&[(key(), c)], 200, &clock, &mut rows);
+        t.interval(&[(key(), c)], 200, &clock, &mut |r| rows.push(r));
         assert_eq!(rows.len(), 1);
         let r = rows[0];
         assert_eq!(
@@ -244,7 +264,7 @@ mod tests {
         c.dir_mut(flow_dir::A_TO_B).add(250, 40, tcp_flag::ACK);
         c.dir_mut(flow_dir::B_TO_A).add(260, 1500, tcp_flag::ACK);
         rows.clear();
-        t.interval(&[(key(), c)], 300, &clock, &mut rows);
+        t.interval(&[(key(), c)], 300, &clock, &mut |r| rows.push(r));
         let r = rows[0];
         let a = r.counters.a_to_b;
         assert_eq!((a.packets, a.bytes), (1, 40));
@@ -256,7 +276,7 @@ mod tests {
 
         // Idle interval: no row.
         rows.clear();
-        t.interval(&[(key(), c)], 400, &clock, &mut rows);
+        t.interval(&[(key(), c)], 400, &clock, &mut |r| rows.push(r));
         assert!(rows.is_empty());
         assert_eq!(t.flows(), 1);
     }
@@ -270,11 +290,11 @@ mod tests {
             c.dir_mut(flow_dir::A_TO_B).add(10 + i, 100, 0);
         }
         let mut rows = Vec::new();
-        t.interval(&[(key(), c)], 100, &clock, &mut rows);
+        t.interval(&[(key(), c)], 100, &clock, &mut |r| rows.push(r));
         let mut fresh = FlowCounters::default();
         fresh.dir_mut(flow_dir::A_TO_B).add(150, 70, 0);
         rows.clear();
-        t.interval(&[(key(), fresh)], 200, &clock, &mut rows);
+        t.interval(&[(key(), fresh)], 200, &clock, &mut |r| rows.push(r));
         let a = rows[0].counters.a_to_b;
         assert_eq!((a.packets, a.bytes, a.first_seen_ns), (1, 70, 150));
     }
@@ -309,7 +329,7 @@ mod tests {
         let mut c = FlowCounters::default();
         c.dir_mut(flow_dir::A_TO_B).add(130, 40, tcp_flag::ACK);
         let mut rows = Vec::new();
-        t.interval(&[(client_key(1000), c)], 200, &clock, &mut rows);
+        t.interval(&[(client_key(1000), c)], 200, &clock, &mut |r| rows.push(r));
         assert_eq!(rows.len(), 1);
         let a = rows[0].counters.a_to_b;
         assert_eq!((a.packets, a.bytes), (2, 100));
@@ -319,7 +339,7 @@ mod tests {
         // A later interval keeps the SYN flag the kernel never saw.
         c.dir_mut(flow_dir::A_TO_B).add(250, 40, tcp_flag::ACK);
         rows.clear();
-        t.interval(&[(client_key(1000), c)], 300, &clock, &mut rows);
+        t.interval(&[(client_key(1000), c)], 300, &clock, &mut |r| rows.push(r));
         let a = rows[0].counters.a_to_b;
         assert_eq!((a.packets, a.bytes), (1, 40));
         assert_eq!(a.tcp_flags, tcp_flag::SYN | tcp_flag::ACK);
@@ -332,7 +352,7 @@ mod tests {
         t.record(&syn(10, 1000, tcp_flag::SYN));
         t.record(&syn(20, 1000, tcp_flag::SYN)); // a retransmission
         let mut rows = Vec::new();
-        t.interval(&[], 100, &clock, &mut rows);
+        t.interval(&[], 100, &clock, &mut |r| rows.push(r));
         assert_eq!(rows.len(), 1);
         let a = rows[0].counters.a_to_b;
         assert_eq!(
@@ -343,7 +363,7 @@ mod tests {
         let mut c = FlowCounters::default();
         c.dir_mut(flow_dir::A_TO_B).add(150, 40, tcp_flag::ACK);
         rows.clear();
-        t.interval(&[(client_key(1000), c)], 200, &clock, &mut rows);
+        t.interval(&[(client_key(1000), c)], 200, &clock, &mut |r| rows.push(r));
         let a = rows[0].counters.a_to_b;
         assert_eq!((a.packets, a.first_seen_ns), (1, 150));
         assert_eq!(a.tcp_flags, tcp_flag::SYN | tcp_flag::ACK);
@@ -356,15 +376,15 @@ mod tests {
         for port in 1..=5 {
             t.record(&syn(10, port, tcp_flag::SYN));
         }
-        // A flow already held still takes its packets.
+        // Once full, even a flow it holds is counted as overflow (no lookup past the limit).
         t.record(&syn(11, 1, tcp_flag::SYN));
-        assert_eq!(t.overflow(), 3);
+        assert_eq!(t.overflow(), 4);
         let mut rows = Vec::new();
-        t.interval(&[], 100, &clock, &mut rows);
+        t.interval(&[], 100, &clock, &mut |r| rows.push(r));
         let packets: u64 = rows.iter().map(|r| r.counters.a_to_b.packets).sum();
-        assert_eq!((rows.len(), packets), (2, 3));
+        assert_eq!((rows.len(), packets), (2, 2));
         // The next interval has room again.
         t.record(&syn(110, 9, tcp_flag::SYN));
-        assert_eq!(t.overflow(), 3);
+        assert_eq!(t.overflow(), 4);
     }
 }

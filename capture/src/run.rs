@@ -51,6 +51,9 @@ pub use crate::drain::DRAIN_PERIOD;
 /// least this often, which bounds the batches waiting for it.
 const MAIN_PERIOD: Duration = Duration::from_millis(50);
 
+/// Flow rows buffered before a write to the flow journal.
+const ROWS_PER_WRITE: u64 = 4096;
+
 /// Names of the kernel counters, by [`record::counter`] index, as used in metadata.
 pub const COUNTER_NAMES: [(u32, &str); 7] = [
     (counter::SYN_RECORDS, "syn_records"),
@@ -276,7 +279,6 @@ pub fn run(cfg: &Config, log: &mut dyn FnMut(&str)) -> Result<Summary> {
     let mut next_status = start_mono;
     let mut tracker = FlowTracker::new(start_mono, cfg.flow_entries as usize);
     let mut snapshot: Vec<(FlowKey, FlowCounters)> = Vec::new();
-    let mut rows: Vec<FlowRow> = Vec::new();
     let mut flow_rows = 0u64;
     let mut status_drained = 0u64;
     let mut status_at = start_mono;
@@ -288,6 +290,7 @@ pub fn run(cfg: &Config, log: &mut dyn FnMut(&str)) -> Result<Summary> {
             for r in &batch {
                 tracker.record(r);
             }
+            drainer.recycle(batch);
         }
     };
     let mut flows_step = |dp: &Datapath,
@@ -297,13 +300,20 @@ pub fn run(cfg: &Config, log: &mut dyn FnMut(&str)) -> Result<Summary> {
      -> Result<u64> {
         let Some(fj) = fj.as_mut() else { return Ok(0) };
         dp.flows_snapshot(&mut snapshot)?;
-        rows.clear();
-        tracker.interval(&snapshot, now, &clock, &mut rows);
-        for r in &rows {
-            fj.push(r);
+        let (mut n, mut failed) = (0u64, None);
+        tracker.interval(&snapshot, now, &clock, &mut |r| {
+            fj.push(&r);
+            n += 1;
+            // Written out as it goes, so a flood's interval is never held in memory whole.
+            if n % ROWS_PER_WRITE == 0 && failed.is_none() {
+                failed = fj.write_out().err();
+            }
+        });
+        if let Some(e) = failed {
+            return Err(e);
         }
         fj.flush()?;
-        Ok(rows.len() as u64)
+        Ok(n)
     };
     let pairs_now = |dp: &Datapath, drainer: &Drainer, tracker: &FlowTracker| -> Result<_> {
         let c = dp.counters()?;
@@ -406,7 +416,7 @@ pub fn run(cfg: &Config, log: &mut dyn FnMut(&str)) -> Result<Summary> {
     let flow_overflow = tracker.overflow();
     // The conversion below is the peak of a long capture's memory: free the flow state and
     // unmap the maps first.
-    drop((tracker, snapshot, rows));
+    drop((tracker, snapshot));
     drop(dp);
     drop(fj);
     bar.finish_and_clear();
