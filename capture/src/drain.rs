@@ -33,6 +33,10 @@ pub struct Drained {
     pub records: u64,
     /// Ring entries of the wrong size (always 0 with a matching object).
     pub malformed: u64,
+    /// The longest time between the starts of two drains, µs: when the ring overflowed,
+    /// this says whether the drain was late (the thread kept off the CPU, or blocked in a
+    /// write) or the flood simply outran the ring.
+    pub max_gap_us: u64,
 }
 
 /// Figures the running drain publishes for the main loop's counters and status line.
@@ -41,6 +45,7 @@ struct Progress {
     records: AtomicU64,
     malformed: AtomicU64,
     journal_bytes: AtomicU64,
+    max_gap_us: AtomicU64,
 }
 
 /// A running drain thread; [`Drainer::stop`] ends it.
@@ -104,14 +109,13 @@ impl Drainer {
         let _ = self.spare.send(batch);
     }
 
-    /// Records drained so far.
-    pub fn records(&self) -> u64 {
-        self.progress.records.load(Ordering::Relaxed)
-    }
-
-    /// Malformed ring entries so far.
-    pub fn malformed(&self) -> u64 {
-        self.progress.malformed.load(Ordering::Relaxed)
+    /// The totals so far.
+    pub fn progress(&self) -> Drained {
+        Drained {
+            records: self.progress.records.load(Ordering::Relaxed),
+            malformed: self.progress.malformed.load(Ordering::Relaxed),
+            max_gap_us: self.progress.max_gap_us.load(Ordering::Relaxed),
+        }
     }
 
     /// Bytes appended to the SYN journal so far.
@@ -157,9 +161,14 @@ impl Worker {
     fn run(mut self) -> Result<Drained> {
         let mut totals = Drained::default();
         let mut next_flush = Instant::now() + self.flush;
+        let mut last = Instant::now();
         loop {
             // Read before draining, so the drain after a stop request is the last one.
             let stopping = self.stop.load(Ordering::Acquire);
+            let now = Instant::now();
+            let gap = u64::try_from(now.duration_since(last).as_micros()).unwrap_or(u64::MAX);
+            totals.max_gap_us = totals.max_gap_us.max(gap);
+            last = now;
             let mut batch = self.spare.try_recv().unwrap_or_default();
             let keep = self.tx.is_some();
             let (journal, clock) = (&mut self.journal, self.clock);
@@ -185,6 +194,9 @@ impl Worker {
             self.progress
                 .journal_bytes
                 .store(self.journal.bytes(), Ordering::Relaxed);
+            self.progress
+                .max_gap_us
+                .store(totals.max_gap_us, Ordering::Relaxed);
             if let (Some(tx), false) = (&self.tx, batch.is_empty()) {
                 // The main loop is gone only when capture is failing anyway.
                 let _ = tx.send(batch);

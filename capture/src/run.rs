@@ -10,7 +10,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use record::{FlowCounters, FlowKey, SynRecord, counter};
 
 use crate::clock::{CLOCK_SOURCE, Clock};
-use crate::drain::Drainer;
+use crate::drain::{Drained, Drainer};
 use crate::error::{CaptureError, Result};
 use crate::flowtrack::FlowTracker;
 use crate::journal::JournalWriter;
@@ -72,6 +72,8 @@ pub struct Summary {
     pub counters: [u64; counter::COUNT as usize],
     /// SYN records drained from the ring buffer.
     pub syn_drained: u64,
+    /// Longest time between two drains, µs.
+    pub drain_max_gap_us: u64,
     /// Flow rows written.
     pub flow_rows: u64,
     /// Recorded SYNs no flow row counts (see [`FlowTracker::overflow`]).
@@ -102,7 +104,7 @@ impl Summary {
         }
         s.push_str(&format!(
             "stopped by {}; attached as {}\n\
-             SYN seen {} | recorded {} | drained {} | dropped (ring full) {} | unparsed {} | \
+             SYN seen {} | recorded {} | drained {} (longest gap {} ms) | dropped (ring full) {} | unparsed {} | \
              sampled out {}\n\
              TCP packets {} | flow rows {} | flow insert failures {} | SYNs in no flow row {}\n\
              wrote {} ({} rows, {} bytes)",
@@ -111,6 +113,7 @@ impl Summary {
             c(counter::SYN_SEEN),
             c(counter::SYN_RECORDS),
             self.syn_drained,
+            self.drain_max_gap_us / 1000,
             c(counter::RINGBUF_FULL),
             c(counter::SYN_UNPARSED),
             c(counter::SYN_SAMPLED_OUT),
@@ -136,8 +139,7 @@ impl Summary {
 
 fn counter_pairs(
     c: &[u64; counter::COUNT as usize],
-    drained: u64,
-    malformed: u64,
+    drained: &Drained,
     flow_overflow: u64,
 ) -> Vec<(String, String)> {
     let mut v: Vec<(String, String)> = COUNTER_NAMES
@@ -149,8 +151,9 @@ fn counter_pairs(
             )
         })
         .collect();
-    v.push(("syn_drained".into(), drained.to_string()));
-    v.push(("ring_malformed".into(), malformed.to_string()));
+    v.push(("syn_drained".into(), drained.records.to_string()));
+    v.push(("ring_malformed".into(), drained.malformed.to_string()));
+    v.push(("drain_max_gap_us".into(), drained.max_gap_us.to_string()));
     v.push(("flow_overflow".into(), flow_overflow.to_string()));
     v
 }
@@ -317,12 +320,7 @@ pub fn run(cfg: &Config, log: &mut dyn FnMut(&str)) -> Result<Summary> {
     };
     let pairs_now = |dp: &Datapath, drainer: &Drainer, tracker: &FlowTracker| -> Result<_> {
         let c = dp.counters()?;
-        let mut pairs = counter_pairs(
-            &c,
-            drainer.records(),
-            drainer.malformed(),
-            tracker.overflow(),
-        );
+        let mut pairs = counter_pairs(&c, &drainer.progress(), tracker.overflow());
         pairs.extend(attach_info.iter().cloned());
         Ok(pairs)
     };
@@ -358,7 +356,7 @@ pub fn run(cfg: &Config, log: &mut dyn FnMut(&str)) -> Result<Summary> {
         }
         if !bar.is_hidden() && now >= next_status {
             let c = dp.counters()?;
-            let drained = drainer.records();
+            let drained = drainer.progress().records;
             let secs = (now.saturating_sub(status_at)) as f64 / 1e9;
             let rate = if secs > 0.0 {
                 (drained - status_drained) as f64 / secs
@@ -404,12 +402,7 @@ pub fn run(cfg: &Config, log: &mut dyn FnMut(&str)) -> Result<Summary> {
         fj.finish()?;
     }
     let counters = dp.counters()?;
-    let mut pairs = counter_pairs(
-        &counters,
-        drained.records,
-        drained.malformed,
-        tracker.overflow(),
-    );
+    let mut pairs = counter_pairs(&counters, &drained, tracker.overflow());
     pairs.extend(attach_info.iter().cloned());
     output::write_counters(&paths.counters, &pairs)?;
     let attachment = dp.attachment.clone();
@@ -424,6 +417,7 @@ pub fn run(cfg: &Config, log: &mut dyn FnMut(&str)) -> Result<Summary> {
     Ok(Summary {
         counters,
         syn_drained: drained.records,
+        drain_max_gap_us: drained.max_gap_us,
         flow_rows,
         flow_overflow,
         malformed: drained.malformed,
