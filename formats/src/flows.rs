@@ -176,6 +176,9 @@ impl RecordKind for Flows {
         col::BA_TCP_FLAGS,
     ];
 
+    /// Every column is a number or an address: plain.
+    const DICTIONARY_COLUMNS: &'static [&'static str] = &[];
+
     fn schema() -> SchemaRef {
         schema()
     }

@@ -31,6 +31,7 @@ use parquet::arrow::{
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::errors::ParquetError;
 use parquet::file::properties::WriterProperties;
+use parquet::schema::types::ColumnPath;
 use thiserror::Error;
 
 use crate::meta::{MetaError, RecordType, RecordingMeta};
@@ -201,6 +202,14 @@ pub trait RecordKind {
     /// Columns the reader needs to rebuild a row (derived, human-friendly columns are not
     /// read back).
     const RAW_COLUMNS: &'static [&'static str];
+    /// Columns written with dictionary encoding; every other column is written plain (then
+    /// zstd). Only columns with a handful of values in any traffic (enum names, option
+    /// blobs) belong here: on a column of mostly distinct values (times, sequence numbers,
+    /// ports, and addresses under a SYN flood) parquet builds a dictionary as large as the
+    /// data, hashing every value, before giving up on it; that was about a third of the CPU of
+    /// converting a flood, and the files came out larger than plain + zstd (BENCHMARKS.md,
+    /// "converting the journals at stop"). Readers see the same values either way.
+    const DICTIONARY_COLUMNS: &'static [&'static str];
     /// The full schema, raw and derived columns.
     fn schema() -> SchemaRef;
     /// Why a row cannot be stored faithfully, if it cannot.
@@ -360,7 +369,11 @@ impl<K: RecordKind, W: Write + Send> RecordingWriter<K, W> {
                 "synscope-formats {} (parquet-rs)",
                 env!("CARGO_PKG_VERSION")
             ))
-            .build();
+            .set_dictionary_enabled(false);
+        for col in K::DICTIONARY_COLUMNS {
+            props = props.set_column_dictionary_enabled(ColumnPath::from(*col), true);
+        }
+        let mut props = props.build();
         // Added here (ArrowWriter would add the same) so checkpoint footers carry it too.
         let schema = K::schema();
         add_encoded_arrow_schema_to_metadata(&schema, &mut props);

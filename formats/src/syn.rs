@@ -179,6 +179,13 @@ impl RecordKind for Syn {
         col::RECORD_FLAGS,
     ];
 
+    const DICTIONARY_COLUMNS: &'static [&'static str] = &[
+        col::DIRECTION,
+        col::SOURCE,
+        col::TCP_FLAGS_TEXT,
+        col::TCP_OPTIONS,
+    ];
+
     fn schema() -> SchemaRef {
         schema()
     }
