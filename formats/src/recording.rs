@@ -228,7 +228,10 @@ pub struct WriterOptions {
     /// one early). Bounded so readers can replay row groups in parallel with bounded memory;
     /// the writer holds one row group in memory. Default 65536.
     pub row_group_rows: usize,
-    /// zstd level, 1..=22. Default 3 (fast, and these columns compress well anyway).
+    /// zstd level, 1..=22. Default 1: compressing was the largest cost left in converting a
+    /// SYN flood's journals at level 3, and level 1 takes ~20% less CPU there for files 0-2%
+    /// larger (a flood) and up to 13% larger (the flow file of ordinary traffic); see
+    /// BENCHMARKS.md, "converting the journals at stop".
     pub zstd_level: i32,
 }
 
@@ -236,7 +239,7 @@ impl Default for WriterOptions {
     fn default() -> Self {
         WriterOptions {
             row_group_rows: 65536,
-            zstd_level: 3,
+            zstd_level: 1,
         }
     }
 }
