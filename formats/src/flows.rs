@@ -178,6 +178,14 @@ impl RecordKind for Flows {
 
     /// Every column is a number or an address: plain.
     const DICTIONARY_COLUMNS: &'static [&'static str] = &[];
+    const DELTA_COLUMNS: &'static [&'static str] = &[
+        col::INTERVAL_START,
+        col::INTERVAL_END,
+        col::AB_FIRST_SEEN,
+        col::AB_LAST_SEEN,
+        col::BA_FIRST_SEEN,
+        col::BA_LAST_SEEN,
+    ];
 
     fn schema() -> SchemaRef {
         schema()

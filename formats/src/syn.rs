@@ -185,6 +185,7 @@ impl RecordKind for Syn {
         col::TCP_FLAGS_TEXT,
         col::TCP_OPTIONS,
     ];
+    const DELTA_COLUMNS: &'static [&'static str] = &[col::TS];
 
     fn schema() -> SchemaRef {
         schema()

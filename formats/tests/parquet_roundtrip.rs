@@ -319,22 +319,35 @@ fn writing_after_finish_is_an_error() {
     assert!(matches!(w.finish(), Err(RecordingError::Closed { .. })));
 }
 
-/// Which columns carry a dictionary page: exactly each kind's `DICTIONARY_COLUMNS` (a name
-/// there that is not a column would silently do nothing), every other column plain.
+/// Which columns carry a dictionary page and which are delta-encoded: exactly each kind's
+/// `DICTIONARY_COLUMNS` and `DELTA_COLUMNS` (a name there that is not a column would
+/// silently do nothing).
 #[test]
-fn only_the_listed_columns_are_dictionary_encoded() {
+fn only_the_listed_columns_are_dictionary_or_delta_encoded() {
     use formats::recording::RecordKind;
+    use parquet::basic::Encoding;
     use parquet::file::reader::{FileReader, SerializedFileReader};
 
-    fn dictionary_columns(path: &std::path::Path) -> Vec<String> {
+    fn columns_where(
+        path: &std::path::Path,
+        pick: fn(&parquet::file::metadata::ColumnChunkMetaData) -> bool,
+    ) -> Vec<String> {
         let r = SerializedFileReader::new(std::fs::File::open(path).unwrap()).unwrap();
         let rg = r.metadata().row_group(0);
         rg.columns()
             .iter()
-            .filter(|c| c.dictionary_page_offset().is_some())
+            .filter(|c| pick(c))
             .map(|c| c.column_path().string())
             .collect()
     }
+    let dictionary_columns =
+        |p: &std::path::Path| columns_where(p, |c| c.dictionary_page_offset().is_some());
+    let delta_columns = |p: &std::path::Path| {
+        columns_where(p, |c| {
+            c.encodings().any(|e| e == Encoding::DELTA_BINARY_PACKED)
+        })
+    };
+    let names = |cols: &[&str]| cols.iter().map(|c| c.to_string()).collect::<Vec<_>>();
     let dir = tempfile::tempdir().unwrap();
     let syn = dir.path().join("s.parquet");
     let mut rec = SynRecord::ZERO;
@@ -345,12 +358,10 @@ fn only_the_listed_columns_are_dictionary_encoded() {
     let mut w = SynWriter::create(&syn, &meta(RecordType::Syn), WriterOptions::default()).unwrap();
     w.write_all(&[rec, rec]).unwrap();
     w.close().unwrap();
-    let want: Vec<String> = formats::syn::Syn::DICTIONARY_COLUMNS
-        .iter()
-        .map(|c| c.to_string())
-        .collect();
-    assert!(!want.is_empty());
-    assert_eq!(dictionary_columns(&syn), want);
+    use formats::{flows::Flows, syn::Syn};
+    assert!(!Syn::DICTIONARY_COLUMNS.is_empty());
+    assert_eq!(dictionary_columns(&syn), names(Syn::DICTIONARY_COLUMNS));
+    assert_eq!(delta_columns(&syn), names(Syn::DELTA_COLUMNS));
 
     let flows = dir.path().join("f.flows.parquet");
     let (key, _) = FlowKey::new(4, [0; 16], 1, [0; 16], 2);
@@ -364,11 +375,7 @@ fn only_the_listed_columns_are_dictionary_encoded() {
         FlowWriter::create(&flows, &meta(RecordType::Flows), WriterOptions::default()).unwrap();
     w.write(&row).unwrap();
     w.close().unwrap();
-    assert_eq!(
-        dictionary_columns(&flows),
-        formats::flows::Flows::DICTIONARY_COLUMNS
-            .iter()
-            .map(|c| c.to_string())
-            .collect::<Vec<_>>()
-    );
+    assert_eq!(dictionary_columns(&flows), names(Flows::DICTIONARY_COLUMNS));
+    assert!(!Flows::DELTA_COLUMNS.is_empty());
+    assert_eq!(delta_columns(&flows), names(Flows::DELTA_COLUMNS));
 }
