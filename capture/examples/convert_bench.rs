@@ -37,8 +37,8 @@ type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
 /// The SYN's options as Linux sends them (`bench/flood.sh` sends these bytes).
 const OPTIONS: [u8; 20] = [
-    0x02, 0x04, 0x05, 0xb4, 0x04, 0x02, 0x08, 0x0a, 0x00, 0x01, 0x02, 0x03, 0x00, 0x00, 0x00,
-    0x00, 0x01, 0x03, 0x03, 0x07,
+    0x02, 0x04, 0x05, 0xb4, 0x04, 0x02, 0x08, 0x0a, 0x00, 0x01, 0x02, 0x03, 0x00, 0x00, 0x00, 0x00,
+    0x01, 0x03, 0x03, 0x07,
 ];
 /// 2026-12-06 00:00 UTC.
 const START_NS: u64 = 1_796_515_200_000_000_000;
@@ -134,7 +134,12 @@ fn make(dir: &Path, syns: u64) -> Res<()> {
         rows.sort_unstable_by_key(|f| {
             let k = &f.key;
             (u64::from(k.port_a) << 32 | u64::from(k.port_b)).wrapping_mul(0x9e37_79b9_7f4a_7c15)
-                ^ u64::from(u32::from_be_bytes([k.addr_a[0], k.addr_a[1], k.addr_a[2], k.addr_a[3]]))
+                ^ u64::from(u32::from_be_bytes([
+                    k.addr_a[0],
+                    k.addr_a[1],
+                    k.addr_a[2],
+                    k.addr_a[3],
+                ]))
         });
         for f in rows.drain(..) {
             fj.push(&f);
@@ -228,9 +233,9 @@ fn convert(dir: &Path, flows: bool, keep: bool) -> Res<()> {
 }
 
 fn compare(a: &Path, b: &Path) -> Res<()> {
-    let kind = SynReader::open(a).map(|_| RecordType::Syn).or_else(|_| {
-        FlowReader::open(a).map(|_| RecordType::Flows)
-    })?;
+    let kind = SynReader::open(a)
+        .map(|_| RecordType::Syn)
+        .or_else(|_| FlowReader::open(a).map(|_| RecordType::Flows))?;
     let rows = match kind {
         RecordType::Syn => {
             let (ra, rb) = (SynReader::open(a)?, SynReader::open(b)?);
@@ -287,14 +292,16 @@ fn main() -> Res<()> {
             let n = args.get(2).map_or(Ok(1_000_000), |s| s.parse::<u64>())?;
             make(&PathBuf::from(&args[1]), n)
         }
-        Some("convert") if args.len() >= 2 => {
-            convert(&PathBuf::from(&args[1]), !flag("--no-flows"), flag("--keep"))
-        }
-        Some("compare") if args.len() == 3 => {
-            compare(Path::new(&args[1]), Path::new(&args[2]))
-        }
-        _ => Err("usage: convert_bench make DIR [SYNS] | convert DIR [--no-flows] [--keep] \
+        Some("convert") if args.len() >= 2 => convert(
+            &PathBuf::from(&args[1]),
+            !flag("--no-flows"),
+            flag("--keep"),
+        ),
+        Some("compare") if args.len() == 3 => compare(Path::new(&args[1]), Path::new(&args[2])),
+        _ => Err(
+            "usage: convert_bench make DIR [SYNS] | convert DIR [--no-flows] [--keep] \
                   | compare A.parquet B.parquet"
-            .into()),
+                .into(),
+        ),
     }
 }
