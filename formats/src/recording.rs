@@ -955,9 +955,8 @@ pub(crate) mod columns {
         /// Appends an address, with the same text as [`addr_to_text`].
         pub fn push_addr(&mut self, ip_version: u8, addr: &[u8; 16]) -> Result<(), ArrowError> {
             if ip_version == 4 {
-                let mut buf = [0u8; 16];
-                let n = ipv4_text(&[addr[0], addr[1], addr[2], addr[3]], &mut buf);
-                self.values.extend_from_slice(&buf[..n]);
+                let (text, len) = record::ipv4_text(addr);
+                self.values.extend_from_slice(&text[..len]);
             } else {
                 use std::fmt::Write as _;
                 write!(self, "{}", Ipv6Addr::from(*addr)).map_err(|e| {
@@ -979,39 +978,6 @@ pub(crate) mod columns {
             self.values.extend_from_slice(s.as_bytes());
             Ok(())
         }
-    }
-
-    /// Each octet's decimal digits followed by a dot, padded to 4 bytes, and how many of
-    /// them count: `ipv4_text` copies 4 bytes per octet and advances by the count, so it has
-    /// no branch on the number of digits (a flood's random addresses defeat the predictor).
-    const OCTETS: [([u8; 4], u8); 256] = {
-        let mut t = [([0u8; 4], 0u8); 256];
-        let mut o = 0;
-        while o < 256 {
-            let (h, d, u) = ((o / 100) as u8, (o / 10 % 10) as u8, (o % 10) as u8);
-            t[o] = if o >= 100 {
-                ([b'0' + h, b'0' + d, b'0' + u, b'.'], 4)
-            } else if o >= 10 {
-                ([b'0' + d, b'0' + u, b'.', 0], 3)
-            } else {
-                ([b'0' + u, b'.', 0, 0], 2)
-            };
-            o += 1;
-        }
-        t
-    };
-
-    /// `a` as a dotted quad into `out` (what `Ipv4Addr`'s `Display` prints: decimal octets
-    /// without leading zeros); returns the bytes used (at most 15).
-    pub fn ipv4_text(a: &[u8; 4], out: &mut [u8; 16]) -> usize {
-        let mut n = 0;
-        for o in a {
-            let (text, len) = OCTETS[usize::from(*o)];
-            out[n..n + 4].copy_from_slice(&text);
-            n += usize::from(len);
-        }
-        // Without the last octet's dot.
-        n - 1
     }
 
     /// Inverse of [`addr_to_text`]: the text must be an address of the row's IP version.
