@@ -8,7 +8,8 @@
 #
 # Each argument is LABEL=PATH of a convert_bench binary (capture/examples/convert_bench.rs)
 # built from some commit; with none, target/release/examples/convert_bench as "now". The
-# first binary writes the journals of a SYN flood once (SYNS SYN records, random IPv4 sources
+# first binary writes the journals of a SYN flood once (with SOURCES or FLOW_ENTRIES set it must
+# be a convert_bench that knows --sources / --flow-entries, so name the newest first) (SYNS SYN records, random IPv4 sources
 # and ports, one destination, Linux's SYN options; one flow row per SYN), then every round runs
 # each binary's `convert` once, in an order rotated every round; every run is its own process,
 # so its peak RSS is the conversion's alone. The journals are hard-linked into each run's own
@@ -24,7 +25,9 @@
 #
 # Knobs (environment): ROUNDS (5), SYNS (1000000), WORK (a temporary directory, removed at
 # the end unless KEEP_WORK=1), NICE (10: the machine is shared), FLOWS (1; 0 converts the SYN
-# journal only, as `capture --no-flows` would).
+# journal only, as `capture --no-flows` would), SOURCES (unset: random IPv4 sources; 239 is
+# what bench/flood.sh sends), FLOW_ENTRIES (unset: one flow row per SYN; 65536 is what
+# capture's default LRU flow table keeps per --flow-interval, so what bench/flood.sh records).
 set -euo pipefail
 
 ROUNDS=${ROUNDS:-5}
@@ -46,8 +49,12 @@ RUNS="$WORK/runs.tsv"
 : >"$RUNS"
 flags=()
 [ "$FLOWS" = 1 ] || flags+=(--no-flows)
+shape=()
+[ -z "${SOURCES:-}" ] || shape+=(--sources "$SOURCES")
+[ -z "${FLOW_ENTRIES:-}" ] || shape+=(--flow-entries "$FLOW_ENTRIES")
 
-nice -n "$NICE" "${bins[0]}" make "$WORK/journals" "$SYNS" >/dev/null
+nice -n "$NICE" "${bins[0]}" make "$WORK/journals" "$SYNS" "${shape[@]}" >/dev/null
+flow_rows=$(nice -n "$NICE" "${bins[0]}" convert "$WORK/journals" | tr ' ' '\n' | awk -F= '$1 == "flow_rows" { print $2 }')
 n=${#bins[@]}
 for ((round = 0; round < ROUNDS; round++)); do
     for ((k = 0; k < n; k++)); do
@@ -67,7 +74,7 @@ med() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2 ? v[(NR + 1) / 2] : (v
 col() { awk -F'\t' -v l="$1" -v c="$2" '$2 == l { print $c }' "$RUNS" | med; }
 
 echo "- $(date -u '+%Y-%m-%d %H:%M UTC'), $(uname -r), $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
-echo "- $SYNS SYN records$([ "$FLOWS" = 1 ] && echo " + $SYNS flow rows" || echo ", no flow journal"); $ROUNDS rounds, order rotated each round, nice $NICE; medians"
+echo "- $SYNS SYN records from ${SOURCES:-random} sources$([ "$FLOWS" = 1 ] && echo " + $flow_rows flow rows" || echo ", no flow journal"); $ROUNDS rounds, order rotated each round, nice $NICE; medians"
 echo
 echo "| binary | CPU s | CPU s / 1M SYNs | wall s | peak RSS MiB | SYN MiB | flows MiB |"
 echo "|---|---:|---:|---:|---:|---:|---:|"

@@ -4,7 +4,8 @@
 //! Two steps, so that the measured process does nothing but convert:
 //!
 //! ```sh
-//! convert_bench make DIR [SYNS]     # journals of a SYN flood (default 1,000,000 SYNs)
+//! convert_bench make DIR [SYNS] [--sources N] [--flow-entries N]
+//!                                   # journals of a SYN flood (default 1,000,000 SYNs)
 //! convert_bench convert DIR [--no-flows] [--keep]
 //! convert_bench compare A.parquet B.parquet
 //! ```
@@ -14,6 +15,9 @@
 //! (198.51.100.3:80), Linux's SYN options (`mss,sackOK,ts,nop,ws`, as `bench/flood.sh`
 //! sends), 400k SYN/s; the flow journal has one row per SYN (every SYN of such a flood is a
 //! new flow), in 10 s intervals, in hash order as the flow table hands them out.
+//! `--sources N` draws sources from N addresses 198.51.100.16... instead (`bench/flood.sh`
+//! uses 239); `--flow-entries N` keeps only the last N flows of each interval, as capture's
+//! LRU flow table of `--flow-entries` (default 65,536) does: what `bench/flood.sh` records.
 //!
 //! `convert` hard-links both journals into a fresh `DIR/run-PID/` (the conversion deletes
 //! its journals; the originals stay), converts them, and prints one line of `key=value`
@@ -61,7 +65,20 @@ impl Rng {
     }
 }
 
-fn syn(i: u64, rng: &mut Rng) -> SynRecord {
+/// 198.51.100.16, the first source address `bench/flood.sh` draws from.
+const FLOOD_SH_FIRST_SOURCE: u32 = 0xc633_6410;
+
+/// The shape of a generated flood.
+#[derive(Clone, Copy, Debug)]
+struct Shape {
+    syns: u64,
+    /// `None`: every IPv4 address.
+    sources: Option<u32>,
+    /// `None`: every flow of an interval gets its row.
+    flow_entries: Option<usize>,
+}
+
+fn syn(i: u64, rng: &mut Rng, sources: Option<u32>) -> SynRecord {
     let mut r = SynRecord::ZERO;
     let a = rng.next();
     r.ts_ns = START_NS + i * GAP_NS + (a >> 60);
@@ -69,7 +86,11 @@ fn syn(i: u64, rng: &mut Rng) -> SynRecord {
     r.direction = direction::INGRESS;
     r.source = source::TC;
     r.ip_version = 4;
-    r.src_addr[..4].copy_from_slice(&(a as u32).to_be_bytes());
+    let src = match sources {
+        Some(n) => FLOOD_SH_FIRST_SOURCE.wrapping_add(a as u32 % n.max(1)),
+        None => a as u32,
+    };
+    r.src_addr[..4].copy_from_slice(&src.to_be_bytes());
     r.dst_addr[..4].copy_from_slice(&DST);
     r.src_port = (a >> 32) as u16;
     r.dst_port = 80;
@@ -121,7 +142,7 @@ fn paths(dir: &Path) -> Paths {
     Paths::new(&dir.join("flood.parquet"))
 }
 
-fn make(dir: &Path, syns: u64) -> Res<()> {
+fn make(dir: &Path, shape: Shape) -> Res<()> {
     std::fs::create_dir_all(dir)?;
     let p = paths(dir);
     let meta = journal_meta();
@@ -131,6 +152,11 @@ fn make(dir: &Path, syns: u64) -> Res<()> {
     // Flow rows come out of a snapshot per interval, in hash-table order.
     let mut interval: Vec<FlowRow> = Vec::new();
     let flush_interval = |rows: &mut Vec<FlowRow>, fj: &mut JournalWriter| -> Res<()> {
+        // An LRU table of N entries holds the interval's last N flows (every SYN is a new
+        // flow) when it is read.
+        if let Some(n) = shape.flow_entries {
+            rows.drain(..rows.len().saturating_sub(n));
+        }
         rows.sort_unstable_by_key(|f| {
             let k = &f.key;
             (u64::from(k.port_a) << 32 | u64::from(k.port_b)).wrapping_mul(0x9e37_79b9_7f4a_7c15)
@@ -147,8 +173,8 @@ fn make(dir: &Path, syns: u64) -> Res<()> {
         fj.write_out()?;
         Ok(())
     };
-    for i in 0..syns {
-        let r = syn(i, &mut rng);
+    for i in 0..shape.syns {
+        let r = syn(i, &mut rng, shape.sources);
         let f = flow(&r);
         if interval
             .first()
@@ -289,8 +315,22 @@ fn main() -> Res<()> {
     let flag = |f: &str| args.iter().any(|a| a == f);
     match args.first().map(String::as_str) {
         Some("make") if args.len() >= 2 => {
-            let n = args.get(2).map_or(Ok(1_000_000), |s| s.parse::<u64>())?;
-            make(&PathBuf::from(&args[1]), n)
+            let value = |f: &str| -> Res<Option<u64>> {
+                match args.iter().position(|a| a == f) {
+                    Some(i) => Ok(Some(args.get(i + 1).ok_or("a value")?.parse::<u64>()?)),
+                    None => Ok(None),
+                }
+            };
+            let syns = match args.get(2).filter(|a| !a.starts_with("--")) {
+                Some(s) => s.parse::<u64>()?,
+                None => 1_000_000,
+            };
+            let shape = Shape {
+                syns,
+                sources: value("--sources")?.map(u32::try_from).transpose()?,
+                flow_entries: value("--flow-entries")?.map(usize::try_from).transpose()?,
+            };
+            make(&PathBuf::from(&args[1]), shape)
         }
         Some("convert") if args.len() >= 2 => convert(
             &PathBuf::from(&args[1]),
@@ -299,7 +339,8 @@ fn main() -> Res<()> {
         ),
         Some("compare") if args.len() == 3 => compare(Path::new(&args[1]), Path::new(&args[2])),
         _ => Err(
-            "usage: convert_bench make DIR [SYNS] | convert DIR [--no-flows] [--keep] \
+            "usage: convert_bench make DIR [SYNS] [--sources N] [--flow-entries N] \
+                  | convert DIR [--no-flows] [--keep] \
                   | compare A.parquet B.parquet"
                 .into(),
         ),
