@@ -176,8 +176,8 @@ impl RecordKind for Flows {
         col::BA_TCP_FLAGS,
     ];
 
-    /// Every column is a number or an address: plain.
-    const DICTIONARY_COLUMNS: &'static [&'static str] = &[];
+    /// The addresses (a host talks to few others); every other column is a number.
+    const DICTIONARY_COLUMNS: &'static [&'static str] = &[col::ADDR_A, col::ADDR_B];
     const DELTA_COLUMNS: &'static [&'static str] = &[
         col::INTERVAL_START,
         col::INTERVAL_END,

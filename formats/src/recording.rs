@@ -202,13 +202,14 @@ pub trait RecordKind {
     /// Columns the reader needs to rebuild a row (derived, human-friendly columns are not
     /// read back).
     const RAW_COLUMNS: &'static [&'static str];
-    /// Columns written with dictionary encoding; every other column is written plain (then
-    /// zstd). Only columns with a handful of values in any traffic (enum names, option
-    /// blobs) belong here: on a column of mostly distinct values (times, sequence numbers,
-    /// ports, and addresses under a SYN flood) parquet builds a dictionary as large as the
-    /// data, hashing every value, before giving up on it; that was about a third of the CPU of
-    /// converting a flood, and the files came out larger than plain + zstd (BENCHMARKS.md,
-    /// "converting the journals at stop"). Readers see the same values either way.
+    /// Columns written with dictionary encoding (up to [`DICTIONARY_PAGE_LIMIT`] per row
+    /// group, plain after that); every other column is written plain (then zstd). Only
+    /// columns that repeat a few values in ordinary traffic belong here (enum names, option
+    /// blobs, addresses): on a column of mostly distinct values (times, sequence numbers,
+    /// ports) parquet builds a dictionary as large as the data, hashing every value, before
+    /// giving up on it; that was about a third of the CPU of converting a flood, and the files
+    /// came out larger than plain + zstd (BENCHMARKS.md, "converting the journals at stop").
+    /// Readers see the same values either way.
     const DICTIONARY_COLUMNS: &'static [&'static str];
     /// Timestamp columns, written `DELTA_BINARY_PACKED`: successive times differ by little,
     /// so the deltas pack into a few bits each, before zstd, instead of handing zstd eight
@@ -259,6 +260,14 @@ pub struct WriteSummary {
     /// File size in bytes, footer included.
     pub bytes: u64,
 }
+
+/// Largest dictionary page of a column chunk; past it the chunk goes on plain. Parquet's
+/// default, 1 MiB, holds ~65,000 addresses: a flood from random sources hashed nearly every
+/// address of every row group into a dictionary it then dropped (+23% CPU against plain). At
+/// 64 KiB such a chunk gives up after a few thousand values, while a flood from a few hundred
+/// sources, or ordinary traffic, keeps its dictionary (BENCHMARKS.md, "converting the journals
+/// at stop").
+pub const DICTIONARY_PAGE_LIMIT: usize = 64 << 10;
 
 /// Rows converted to an Arrow batch at a time: big enough for columnar speed, small enough
 /// that the row buffer stays small next to the row group being encoded.
@@ -377,7 +386,8 @@ impl<K: RecordKind, W: Write + Send> RecordingWriter<K, W> {
                 "synscope-formats {} (parquet-rs)",
                 env!("CARGO_PKG_VERSION")
             ))
-            .set_dictionary_enabled(false);
+            .set_dictionary_enabled(false)
+            .set_dictionary_page_size_limit(DICTIONARY_PAGE_LIMIT);
         for col in K::DICTIONARY_COLUMNS {
             props = props.set_column_dictionary_enabled(ColumnPath::from(*col), true);
         }

@@ -182,6 +182,8 @@ impl RecordKind for Syn {
     const DICTIONARY_COLUMNS: &'static [&'static str] = &[
         col::DIRECTION,
         col::SOURCE,
+        col::SRC_IP,
+        col::DST_IP,
         col::TCP_FLAGS_TEXT,
         col::TCP_OPTIONS,
     ];
