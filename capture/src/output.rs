@@ -120,8 +120,11 @@ pub fn recording_meta(
     m
 }
 
-/// Rows handed to a Parquet writer at a time while converting.
-const CONVERT_CHUNK: usize = 65536;
+/// Rows read from a journal and handed to a Parquet writer at a time while converting: 1 MiB
+/// of SYN records per read. The chunk is held twice (the bytes read and the decoded rows), so
+/// 65,536 rows cost ~16 MiB of peak RSS on top of the writer's row group for no measurable
+/// CPU gain (BENCHMARKS.md, "converting the journals at stop").
+const CONVERT_CHUNK: usize = 8192;
 
 /// Streams the journal at `journal` into a Parquet file at `out` (via `out.tmp` + rename).
 /// Returns the summary and the number of damaged frames (torn tail counts as one).

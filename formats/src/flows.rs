@@ -10,8 +10,7 @@ use std::fs::File;
 use std::sync::{Arc, LazyLock};
 
 use arrow::array::{
-    Array, ArrayRef, RecordBatch, StringArray, TimestampNanosecondArray, UInt8Array, UInt16Array,
-    UInt64Array,
+    Array, ArrayRef, RecordBatch, TimestampNanosecondArray, UInt8Array, UInt16Array, UInt64Array,
 };
 use arrow::datatypes::{
     DataType, Field, Schema, SchemaRef, TimestampNanosecondType, UInt8Type, UInt16Type, UInt64Type,
@@ -21,7 +20,7 @@ use record::{FlowCounters, FlowDirCounters, FlowKey};
 
 use crate::meta::RecordType;
 use crate::recording::columns::{
-    addr_from_text, addr_is_canonical, addr_to_text, get, prim, text, ts_from_i64, ts_to_i64,
+    TextColumn, addr_from_text, addr_is_canonical, get, prim, text, ts_from_i64, ts_to_i64,
 };
 use crate::recording::{DecodeError, RecordKind, RecordingReader, RecordingWriter};
 
@@ -139,6 +138,15 @@ fn check_dir(name: &str, d: &FlowDirCounters) -> Result<(), String> {
     Ok(())
 }
 
+/// A text column of one endpoint's address of every row.
+fn addr_column(rows: &[FlowRow], pick: fn(&FlowKey) -> &[u8; 16]) -> Result<ArrayRef, ArrowError> {
+    let mut c = TextColumn::with_capacity(rows.len(), 15);
+    for r in rows {
+        c.push_addr(r.key.ip_version, pick(&r.key))?;
+    }
+    Ok(Arc::new(c.finish()?))
+}
+
 /// Whether endpoint a is the smaller one, as [`FlowKey::new`] orders them; both directions of
 /// a connection must land on the same key, so a swapped key is not a valid row.
 fn endpoints_ordered(k: &FlowKey) -> bool {
@@ -166,6 +174,17 @@ impl RecordKind for Flows {
         col::BA_FIRST_SEEN,
         col::BA_LAST_SEEN,
         col::BA_TCP_FLAGS,
+    ];
+
+    /// The addresses (a host talks to few others); every other column is a number.
+    const DICTIONARY_COLUMNS: &'static [&'static str] = &[col::ADDR_A, col::ADDR_B];
+    const DELTA_COLUMNS: &'static [&'static str] = &[
+        col::INTERVAL_START,
+        col::INTERVAL_END,
+        col::AB_FIRST_SEEN,
+        col::AB_LAST_SEEN,
+        col::BA_FIRST_SEEN,
+        col::BA_LAST_SEEN,
     ];
 
     fn schema() -> SchemaRef {
@@ -212,17 +231,11 @@ impl RecordKind for Flows {
             Arc::new(UInt8Array::from_iter_values(
                 rows.iter().map(|r| r.key.ip_version),
             )),
-            Arc::new(StringArray::from_iter_values(
-                rows.iter()
-                    .map(|r| addr_to_text(r.key.ip_version, &r.key.addr_a)),
-            )),
+            addr_column(rows, |k| &k.addr_a)?,
             Arc::new(UInt16Array::from_iter_values(
                 rows.iter().map(|r| r.key.port_a),
             )),
-            Arc::new(StringArray::from_iter_values(
-                rows.iter()
-                    .map(|r| addr_to_text(r.key.ip_version, &r.key.addr_b)),
-            )),
+            addr_column(rows, |k| &k.addr_b)?,
             Arc::new(UInt16Array::from_iter_values(
                 rows.iter().map(|r| r.key.port_b),
             )),
@@ -337,6 +350,7 @@ impl RecordKind for Flows {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use arrow::array::StringArray;
     use record::tcp_flag;
 
     fn sample() -> FlowRow {

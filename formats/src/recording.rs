@@ -28,9 +28,10 @@ use parquet::arrow::arrow_reader::{
 use parquet::arrow::{
     ArrowSchemaConverter, ArrowWriter, ProjectionMask, add_encoded_arrow_schema_to_metadata,
 };
-use parquet::basic::{Compression, ZstdLevel};
+use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::errors::ParquetError;
 use parquet::file::properties::WriterProperties;
+use parquet::schema::types::ColumnPath;
 use thiserror::Error;
 
 use crate::meta::{MetaError, RecordType, RecordingMeta};
@@ -201,6 +202,20 @@ pub trait RecordKind {
     /// Columns the reader needs to rebuild a row (derived, human-friendly columns are not
     /// read back).
     const RAW_COLUMNS: &'static [&'static str];
+    /// Columns written with dictionary encoding (up to [`DICTIONARY_PAGE_LIMIT`] per row
+    /// group, plain after that); every other column is written plain (then zstd). Only
+    /// columns that repeat a few values in ordinary traffic belong here (enum names, option
+    /// blobs, addresses): on a column of mostly distinct values (times, sequence numbers,
+    /// ports) parquet builds a dictionary as large as the data, hashing every value, before
+    /// giving up on it; that was about a third of the CPU of converting a flood, and the files
+    /// came out larger than plain + zstd (BENCHMARKS.md, "converting the journals at stop").
+    /// Readers see the same values either way.
+    const DICTIONARY_COLUMNS: &'static [&'static str];
+    /// Timestamp columns, written `DELTA_BINARY_PACKED`: successive times differ by little,
+    /// so the deltas pack into a few bits each, before zstd, instead of handing zstd eight
+    /// bytes a row (a SYN flood's conversion: ~10% less CPU, SYN file ~8% smaller). pyarrow,
+    /// polars, DuckDB and parquet-rs all read it.
+    const DELTA_COLUMNS: &'static [&'static str];
     /// The full schema, raw and derived columns.
     fn schema() -> SchemaRef;
     /// Why a row cannot be stored faithfully, if it cannot.
@@ -219,7 +234,10 @@ pub struct WriterOptions {
     /// one early). Bounded so readers can replay row groups in parallel with bounded memory;
     /// the writer holds one row group in memory. Default 65536.
     pub row_group_rows: usize,
-    /// zstd level, 1..=22. Default 3 (fast, and these columns compress well anyway).
+    /// zstd level, 1..=22. Default 1: compressing was the largest cost left in converting a
+    /// SYN flood's journals at level 3, and level 1 takes ~20% less CPU there for files 0-2%
+    /// larger (a flood) and up to 13% larger (the flow file of ordinary traffic); see
+    /// BENCHMARKS.md, "converting the journals at stop".
     pub zstd_level: i32,
 }
 
@@ -227,7 +245,7 @@ impl Default for WriterOptions {
     fn default() -> Self {
         WriterOptions {
             row_group_rows: 65536,
-            zstd_level: 3,
+            zstd_level: 1,
         }
     }
 }
@@ -242,6 +260,14 @@ pub struct WriteSummary {
     /// File size in bytes, footer included.
     pub bytes: u64,
 }
+
+/// Largest dictionary page of a column chunk; past it the chunk goes on plain. Parquet's
+/// default, 1 MiB, holds ~65,000 addresses: a flood from random sources hashed nearly every
+/// address of every row group into a dictionary it then dropped (+23% CPU against plain). At
+/// 64 KiB such a chunk gives up after a few thousand values, while a flood from a few hundred
+/// sources, or ordinary traffic, keeps its dictionary (BENCHMARKS.md, "converting the journals
+/// at stop").
+pub const DICTIONARY_PAGE_LIMIT: usize = 64 << 10;
 
 /// Rows converted to an Arrow batch at a time: big enough for columnar speed, small enough
 /// that the row buffer stays small next to the row group being encoded.
@@ -360,7 +386,16 @@ impl<K: RecordKind, W: Write + Send> RecordingWriter<K, W> {
                 "synscope-formats {} (parquet-rs)",
                 env!("CARGO_PKG_VERSION")
             ))
-            .build();
+            .set_dictionary_enabled(false)
+            .set_dictionary_page_size_limit(DICTIONARY_PAGE_LIMIT);
+        for col in K::DICTIONARY_COLUMNS {
+            props = props.set_column_dictionary_enabled(ColumnPath::from(*col), true);
+        }
+        for col in K::DELTA_COLUMNS {
+            props =
+                props.set_column_encoding(ColumnPath::from(*col), Encoding::DELTA_BINARY_PACKED);
+        }
+        let mut props = props.build();
         // Added here (ArrowWriter would add the same) so checkpoint footers carry it too.
         let schema = K::schema();
         add_encoded_arrow_schema_to_metadata(&schema, &mut props);
@@ -814,6 +849,7 @@ impl<K: RecordKind> Iterator for Records<'_, K> {
 pub(crate) mod columns {
     use super::*;
     use arrow::array::{ArrowPrimitiveType, PrimitiveArray, StringArray};
+    use arrow::buffer::{Buffer, OffsetBuffer, ScalarBuffer};
 
     /// Column `name` of `batch` as array type `A`; a wrong type is an error, not a panic
     /// (the reader checked types at open, but a batch is still data from disk).
@@ -880,12 +916,77 @@ pub(crate) mod columns {
         }
     }
 
-    /// An address as `std::net` prints it (dotted quad, or RFC 5952 IPv6 text).
+    /// An address as `std::net` prints it (dotted quad, or RFC 5952 IPv6 text): the reference
+    /// [`TextColumn::push_addr`] is tested against.
+    #[cfg(test)]
     pub fn addr_to_text(ip_version: u8, addr: &[u8; 16]) -> String {
         if ip_version == 4 {
             Ipv4Addr::new(addr[0], addr[1], addr[2], addr[3]).to_string()
         } else {
             Ipv6Addr::from(*addr).to_string()
+        }
+    }
+
+    /// A non-null text column built in place: values are appended to one byte buffer, so
+    /// writing a column costs no `String` per row. Formatting an address through `Display`
+    /// into a fresh `String` was the largest single cost of converting a SYN flood (every
+    /// row two addresses, each a `fmt` call chain and an allocation).
+    pub struct TextColumn {
+        values: Vec<u8>,
+        offsets: Vec<i32>,
+    }
+
+    impl TextColumn {
+        /// An empty column with room for `rows` values of about `bytes_per_row` bytes.
+        pub fn with_capacity(rows: usize, bytes_per_row: usize) -> TextColumn {
+            let mut offsets = Vec::with_capacity(rows + 1);
+            offsets.push(0);
+            TextColumn {
+                values: Vec::with_capacity(rows * bytes_per_row),
+                offsets,
+            }
+        }
+
+        /// Ends the current value (whatever was appended since the previous one).
+        fn end_value(&mut self) -> Result<(), ArrowError> {
+            let end = i32::try_from(self.values.len()).map_err(|_| {
+                ArrowError::InvalidArgumentError("text column past 2 GiB".to_string())
+            })?;
+            self.offsets.push(end);
+            Ok(())
+        }
+
+        /// Appends one value.
+        pub fn push(&mut self, text: &str) -> Result<(), ArrowError> {
+            self.values.extend_from_slice(text.as_bytes());
+            self.end_value()
+        }
+
+        /// Appends an address, with the same text as [`addr_to_text`].
+        pub fn push_addr(&mut self, ip_version: u8, addr: &[u8; 16]) -> Result<(), ArrowError> {
+            if ip_version == 4 {
+                let (text, len) = record::ipv4_text(addr);
+                self.values.extend_from_slice(&text[..len]);
+            } else {
+                use std::fmt::Write as _;
+                write!(self, "{}", Ipv6Addr::from(*addr)).map_err(|e| {
+                    ArrowError::ComputeError(format!("formatting an IPv6 address: {e}"))
+                })?;
+            }
+            self.end_value()
+        }
+
+        /// The array; its UTF-8 is checked once here, for the whole buffer.
+        pub fn finish(self) -> Result<StringArray, ArrowError> {
+            let offsets = OffsetBuffer::new(ScalarBuffer::from(self.offsets));
+            StringArray::try_new(offsets, Buffer::from_vec(self.values), None)
+        }
+    }
+
+    impl std::fmt::Write for TextColumn {
+        fn write_str(&mut self, s: &str) -> std::fmt::Result {
+            self.values.extend_from_slice(s.as_bytes());
+            Ok(())
         }
     }
 
@@ -938,6 +1039,32 @@ mod tests {
         let v6: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
         assert_eq!(addr_to_text(6, &v6), "2001:db8::1");
         assert_eq!(addr_from_text(6, "2001:db8::1", 0, "c"), Ok(v6));
+    }
+
+    #[test]
+    fn text_column_addresses_are_std_text() {
+        let mut col = TextColumn::with_capacity(0, 0);
+        let mut want = Vec::new();
+        let mut a = [0u8; 16];
+        // Every octet value in every position (1, 2 and 3 digits, zeros).
+        for o in 0..=255u8 {
+            for pos in 0..4 {
+                a[..4].copy_from_slice(&[7, 70, 255, 0]);
+                a[pos] = o;
+                col.push_addr(4, &a).unwrap();
+                want.push(addr_to_text(4, &a));
+            }
+        }
+        let v6: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+        col.push_addr(6, &v6).unwrap();
+        want.push(addr_to_text(6, &v6));
+        col.push("S").unwrap();
+        want.push("S".to_string());
+        col.push("").unwrap();
+        want.push(String::new());
+        let arr = col.finish().unwrap();
+        let got: Vec<&str> = arr.iter().map(|v| v.unwrap()).collect();
+        assert_eq!(got, want);
     }
 
     #[test]

@@ -39,7 +39,7 @@ use record::{SynRecord, TCP_OPTS_MAX, direction, ip_frag, source, tcp_flag};
 
 use crate::meta::RecordType;
 use crate::recording::columns::{
-    addr_from_text, addr_to_text, get, no_nulls, prim, text, ts_from_i64, ts_to_i64,
+    TextColumn, addr_from_text, get, no_nulls, prim, text, ts_from_i64, ts_to_i64,
 };
 use crate::recording::{DecodeError, RecordKind, RecordingReader, RecordingWriter};
 
@@ -126,11 +126,26 @@ pub fn schema() -> SchemaRef {
     Arc::clone(&SCHEMA)
 }
 
-/// `tcp_flags` as letters ([`tcp_flag::letters`]).
-fn flag_letters(flags: u16) -> String {
+/// A text column of each row's address (`src` or `dst`).
+fn addr_column(rows: &[SynRecord], dst: bool) -> Result<ArrayRef, ArrowError> {
+    let mut c = TextColumn::with_capacity(rows.len(), 15);
+    for r in rows {
+        c.push_addr(r.ip_version, if dst { &r.dst_addr } else { &r.src_addr })?;
+    }
+    Ok(Arc::new(c.finish()?))
+}
+
+/// `tcp_flags` as letters ([`tcp_flag::letters`]), one per row.
+fn flag_letters(rows: &[SynRecord]) -> Result<ArrayRef, ArrowError> {
+    let mut c = TextColumn::with_capacity(rows.len(), 2);
     let mut buf = [0u8; 9];
-    let n = tcp_flag::letters(flags, &mut buf);
-    buf[..n].iter().map(|b| char::from(*b)).collect()
+    for r in rows {
+        let n = tcp_flag::letters(r.tcp_flags, &mut buf);
+        let text = std::str::from_utf8(&buf[..n])
+            .map_err(|e| ArrowError::ComputeError(format!("flag letters: {e}")))?;
+        c.push(text)?;
+    }
+    Ok(Arc::new(c.finish()?))
 }
 
 impl RecordKind for Syn {
@@ -163,6 +178,16 @@ impl RecordKind for Syn {
         col::TCP_OPTIONS,
         col::RECORD_FLAGS,
     ];
+
+    const DICTIONARY_COLUMNS: &'static [&'static str] = &[
+        col::DIRECTION,
+        col::SOURCE,
+        col::SRC_IP,
+        col::DST_IP,
+        col::TCP_FLAGS_TEXT,
+        col::TCP_OPTIONS,
+    ];
+    const DELTA_COLUMNS: &'static [&'static str] = &[col::TS];
 
     fn schema() -> SchemaRef {
         schema()
@@ -210,12 +235,8 @@ impl RecordKind for Syn {
             names(direction::name, |r| r.direction),
             names(source::name, |r| r.source),
             col::<_, UInt8Array>(rows, |r| r.ip_version),
-            Arc::new(StringArray::from_iter_values(
-                rows.iter().map(|r| addr_to_text(r.ip_version, &r.src_addr)),
-            )),
-            Arc::new(StringArray::from_iter_values(
-                rows.iter().map(|r| addr_to_text(r.ip_version, &r.dst_addr)),
-            )),
+            addr_column(rows, false)?,
+            addr_column(rows, true)?,
             col::<_, UInt16Array>(rows, |r| r.src_port),
             col::<_, UInt16Array>(rows, |r| r.dst_port),
             col::<_, UInt8Array>(rows, |r| r.ttl),
@@ -227,9 +248,7 @@ impl RecordKind for Syn {
             col::<_, UInt16Array>(rows, |r| r.ip_hdr_len),
             col::<_, UInt32Array>(rows, |r| r.flow_label),
             col::<_, UInt16Array>(rows, |r| r.tcp_flags),
-            Arc::new(StringArray::from_iter_values(
-                rows.iter().map(|r| flag_letters(r.tcp_flags)),
-            )),
+            flag_letters(rows)?,
             col::<_, UInt32Array>(rows, |r| r.seq),
             col::<_, UInt32Array>(rows, |r| r.ack),
             col::<_, UInt16Array>(rows, |r| r.window),

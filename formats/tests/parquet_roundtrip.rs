@@ -318,3 +318,64 @@ fn writing_after_finish_is_an_error() {
     assert!(matches!(w.write(&rec), Err(RecordingError::Closed { .. })));
     assert!(matches!(w.finish(), Err(RecordingError::Closed { .. })));
 }
+
+/// Which columns carry a dictionary page and which are delta-encoded: exactly each kind's
+/// `DICTIONARY_COLUMNS` and `DELTA_COLUMNS` (a name there that is not a column would
+/// silently do nothing).
+#[test]
+fn only_the_listed_columns_are_dictionary_or_delta_encoded() {
+    use formats::recording::RecordKind;
+    use parquet::basic::Encoding;
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+
+    fn columns_where(
+        path: &std::path::Path,
+        pick: fn(&parquet::file::metadata::ColumnChunkMetaData) -> bool,
+    ) -> Vec<String> {
+        let r = SerializedFileReader::new(std::fs::File::open(path).unwrap()).unwrap();
+        let rg = r.metadata().row_group(0);
+        rg.columns()
+            .iter()
+            .filter(|c| pick(c))
+            .map(|c| c.column_path().string())
+            .collect()
+    }
+    let dictionary_columns =
+        |p: &std::path::Path| columns_where(p, |c| c.dictionary_page_offset().is_some());
+    let delta_columns = |p: &std::path::Path| {
+        columns_where(p, |c| {
+            c.encodings().any(|e| e == Encoding::DELTA_BINARY_PACKED)
+        })
+    };
+    let names = |cols: &[&str]| cols.iter().map(|c| c.to_string()).collect::<Vec<_>>();
+    let dir = tempfile::tempdir().unwrap();
+    let syn = dir.path().join("s.parquet");
+    let mut rec = SynRecord::ZERO;
+    rec.ip_version = 4;
+    rec.tcp_opts_len = 4;
+    rec.tcp_opts[..4].copy_from_slice(&[2, 4, 5, 0xb4]);
+    rec.source = formats::record::source::PCAP;
+    let mut w = SynWriter::create(&syn, &meta(RecordType::Syn), WriterOptions::default()).unwrap();
+    w.write_all(&[rec, rec]).unwrap();
+    w.close().unwrap();
+    use formats::{flows::Flows, syn::Syn};
+    assert!(!Syn::DICTIONARY_COLUMNS.is_empty());
+    assert_eq!(dictionary_columns(&syn), names(Syn::DICTIONARY_COLUMNS));
+    assert_eq!(delta_columns(&syn), names(Syn::DELTA_COLUMNS));
+
+    let flows = dir.path().join("f.flows.parquet");
+    let (key, _) = FlowKey::new(4, [0; 16], 1, [0; 16], 2);
+    let row = FlowRow {
+        interval_start_ns: 0,
+        interval_end_ns: 1,
+        key,
+        counters: FlowCounters::default(),
+    };
+    let mut w =
+        FlowWriter::create(&flows, &meta(RecordType::Flows), WriterOptions::default()).unwrap();
+    w.write(&row).unwrap();
+    w.close().unwrap();
+    assert_eq!(dictionary_columns(&flows), names(Flows::DICTIONARY_COLUMNS));
+    assert!(!Flows::DELTA_COLUMNS.is_empty());
+    assert_eq!(delta_columns(&flows), names(Flows::DELTA_COLUMNS));
+}

@@ -64,7 +64,7 @@ pub fn write_addr(
     if ip_version == 4 {
         // `write!` with four `{}` went through `fmt`'s padding machinery per octet, a large
         // share of rendering p0f lines.
-        let (text, len) = ipv4_text(a);
+        let (text, len) = record::ipv4_text(a);
         // Only ASCII digits and dots were written.
         out.write_str(std::str::from_utf8(&text[..len]).unwrap_or_default())
     } else {
@@ -76,45 +76,6 @@ pub fn write_addr(
         }
         Ok(())
     }
-}
-
-/// Every octet's decimal text followed by a dot, in a 4-byte block, with the length of
-/// the text and dot.
-const OCTETS: [([u8; 4], u8); 256] = {
-    let mut t = [([0u8; 4], 0u8); 256];
-    let mut v = 0;
-    while v < 256 {
-        let (h, d, u) = ((v / 100) as u8, (v / 10 % 10) as u8, (v % 10) as u8);
-        t[v] = if v >= 100 {
-            ([b'0' + h, b'0' + d, b'0' + u, b'.'], 4)
-        } else if v >= 10 {
-            ([b'0' + d, b'0' + u, b'.', 0], 3)
-        } else {
-            ([b'0' + u, b'.', 0, 0], 2)
-        };
-        v += 1;
-    }
-    t
-};
-
-/// The dotted quad of the IPv4 address in `a[..4]`, put together on the stack: the text
-/// is the first `len` bytes (at most 15) of the block.
-///
-/// Each octet is one 4-byte copy from [`OCTETS`] (copies of a variable length, 1 to 3
-/// digits, were memmove calls: three addresses a JSON row).
-pub(crate) fn ipv4_text(a: &[u8; 16]) -> ([u8; 16], usize) {
-    let mut text = [0u8; 16];
-    let mut len = 0;
-    for &octet in &a[..4] {
-        let (block, n) = OCTETS[usize::from(octet)];
-        // `len` is at most 12 here: four octets of at most 4 bytes each fit.
-        if let Some(dst) = text.get_mut(len..len + 4) {
-            dst.copy_from_slice(&block);
-        }
-        len += usize::from(n);
-    }
-    // The last octet's dot is not part of the text.
-    (text, len - 1)
 }
 
 /// `YYYY/MM/DD HH:MM:SS` for seconds since the epoch.

@@ -198,7 +198,7 @@ impl TextWriter {
             Cell::Ip(4, a) => {
                 // Put together on the stack and copied once (a copy per octet was a memmove
                 // call for 1 to 3 bytes, three addresses a row).
-                let (text, len) = crate::p0f::log::ipv4_text(a);
+                let (text, len) = record::ipv4_text(a);
                 put_padded(&mut self.buf, &text, len);
             }
             Cell::Sig(sig) => {
