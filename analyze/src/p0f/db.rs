@@ -14,7 +14,8 @@ use std::collections::HashSet;
 use std::path::Path;
 use std::sync::{Mutex, OnceLock, PoisonError};
 
-use super::hasher::FastMap;
+use rustc_hash::FxHashMap;
+
 use super::matcher::{Probe, find_match};
 use super::sig::{Layout, MAX_TCP_OPT, WinMulti, detect_win_multi, opt, quirk};
 
@@ -228,10 +229,10 @@ pub struct Database {
     labels: Vec<Label>,
     tcp: Vec<TcpSig>,
     /// (to_srv, layout) -> signature indexes in file order.
-    index: FastMap<(bool, Layout), Vec<u32>>,
+    index: FxHashMap<(bool, Layout), Vec<u32>>,
     mtu: Vec<MtuSig>,
     /// MTU -> index of its first signature (p0f takes the first in file order).
-    mtu_index: FastMap<u16, u32>,
+    mtu_index: FxHashMap<u16, u32>,
     http: Vec<HttpSig>,
     ua_os: Vec<UaOs>,
 }

@@ -28,7 +28,7 @@
 
 pub mod db;
 pub mod event;
-pub(crate) mod hasher;
+pub(crate) mod hashed;
 pub mod log;
 pub mod matcher;
 pub mod sig;

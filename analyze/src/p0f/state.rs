@@ -19,13 +19,14 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use record::{FlowKey, SynRecord};
+use rustc_hash::FxHashMap;
 
 use super::db::{Database, SysRef};
 use super::event::{
     Endpoints, Event, EventKind, LabelType, MatchedLabel, NatObservation, NatReasons, Params,
     Subject, TcpKind, TcpObservation,
 };
-use super::hasher::{FastMap, Hashed};
+use super::hashed::Hashed;
 use super::matcher::{Probe, Quality, find_match};
 use super::sig::{Layout, MAX_DIST, MIN_TCP4, MIN_TCP6, Packet, Skip, quirk};
 
@@ -138,10 +139,10 @@ const NEAR_TTL_LIMIT: u8 = 9;
 pub struct Engine {
     db: Arc<Database>,
     cfg: EngineConfig,
-    flows: FastMap<ConnKey, Flow>,
+    flows: FxHashMap<ConnKey, Flow>,
     flow_age: VecDeque<(u64, ConnKey)>,
     flow_serial: u64,
-    hosts: FastMap<HostKey, Host>,
+    hosts: FxHashMap<HostKey, Host>,
     /// Hosts from least to most recently seen, as `(serial, key)`. An entry is live while
     /// its host's `age` is its serial: touching a host appends an entry and leaves the old
     /// one stale, dropped later (like `flow_age`). A `BTreeMap` by serial, with a remove and
@@ -175,10 +176,10 @@ impl Engine {
         Engine {
             db,
             cfg,
-            flows: FastMap::default(),
+            flows: FxHashMap::default(),
             flow_age: VecDeque::new(),
             flow_serial: 0,
-            hosts: FastMap::default(),
+            hosts: FxHashMap::default(),
             host_age: VecDeque::new(),
             host_serial: 0,
             last_expire: 0,
@@ -935,7 +936,7 @@ impl Engine {
 /// removed or given a newer entry leaves its old ones stale.
 fn first_live<K: Copy + Eq + std::hash::Hash, V>(
     queue: &mut VecDeque<(u64, K)>,
-    table: &FastMap<K, V>,
+    table: &FxHashMap<K, V>,
     serial_of: impl Fn(&V) -> u64,
 ) -> Option<K> {
     while let Some(&(serial, key)) = queue.front() {

@@ -11,7 +11,7 @@
 //!
 //! The rows of a chunk are numbers only. Building a `String` per observation for the host, the
 //! label and the raw signature (and formatting them) used to cost more than the grouping
-//! itself, so every key is *interned* instead: an `Interner` (a `FastMap` from the key to
+//! itself, so every key is *interned* instead: an `Interner` (an `FxHashMap` from the key to
 //! a dense `u32` id, plus the keys in id order) hands out ids 1, 2, … in order of first sight,
 //! 0 standing for "none" (no label, no MTU link, a matched signature). Keys are what the
 //! engine already has, compared by value without formatting anything:
@@ -40,9 +40,9 @@ use std::net::IpAddr;
 
 use polars::prelude::*;
 use record::FlowKey;
+use rustc_hash::FxHashMap;
 
 use crate::analysis::Totals;
-use crate::p0f::hasher::FastMap;
 use crate::p0f::{EventKind, LabelType, MatchedLabel, Quality, RawSig, TcpKind};
 use crate::parallel::FlowShards;
 use crate::results::{Observation, host_addr, label_type_name};
@@ -155,7 +155,7 @@ pub struct Summary {
 /// lookup.
 #[derive(Debug)]
 struct Interner<K> {
-    ids: FastMap<K, u32>,
+    ids: FxHashMap<K, u32>,
     /// `keys[id - 1]` is the key of `id`.
     keys: Vec<K>,
 }
@@ -163,7 +163,7 @@ struct Interner<K> {
 impl<K> Default for Interner<K> {
     fn default() -> Self {
         Interner {
-            ids: FastMap::default(),
+            ids: FxHashMap::default(),
             keys: Vec::new(),
         }
     }
@@ -223,14 +223,14 @@ impl LabelKey {
 #[derive(Debug)]
 struct ByAddr<A, K> {
     by_content: Interner<K>,
-    by_addr: FastMap<A, u32>,
+    by_addr: FxHashMap<A, u32>,
 }
 
 impl<A, K> Default for ByAddr<A, K> {
     fn default() -> Self {
         ByAddr {
             by_content: Interner::default(),
-            by_addr: FastMap::default(),
+            by_addr: FxHashMap::default(),
         }
     }
 }
@@ -983,7 +983,7 @@ pub struct FlowTotals {
     /// connection key used again later (port reuse) keeps its last label. (This was a log
     /// of `(connection, label)` rows collapsed in polars to each connection's last label,
     /// a sort and a stable group-by on the summary's wall-clock path.)
-    conn_labels: FastMap<FlowKey, u32>,
+    conn_labels: FxHashMap<FlowKey, u32>,
     labels: Labels,
     /// A failure while labelling (reported by [`FlowTotals::traffic_by_os`]).
     error: Option<String>,

@@ -9,8 +9,9 @@
 
 use std::io::Write;
 
+use rustc_hash::FxHashMap;
+
 use super::{COLUMNS, Cell, Observation, Sources, cells};
-use crate::p0f::hasher::FastMap;
 use crate::p0f::sig::RawSig;
 
 /// Distinct raw signatures whose text is kept; the cache starts over when it is full, so a
@@ -28,9 +29,9 @@ pub struct TextWriter {
     /// Date and time of day (`YYYY-MM-DDTHH:MM:SS`) of the last second rendered.
     time: Option<(u64, [u8; 19])>,
     /// JSON templates by [`shape_key`], as indices into `templates`.
-    shapes: FastMap<u128, usize>,
+    shapes: FxHashMap<u128, usize>,
     templates: Vec<Template>,
-    sigs: FastMap<RawSig, Box<str>>,
+    sigs: FxHashMap<RawSig, Box<str>>,
     scratch: String,
 }
 
@@ -45,9 +46,9 @@ impl TextWriter {
         TextWriter {
             buf: Vec::new(),
             time: None,
-            shapes: FastMap::default(),
+            shapes: FxHashMap::default(),
             templates: Vec::new(),
-            sigs: FastMap::default(),
+            sigs: FxHashMap::default(),
             scratch: String::new(),
         }
     }
