@@ -13,10 +13,10 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::ScopedJoinHandle;
 
 use formats::pcap::IngestStats;
+use p0f::{Database, Engine, Event, EventKind, Status};
 use record::{FlowKey, SynRecord};
 
 use crate::inputs::Input;
-use crate::p0f::{Database, Engine, Event, EventKind, Status};
 use crate::parallel::{self, Consumer, InputDone, Progress, ReplayOptions};
 use crate::replay::ReplayError;
 use crate::report::agg::{Aggregator, FlowTotals, Summary};
@@ -74,7 +74,7 @@ impl Default for AnalyzeOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum AnalyzeError {
     #[error(transparent)]
-    Db(#[from] crate::p0f::DbError),
+    Db(#[from] p0f::DbError),
     #[error(transparent)]
     Replay(#[from] ReplayError),
     #[error(transparent)]
@@ -213,7 +213,7 @@ impl Outputs<'_> {
         // The client's SYN labels its connection for the traffic-by-OS table.
         if let EventKind::Tcp(t) = &event.kind
             && self.flows.wanted()
-            && event.subject == crate::p0f::Subject::Client
+            && event.subject == p0f::Subject::Client
         {
             let e = &event.endpoints;
             let (key, _) = FlowKey::new(
@@ -356,7 +356,7 @@ fn render(
             match format {
                 OutputFormat::P0f => {
                     // Writing into memory cannot fail.
-                    let _ = crate::p0f::log::write_p0f_line(&obs.event, text.buffer());
+                    let _ = p0f::log::write_p0f_line(&obs.event, text.buffer());
                 }
                 OutputFormat::Ndjson => {
                     text.json_object(obs, sources);
@@ -598,7 +598,7 @@ mod tests {
     fn status_names_are_words() {
         assert_eq!(words("BadIpVersion"), "bad ip version");
         assert_eq!(
-            status_name(Status::Skipped(crate::p0f::Skip::Ipv6ExtensionHeaders)),
+            status_name(Status::Skipped(p0f::Skip::Ipv6ExtensionHeaders)),
             "p0f filter: ipv6 extension headers"
         );
         assert_eq!(status_name(Status::Reported), "fingerprinted");

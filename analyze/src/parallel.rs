@@ -1,7 +1,7 @@
 //! Parallel and deterministic replay of inputs.
 //!
 //! The p0f features that keep state (SYN/SYN+ACK pairing, uptime, host change, IP sharing)
-//! need every record in capture order, so there is exactly one [`crate::p0f::Engine`] and it
+//! need every record in capture order, so there is exactly one [`p0f::Engine`] and it
 //! runs on the caller's thread. What can run elsewhere is the decoding in front of it:
 //!
 //! - recordings: Parquet row groups are decompressed and decoded on a rayon pool of

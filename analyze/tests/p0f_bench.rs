@@ -11,8 +11,8 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Instant;
 
-use analyze::p0f::log::write_p0f_line;
-use analyze::p0f::{Database, Engine};
+use p0f::log::write_p0f_line;
+use p0f::{Database, Engine};
 use record::SynRecord;
 
 #[test]

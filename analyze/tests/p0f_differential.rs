@@ -36,9 +36,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
-use analyze::p0f::log::p0f_line;
-use analyze::p0f::{Database, Engine, Event};
 use formats::pcap::PacketSink;
+use p0f::log::p0f_line;
+use p0f::{Database, Engine, Event};
 use rayon::prelude::*;
 use record::{FlowKey, SynRecord};
 

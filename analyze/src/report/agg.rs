@@ -38,12 +38,12 @@
 use std::hash::Hash;
 use std::net::IpAddr;
 
+use p0f::{EventKind, LabelType, MatchedLabel, Quality, RawSig, TcpKind};
 use polars::prelude::*;
 use record::FlowKey;
 use rustc_hash::FxHashMap;
 
 use crate::analysis::Totals;
-use crate::p0f::{EventKind, LabelType, MatchedLabel, Quality, RawSig, TcpKind};
 use crate::parallel::FlowShards;
 use crate::results::{Observation, host_addr, label_type_name};
 
@@ -1086,9 +1086,9 @@ impl FlowTotals {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::p0f::event::{Endpoints, Params, TcpObservation};
-    use crate::p0f::{Event, Quality, Subject};
     use crate::parallel::{FlowTable, Traffic};
+    use p0f::event::{Endpoints, Params, TcpObservation};
+    use p0f::{Event, Quality, Subject};
 
     /// A string somewhere no other string is, as a fresh copy made by the database's
     /// interning would never be (tests only: it is leaked).
@@ -1138,8 +1138,7 @@ mod tests {
             .join("../fixtures/pcap/tcpdump/tests__tcp-handshake-nano.pcap");
         let mut recs = Vec::new();
         formats::pcap::open(&path).unwrap().run(&mut recs).unwrap();
-        let mut engine =
-            crate::p0f::Engine::new(Arc::new(crate::p0f::Database::embedded().unwrap()));
+        let mut engine = p0f::Engine::new(Arc::new(p0f::Database::embedded().unwrap()));
         let mut events = Vec::new();
         for r in &recs {
             engine.process(r, &mut events);
@@ -1370,7 +1369,7 @@ mod tests {
     fn unknown_sigs_are_counted_per_distinct_text() {
         let t = template();
         let mut s1 = t.raw_sig;
-        s1.win_multi = crate::p0f::sig::WinMulti {
+        s1.win_multi = p0f::sig::WinMulti {
             multi: 3,
             use_mtu: false,
         };

@@ -20,9 +20,9 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::p0f::event::{NatReasons, TcpKind};
-use crate::p0f::sig::RawSig;
-use crate::p0f::{Event, EventKind, LabelType, Params, Quality, Subject};
+use p0f::event::{NatReasons, TcpKind};
+use p0f::sig::RawSig;
+use p0f::{Event, EventKind, LabelType, Params, Quality, Subject};
 
 pub mod parquet;
 pub mod text;
@@ -357,8 +357,8 @@ pub fn cells<'a>(obs: &'a Observation, sources: &'a Sources) -> [Cell<'a>; NCOLS
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::p0f::event::{Endpoints, NatObservation};
-    use crate::p0f::{Database, Engine};
+    use p0f::event::{Endpoints, NatObservation};
+    use p0f::{Database, Engine};
     use std::path::Path;
 
     pub(crate) fn endpoints() -> Endpoints {
@@ -400,7 +400,7 @@ pub(crate) mod tests {
     fn tcp_row_agrees_with_the_p0f_line() {
         let obs = real_syn();
         let sources = Sources(vec![Arc::from("x.pcap")]);
-        let line = crate::p0f::log::p0f_line(&obs.event);
+        let line = p0f::log::p0f_line(&obs.event);
         let row = cells(&obs, &sources);
         let get = |name: &str| {
             let i = COLUMNS.iter().position(|c| c.name == name).unwrap();

@@ -9,10 +9,10 @@
 
 use std::io::Write;
 
+use p0f::sig::RawSig;
 use rustc_hash::FxHashMap;
 
 use super::{COLUMNS, Cell, Observation, Sources, cells};
-use crate::p0f::sig::RawSig;
 
 /// Distinct raw signatures whose text is kept; the cache starts over when it is full, so a
 /// capture with endless distinct signatures costs formatting, never memory.
@@ -199,7 +199,7 @@ impl TextWriter {
             Cell::Ip(4, a) => {
                 // Put together on the stack and copied once (a copy per octet was a memmove
                 // call for 1 to 3 bytes, three addresses a row).
-                let (text, len) = crate::p0f::log::ipv4_text(a);
+                let (text, len) = p0f::log::ipv4_text(a);
                 put_padded(&mut self.buf, &text, len);
             }
             Cell::Sig(sig) => {
@@ -330,7 +330,7 @@ fn put_padded<const N: usize>(buf: &mut Vec<u8>, block: &[u8; N], len: usize) {
 fn date_time(secs: u64) -> [u8; 19] {
     let mut s = String::with_capacity(19);
     // `write_time` gives `YYYY/MM/DD HH:MM:SS`; RFC 3339 wants `-` and `T`.
-    let _ = crate::p0f::log::write_time(i64::try_from(secs).unwrap_or(i64::MAX), &mut s);
+    let _ = p0f::log::write_time(i64::try_from(secs).unwrap_or(i64::MAX), &mut s);
     let mut out = [b'0'; 19];
     for (o, b) in out.iter_mut().zip(s.bytes()) {
         *o = match b {
@@ -388,9 +388,9 @@ pub fn csv_header() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::p0f::Subject;
-    use crate::p0f::event::{Event, EventKind};
     use crate::results::tests::{endpoints, real_syn};
+    use p0f::Subject;
+    use p0f::event::{Event, EventKind};
     use std::sync::Arc;
 
     fn rendered(w: &mut TextWriter) -> String {
@@ -543,9 +543,9 @@ mod tests {
                 ts_ns: 1,
                 endpoints: endpoints(),
                 subject: Subject::Client,
-                kind: EventKind::IpSharing(crate::p0f::event::NatObservation {
-                    reasons: crate::p0f::event::NatReasons(
-                        crate::p0f::event::NatReasons::TS | crate::p0f::event::NatReasons::PORT,
+                kind: EventKind::IpSharing(p0f::event::NatObservation {
+                    reasons: p0f::event::NatReasons(
+                        p0f::event::NatReasons::TS | p0f::event::NatReasons::PORT,
                     ),
                     raw_hits: [0; 4],
                 }),
@@ -558,7 +558,7 @@ mod tests {
         assert_eq!(js["ip_sharing"], true);
         let mut syn = real_syn();
         if let EventKind::Tcp(t) = &mut syn.event.kind {
-            t.params = crate::p0f::Params {
+            t.params = p0f::Params {
                 excess_dist: true,
                 tos: 0x2e,
                 ..Default::default()
@@ -571,8 +571,8 @@ mod tests {
 
     /// One event of every kind but TCP.
     fn other_kinds() -> [EventKind; 4] {
-        use crate::p0f::event::NatObservation;
         use crate::results::NatReasons;
+        use p0f::event::NatObservation;
         let nat = NatObservation {
             reasons: NatReasons(NatReasons::TTL),
             raw_hits: [0; 4],
@@ -609,7 +609,7 @@ mod tests {
             event: Event {
                 ts_ns: 1,
                 endpoints: endpoints(),
-                subject: crate::p0f::Subject::Client,
+                subject: p0f::Subject::Client,
                 kind,
             },
         }));
@@ -658,8 +658,8 @@ mod tests {
     /// templates of their own, each with its own word.
     #[test]
     fn words_are_template_constants() {
-        use crate::p0f::{LabelType, Quality, TcpKind};
         use crate::results::{NCOLS, WORD_CODES};
+        use p0f::{LabelType, Quality, TcpKind};
         let sources = Sources(vec![Arc::from("x.pcap")]);
         let syn = real_syn();
         // Every value of every word column, one row each.

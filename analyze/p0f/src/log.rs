@@ -102,7 +102,7 @@ const OCTETS: [([u8; 4], u8); 256] = {
 ///
 /// Each octet is one 4-byte copy from [`OCTETS`] (copies of a variable length, 1 to 3
 /// digits, were memmove calls: three addresses a JSON row).
-pub(crate) fn ipv4_text(a: &[u8; 16]) -> ([u8; 16], usize) {
+pub fn ipv4_text(a: &[u8; 16]) -> ([u8; 16], usize) {
     let mut text = [0u8; 16];
     let mut len = 0;
     for &octet in &a[..4] {

@@ -1,6 +1,10 @@
 //! The p0f v3 engine: passive OS fingerprinting of SYN and SYN+ACK records, reproducing
 //! p0f 3.09b's observable behaviour (its log lines) from [`record::SynRecord`]s.
 //!
+//! A crate of its own, on `record` and a few small crates only, so that anything holding
+//! `SynRecord`s (the `analyze` replay, `capture`, a binding) can fingerprint them without
+//! `analyze`'s dataframe, Parquet and CLI dependencies.
+//!
 //! - [`sig`]: record -> p0f TCP signature (quirks, option layout, window forms, TTL guess)
 //!   and p0f's packet filters.
 //! - [`db`]: the p0f.fp database (Debian's p0f.fp plus `synscope.fp`, or a user file).
@@ -12,7 +16,7 @@
 //!
 //! ```no_run
 //! use std::sync::Arc;
-//! use analyze::p0f::{Database, Engine, log::write_p0f_line};
+//! use p0f::{Database, Engine, log::write_p0f_line};
 //! # fn records() -> Vec<record::SynRecord> { Vec::new() }
 //! let db = Arc::new(Database::embedded()?);
 //! let mut engine = Engine::new(db);

@@ -222,7 +222,7 @@ impl Quality {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::p0f::sig::tests::linux_syn;
+    use crate::sig::tests::linux_syn;
     use record::SynRecord;
 
     /// One signature per tier, all with the `mss,sok,ts,nop,ws` layout of `linux_syn()`

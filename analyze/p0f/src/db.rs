@@ -20,9 +20,9 @@ use super::matcher::{Probe, find_match};
 use super::sig::{Layout, MAX_TCP_OPT, WinMulti, detect_win_multi, opt, quirk};
 
 /// The Debian p0f 3.09b database (LGPL-2.1, unmodified).
-pub const P0F_FP: &str = include_str!("../../data/p0f.fp");
+pub const P0F_FP: &str = include_str!("../data/p0f.fp");
 /// synscope's additional signatures, parsed after [`P0F_FP`].
-pub const SYNSCOPE_FP: &str = include_str!("../../data/synscope.fp");
+pub const SYNSCOPE_FP: &str = include_str!("../data/synscope.fp");
 
 /// Characters p0f allows in OS / application names besides letters and digits.
 const NAME_CHARS: &[u8] = b" ./-_!?()";

@@ -951,8 +951,8 @@ fn first_live<K: Copy + Eq + std::hash::Hash, V>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::p0f::log::p0f_line;
-    use crate::p0f::sig::tests::linux_syn;
+    use crate::log::p0f_line;
+    use crate::sig::tests::linux_syn;
     use record::tcp_flag;
 
     fn engine() -> Engine {
