@@ -7,7 +7,8 @@
 //!
 //! - [`sig`]: record -> p0f TCP signature (quirks, option layout, window forms, TTL guess)
 //!   and p0f's packet filters.
-//! - [`db`]: the p0f.fp database (Debian's p0f.fp plus `synscope.fp`, or a user file).
+//! - [`db`]: the signature database in memory.
+//! - [`parse`]: the p0f.fp parser (Debian's p0f.fp plus `synscope.fp`, or a user file).
 //! - [`matcher`]: p0f's matching tiers (exact specific, exact generic, fuzzy).
 //! - [`state`]: [`Engine`], the per-connection and per-host state (SYN/SYN+ACK pairing, MTU,
 //!   uptime, host change and IP sharing).
@@ -35,11 +36,13 @@ pub mod event;
 pub(crate) mod hashed;
 pub mod log;
 pub mod matcher;
+pub mod parse;
 pub mod sig;
 pub mod state;
 
-pub use db::{Database, DbError, DbErrorKind};
+pub use db::Database;
 pub use event::{Endpoints, Event, EventKind, LabelType, MatchedLabel, Params, Subject, TcpKind};
 pub use matcher::{MatchResult, Quality};
+pub use parse::{DbError, DbErrorKind};
 pub use sig::{Packet, RawSig, Skip};
 pub use state::{Engine, EngineConfig, Status};
