@@ -263,12 +263,15 @@ impl TextStage {
         scope: &'scope std::thread::Scope<'scope, '_>,
         format: OutputFormat,
         sources: Sources,
+        db: Arc<Database>,
     ) -> std::io::Result<(TextStage, ScopedJoinHandle<'scope, u64>)> {
         let (to_thread, batches) = sync_channel(RENDER_IN_FLIGHT);
         let (rendered, from_thread) = sync_channel(RENDER_IN_FLIGHT);
         let handle = std::thread::Builder::new()
             .name("analyze-render".into())
-            .spawn_scoped(scope, move || render(format, &sources, &batches, &rendered))?;
+            .spawn_scoped(scope, move || {
+                render(format, &sources, &db, &batches, &rendered)
+            })?;
         let stage = TextStage {
             batch: Vec::with_capacity(RENDER_BATCH),
             spare: Vec::new(),
@@ -345,6 +348,7 @@ impl TextStage {
 fn render(
     format: OutputFormat,
     sources: &Sources,
+    db: &Database,
     batches: &Receiver<(Vec<Observation>, Vec<u8>)>,
     rendered: &SyncSender<(Vec<Observation>, Vec<u8>)>,
 ) -> u64 {
@@ -356,20 +360,20 @@ fn render(
             match format {
                 OutputFormat::P0f => {
                     // Writing into memory cannot fail.
-                    let _ = p0f::log::write_p0f_line(&obs.event, text.buffer());
+                    let _ = p0f::log::write_p0f_line(db, &obs.event, text.buffer());
                 }
                 OutputFormat::Ndjson => {
-                    text.json_object(obs, sources);
+                    text.json_object(obs, sources, db);
                     text.push(b"\n");
                 }
-                OutputFormat::Csv => text.csv_line(obs, sources),
+                OutputFormat::Csv => text.csv_line(obs, sources, db),
                 OutputFormat::Json => {
                     text.push(if json_rows == 0 {
                         b"\n    "
                     } else {
                         b",\n    "
                     });
-                    text.json_object(obs, sources);
+                    text.json_object(obs, sources, db);
                     json_rows += 1;
                 }
                 OutputFormat::Table => {}
@@ -476,20 +480,24 @@ pub fn run(
     on_file: &mut dyn FnMut(&Input, &IngestStats),
     on_failed: &mut dyn FnMut(&Input, &ReplayError),
 ) -> Result<RunReport, AnalyzeError> {
-    let db = match &opts.db {
+    let db = Arc::new(match &opts.db {
         Some(path) => Database::from_file(path)?,
         None => Database::embedded()?,
-    };
+    });
     let sources = Sources::from_paths(inputs.iter().map(|i| i.path.as_path()));
     let results = match &opts.out {
-        Some(path) => Some(ResultsWriter::create(path, sources.clone())?),
+        Some(path) => Some(ResultsWriter::create(
+            path,
+            sources.clone(),
+            Arc::clone(&db),
+        )?),
         None => None,
     };
     let summary = opts.format.needs_summary();
     let mut replay_opts = opts.replay;
     replay_opts.flows = summary;
     let mut a = Analysis {
-        engine: Engine::new(Arc::new(db)),
+        engine: Engine::new(Arc::clone(&db)),
         events: Vec::new(),
         sources,
         out,
@@ -520,8 +528,9 @@ pub fn run(
         let renderer = match opts.format {
             OutputFormat::Table => None,
             format => {
-                let (stage, handle) = TextStage::start(s, format, a.sources.clone())
-                    .map_err(|e| ReplayError::Threads(e.to_string()))?;
+                let (stage, handle) =
+                    TextStage::start(s, format, a.sources.clone(), Arc::clone(&db))
+                        .map_err(|e| ReplayError::Threads(e.to_string()))?;
                 a.text = Some(stage);
                 Some(handle)
             }
@@ -532,7 +541,7 @@ pub fn run(
         // The summary is made while the rendering thread renders the last batches: both run
         // after the replay, on the wall-clock path.
         let summary = match a.agg.take() {
-            Some(agg) if ok => Some(agg.finish(&a.totals, &a.flows, opts.top)),
+            Some(agg) if ok => Some(agg.finish(&a.totals, &a.flows, opts.top, &db)),
             _ => None,
         };
         // Ends the rendering thread whatever happened (dropping the stage hangs up on it).

@@ -48,7 +48,7 @@ fn p0f_engine_throughput() {
         events.clear();
         engine.process(r, &mut events);
         for ev in &events {
-            write_p0f_line(ev, &mut out).unwrap_or_else(|e| panic!("{e}"));
+            write_p0f_line(&db, ev, &mut out).unwrap_or_else(|e| panic!("{e}"));
         }
     }
     let _ = out.flush();

@@ -170,7 +170,7 @@ fn run_packets(db: &Arc<Database>, file: &Path) -> Result<Vec<String>, String> {
     };
     let mut reader = formats::pcap::open(file).map_err(|e| e.to_string())?;
     reader.run(&mut sink).map_err(|e| e.to_string())?;
-    Ok(sink.events.iter().map(p0f_line).collect())
+    Ok(sink.events.iter().map(|ev| p0f_line(db, ev)).collect())
 }
 
 fn check_file(p0f: &Path, db: &Arc<Database>, file: &Path, tmp: &Path, idx: usize) -> FileResult {

@@ -1,12 +1,34 @@
 //! The p0f.fp fingerprint database in memory: classes, names, labels and the TCP, MTU and
 //! HTTP signatures, with the index the matcher looks candidates up in. `parse` fills it.
 
-use std::collections::HashSet;
-use std::sync::{Mutex, OnceLock, PoisonError};
-
 use rustc_hash::FxHashMap;
 
 use super::sig::Layout;
+
+/// A label of a database: the index of a `label =` line's record in [`Database::labels`].
+///
+/// Observations carry this instead of the label's strings, which the database owns
+/// ([`Database::label_names`] gives them back), so an observation is a few plain words and
+/// a report can count labels by id. An id means something only in the database it came
+/// from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LabelId(pub u32);
+
+/// An `[mtu]` link name of a database: an index into its distinct link names
+/// ([`Database::link`]). Two `[mtu]` labels with the same text have one id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LinkId(pub u32);
+
+/// A label's strings, as p0f prints them (`os=NAME FLAVOR`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LabelNames<'a> {
+    /// Class (`win`, `unix`, `other`); `None` for userland labels.
+    pub class: Option<&'a str>,
+    /// OS or application name.
+    pub name: &'a str,
+    /// Flavor (version etc.), if any.
+    pub flavor: Option<&'a str>,
+}
 
 /// How a signature's window size is expressed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -49,9 +71,10 @@ pub struct Label {
     /// Name index into [`Database::names`].
     pub name_id: u32,
     /// Flavor (everything after the name's colon), if non-empty.
-    pub flavor: Option<&'static str>,
-    /// p0f's running label number (1-based, counts TCP and HTTP labels).
-    pub label_id: u32,
+    pub flavor: Option<Box<str>>,
+    /// p0f's running label number (1-based, counts TCP and HTTP labels, including labels
+    /// without signatures, which have no [`LabelId`]).
+    pub number: u32,
     /// `sys =` entries (userland labels).
     pub sys: Vec<SysRef>,
     /// Module of the section.
@@ -74,8 +97,8 @@ pub struct TcpSig {
     pub line: u32,
     /// `[tcp:request]` (SYN) rather than `[tcp:response]` (SYN+ACK).
     pub to_srv: bool,
-    /// Index into [`Database::labels`].
-    pub label: u32,
+    /// Its label.
+    pub label: LabelId,
     /// 4, 6, or -1 for `*`.
     pub ip_ver: i8,
     /// Initial TTL (`N` or `N+D` summed).
@@ -107,8 +130,8 @@ pub struct TcpSig {
 pub struct MtuSig {
     /// MTU value.
     pub mtu: u16,
-    /// Link label.
-    pub link: &'static str,
+    /// Link name.
+    pub link: LinkId,
     /// Line number.
     pub line: u32,
 }
@@ -131,8 +154,8 @@ pub struct HttpSig {
     pub line: u32,
     /// `[http:request]` rather than `[http:response]`.
     pub to_srv: bool,
-    /// Index into [`Database::labels`].
-    pub label: u32,
+    /// Its label.
+    pub label: LabelId,
     /// HTTP minor version, `None` for `*`.
     pub version: Option<u8>,
     /// Ordered headers.
@@ -156,9 +179,11 @@ pub struct UaOs {
 /// the methods below.
 #[derive(Clone, Debug, Default)]
 pub struct Database {
-    pub(crate) classes: Vec<&'static str>,
-    pub(crate) names: Vec<&'static str>,
+    pub(crate) classes: Vec<Box<str>>,
+    pub(crate) names: Vec<Box<str>>,
     pub(crate) labels: Vec<Label>,
+    /// Distinct `[mtu]` link names, in order of first appearance.
+    pub(crate) links: Vec<Box<str>>,
     pub(crate) tcp: Vec<TcpSig>,
     /// (to_srv, layout) -> signature indexes in file order.
     pub(crate) index: FxHashMap<(bool, Layout), Vec<u32>>,
@@ -171,12 +196,12 @@ pub struct Database {
 
 impl Database {
     /// OS classes (`classes =`), in file order.
-    pub fn classes(&self) -> &[&'static str] {
+    pub fn classes(&self) -> &[Box<str>] {
         &self.classes
     }
 
     /// Interned OS / application names (first spelling wins, compared case-insensitively).
-    pub fn names(&self) -> &[&'static str] {
+    pub fn names(&self) -> &[Box<str>] {
         &self.names
     }
 
@@ -205,9 +230,30 @@ impl Database {
         &self.ua_os
     }
 
+    /// A label by id (`None` for an id of another database).
+    pub fn label(&self, id: LabelId) -> Option<&Label> {
+        self.labels.get(id.0 as usize)
+    }
+
     /// The label of a signature.
     pub fn label_of(&self, s: &TcpSig) -> Option<&Label> {
-        self.labels.get(s.label as usize)
+        self.label(s.label)
+    }
+
+    /// A label's class, name and flavor (empty for an id of another database).
+    pub fn label_names(&self, id: LabelId) -> LabelNames<'_> {
+        match self.label(id) {
+            Some(l) => LabelNames {
+                class: self.class_of(l),
+                name: self.name_of(l),
+                flavor: l.flavor.as_deref(),
+            },
+            None => LabelNames {
+                class: None,
+                name: "",
+                flavor: None,
+            },
+        }
     }
 
     /// Name of a label.
@@ -229,32 +275,16 @@ impl Database {
             .map_or(&[], |v| v.as_slice())
     }
 
-    /// Link label for an MTU, as p0f's `fingerprint_mtu()` finds it.
-    pub fn mtu_link(&self, mtu: u16) -> Option<&'static str> {
+    /// The link name for an MTU, as p0f's `fingerprint_mtu()` finds it.
+    pub fn mtu_link(&self, mtu: u16) -> Option<LinkId> {
         self.mtu_index
             .get(&mtu)
             .and_then(|i| self.mtu.get(*i as usize))
             .map(|m| m.link)
     }
-}
 
-/// The database's strings, kept for the life of the process, each distinct one once.
-///
-/// Observations carry their label's and link's strings. As `&'static str` they are copied
-/// with the observation; as `Arc<str>`s their reference counts were written by the engine's
-/// thread for every observation while the rendering thread read the strings beside them,
-/// which cost more than the copies. However many databases a process loads, it keeps each
-/// distinct string once (a few KB for p0f.fp).
-pub(crate) fn intern(s: &str) -> &'static str {
-    static STRINGS: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
-    let mut strings = STRINGS
-        .get_or_init(Mutex::default)
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner);
-    if let Some(&kept) = strings.get(s) {
-        return kept;
+    /// A link name by id (empty for an id of another database).
+    pub fn link(&self, id: LinkId) -> &str {
+        self.links.get(id.0 as usize).map_or("", |l| l)
     }
-    let kept: &'static str = Box::leak(Box::from(s));
-    strings.insert(kept);
-    kept
 }

@@ -26,7 +26,7 @@
 //!     engine.process(&r, &mut events);
 //! }
 //! for ev in &events {
-//!     write_p0f_line(ev, &mut std::io::stdout())?;
+//!     write_p0f_line(engine.database(), ev, &mut std::io::stdout())?;
 //! }
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
@@ -40,7 +40,7 @@ pub mod parse;
 pub mod sig;
 pub mod state;
 
-pub use db::Database;
+pub use db::{Database, LabelId, LabelNames, LinkId};
 pub use event::{Endpoints, Event, EventKind, LabelType, MatchedLabel, Params, Subject, TcpKind};
 pub use matcher::{MatchResult, Quality};
 pub use parse::{DbError, DbErrorKind};

@@ -18,7 +18,8 @@ use std::ops::RangeInclusive;
 use std::path::Path;
 
 use super::db::{
-    Database, HttpHeader, HttpSig, Label, Module, MtuSig, SysRef, TcpSig, UaOs, WinType, intern,
+    Database, HttpHeader, HttpSig, Label, LabelId, LinkId, Module, MtuSig, SysRef, TcpSig, UaOs,
+    WinType,
 };
 use super::matcher::{Probe, find_match};
 use super::sig::{Layout, MAX_TCP_OPT, WinMulti, detect_win_multi, opt, quirk};
@@ -264,6 +265,12 @@ fn atol(s: &[u8]) -> i64 {
     if neg { -v } else { v }
 }
 
+/// A name or flavor as the database keeps it (p0f.fp is read as bytes; invalid UTF-8 is
+/// replaced, as when the file was read).
+fn text(b: &[u8]) -> Box<str> {
+    String::from_utf8_lossy(b).into()
+}
+
 fn is_name_char(c: u8) -> bool {
     c.is_ascii_alphanumeric() || (c != 0 && NAME_CHARS.contains(&c))
 }
@@ -295,13 +302,15 @@ struct Parser {
     generic: bool,
     class: Option<u32>,
     name_id: u32,
-    flavor: Option<&'static str>,
-    mtu_label: Option<&'static str>,
+    flavor: Option<Box<str>>,
+    /// The link of the current `[mtu]` label.
+    mtu_label: Option<LinkId>,
     sys: Vec<SysRef>,
-    label_id: u32,
+    /// p0f's running label number ([`Label::number`]).
+    label_number: u32,
     label_line: u32,
-    /// Index of the current label in `db.labels` (created lazily per label line).
-    cur_label: Option<u32>,
+    /// The current label's record in `db.labels` (created lazily per label line).
+    cur_label: Option<LabelId>,
 }
 
 impl Parser {
@@ -317,7 +326,7 @@ impl Parser {
             flavor: None,
             mtu_label: None,
             sys: Vec::new(),
-            label_id: 0,
+            label_number: 0,
             label_line: 0,
             cur_label: None,
         }
@@ -442,9 +451,7 @@ impl Parser {
             if class.is_empty() || !matches!(c.peek(), 0 | b',') {
                 return Err(DbErrorKind::MalformedClass);
             }
-            self.db
-                .classes
-                .push(intern(&String::from_utf8_lossy(class)));
+            self.db.classes.push(text(class));
         }
         Ok(())
     }
@@ -468,7 +475,7 @@ impl Parser {
         {
             return i as u32;
         }
-        self.db.names.push(intern(&String::from_utf8_lossy(name)));
+        self.db.names.push(text(name));
         (self.db.names.len() - 1) as u32
     }
 
@@ -478,7 +485,7 @@ impl Parser {
             if val.is_empty() {
                 return Err(DbErrorKind::EmptyMtuLabel);
             }
-            self.mtu_label = Some(intern(&String::from_utf8_lossy(val)));
+            self.mtu_label = Some(self.link_id(val));
             return Ok(());
         }
         let mut c = Cursor::new(val);
@@ -508,11 +515,24 @@ impl Parser {
         }
         self.name_id = self.lookup_name(name);
         let flavor = c.rest();
-        self.flavor = (!flavor.is_empty()).then(|| intern(&String::from_utf8_lossy(flavor)));
-        self.label_id += 1;
+        self.flavor = (!flavor.is_empty()).then(|| text(flavor));
+        self.label_number += 1;
         self.label_line = line_no;
         self.cur_label = None;
         Ok(())
+    }
+
+    /// The id of an `[mtu]` link name, given a new one the first time it is seen.
+    fn link_id(&mut self, name: &[u8]) -> LinkId {
+        let name = text(name);
+        let i = match self.db.links.iter().position(|l| *l == name) {
+            Some(i) => i,
+            None => {
+                self.db.links.push(name);
+                self.db.links.len() - 1
+            }
+        };
+        LinkId(i as u32)
     }
 
     /// `sys = @class,Name,...` of a userland label.
@@ -561,7 +581,7 @@ impl Parser {
     }
 
     /// The `Label` record for the current label line, created on its first signature.
-    fn current_label(&mut self, module: Module) -> u32 {
+    fn current_label(&mut self, module: Module) -> LabelId {
         if let Some(l) = self.cur_label {
             return l;
         }
@@ -569,15 +589,15 @@ impl Parser {
             generic: self.generic,
             class: self.class,
             name_id: self.name_id,
-            flavor: self.flavor,
-            label_id: self.label_id,
+            flavor: self.flavor.clone(),
+            number: self.label_number,
             sys: self.sys.clone(),
             module,
             line: self.label_line,
         });
-        let idx = (self.db.labels.len() - 1) as u32;
-        self.cur_label = Some(idx);
-        idx
+        let id = LabelId((self.db.labels.len() - 1) as u32);
+        self.cur_label = Some(id);
+        id
     }
 
     fn register_mtu(&mut self, val: &[u8], line_no: u32) -> R<()> {
@@ -967,8 +987,11 @@ mod tests {
         assert_eq!(db.tcp_sigs().iter().filter(|s| !s.to_srv).count(), n_resp);
         assert_eq!(db.mtu_sigs().len(), n_mtu);
         assert!(!db.http_sigs().is_empty());
-        assert_eq!(db.classes()[1], "unix");
-        assert_eq!(db.mtu_link(1500), Some("Ethernet or modem"));
+        assert_eq!(&*db.classes()[1], "unix");
+        assert_eq!(
+            db.mtu_link(1500).map(|l| db.link(l)),
+            Some("Ethernet or modem")
+        );
     }
 
     #[test]
@@ -1179,12 +1202,34 @@ mod tests {
             vec![SysRef::Class(1), SysRef::Class(0), SysRef::Name(1)]
         );
         assert_eq!(db.name_of(l0), "NMap");
-        assert_eq!(l0.flavor, Some("SYN scan"));
+        assert_eq!(l0.flavor.as_deref(), Some("SYN scan"));
         // `linux` is the same name as the `Linux` of the sys line; first spelling wins.
         let l1 = &db.labels()[1];
         assert_eq!((l1.name_id, db.name_of(l1)), (1, "Linux"));
         assert_eq!(db.class_of(l1), Some("unix"));
-        assert_eq!((l0.label_id, l1.label_id), (1, 2));
+        assert_eq!((l0.number, l1.number), (1, 2));
+    }
+
+    /// The database owns its strings: a label's come back by id, and `[mtu]` labels with
+    /// one text share a link id.
+    #[test]
+    fn labels_and_links_by_id() {
+        let text = "classes = unix\n[mtu]\nlabel = DSL\nsig = 1492\nlabel = Ethernet\nsig = 1500\nlabel = DSL\nsig = 1454\n[tcp:request]\nlabel = g:unix:Linux:2.6.x\nsig = *:64:0:*:*,*::df:0\n";
+        let db = parse(text).unwrap_or_else(|e| panic!("{e}"));
+        let (dsl, eth, dsl2) = (db.mtu_link(1492), db.mtu_link(1500), db.mtu_link(1454));
+        assert_eq!(dsl, dsl2);
+        assert_ne!(dsl, eth);
+        assert_eq!(dsl.map(|l| db.link(l)), Some("DSL"));
+        assert_eq!(db.mtu_link(9000), None);
+        let id = db.tcp_sigs()[0].label;
+        let names = db.label_names(id);
+        assert_eq!(
+            (names.class, names.name, names.flavor),
+            (Some("unix"), "Linux", Some("2.6.x"))
+        );
+        // An id of another database resolves to nothing, without a panic.
+        assert_eq!(db.label_names(LabelId(7)).name, "");
+        assert_eq!(db.link(LinkId(7)), "");
     }
 
     #[test]

@@ -396,16 +396,7 @@ impl Engine {
                 } else {
                     LabelType::Os
                 },
-                class: l
-                    .class
-                    .and_then(|c| self.db.classes().get(c as usize).copied()),
-                name: self
-                    .db
-                    .names()
-                    .get(l.name_id as usize)
-                    .copied()
-                    .unwrap_or(""),
-                flavor: l.flavor,
+                id: s.label,
                 generic: l.generic,
                 sig_line: s.line,
             }),
@@ -583,7 +574,7 @@ impl Engine {
                         reason |= NatReasons::OS_SIG;
                         diff_already = true;
                     } else if to_srv {
-                        if rl.label_id != sl.label_id {
+                        if rl.number != sl.number {
                             score += 2;
                             reason |= NatReasons::OS_SIG;
                         } else if rs.line != s.line {
@@ -989,7 +980,7 @@ mod tests {
         for r in recs {
             e.process(r, &mut out);
         }
-        out.iter().map(p0f_line).collect()
+        out.iter().map(|ev| p0f_line(e.database(), ev)).collect()
     }
 
     fn strip(l: &str) -> &str {

@@ -9,6 +9,7 @@
 
 use std::io::Write;
 
+use p0f::Database;
 use p0f::sig::RawSig;
 use rustc_hash::FxHashMap;
 
@@ -82,10 +83,10 @@ impl TextWriter {
     /// It replaced a key copy per cell and a cache lookup per run of constant cells; the
     /// gain was a few ms of the rendering thread's ~90 ms on the 1 GiB bench, whose time is
     /// mostly the values and moving the bytes.
-    pub fn json_object(&mut self, obs: &Observation, sources: &Sources) {
+    pub fn json_object(&mut self, obs: &Observation, sources: &Sources, db: &Database) {
         // About 600 bytes a row: one reservation instead of a check per value.
         self.buf.reserve(1024);
-        let row = cells(obs, sources);
+        let row = cells(obs, sources, db);
         let key = shape_key(&row);
         let index = match self.shapes.get(&key) {
             Some(&i) => i,
@@ -137,8 +138,8 @@ impl TextWriter {
     }
 
     /// Appends one observation as a CSV line (with newline). Nulls are empty fields.
-    pub fn csv_line(&mut self, obs: &Observation, sources: &Sources) {
-        for (i, cell) in cells(obs, sources).into_iter().enumerate() {
+    pub fn csv_line(&mut self, obs: &Observation, sources: &Sources, db: &Database) {
+        for (i, cell) in cells(obs, sources, db).into_iter().enumerate() {
             if i > 0 {
                 self.buf.push(b',');
             }
@@ -388,7 +389,7 @@ pub fn csv_header() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::results::tests::{endpoints, real_syn};
+    use crate::results::tests::{db, endpoints, real_syn};
     use p0f::Subject;
     use p0f::event::{Event, EventKind};
     use std::sync::Arc;
@@ -462,9 +463,9 @@ mod tests {
             [0xfd, 0, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x22];
         for obs in [&v4, &v6, &v4] {
             let mut w = TextWriter::new();
-            w.json_object(obs, &sources);
+            w.json_object(obs, &sources, db());
             let js: serde_json::Value = serde_json::from_str(&rendered(&mut w)).unwrap();
-            w.csv_line(obs, &sources);
+            w.csv_line(obs, &sources, db());
             let csv_text = rendered(&mut w);
             let mut fields = Vec::new();
             // Split the CSV line honouring quotes (RFC 4180).
@@ -483,7 +484,8 @@ mod tests {
             }
             fields.push(cur);
             assert_eq!(fields.len(), COLUMNS.len());
-            for ((col, cell), field) in COLUMNS.iter().zip(cells(obs, &sources)).zip(&fields) {
+            for ((col, cell), field) in COLUMNS.iter().zip(cells(obs, &sources, db())).zip(&fields)
+            {
                 let mut want = String::new();
                 cell.text(&mut want);
                 match cell {
@@ -552,7 +554,7 @@ mod tests {
             },
         };
         let mut w = TextWriter::new();
-        w.json_object(&obs, &sources);
+        w.json_object(&obs, &sources, db());
         let js: serde_json::Value = serde_json::from_str(&rendered(&mut w)).unwrap();
         assert_eq!(js["nat_reasons"], "tstamp port");
         assert_eq!(js["ip_sharing"], true);
@@ -564,7 +566,7 @@ mod tests {
                 ..Default::default()
             };
         }
-        w.json_object(&syn, &sources);
+        w.json_object(&syn, &sources, db());
         let js: serde_json::Value = serde_json::from_str(&rendered(&mut w)).unwrap();
         assert_eq!(js["params"], "excess_dist tos:0x2e");
     }
@@ -616,11 +618,11 @@ mod tests {
         let mut w = TextWriter::new();
         for pass in 0..2 {
             for obs in &rows {
-                w.json_object(obs, &sources);
+                w.json_object(obs, &sources, db());
                 let text = rendered(&mut w);
                 let js: serde_json::Value = serde_json::from_str(&text).unwrap();
                 let mut at = 0;
-                for (col, cell) in COLUMNS.iter().zip(cells(obs, &sources)) {
+                for (col, cell) in COLUMNS.iter().zip(cells(obs, &sources, db())) {
                     let key = format!("\"{}\":", col.name);
                     let found = text[at..].find(&key).map(|i| at + i);
                     assert!(
@@ -706,8 +708,8 @@ mod tests {
         let mut seen: Vec<std::collections::BTreeMap<u8, &str>> = vec![Default::default(); NCOLS];
         let mut w = TextWriter::new();
         for obs in &rows {
-            let row = cells(obs, &sources);
-            w.json_object(obs, &sources);
+            let row = cells(obs, &sources, db());
+            w.json_object(obs, &sources, db());
             let js: serde_json::Value = serde_json::from_str(&rendered(&mut w)).unwrap();
             for (i, cell) in row.iter().enumerate() {
                 if let Cell::Word(code, word) = *cell {
