@@ -67,8 +67,8 @@ pub fn write_addr(
     out: &mut impl std::fmt::Write,
 ) -> std::fmt::Result {
     if ip_version == 4 {
-        // `write!` with four `{}` went through `fmt`'s padding machinery per octet, a large
-        // share of rendering p0f lines.
+        // From a table ([`ipv4_text`]), not `write!`: `fmt`'s padding machinery per octet
+        // would be a large share of rendering a p0f line.
         let (text, len) = ipv4_text(a);
         // Only ASCII digits and dots were written.
         out.write_str(std::str::from_utf8(&text[..len]).unwrap_or_default())
@@ -105,8 +105,8 @@ const OCTETS: [([u8; 4], u8); 256] = {
 /// The dotted quad of the IPv4 address in `a[..4]`, put together on the stack: the text
 /// is the first `len` bytes (at most 15) of the block.
 ///
-/// Each octet is one 4-byte copy from [`OCTETS`] (copies of a variable length, 1 to 3
-/// digits, were memmove calls: three addresses a JSON row).
+/// Each octet is one fixed-size 4-byte copy from [`OCTETS`], not a copy of 1 to 3 digits,
+/// which would be a `memmove` call (and a JSON row has three addresses).
 pub fn ipv4_text(a: &[u8; 16]) -> ([u8; 16], usize) {
     let mut text = [0u8; 16];
     let mut len = 0;
@@ -136,8 +136,8 @@ pub fn write_time(secs: i64, out: &mut impl std::fmt::Write) -> std::fmt::Result
             rem % 60
         );
     }
-    // Digits put in place (`write!` with six padded fields cost more than the rest of the
-    // line's numbers together).
+    // Digits put in place: `write!` with six padded fields would cost more than the rest of
+    // the line's numbers together.
     let mut t = *b"0000/00/00 00:00:00";
     let mut put = |at: usize, width: usize, mut v: u32| {
         for i in (at..at + width).rev() {
