@@ -5,7 +5,6 @@
 //! stdout format (streamed, so memory does not grow with the input), to the optional results
 //! Parquet file, and to the [`Aggregator`] behind the summary (`table` and `json`).
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -19,6 +18,7 @@ use record::{FlowKey, SynRecord};
 use crate::inputs::Input;
 use crate::parallel::{self, Consumer, InputDone, Progress, ReplayOptions};
 use crate::replay::ReplayError;
+use crate::report::Totals;
 use crate::report::agg::{Aggregator, FlowTotals, Summary};
 use crate::results::{self, Observation, ResultsError, ResultsWriter, Sources, TextWriter};
 
@@ -85,22 +85,6 @@ pub enum AnalyzeError {
     Write(#[source] std::io::Error),
     #[error("summarising: {0}")]
     Summary(String),
-}
-
-/// Counts over the whole run.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Totals {
-    /// Inputs read to their end.
-    pub inputs: u64,
-    /// Inputs that failed (only with `--keep-going`), with their error.
-    pub failed: Vec<(String, String)>,
-    /// Ingestion counters of all inputs (for recordings only `syn`/`syn_ack`).
-    pub ingest: IngestStats,
-    /// Records by what the engine did with them (`fingerprinted`, `p0f filter: …`,
-    /// `duplicate syn`, …).
-    pub engine: BTreeMap<String, u64>,
-    /// Observations by module (`syn`, `syn+ack`, `mtu`, `uptime`, `host change`, …).
-    pub observations: BTreeMap<String, u64>,
 }
 
 /// Name of an engine outcome, for the totals.

@@ -45,8 +45,8 @@ use polars::prelude::*;
 use record::FlowKey;
 use rustc_hash::FxHashMap;
 
-use crate::analysis::Totals;
 use crate::parallel::FlowShards;
+use crate::report::Totals;
 use crate::results::{Observation, host_addr, label_type_name};
 
 /// Rows kept before they are grouped into partial counts.
