@@ -1,6 +1,6 @@
 //! Throughput check of the p0f engine (ignored by default: it needs a large capture).
 //!
-//! `SYNSCOPE_P0F_BENCH_PCAP=big.pcap cargo test --release -p analyze --test p0f_bench -- \
+//! `SYNSCOPE_P0F_BENCH_PCAP=big.pcap cargo test --release -p p0f --test throughput -- \
 //!  --ignored --nocapture` ingests the capture into memory, then times the engine alone and
 //! the engine plus p0f log-line formatting, and (when p0f is installed) times
 //! `p0f -r big.pcap -o LOG` on the same file for comparison.
