@@ -105,7 +105,7 @@ const OCTETS: [([u8; 4], u8); 256] = {
 /// The dotted quad of the IPv4 address in `a[..4]`, put together on the stack: the text
 /// is the first `len` bytes (at most 15) of the block.
 ///
-/// Each octet is one fixed-size 4-byte copy from [`OCTETS`], not a copy of 1 to 3 digits,
+/// Each octet is one fixed-size 4-byte copy from a table, not a copy of 1 to 3 digits,
 /// which would be a `memmove` call (and a JSON row has three addresses).
 pub fn ipv4_text(a: &[u8; 16]) -> ([u8; 16], usize) {
     let mut text = [0u8; 16];

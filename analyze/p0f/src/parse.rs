@@ -10,7 +10,7 @@
 //! `[tcp:response]`, `[http:request]`, `[http:response]`. HTTP signatures are parsed and kept
 //! (for reports and for completeness) but the engine does not match HTTP.
 //!
-//! Values are read with a [`Cursor`], which reads a byte past the end as NUL the way p0f
+//! Values are read with a `Cursor`, which reads a byte past the end as NUL the way p0f
 //! walks its C strings, so every field is one call (`c.field(b':', 0..=255, ...)`) instead of
 //! p0f's skip-digits, check-separator, `atol`, range-check sequence spelled out each time.
 
