@@ -5,7 +5,6 @@
 //! stdout format (streamed, so memory does not grow with the input), to the optional results
 //! Parquet file, and to the [`Aggregator`] behind the summary (`table` and `json`).
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -13,12 +12,13 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::ScopedJoinHandle;
 
 use formats::pcap::IngestStats;
+use p0f::{Database, Engine, Event, EventKind, Status};
 use record::{FlowKey, SynRecord};
 
 use crate::inputs::Input;
-use crate::p0f::{Database, Engine, Event, EventKind, Status};
 use crate::parallel::{self, Consumer, InputDone, Progress, ReplayOptions};
 use crate::replay::ReplayError;
+use crate::report::Totals;
 use crate::report::agg::{Aggregator, FlowTotals, Summary};
 use crate::results::{self, Observation, ResultsError, ResultsWriter, Sources, TextWriter};
 
@@ -74,7 +74,7 @@ impl Default for AnalyzeOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum AnalyzeError {
     #[error(transparent)]
-    Db(#[from] crate::p0f::DbError),
+    Db(#[from] p0f::DbError),
     #[error(transparent)]
     Replay(#[from] ReplayError),
     #[error(transparent)]
@@ -85,22 +85,6 @@ pub enum AnalyzeError {
     Write(#[source] std::io::Error),
     #[error("summarising: {0}")]
     Summary(String),
-}
-
-/// Counts over the whole run.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Totals {
-    /// Inputs read to their end.
-    pub inputs: u64,
-    /// Inputs that failed (only with `--keep-going`), with their error.
-    pub failed: Vec<(String, String)>,
-    /// Ingestion counters of all inputs (for recordings only `syn`/`syn_ack`).
-    pub ingest: IngestStats,
-    /// Records by what the engine did with them (`fingerprinted`, `p0f filter: …`,
-    /// `duplicate syn`, …).
-    pub engine: BTreeMap<String, u64>,
-    /// Observations by module (`syn`, `syn+ack`, `mtu`, `uptime`, `host change`, …).
-    pub observations: BTreeMap<String, u64>,
 }
 
 /// Name of an engine outcome, for the totals.
@@ -213,7 +197,7 @@ impl Outputs<'_> {
         // The client's SYN labels its connection for the traffic-by-OS table.
         if let EventKind::Tcp(t) = &event.kind
             && self.flows.wanted()
-            && event.subject == crate::p0f::Subject::Client
+            && event.subject == p0f::Subject::Client
         {
             let e = &event.endpoints;
             let (key, _) = FlowKey::new(
@@ -263,12 +247,15 @@ impl TextStage {
         scope: &'scope std::thread::Scope<'scope, '_>,
         format: OutputFormat,
         sources: Sources,
+        db: Arc<Database>,
     ) -> std::io::Result<(TextStage, ScopedJoinHandle<'scope, u64>)> {
         let (to_thread, batches) = sync_channel(RENDER_IN_FLIGHT);
         let (rendered, from_thread) = sync_channel(RENDER_IN_FLIGHT);
         let handle = std::thread::Builder::new()
             .name("analyze-render".into())
-            .spawn_scoped(scope, move || render(format, &sources, &batches, &rendered))?;
+            .spawn_scoped(scope, move || {
+                render(format, &sources, &db, &batches, &rendered)
+            })?;
         let stage = TextStage {
             batch: Vec::with_capacity(RENDER_BATCH),
             spare: Vec::new(),
@@ -345,6 +332,7 @@ impl TextStage {
 fn render(
     format: OutputFormat,
     sources: &Sources,
+    db: &Database,
     batches: &Receiver<(Vec<Observation>, Vec<u8>)>,
     rendered: &SyncSender<(Vec<Observation>, Vec<u8>)>,
 ) -> u64 {
@@ -356,20 +344,20 @@ fn render(
             match format {
                 OutputFormat::P0f => {
                     // Writing into memory cannot fail.
-                    let _ = crate::p0f::log::write_p0f_line(&obs.event, text.buffer());
+                    let _ = p0f::log::write_p0f_line(db, &obs.event, text.buffer());
                 }
                 OutputFormat::Ndjson => {
-                    text.json_object(obs, sources);
+                    text.json_object(obs, sources, db);
                     text.push(b"\n");
                 }
-                OutputFormat::Csv => text.csv_line(obs, sources),
+                OutputFormat::Csv => text.csv_line(obs, sources, db),
                 OutputFormat::Json => {
                     text.push(if json_rows == 0 {
                         b"\n    "
                     } else {
                         b",\n    "
                     });
-                    text.json_object(obs, sources);
+                    text.json_object(obs, sources, db);
                     json_rows += 1;
                 }
                 OutputFormat::Table => {}
@@ -476,20 +464,24 @@ pub fn run(
     on_file: &mut dyn FnMut(&Input, &IngestStats),
     on_failed: &mut dyn FnMut(&Input, &ReplayError),
 ) -> Result<RunReport, AnalyzeError> {
-    let db = match &opts.db {
+    let db = Arc::new(match &opts.db {
         Some(path) => Database::from_file(path)?,
         None => Database::embedded()?,
-    };
+    });
     let sources = Sources::from_paths(inputs.iter().map(|i| i.path.as_path()));
     let results = match &opts.out {
-        Some(path) => Some(ResultsWriter::create(path, sources.clone())?),
+        Some(path) => Some(ResultsWriter::create(
+            path,
+            sources.clone(),
+            Arc::clone(&db),
+        )?),
         None => None,
     };
     let summary = opts.format.needs_summary();
     let mut replay_opts = opts.replay;
     replay_opts.flows = summary;
     let mut a = Analysis {
-        engine: Engine::new(Arc::new(db)),
+        engine: Engine::new(Arc::clone(&db)),
         events: Vec::new(),
         sources,
         out,
@@ -520,8 +512,9 @@ pub fn run(
         let renderer = match opts.format {
             OutputFormat::Table => None,
             format => {
-                let (stage, handle) = TextStage::start(s, format, a.sources.clone())
-                    .map_err(|e| ReplayError::Threads(e.to_string()))?;
+                let (stage, handle) =
+                    TextStage::start(s, format, a.sources.clone(), Arc::clone(&db))
+                        .map_err(|e| ReplayError::Threads(e.to_string()))?;
                 a.text = Some(stage);
                 Some(handle)
             }
@@ -532,7 +525,7 @@ pub fn run(
         // The summary is made while the rendering thread renders the last batches: both run
         // after the replay, on the wall-clock path.
         let summary = match a.agg.take() {
-            Some(agg) if ok => Some(agg.finish(&a.totals, &a.flows, opts.top)),
+            Some(agg) if ok => Some(agg.finish(&a.totals, &a.flows, opts.top, &db)),
             _ => None,
         };
         // Ends the rendering thread whatever happened (dropping the stage hangs up on it).
@@ -598,7 +591,7 @@ mod tests {
     fn status_names_are_words() {
         assert_eq!(words("BadIpVersion"), "bad ip version");
         assert_eq!(
-            status_name(Status::Skipped(crate::p0f::Skip::Ipv6ExtensionHeaders)),
+            status_name(Status::Skipped(p0f::Skip::Ipv6ExtensionHeaders)),
             "p0f filter: ipv6 extension headers"
         );
         assert_eq!(status_name(Status::Reported), "fingerprinted");

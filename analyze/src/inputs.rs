@@ -265,7 +265,8 @@ mod tests {
         write(d.path(), "b/res.parquet.tmp", b"PAR1");
         write(d.path(), "b/half.pcap.tmp", &[0xa1, 0xb2, 0xc3, 0xd4]);
         let results = d.path().join("b/0-results.parquet");
-        let w = crate::results::ResultsWriter::create(&results, crate::results::Sources(vec![]));
+        let sources = crate::results::Sources(vec![]);
+        let w = crate::results::ResultsWriter::create(&results, sources, Default::default());
         w.unwrap().close().unwrap();
         assert!(results.exists());
         let got = expand(&[d.path().to_path_buf()]).unwrap();

@@ -1,6 +1,6 @@
-//! The analysis side of synscope: the p0f v3 engine and what is built on it.
+//! The analysis side of synscope: replay, reports and the `analyze` CLI on top of the
+//! [`p0f`] engine crate (signature encoder, p0f.fp database, matcher, stateful features).
 //!
-//! - [`p0f`]: signature encoder, p0f.fp database, matcher and the stateful p0f features.
 //! - [`inputs`]: command-line paths -> ordered inputs of known kind (pcap, pcapng, recording).
 //! - [`records`]: `analyze --records`, captures -> a recording in `capture`'s format.
 //! - [`flow_intervals`]: per-interval flow counters from packets, for those recordings.
@@ -21,7 +21,6 @@ pub mod analysis;
 pub mod flow_intervals;
 pub mod inputs;
 pub mod interrupt;
-pub mod p0f;
 pub mod parallel;
 pub mod records;
 pub mod replay;

@@ -1,7 +1,7 @@
 //! Parallel and deterministic replay of inputs.
 //!
 //! The p0f features that keep state (SYN/SYN+ACK pairing, uptime, host change, IP sharing)
-//! need every record in capture order, so there is exactly one [`crate::p0f::Engine`] and it
+//! need every record in capture order, so there is exactly one [`p0f::Engine`] and it
 //! runs on the caller's thread. What can run elsewhere is the decoding in front of it:
 //!
 //! - recordings: Parquet row groups are decompressed and decoded on a rayon pool of
@@ -37,9 +37,9 @@ use formats::pcap::{
 use formats::syn::SynReader;
 use rayon::prelude::*;
 use record::{FlowKey, SynRecord};
+use rustc_hash::FxHashMap;
 
 use crate::inputs::{Input, InputKind, flows_path_for};
-use crate::p0f::hasher::FastMap;
 use crate::replay::ReplayError;
 
 /// What the traffic-by-OS table needs of a flow: its TCP packets and layer-3 bytes, both
@@ -81,11 +81,10 @@ impl Traffic {
 
 /// Traffic of a whole input, by flow.
 ///
-/// Keyed with the engine's fast hasher ([`FastMap`]): the table is updated once per TCP
-/// packet, and SipHash showed up at 5% of a profile of a 1 GiB capture. Keys come from the
-/// capture being analysed, not from an adversary choosing them against a running service, so a
-/// fast non-keyed hash is fine here.
-pub type FlowTable = FastMap<FlowKey, Traffic>;
+/// An [`FxHashMap`]: the table is updated once per TCP packet, so the hash is on the hot
+/// path. Keys come from the capture being analysed, not from an adversary choosing them
+/// against a running service, so a fast unkeyed hash is fine here.
+pub type FlowTable = FxHashMap<FlowKey, Traffic>;
 
 /// An input's flows' traffic, as one table per thread that counted it.
 ///

@@ -36,9 +36,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
-use analyze::p0f::log::p0f_line;
-use analyze::p0f::{Database, Engine, Event};
 use formats::pcap::PacketSink;
+use p0f::log::p0f_line;
+use p0f::{Database, Engine, Event};
 use rayon::prelude::*;
 use record::{FlowKey, SynRecord};
 
@@ -170,7 +170,7 @@ fn run_packets(db: &Arc<Database>, file: &Path) -> Result<Vec<String>, String> {
     };
     let mut reader = formats::pcap::open(file).map_err(|e| e.to_string())?;
     reader.run(&mut sink).map_err(|e| e.to_string())?;
-    Ok(sink.events.iter().map(p0f_line).collect())
+    Ok(sink.events.iter().map(|ev| p0f_line(db, ev)).collect())
 }
 
 fn check_file(p0f: &Path, db: &Arc<Database>, file: &Path, tmp: &Path, idx: usize) -> FileResult {

@@ -11,15 +11,15 @@
 //!
 //! The rows of a chunk are numbers only. Building a `String` per observation for the host, the
 //! label and the raw signature (and formatting them) used to cost more than the grouping
-//! itself, so every key is *interned* instead: an `Interner` (a `FastMap` from the key to
+//! itself, so every key is *interned* instead: an `Interner` (an `FxHashMap` from the key to
 //! a dense `u32` id, plus the keys in id order) hands out ids 1, 2, … in order of first sight,
 //! 0 standing for "none" (no label, no MTU link, a matched signature). Keys are what the
 //! engine already has, compared by value without formatting anything:
 //!
 //! * hosts by `(ip_version, address bytes)` of the side the observation is about,
-//! * labels by content (type, class, name, flavor; the database's strings, by reference),
+//! * labels by type (`os`, `app`) and the database's [`LabelId`],
 //! * unknown signatures by [`RawSig`] value,
-//! * MTU link names by content,
+//! * MTU links by the database's [`LinkId`] (one per distinct link name) and the MTU,
 //! * the module (`syn`, `syn+ack`, …) and quality as small fixed codes.
 //!
 //! This is dictionary encoding, not aggregation: all counting, grouping, joining and sorting
@@ -38,13 +38,15 @@
 use std::hash::Hash;
 use std::net::IpAddr;
 
+use p0f::{
+    Database, EventKind, LabelId, LabelType, LinkId, MatchedLabel, Quality, RawSig, TcpKind,
+};
 use polars::prelude::*;
 use record::FlowKey;
+use rustc_hash::FxHashMap;
 
-use crate::analysis::Totals;
-use crate::p0f::hasher::FastMap;
-use crate::p0f::{EventKind, LabelType, MatchedLabel, Quality, RawSig, TcpKind};
 use crate::parallel::FlowShards;
+use crate::report::Totals;
 use crate::results::{Observation, host_addr, label_type_name};
 
 /// Rows kept before they are grouped into partial counts.
@@ -60,10 +62,6 @@ fn perr(e: PolarsError) -> String {
 }
 
 /// An OS (or application) label as one line of text: `name flavor`, as p0f prints it.
-pub fn label_text(l: &MatchedLabel) -> String {
-    name_flavor(l.name, l.flavor)
-}
-
 fn name_flavor(name: &str, flavor: Option<&str>) -> String {
     match flavor {
         Some(f) if !f.is_empty() => format!("{name} {f}"),
@@ -155,7 +153,7 @@ pub struct Summary {
 /// lookup.
 #[derive(Debug)]
 struct Interner<K> {
-    ids: FastMap<K, u32>,
+    ids: FxHashMap<K, u32>,
     /// `keys[id - 1]` is the key of `id`.
     keys: Vec<K>,
 }
@@ -163,7 +161,7 @@ struct Interner<K> {
 impl<K> Default for Interner<K> {
     fn default() -> Self {
         Interner {
-            ids: FastMap::default(),
+            ids: FxHashMap::default(),
             keys: Vec::new(),
         }
     }
@@ -192,105 +190,26 @@ impl<K: Hash + Eq + Clone> Interner<K> {
     }
 }
 
-/// A label's content: what the OS mix and the host/traffic tables key on. Two
-/// [`MatchedLabel`]s with equal strings are one key wherever their strings are (and
-/// whatever their `generic`/`sig_line`, which no table shows).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-struct LabelKey {
-    label_type: LabelType,
-    class: Option<&'static str>,
-    name: &'static str,
-    flavor: Option<&'static str>,
-}
+/// (link, MTU) pairs of MTU observations (no link: unknown).
+type Mtus = Interner<(Option<LinkId>, u32)>;
 
-impl LabelKey {
-    fn of(l: &MatchedLabel) -> LabelKey {
-        LabelKey {
-            label_type: l.label_type,
-            class: l.class,
-            name: l.name,
-            flavor: l.flavor,
-        }
-    }
-}
-
-/// An [`Interner`] of keys made of strings that is looked up by where those strings are
-/// first.
-///
-/// The strings come from the database, which keeps each distinct one once for the life of
-/// the process, so almost every lookup hashes a few words instead of the strings. Keys of
-/// other strings with equal text (made elsewhere) still get the id of that text.
-#[derive(Debug)]
-struct ByAddr<A, K> {
-    by_content: Interner<K>,
-    by_addr: FastMap<A, u32>,
-}
-
-impl<A, K> Default for ByAddr<A, K> {
-    fn default() -> Self {
-        ByAddr {
-            by_content: Interner::default(),
-            by_addr: FastMap::default(),
-        }
-    }
-}
-
-impl<A: Hash + Eq, K: Hash + Eq + Clone> ByAddr<A, K> {
-    /// The id of the key whose strings are at `addr`; `content` makes it when they are new.
-    #[inline]
-    fn id(&mut self, addr: A, content: impl FnOnce() -> K) -> PResult<u32> {
-        if let Some(id) = self.by_addr.get(&addr) {
-            return Ok(*id);
-        }
-        let id = self.by_content.id(content())?;
-        self.by_addr.insert(addr, id);
-        Ok(id)
-    }
-
-    /// Every id with its key, in id order.
-    fn iter(&self) -> impl Iterator<Item = (u32, &K)> {
-        self.by_content.iter()
-    }
-
-    fn len(&self) -> usize {
-        self.by_content.keys.len()
-    }
-}
-
-/// Where an optional `'static` string is: its address and length (`(0, 0)`: none), for
-/// [`ByAddr`]. Such a string is never freed, so no other string takes its place.
-fn addr(s: Option<&'static str>) -> (usize, usize) {
-    s.map_or((0, 0), |s| (s.as_ptr().addr(), s.len()))
-}
-
-/// (link, MTU) pairs, by where the link string is and the MTU.
-type Mtus = ByAddr<((usize, usize), u32), (Option<&'static str>, u32)>;
-
-/// Where a label's strings are, for [`ByAddr`].
-type LabelAddr = (LabelType, (usize, usize), (usize, usize), (usize, usize));
-
-/// Labels by content; id 0 is "not matched".
+/// Labels by type and database id; id 0 is "not matched". Two labels of the database with
+/// the same text are two keys here: the tables are grouped again by text at the end.
 #[derive(Debug, Default)]
-struct Labels(ByAddr<LabelAddr, LabelKey>);
+struct Labels(Interner<(LabelType, LabelId)>);
 
 impl Labels {
     fn id(&mut self, l: &MatchedLabel) -> PResult<u32> {
-        let key = (
-            l.label_type,
-            addr(l.class),
-            addr(Some(l.name)),
-            addr(l.flavor),
-        );
-        self.0.id(key, || LabelKey::of(l))
+        self.0.id((l.label_type, l.id))
     }
 
     /// Every id with its label, in id order.
-    fn iter(&self) -> impl Iterator<Item = (u32, &LabelKey)> {
+    fn iter(&self) -> impl Iterator<Item = (u32, &(LabelType, LabelId))> {
         self.0.iter()
     }
 
     fn len(&self) -> usize {
-        self.0.len()
+        self.0.keys.len()
     }
 }
 
@@ -305,7 +224,7 @@ fn label_id(labels: &mut Labels, l: Option<&MatchedLabel>) -> PResult<u32> {
 
 /// `label_id` and every label's columns: `label_type`, `class`, `name`, `flavor` and `label`
 /// (`name flavor`). Ids missing from it (0) come out of a left join as nulls.
-fn label_dict(labels: &Labels) -> PResult<LazyFrame> {
+fn label_dict(labels: &Labels, db: &Database) -> PResult<LazyFrame> {
     let n = labels.len();
     let mut id = Vec::with_capacity(n);
     let mut lt = Vec::with_capacity(n);
@@ -313,13 +232,14 @@ fn label_dict(labels: &Labels) -> PResult<LazyFrame> {
     let mut name = Vec::with_capacity(n);
     let mut flavor = Vec::with_capacity(n);
     let mut text = Vec::with_capacity(n);
-    for (i, k) in labels.iter() {
+    for (i, &(label_type, label)) in labels.iter() {
+        let names = db.label_names(label);
         id.push(i);
-        lt.push(Some(label_type_name(k.label_type)));
-        class.push(k.class);
-        name.push(Some(k.name));
-        flavor.push(k.flavor);
-        text.push(Some(name_flavor(k.name, k.flavor)));
+        lt.push(Some(label_type_name(label_type)));
+        class.push(names.class);
+        name.push(Some(names.name));
+        flavor.push(names.flavor);
+        text.push(Some(name_flavor(names.name, names.flavor)));
     }
     let df = df!(
         "label_id" => id,
@@ -507,8 +427,8 @@ pub struct Aggregator {
     /// table is grouped by this one id (a group-by on module and signature ids was a
     /// third of the summary's time after the replay).
     sig_ids: Interner<(TcpKind, RawSig)>,
-    /// MTU observations' link name (`None`: unknown link) and MTU, interned together so the
-    /// MTU table is grouped by one id.
+    /// MTU observations' link (`None`: unknown link) and MTU, interned together so the MTU
+    /// table is grouped by one id.
     mtus: Mtus,
     os: Partials,
     quality: Partials,
@@ -572,7 +492,7 @@ impl Aggregator {
                 c.distance.push(u32::from(t.distance));
             }
             EventKind::Mtu { link, mtu } => {
-                let id = self.mtus.id((addr(*link), *mtu), || (*link, *mtu))?;
+                let id = self.mtus.id((*link, *mtu))?;
                 self.chunk.mtu.push(id);
             }
             _ => {}
@@ -622,13 +542,13 @@ impl Aggregator {
     }
 
     /// `mtu_id`, `link` (null: unknown) and `mtu` of every (link, MTU) pair.
-    fn mtu_dict(&self) -> PResult<LazyFrame> {
-        let mut ids = Vec::with_capacity(self.mtus.len());
+    fn mtu_dict(&self, db: &Database) -> PResult<LazyFrame> {
+        let mut ids = Vec::with_capacity(self.mtus.keys.len());
         let mut links = Vec::with_capacity(ids.capacity());
         let mut mtus = Vec::with_capacity(ids.capacity());
         for (i, (link, mtu)) in self.mtus.iter() {
             ids.push(i);
-            links.push(link.as_deref());
+            links.push(link.map(|l| db.link(l)));
             mtus.push(*mtu);
         }
         Ok(df!("mtu_id" => ids, "link" => links, "mtu" => mtus)
@@ -636,16 +556,24 @@ impl Aggregator {
             .lazy())
     }
 
-    /// The final tables. `top` bounds the host and signature lists.
-    pub fn finish(mut self, totals: &Totals, flows: &FlowTotals, top: usize) -> PResult<Summary> {
+    /// The final tables. `top` bounds the host and signature lists; `db` is the database of
+    /// the engine whose observations were added (the text of their labels and links).
+    pub fn finish(
+        mut self,
+        totals: &Totals,
+        flows: &FlowTotals,
+        top: usize,
+        db: &Database,
+    ) -> PResult<Summary> {
         // The rows since the last flush join the partials as they are, one `count` each:
         // grouping them into partials first would group them twice (five more queries on the
         // wall-clock path).
         let (tcp_rows, mtu_rows) = std::mem::take(&mut self.chunk).frames()?;
         let top = IdxSize::try_from(top).unwrap_or(IdxSize::MAX);
-        let labels = label_dict(&self.labels)?;
+        let labels = label_dict(&self.labels, db)?;
         let t = Tables {
             agg: &self,
+            db,
             tcp_rows,
             mtu_rows,
             labels,
@@ -655,7 +583,7 @@ impl Aggregator {
         // queries that mostly wait on polars' overhead: they run on three threads beside the
         // traffic table (a join over every flow), which has one of its own.
         std::thread::scope(|s| {
-            let traffic = s.spawn(|| flows.traffic_by_os());
+            let traffic = s.spawn(|| flows.traffic_by_os(db));
             let hosts = s.spawn(|| t.hosts());
             let small =
                 s.spawn(|| -> PResult<_> { Ok((t.unknown_sigs()?, t.mtu_mix()?, t.distance()?)) });
@@ -688,6 +616,8 @@ fn joined<T>(r: std::thread::Result<PResult<T>>) -> PResult<T> {
 /// since the last flush ([`Partials::ungrouped`]).
 struct Tables<'a> {
     agg: &'a Aggregator,
+    /// The database the labels and links are ids of.
+    db: &'a Database,
     tcp_rows: Option<LazyFrame>,
     mtu_rows: Option<LazyFrame>,
     /// [`label_dict`] of the aggregator's labels.
@@ -893,8 +823,8 @@ impl Tables<'_> {
         let Some(merged) = a.mtu.merged(pending)? else {
             return Ok(mtu_mix);
         };
-        // Pairs are interned by content: one id per (link text, MTU).
-        let df = by_id(merged, a.mtu_dict()?, "mtu_id")
+        // One id per (link, MTU), and a link id per link text: no grouping by text needed.
+        let df = by_id(merged, a.mtu_dict(self.db)?, "mtu_id")
             .sort(["count", "mtu", "link"], desc_then_asc(3))
             .collect()
             .map_err(perr)?;
@@ -969,7 +899,7 @@ fn u32s(df: &DataFrame, name: &str) -> PResult<Vec<u32>> {
 /// traffic by OS at the end.
 ///
 /// Each connection keeps the label id of its last fingerprinted SYN (labels are interned by
-/// content, like the [`Aggregator`]'s): state, like the engine's own tables, not an
+/// type and database id, like the [`Aggregator`]'s): state, like the engine's own tables, not an
 /// aggregation. At the end every flow gets its connection's label (null when its SYN was not
 /// seen), and polars groups the flows by label id and again by the label's text.
 #[derive(Debug, Default)]
@@ -983,7 +913,7 @@ pub struct FlowTotals {
     /// connection key used again later (port reuse) keeps its last label. (This was a log
     /// of `(connection, label)` rows collapsed in polars to each connection's last label,
     /// a sort and a stable group-by on the summary's wall-clock path.)
-    conn_labels: FastMap<FlowKey, u32>,
+    conn_labels: FxHashMap<FlowKey, u32>,
     labels: Labels,
     /// A failure while labelling (reported by [`FlowTotals::traffic_by_os`]).
     error: Option<String>,
@@ -1024,7 +954,8 @@ impl FlowTotals {
     }
 
     /// Packets, bytes and flow counts by client label; `None` when no input had flows.
-    pub fn traffic_by_os(&self) -> PResult<Option<Vec<TrafficRow>>> {
+    /// `db` is the database the labels are ids of.
+    pub fn traffic_by_os(&self, db: &Database) -> PResult<Option<Vec<TrafficRow>>> {
         if let Some(e) = &self.error {
             return Err(e.clone());
         }
@@ -1042,7 +973,8 @@ impl FlowTotals {
             bytes.push(c.bytes);
         });
         let flows = df!("label" => label, "packets" => packets, "bytes" => bytes).map_err(perr)?;
-        let texts = label_dict(&self.labels)?.select([col("label_id"), col("label").alias("os")]);
+        let texts =
+            label_dict(&self.labels, db)?.select([col("label_id"), col("label").alias("os")]);
         let df = flows
             .lazy()
             .group_by([col("label")])
@@ -1086,14 +1018,74 @@ impl FlowTotals {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::p0f::event::{Endpoints, Params, TcpObservation};
-    use crate::p0f::{Event, Quality, Subject};
     use crate::parallel::{FlowTable, Traffic};
+    use p0f::event::{Endpoints, Params, TcpObservation};
+    use p0f::{Event, Quality, Subject};
 
-    /// A string somewhere no other string is, as a fresh copy made by the database's
-    /// interning would never be (tests only: it is leaked).
-    fn fresh(s: &str) -> &'static str {
-        Box::leak(Box::from(s))
+    /// Labels the tests name, each with a signature (p0f makes a label's record on its
+    /// first one), the label `s:unix:Linux:3.x` a second time (in `[tcp:response]`: the
+    /// same text with another id), and two MTU links.
+    const TEST_FP: &str = "classes = win,unix
+[mtu]
+label = Ethernet or modem
+sig = 1500
+label = DSL
+sig = 1492
+[tcp:request]
+label = s:unix:Linux:
+sig = *:64:0:*:1001,*:::0
+label = s:unix:Windows:
+sig = *:64:0:*:1002,*:::0
+label = s:unix:Linux:3.x
+sig = *:64:0:*:1003,*:::0
+label = s:win:Windows:
+sig = *:64:0:*:1004,*:::0
+label = s:!:Linux:3.x
+sys = Linux
+sig = *:64:0:*:1005,*:::0
+label = s:!:Linux:
+sys = Linux
+sig = *:64:0:*:1006,*:::0
+[tcp:response]
+label = s:unix:Linux:3.x
+sig = *:64:0:*:1003,*:::0
+";
+
+    fn test_db() -> &'static Database {
+        static DB: std::sync::OnceLock<Database> = std::sync::OnceLock::new();
+        DB.get_or_init(|| Database::from_str_named("test.fp", TEST_FP).unwrap())
+    }
+
+    /// The ids of [`test_db`]'s labels with these strings (class `None`: userland).
+    fn label_ids(class: Option<&str>, name: &str, flavor: Option<&str>) -> Vec<LabelId> {
+        let db = test_db();
+        (0..db.labels().len() as u32)
+            .map(LabelId)
+            .filter(|&id| {
+                let n = db.label_names(id);
+                (n.class, n.name, n.flavor) == (class, name, flavor)
+            })
+            .collect()
+    }
+
+    /// A match of the first of [`test_db`]'s labels with these strings.
+    fn label(t: LabelType, class: Option<&str>, name: &str, flavor: Option<&str>) -> MatchedLabel {
+        MatchedLabel {
+            label_type: t,
+            id: label_ids(class, name, flavor)[0],
+            generic: false,
+            sig_line: 0,
+        }
+    }
+
+    /// [`test_db`]'s link with this name.
+    fn link(name: &str) -> LinkId {
+        let db = test_db();
+        db.mtu_sigs()
+            .iter()
+            .map(|m| m.link)
+            .find(|&l| db.link(l) == name)
+            .unwrap()
     }
 
     /// A SYN observation from host `h` (198.51.100.h) with label `name` (None: unknown),
@@ -1102,14 +1094,7 @@ mod tests {
         let mut client = [0u8; 16];
         client[..4].copy_from_slice(&[198, 51, 100, h]);
         let mut t = template.clone();
-        t.label = name.map(|n| MatchedLabel {
-            label_type: LabelType::Os,
-            class: Some(fresh("unix")),
-            name: fresh(n),
-            flavor: None,
-            generic: false,
-            sig_line: 1,
-        });
+        t.label = name.map(|n| label(LabelType::Os, Some("unix"), n, None));
         t.quality = if name.is_some() {
             Quality::Exact
         } else {
@@ -1138,19 +1123,21 @@ mod tests {
             .join("../fixtures/pcap/tcpdump/tests__tcp-handshake-nano.pcap");
         let mut recs = Vec::new();
         formats::pcap::open(&path).unwrap().run(&mut recs).unwrap();
-        let mut engine =
-            crate::p0f::Engine::new(Arc::new(crate::p0f::Database::embedded().unwrap()));
+        let mut engine = p0f::Engine::new(Arc::new(p0f::Database::embedded().unwrap()));
         let mut events = Vec::new();
         for r in &recs {
             engine.process(r, &mut events);
         }
-        events
+        let mut t = events
             .into_iter()
             .find_map(|e| match e.kind {
                 EventKind::Tcp(t) if t.kind == TcpKind::Syn => Some(t),
                 _ => None,
             })
-            .unwrap()
+            .unwrap();
+        // Its label is an id of the embedded database; tests give their own, of test_db().
+        t.label = None;
+        t
     }
 
     #[test]
@@ -1179,7 +1166,7 @@ mod tests {
             }
         }
         let s = a
-            .finish(&Totals::default(), &FlowTotals::new(false), 2)
+            .finish(&Totals::default(), &FlowTotals::new(false), 2, test_db())
             .unwrap();
         assert_eq!(s.tcp_observations, 8);
         let os: Vec<(Option<&str>, u64)> = s
@@ -1219,14 +1206,7 @@ mod tests {
         let (k1, _) = FlowKey::new(4, a, 5000, b, 80);
         let (k2, _) = FlowKey::new(4, a, 5001, b, 80);
         let (k3, _) = FlowKey::new(4, a, 5002, b, 80);
-        let label = MatchedLabel {
-            label_type: LabelType::Os,
-            class: None,
-            name: fresh("Linux"),
-            flavor: Some(fresh("3.x")),
-            generic: false,
-            sig_line: 0,
-        };
+        let label = label(LabelType::Os, None, "Linux", Some("3.x"));
         f.label_connection(k1, None);
         f.label_connection(k1, Some(&label)); // reused key: the last label counts
         f.label_connection(k2, Some(&label));
@@ -1258,7 +1238,7 @@ mod tests {
         }
         f.add_flows(FlowShards::single(t));
         f.add_flows(FlowShards::single(second));
-        let rows = f.traffic_by_os().unwrap().unwrap();
+        let rows = f.traffic_by_os(test_db()).unwrap().unwrap();
         assert_eq!(
             rows,
             vec![
@@ -1276,18 +1256,6 @@ mod tests {
                 },
             ]
         );
-    }
-
-    /// A label with fresh strings.
-    fn label(t: LabelType, class: Option<&str>, name: &str, flavor: Option<&str>) -> MatchedLabel {
-        MatchedLabel {
-            label_type: t,
-            class: class.map(fresh),
-            name: fresh(name),
-            flavor: flavor.map(fresh),
-            generic: false,
-            sig_line: 0,
-        }
     }
 
     /// An observation about the client `addr` (IPv`ver`).
@@ -1310,22 +1278,28 @@ mod tests {
     }
 
     fn finish(a: Aggregator) -> Summary {
-        a.finish(&Totals::default(), &FlowTotals::new(false), 100)
+        a.finish(&Totals::default(), &FlowTotals::new(false), 100, test_db())
             .unwrap()
     }
 
     #[test]
-    fn labels_are_keyed_by_content_and_hosts_by_label_text() {
+    fn labels_with_one_text_are_one_row_and_hosts_keyed_by_label_text() {
         let t = template();
         let mut a = Aggregator::new();
         let mut host = [0u8; 16];
         host[..4].copy_from_slice(&[192, 0, 2, 1]);
         let add = |l: MatchedLabel, n: usize, a: &mut Aggregator| {
+            let ids = label_ids(
+                test_db().label_names(l.id).class,
+                test_db().label_names(l.id).name,
+                test_db().label_names(l.id).flavor,
+            );
             for i in 0..n {
                 let mut tcp = t.clone();
                 let mut l = l;
-                // Fresh strings and a different line each time: still one label.
-                l.name = fresh(l.name);
+                // Every label of the database with this text, and another line each time:
+                // still one row.
+                l.id = ids[i % ids.len()];
                 l.sig_line = i as u32;
                 tcp.label = Some(l);
                 a.add(&about(4, host, EventKind::Tcp(tcp))).unwrap();
@@ -1370,7 +1344,7 @@ mod tests {
     fn unknown_sigs_are_counted_per_distinct_text() {
         let t = template();
         let mut s1 = t.raw_sig;
-        s1.win_multi = crate::p0f::sig::WinMulti {
+        s1.win_multi = p0f::sig::WinMulti {
             multi: 3,
             use_mtu: false,
         };
@@ -1460,7 +1434,7 @@ mod tests {
                     a.add(&about(4, addr, EventKind::Tcp(t.clone()))).unwrap();
                 }
             }
-            a.finish(&Totals::default(), &FlowTotals::new(false), top)
+            a.finish(&Totals::default(), &FlowTotals::new(false), top, test_db())
                 .unwrap()
         };
         let hosts = |s: &Summary| -> Vec<(String, u64)> {
@@ -1506,7 +1480,7 @@ mod tests {
             (None, 1400),
         ] {
             let kind = EventKind::Mtu {
-                link: link.map(fresh),
+                link: link.map(self::link),
                 mtu,
             };
             a.add(&about(4, [0; 16], kind)).unwrap();
@@ -1541,7 +1515,7 @@ mod tests {
             let name = [Some("Linux"), Some("Windows"), None][usize::from(i % 3)];
             obs.push(syn(i % 7, name, &t));
             if i % 4 == 0 {
-                let link = (i % 8 == 0).then(|| fresh("DSL"));
+                let link = (i % 8 == 0).then(|| link("DSL"));
                 let mut addr = [0; 16];
                 addr[..4].copy_from_slice(&[198, 51, 100, i % 5]);
                 let kind = EventKind::Mtu {
@@ -1559,7 +1533,7 @@ mod tests {
                     a.flush().unwrap();
                 }
             }
-            a.finish(&Totals::default(), &FlowTotals::new(false), 4)
+            a.finish(&Totals::default(), &FlowTotals::new(false), 4, test_db())
                 .unwrap()
         };
         let never = summary(None);
@@ -1601,7 +1575,7 @@ mod tests {
             );
         }
         f.add_flows(FlowShards::single(t));
-        let rows = f.traffic_by_os().unwrap().unwrap();
+        let rows = f.traffic_by_os(test_db()).unwrap().unwrap();
         assert_eq!(
             rows,
             vec![

@@ -20,9 +20,9 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::p0f::event::{NatReasons, TcpKind};
-use crate::p0f::sig::RawSig;
-use crate::p0f::{Event, EventKind, LabelType, Params, Quality, Subject};
+use p0f::event::{NatReasons, TcpKind};
+use p0f::sig::RawSig;
+use p0f::{Database, Event, EventKind, LabelType, Params, Quality, Subject};
 
 pub mod parquet;
 pub mod text;
@@ -261,8 +261,13 @@ fn module_word(ev: &Event) -> Cell<'static> {
     Cell::Word(code, ev.module())
 }
 
-/// The flat row of an observation, in [`COLUMNS`] order.
-pub fn cells<'a>(obs: &'a Observation, sources: &'a Sources) -> [Cell<'a>; NCOLS] {
+/// The flat row of an observation, in [`COLUMNS`] order; `db` is the database of the engine
+/// that made it (its label and link strings).
+pub fn cells<'a>(
+    obs: &'a Observation,
+    sources: &'a Sources,
+    db: &'a Database,
+) -> [Cell<'a>; NCOLS] {
     use Cell::*;
     let ev = &obs.event;
     let e = &ev.endpoints;
@@ -305,9 +310,10 @@ pub fn cells<'a>(obs: &'a Observation, sources: &'a Sources) -> [Cell<'a>; NCOLS
                     },
                     label_type_name(l.label_type),
                 );
-                row[13] = opt_s(l.class);
-                row[14] = s(l.name);
-                row[15] = opt_s(l.flavor);
+                let names = db.label_names(l.id);
+                row[13] = opt_s(names.class);
+                row[14] = s(names.name);
+                row[15] = opt_s(names.flavor);
             }
             row[16] = Word(
                 match t.quality {
@@ -327,7 +333,7 @@ pub fn cells<'a>(obs: &'a Observation, sources: &'a Sources) -> [Cell<'a>; NCOLS
         }
         EventKind::Mtu { link, mtu } => {
             row[20] = UInt(u64::from(*mtu));
-            row[21] = opt_s(link.as_deref());
+            row[21] = opt_s(link.map(|l| db.link(l)));
         }
         EventKind::Uptime {
             minutes,
@@ -357,9 +363,16 @@ pub fn cells<'a>(obs: &'a Observation, sources: &'a Sources) -> [Cell<'a>; NCOLS
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::p0f::event::{Endpoints, NatObservation};
-    use crate::p0f::{Database, Engine};
+    use p0f::event::{Endpoints, NatObservation};
+    use p0f::{Database, Engine};
     use std::path::Path;
+    use std::sync::OnceLock;
+
+    /// The embedded database, which [`real_syn`]'s engine uses too.
+    pub(crate) fn db() -> &'static Database {
+        static DB: OnceLock<Database> = OnceLock::new();
+        DB.get_or_init(|| Database::embedded().unwrap())
+    }
 
     pub(crate) fn endpoints() -> Endpoints {
         let mut c = [0u8; 16];
@@ -400,8 +413,8 @@ pub(crate) mod tests {
     fn tcp_row_agrees_with_the_p0f_line() {
         let obs = real_syn();
         let sources = Sources(vec![Arc::from("x.pcap")]);
-        let line = crate::p0f::log::p0f_line(&obs.event);
-        let row = cells(&obs, &sources);
+        let line = p0f::log::p0f_line(db(), &obs.event);
+        let row = cells(&obs, &sources, db());
         let get = |name: &str| {
             let i = COLUMNS.iter().position(|c| c.name == name).unwrap();
             row[i]
@@ -423,7 +436,7 @@ pub(crate) mod tests {
         assert!(line.contains(&format!("|dist={dist}|")), "{line}");
         // The JSON object parses back with the same values.
         let mut w = TextWriter::new();
-        w.json_object(&obs, &sources);
+        w.json_object(&obs, &sources, db());
         let js = w.take_buffer();
         let v: serde_json::Value = serde_json::from_slice(&js).unwrap();
         assert_eq!(v["raw_sig"], serde_json::Value::String(raw));
@@ -447,7 +460,7 @@ pub(crate) mod tests {
             source: 3,
             event: ev,
         };
-        let row = cells(&obs, &sources);
+        let row = cells(&obs, &sources, db());
         let text = |c: Cell<'_>| {
             let mut s = String::new();
             c.text(&mut s);
@@ -457,7 +470,7 @@ pub(crate) mod tests {
         assert_eq!(row[25], Cell::Bool(true));
         assert_eq!(text(row[27]), "os_diff ttl");
         let mut w = TextWriter::new();
-        w.csv_line(&obs, &sources);
+        w.csv_line(&obs, &sources, db());
         let line = w.take_buffer();
         assert_eq!(line.iter().filter(|&&b| b == b',').count(), NCOLS - 1);
 
@@ -468,13 +481,14 @@ pub(crate) mod tests {
                 endpoints: endpoints(),
                 subject: Subject::Client,
                 kind: EventKind::Mtu {
-                    link: Some("Ethernet or modem"),
+                    link: db().mtu_link(1500),
                     mtu: 1500,
                 },
             },
         };
-        let row = cells(&mtu, &sources);
+        let row = cells(&mtu, &sources, db());
         assert_eq!(row[20], Cell::UInt(1500));
+        assert_eq!(row[21], Cell::Str("Ethernet or modem"));
         assert_eq!(row[16], Cell::Null, "no quality for mtu rows");
     }
 }

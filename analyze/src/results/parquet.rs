@@ -11,6 +11,7 @@ use arrow::array::{
     TimestampNanosecondBuilder, UInt8Builder, UInt16Builder, UInt32Builder,
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use p0f::Database;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::KeyValue;
@@ -80,6 +81,8 @@ pub struct ResultsWriter {
     writer: Option<ArrowWriter<File>>,
     pending: Vec<Observation>,
     sources: Sources,
+    /// The database of the engine whose observations are written.
+    db: Arc<Database>,
     rows: u64,
 }
 
@@ -93,8 +96,13 @@ impl std::fmt::Debug for ResultsWriter {
 }
 
 impl ResultsWriter {
-    /// Starts writing `path` (through a temporary sibling).
-    pub fn create(path: &Path, sources: Sources) -> Result<ResultsWriter, ResultsError> {
+    /// Starts writing `path` (through a temporary sibling); `db` is the database of the
+    /// engine whose observations will be written.
+    pub fn create(
+        path: &Path,
+        sources: Sources,
+        db: Arc<Database>,
+    ) -> Result<ResultsWriter, ResultsError> {
         let tmp = crate::inputs::tmp_path_for(path);
         let file = File::create(&tmp).map_err(|cause| ResultsError::Io {
             path: tmp.clone(),
@@ -135,6 +143,7 @@ impl ResultsWriter {
             writer: Some(writer),
             pending: Vec::with_capacity(BATCH_ROWS),
             sources,
+            db,
             rows: 0,
         })
     }
@@ -153,9 +162,11 @@ impl ResultsWriter {
         if self.pending.is_empty() {
             return Ok(());
         }
-        let batch = encode(&self.pending, &self.sources).map_err(|cause| ResultsError::Arrow {
-            path: self.path.clone(),
-            cause,
+        let batch = encode(&self.pending, &self.sources, &self.db).map_err(|cause| {
+            ResultsError::Arrow {
+                path: self.path.clone(),
+                cause,
+            }
         })?;
         self.pending.clear();
         if let Some(w) = &mut self.writer {
@@ -215,6 +226,7 @@ impl Drop for ResultsWriter {
 pub fn encode(
     rows: &[Observation],
     sources: &Sources,
+    db: &Database,
 ) -> Result<RecordBatch, arrow::error::ArrowError> {
     enum B {
         Time(TimestampNanosecondBuilder),
@@ -242,7 +254,7 @@ pub fn encode(
         .collect();
     let mut text = String::new();
     for obs in rows {
-        for (b, cell) in builders.iter_mut().zip(cells(obs, sources)) {
+        for (b, cell) in builders.iter_mut().zip(cells(obs, sources, db)) {
             match (b, cell) {
                 (B::Time(b), Cell::Time(ns)) => b.append_option(i64::try_from(ns).ok()),
                 (B::Str(b), Cell::Str(s) | Cell::Word(_, s)) => b.append_value(s),
@@ -298,7 +310,9 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let path = d.path().join("res.parquet");
         let obs = real_syn();
-        let mut w = ResultsWriter::create(&path, Sources(vec![Arc::from("a.pcap")])).unwrap();
+        let sources = Sources(vec![Arc::from("a.pcap")]);
+        let db = Arc::new(p0f::Database::embedded().unwrap());
+        let mut w = ResultsWriter::create(&path, sources, db).unwrap();
         for _ in 0..10 {
             w.write(&obs).unwrap();
         }

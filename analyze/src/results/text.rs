@@ -9,9 +9,11 @@
 
 use std::io::Write;
 
+use p0f::Database;
+use p0f::sig::RawSig;
+use rustc_hash::FxHashMap;
+
 use super::{COLUMNS, Cell, Observation, Sources, cells};
-use crate::p0f::hasher::FastMap;
-use crate::p0f::sig::RawSig;
 
 /// Distinct raw signatures whose text is kept; the cache starts over when it is full, so a
 /// capture with endless distinct signatures costs formatting, never memory.
@@ -28,9 +30,9 @@ pub struct TextWriter {
     /// Date and time of day (`YYYY-MM-DDTHH:MM:SS`) of the last second rendered.
     time: Option<(u64, [u8; 19])>,
     /// JSON templates by [`shape_key`], as indices into `templates`.
-    shapes: FastMap<u128, usize>,
+    shapes: FxHashMap<u128, usize>,
     templates: Vec<Template>,
-    sigs: FastMap<RawSig, Box<str>>,
+    sigs: FxHashMap<RawSig, Box<str>>,
     scratch: String,
 }
 
@@ -45,9 +47,9 @@ impl TextWriter {
         TextWriter {
             buf: Vec::new(),
             time: None,
-            shapes: FastMap::default(),
+            shapes: FxHashMap::default(),
             templates: Vec::new(),
-            sigs: FastMap::default(),
+            sigs: FxHashMap::default(),
             scratch: String::new(),
         }
     }
@@ -81,10 +83,10 @@ impl TextWriter {
     /// It replaced a key copy per cell and a cache lookup per run of constant cells; the
     /// gain was a few ms of the rendering thread's ~90 ms on the 1 GiB bench, whose time is
     /// mostly the values and moving the bytes.
-    pub fn json_object(&mut self, obs: &Observation, sources: &Sources) {
+    pub fn json_object(&mut self, obs: &Observation, sources: &Sources, db: &Database) {
         // About 600 bytes a row: one reservation instead of a check per value.
         self.buf.reserve(1024);
-        let row = cells(obs, sources);
+        let row = cells(obs, sources, db);
         let key = shape_key(&row);
         let index = match self.shapes.get(&key) {
             Some(&i) => i,
@@ -136,8 +138,8 @@ impl TextWriter {
     }
 
     /// Appends one observation as a CSV line (with newline). Nulls are empty fields.
-    pub fn csv_line(&mut self, obs: &Observation, sources: &Sources) {
-        for (i, cell) in cells(obs, sources).into_iter().enumerate() {
+    pub fn csv_line(&mut self, obs: &Observation, sources: &Sources, db: &Database) {
+        for (i, cell) in cells(obs, sources, db).into_iter().enumerate() {
             if i > 0 {
                 self.buf.push(b',');
             }
@@ -329,7 +331,7 @@ fn put_padded<const N: usize>(buf: &mut Vec<u8>, block: &[u8; N], len: usize) {
 fn date_time(secs: u64) -> [u8; 19] {
     let mut s = String::with_capacity(19);
     // `write_time` gives `YYYY/MM/DD HH:MM:SS`; RFC 3339 wants `-` and `T`.
-    let _ = crate::p0f::log::write_time(i64::try_from(secs).unwrap_or(i64::MAX), &mut s);
+    let _ = p0f::log::write_time(i64::try_from(secs).unwrap_or(i64::MAX), &mut s);
     let mut out = [b'0'; 19];
     for (o, b) in out.iter_mut().zip(s.bytes()) {
         *o = match b {
@@ -387,9 +389,9 @@ pub fn csv_header() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::p0f::Subject;
-    use crate::p0f::event::{Event, EventKind};
-    use crate::results::tests::{endpoints, real_syn};
+    use crate::results::tests::{db, endpoints, real_syn};
+    use p0f::Subject;
+    use p0f::event::{Event, EventKind};
     use std::sync::Arc;
 
     fn rendered(w: &mut TextWriter) -> String {
@@ -461,9 +463,9 @@ mod tests {
             [0xfd, 0, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x22];
         for obs in [&v4, &v6, &v4] {
             let mut w = TextWriter::new();
-            w.json_object(obs, &sources);
+            w.json_object(obs, &sources, db());
             let js: serde_json::Value = serde_json::from_str(&rendered(&mut w)).unwrap();
-            w.csv_line(obs, &sources);
+            w.csv_line(obs, &sources, db());
             let csv_text = rendered(&mut w);
             let mut fields = Vec::new();
             // Split the CSV line honouring quotes (RFC 4180).
@@ -482,7 +484,8 @@ mod tests {
             }
             fields.push(cur);
             assert_eq!(fields.len(), COLUMNS.len());
-            for ((col, cell), field) in COLUMNS.iter().zip(cells(obs, &sources)).zip(&fields) {
+            for ((col, cell), field) in COLUMNS.iter().zip(cells(obs, &sources, db())).zip(&fields)
+            {
                 let mut want = String::new();
                 cell.text(&mut want);
                 match cell {
@@ -542,36 +545,36 @@ mod tests {
                 ts_ns: 1,
                 endpoints: endpoints(),
                 subject: Subject::Client,
-                kind: EventKind::IpSharing(crate::p0f::event::NatObservation {
-                    reasons: crate::p0f::event::NatReasons(
-                        crate::p0f::event::NatReasons::TS | crate::p0f::event::NatReasons::PORT,
+                kind: EventKind::IpSharing(p0f::event::NatObservation {
+                    reasons: p0f::event::NatReasons(
+                        p0f::event::NatReasons::TS | p0f::event::NatReasons::PORT,
                     ),
                     raw_hits: [0; 4],
                 }),
             },
         };
         let mut w = TextWriter::new();
-        w.json_object(&obs, &sources);
+        w.json_object(&obs, &sources, db());
         let js: serde_json::Value = serde_json::from_str(&rendered(&mut w)).unwrap();
         assert_eq!(js["nat_reasons"], "tstamp port");
         assert_eq!(js["ip_sharing"], true);
         let mut syn = real_syn();
         if let EventKind::Tcp(t) = &mut syn.event.kind {
-            t.params = crate::p0f::Params {
+            t.params = p0f::Params {
                 excess_dist: true,
                 tos: 0x2e,
                 ..Default::default()
             };
         }
-        w.json_object(&syn, &sources);
+        w.json_object(&syn, &sources, db());
         let js: serde_json::Value = serde_json::from_str(&rendered(&mut w)).unwrap();
         assert_eq!(js["params"], "excess_dist tos:0x2e");
     }
 
     /// One event of every kind but TCP.
     fn other_kinds() -> [EventKind; 4] {
-        use crate::p0f::event::NatObservation;
         use crate::results::NatReasons;
+        use p0f::event::NatObservation;
         let nat = NatObservation {
             reasons: NatReasons(NatReasons::TTL),
             raw_hits: [0; 4],
@@ -608,18 +611,18 @@ mod tests {
             event: Event {
                 ts_ns: 1,
                 endpoints: endpoints(),
-                subject: crate::p0f::Subject::Client,
+                subject: p0f::Subject::Client,
                 kind,
             },
         }));
         let mut w = TextWriter::new();
         for pass in 0..2 {
             for obs in &rows {
-                w.json_object(obs, &sources);
+                w.json_object(obs, &sources, db());
                 let text = rendered(&mut w);
                 let js: serde_json::Value = serde_json::from_str(&text).unwrap();
                 let mut at = 0;
-                for (col, cell) in COLUMNS.iter().zip(cells(obs, &sources)) {
+                for (col, cell) in COLUMNS.iter().zip(cells(obs, &sources, db())) {
                     let key = format!("\"{}\":", col.name);
                     let found = text[at..].find(&key).map(|i| at + i);
                     assert!(
@@ -657,8 +660,8 @@ mod tests {
     /// templates of their own, each with its own word.
     #[test]
     fn words_are_template_constants() {
-        use crate::p0f::{LabelType, Quality, TcpKind};
         use crate::results::{NCOLS, WORD_CODES};
+        use p0f::{LabelType, Quality, TcpKind};
         let sources = Sources(vec![Arc::from("x.pcap")]);
         let syn = real_syn();
         // Every value of every word column, one row each.
@@ -705,8 +708,8 @@ mod tests {
         let mut seen: Vec<std::collections::BTreeMap<u8, &str>> = vec![Default::default(); NCOLS];
         let mut w = TextWriter::new();
         for obs in &rows {
-            let row = cells(obs, &sources);
-            w.json_object(obs, &sources);
+            let row = cells(obs, &sources, db());
+            w.json_object(obs, &sources, db());
             let js: serde_json::Value = serde_json::from_str(&rendered(&mut w)).unwrap();
             for (i, cell) in row.iter().enumerate() {
                 if let Cell::Word(code, word) = *cell {

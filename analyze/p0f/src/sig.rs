@@ -298,6 +298,124 @@ pub struct Packet {
     pub seq: u32,
 }
 
+/// What p0f takes from a record's IP header: its length, the IPv4 options' length and the
+/// IP-level quirks.
+struct IpLayer {
+    hdr_len: u32,
+    opt_len: u8,
+    quirks: u32,
+}
+
+impl IpLayer {
+    /// p0f's IPv4 / IPv6 checks (a packet failing one is skipped) and quirks.
+    #[inline]
+    fn of(r: &SynRecord) -> Result<IpLayer, Skip> {
+        if r.ip_version != 4 && r.ip_version != 6 {
+            return Err(Skip::BadIpVersion);
+        }
+        if r.record_flags & record_flag::SNAPPED != 0 {
+            return Err(Skip::Snapped);
+        }
+        let ip_len = u32::from(r.ip_len);
+        let tcp_doff = u32::from(r.tcp_hdr_len);
+        let mut quirks = 0;
+        if r.tos & 0x03 != 0 {
+            quirks |= quirk::ECN;
+        }
+        if r.ip_version == 6 {
+            if ip_len + 40 < MIN_TCP6 {
+                return Err(Skip::BadLength);
+            }
+            if r.ip_hdr_len != 40 {
+                return Err(Skip::Ipv6ExtensionHeaders);
+            }
+            if tcp_doff < 20 || tcp_doff > ip_len {
+                return Err(Skip::BadLength);
+            }
+            if r.flow_label & 0xF_FFFF != 0 {
+                quirks |= quirk::FLOW;
+            }
+            return Ok(IpLayer {
+                hdr_len: 40,
+                opt_len: 0,
+                quirks,
+            });
+        }
+        let hdr_len = u32::from(r.ip_hdr_len);
+        // p0f trims the packet to the IPv4 total length, then requires room for the IPv4
+        // and TCP headers.
+        if ip_len < MIN_TCP4 || hdr_len < 20 || hdr_len + 20 > ip_len {
+            return Err(Skip::BadLength);
+        }
+        if r.ip_frag & !(ip_frag::DF | ip_frag::RESERVED) != 0 {
+            return Err(Skip::Fragment);
+        }
+        if tcp_doff < 20 || tcp_doff > ip_len - hdr_len {
+            return Err(Skip::BadLength);
+        }
+        if r.ip_frag & ip_frag::RESERVED != 0 {
+            quirks |= quirk::NZ_MBZ;
+        }
+        if r.ip_frag & ip_frag::DF != 0 {
+            quirks |= quirk::DF;
+            if r.ip_id != 0 {
+                quirks |= quirk::NZ_ID;
+            }
+        } else if r.ip_id == 0 {
+            quirks |= quirk::ZERO_ID;
+        }
+        Ok(IpLayer {
+            hdr_len,
+            opt_len: (hdr_len - 20).min(255) as u8,
+            quirks,
+        })
+    }
+}
+
+/// p0f's TCP flag checks (silly combinations and anything but SYN or SYN+ACK are skipped):
+/// whether it is a SYN+ACK, and the TCP-level quirks.
+#[inline]
+fn tcp_layer(r: &SynRecord) -> Result<(bool, u32), Skip> {
+    let flags = r.tcp_flags;
+    let tcp_type = flags & (tcp_flag::SYN | tcp_flag::ACK | tcp_flag::FIN | tcp_flag::RST);
+    let syn = flags & tcp_flag::SYN != 0;
+    let fin = flags & tcp_flag::FIN != 0;
+    let rst = flags & tcp_flag::RST != 0;
+    if (syn && (fin || rst)) || (fin && rst) || tcp_type == 0 {
+        return Err(Skip::SillyFlags);
+    }
+    let syn_ack = if tcp_type == tcp_flag::SYN {
+        false
+    } else if tcp_type == tcp_flag::SYN | tcp_flag::ACK {
+        true
+    } else {
+        return Err(Skip::NotSyn);
+    };
+    let mut quirks = 0;
+    if flags & (tcp_flag::ECE | tcp_flag::CWR | tcp_flag::NS) != 0 {
+        quirks |= quirk::ECN;
+    }
+    if r.seq == 0 {
+        quirks |= quirk::ZERO_SEQ;
+    }
+    if flags & tcp_flag::ACK != 0 {
+        if r.ack == 0 {
+            quirks |= quirk::ZERO_ACK;
+        }
+    } else if (r.ack >> 24) & 1 != 0 && !rst {
+        quirks |= quirk::NZ_ACK;
+    }
+    if flags & tcp_flag::URG != 0 {
+        quirks |= quirk::URG;
+    } else if r.urg_ptr != 0 {
+        quirks |= quirk::NZ_URG;
+    }
+    if flags & tcp_flag::PSH != 0 {
+        quirks |= quirk::PUSH;
+    }
+    Ok((syn_ack, quirks))
+}
+
 impl Packet {
     /// Decodes a record, applying p0f's packet filters.
     ///
@@ -309,126 +427,22 @@ impl Packet {
     ///   set count as "non-zero".
     /// - `tos` is the TOS byte shifted right by two (the ECN bits feed the `ecn` quirk).
     pub fn from_record(r: &SynRecord) -> Result<Packet, Skip> {
-        let mut quirks = 0u32;
-        let tos;
-        let ip_opt_len;
-        let ip_len = u32::from(r.ip_len);
+        let ip = IpLayer::of(r)?;
+        let (syn_ack, tcp_quirks) = tcp_layer(r)?;
         let tcp_doff = u32::from(r.tcp_hdr_len);
-        match r.ip_version {
-            4 => {
-                if r.record_flags & record_flag::SNAPPED != 0 {
-                    return Err(Skip::Snapped);
-                }
-                let hdr_len = u32::from(r.ip_hdr_len);
-                // p0f trims the packet to the IPv4 total length, then requires room for the
-                // IPv4 and TCP headers.
-                if ip_len < MIN_TCP4 || hdr_len < 20 || hdr_len + 20 > ip_len {
-                    return Err(Skip::BadLength);
-                }
-                if r.ip_frag & !(ip_frag::DF | ip_frag::RESERVED) != 0 {
-                    return Err(Skip::Fragment);
-                }
-                if tcp_doff < 20 || tcp_doff > ip_len - hdr_len {
-                    return Err(Skip::BadLength);
-                }
-                ip_opt_len = (hdr_len - 20).min(255) as u8;
-                tos = r.tos >> 2;
-                if r.tos & 0x03 != 0 {
-                    quirks |= quirk::ECN;
-                }
-                if r.ip_frag & ip_frag::RESERVED != 0 {
-                    quirks |= quirk::NZ_MBZ;
-                }
-                if r.ip_frag & ip_frag::DF != 0 {
-                    quirks |= quirk::DF;
-                    if r.ip_id != 0 {
-                        quirks |= quirk::NZ_ID;
-                    }
-                } else if r.ip_id == 0 {
-                    quirks |= quirk::ZERO_ID;
-                }
-            }
-            6 => {
-                if r.record_flags & record_flag::SNAPPED != 0 {
-                    return Err(Skip::Snapped);
-                }
-                if ip_len + 40 < MIN_TCP6 {
-                    return Err(Skip::BadLength);
-                }
-                if r.ip_hdr_len != 40 {
-                    return Err(Skip::Ipv6ExtensionHeaders);
-                }
-                if tcp_doff < 20 || tcp_doff > ip_len {
-                    return Err(Skip::BadLength);
-                }
-                ip_opt_len = 0;
-                tos = r.tos >> 2;
-                if r.flow_label & 0xF_FFFF != 0 {
-                    quirks |= quirk::FLOW;
-                }
-                if r.tos & 0x03 != 0 {
-                    quirks |= quirk::ECN;
-                }
-            }
-            _ => return Err(Skip::BadIpVersion),
-        }
-
-        let flags = r.tcp_flags;
-        let tcp_type = flags & (tcp_flag::SYN | tcp_flag::ACK | tcp_flag::FIN | tcp_flag::RST);
-        let syn = flags & tcp_flag::SYN != 0;
-        let fin = flags & tcp_flag::FIN != 0;
-        let rst = flags & tcp_flag::RST != 0;
-        if (syn && (fin || rst)) || (fin && rst) || tcp_type == 0 {
-            return Err(Skip::SillyFlags);
-        }
-        let syn_ack = if tcp_type == tcp_flag::SYN {
-            false
-        } else if tcp_type == tcp_flag::SYN | tcp_flag::ACK {
-            true
-        } else {
-            return Err(Skip::NotSyn);
-        };
-
-        if flags & (tcp_flag::ECE | tcp_flag::CWR | tcp_flag::NS) != 0 {
-            quirks |= quirk::ECN;
-        }
-        if r.seq == 0 {
-            quirks |= quirk::ZERO_SEQ;
-        }
-        if flags & tcp_flag::ACK != 0 {
-            if r.ack == 0 {
-                quirks |= quirk::ZERO_ACK;
-            }
-        } else if (r.ack >> 24) & 1 != 0 && !rst {
-            quirks |= quirk::NZ_ACK;
-        }
-        if flags & tcp_flag::URG != 0 {
-            quirks |= quirk::URG;
-        } else if r.urg_ptr != 0 {
-            quirks |= quirk::NZ_URG;
-        }
-        if flags & tcp_flag::PSH != 0 {
-            quirks |= quirk::PUSH;
-        }
-
-        let ip_hdr = if r.ip_version == 4 {
-            u32::from(r.ip_hdr_len)
-        } else {
-            40
-        };
         let mut pk = Packet {
             ip_ver: r.ip_version,
             ttl: r.ttl,
-            ip_opt_len,
-            tos,
-            quirks,
+            ip_opt_len: ip.opt_len,
+            tos: r.tos >> 2,
+            quirks: ip.quirks | tcp_quirks,
             layout: Layout::default(),
             eol_pad: 0,
             mss: 0,
             wscale: 0,
             win: r.window,
             ts1: 0,
-            tot_hdr: (ip_hdr + tcp_doff).min(u32::from(u16::MAX)) as u16,
+            tot_hdr: (ip.hdr_len + tcp_doff).min(u32::from(u16::MAX)) as u16,
             pay_len: r.payload_len,
             syn_ack,
             seq: r.seq,

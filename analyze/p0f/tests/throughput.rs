@@ -1,6 +1,6 @@
 //! Throughput check of the p0f engine (ignored by default: it needs a large capture).
 //!
-//! `SYNSCOPE_P0F_BENCH_PCAP=big.pcap cargo test --release -p analyze --test p0f_bench -- \
+//! `SYNSCOPE_P0F_BENCH_PCAP=big.pcap cargo test --release -p p0f --test throughput -- \
 //!  --ignored --nocapture` ingests the capture into memory, then times the engine alone and
 //! the engine plus p0f log-line formatting, and (when p0f is installed) times
 //! `p0f -r big.pcap -o LOG` on the same file for comparison.
@@ -11,8 +11,8 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Instant;
 
-use analyze::p0f::log::write_p0f_line;
-use analyze::p0f::{Database, Engine};
+use p0f::log::write_p0f_line;
+use p0f::{Database, Engine};
 use record::SynRecord;
 
 #[test]
@@ -48,7 +48,7 @@ fn p0f_engine_throughput() {
         events.clear();
         engine.process(r, &mut events);
         for ev in &events {
-            write_p0f_line(ev, &mut out).unwrap_or_else(|e| panic!("{e}"));
+            write_p0f_line(&db, ev, &mut out).unwrap_or_else(|e| panic!("{e}"));
         }
     }
     let _ = out.flush();

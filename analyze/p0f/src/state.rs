@@ -19,13 +19,14 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use record::{FlowKey, SynRecord};
+use rustc_hash::FxHashMap;
 
 use super::db::{Database, SysRef};
 use super::event::{
     Endpoints, Event, EventKind, LabelType, MatchedLabel, NatObservation, NatReasons, Params,
     Subject, TcpKind, TcpObservation,
 };
-use super::hasher::{FastMap, Hashed};
+use super::hashed::Hashed;
 use super::matcher::{Probe, Quality, find_match};
 use super::sig::{Layout, MAX_DIST, MIN_TCP4, MIN_TCP6, Packet, Skip, quirk};
 
@@ -138,14 +139,14 @@ const NEAR_TTL_LIMIT: u8 = 9;
 pub struct Engine {
     db: Arc<Database>,
     cfg: EngineConfig,
-    flows: FastMap<ConnKey, Flow>,
+    flows: FxHashMap<ConnKey, Flow>,
     flow_age: VecDeque<(u64, ConnKey)>,
     flow_serial: u64,
-    hosts: FastMap<HostKey, Host>,
+    hosts: FxHashMap<HostKey, Host>,
     /// Hosts from least to most recently seen, as `(serial, key)`. An entry is live while
     /// its host's `age` is its serial: touching a host appends an entry and leaves the old
-    /// one stale, dropped later (like `flow_age`). A `BTreeMap` by serial, with a remove and
-    /// an insert per touch, was ~2% of a 1 GiB capture's profile.
+    /// one stale, dropped later (like `flow_age`), so a touch is one push where a map
+    /// ordered by serial would take a remove and an insert.
     host_age: VecDeque<(u64, HostKey)>,
     host_serial: u64,
     last_expire: u32,
@@ -175,10 +176,10 @@ impl Engine {
         Engine {
             db,
             cfg,
-            flows: FastMap::default(),
+            flows: FxHashMap::default(),
             flow_age: VecDeque::new(),
             flow_serial: 0,
-            hosts: FastMap::default(),
+            hosts: FxHashMap::default(),
             host_age: VecDeque::new(),
             host_serial: 0,
             last_expire: 0,
@@ -395,16 +396,7 @@ impl Engine {
                 } else {
                     LabelType::Os
                 },
-                class: l
-                    .class
-                    .and_then(|c| self.db.classes().get(c as usize).copied()),
-                name: self
-                    .db
-                    .names()
-                    .get(l.name_id as usize)
-                    .copied()
-                    .unwrap_or(""),
-                flavor: l.flavor,
+                id: s.label,
                 generic: l.generic,
                 sig_line: s.line,
             }),
@@ -561,117 +553,16 @@ impl Engine {
             return;
         };
         let hk = if to_srv { client } else { server };
-        let db = Arc::clone(&self.db);
-        let msig = sig.matched.and_then(|i| db.tcp_sigs().get(i as usize));
-        let mlabel = msig.and_then(|s| db.label_of(s));
-        let sig_name = mlabel.map(|l| i64::from(l.name_id));
         let Some(hd) = self.hosts.get(&hk) else {
             return;
         };
-        let mut score: u32 = 0;
-        let mut reason: u16 = 0;
-        let mut diff_already = false;
-
-        if let Some(r) = if to_srv { hd.last_syn } else { hd.last_synack } {
-            let rsig = r.matched.and_then(|i| db.tcp_sigs().get(i as usize));
-            let rlabel = rsig.and_then(|s| db.label_of(s));
-            match (msig.zip(mlabel), rsig.zip(rlabel)) {
-                (Some((s, sl)), Some((rs, rl))) => {
-                    if rl.name_id != sl.name_id {
-                        score += 8;
-                        reason |= NatReasons::OS_SIG;
-                        diff_already = true;
-                    } else if to_srv {
-                        if rl.label_id != sl.label_id {
-                            score += 2;
-                            reason |= NatReasons::OS_SIG;
-                        } else if rs.line != s.line {
-                            score += 1;
-                            reason |= NatReasons::OS_SIG;
-                        } else if sig.fuzzy != r.fuzzy {
-                            score += 1;
-                            reason |= NatReasons::FUZZY;
-                        }
-                    }
-                }
-                _ => {
-                    let fuzzy_quirks = quirk::ECN | quirk::DF | quirk::NZ_ID | quirk::ZERO_ID;
-                    if (sig.quirks ^ r.quirks) & !fuzzy_quirks != 0 {
-                        reason |= NatReasons::UNK_DIFF;
-                        score += 2;
-                    } else if to_srv && sig.layout != r.layout {
-                        reason |= NatReasons::UNK_DIFF;
-                        score += 1;
-                    }
-                    if to_srv && sig.matched != r.matched {
-                        score += 1;
-                        reason |= NatReasons::TO_UNK;
-                    }
-                }
-            }
-            if !diff_already
-                && let Some(n) = sig_name
-                && hd.last_class_id != -1
-                && hd.last_name_id != n
-            {
-                score += 8;
-                reason |= NatReasons::OS_SIG;
-                diff_already = true;
-            }
-            let ttl_diff = i32::from(sig.ttl) - i32::from(r.ttl);
-            let sig_bad = msig.is_some_and(|s| s.bad_ttl);
-            let ref_bad = rsig.is_some_and(|s| s.bad_ttl);
-            if !diff_already
-                && ttl_diff != 0
-                && !sig_bad
-                && !ref_bad
-                && (sig.dist <= NEAR_TTL_LIMIT || ttl_diff > 1)
-            {
-                if sig.dist > LOCAL_TTL_LIMIT && ttl_diff.abs() <= SMALL_TTL_CHG {
-                    score += 1;
-                } else {
-                    score += 4;
-                }
-                reason |= NatReasons::TTL;
-            }
-            if to_srv
-                && hd.last_port != 0
-                && cli_port < hd.last_port
-                && hd.last_port - cli_port >= MIN_PORT_DROP
-            {
-                score += 1;
-                reason |= NatReasons::PORT;
-            }
-            if sig.mss != r.mss {
-                score += 1;
-                reason |= NatReasons::MSS;
-            }
-            if score != 0 && sig.ts1 != 0 && r.ts1 != 0 {
-                let ms_diff = sig.recv_ms.wrapping_sub(r.recv_ms);
-                if ms_diff < MAX_NAT_TS {
-                    let use_ms = ms_diff.max(TSTAMP_GRACE);
-                    let max_ts = use_ms * MAX_TSCALE / 1000;
-                    let ts_diff = sig.ts1.wrapping_sub(r.ts1);
-                    if u64::from(ts_diff) > max_ts
-                        && (ms_diff >= TSTAMP_GRACE || u64::from(!ts_diff) > max_ts)
-                    {
-                        score += 4;
-                        reason |= NatReasons::TS;
-                    } else {
-                        score /= 2;
-                    }
-                }
-            }
-        } else if let Some(n) = sig_name
-            && hd.last_class_id != -1
-            && hd.last_name_id != n
-        {
-            reason |= NatReasons::OS_SIG;
-            score += 8;
-        }
-
+        let NatScore { score, reason } = nat_score(&self.db, to_srv, sig, hd, cli_port);
         // p0f keeps the score in a u8.
         self.add_nat_score(to_srv, ctx, reason, (score & 0xff) as u8, out);
+        let mlabel = sig
+            .matched
+            .and_then(|i| self.db.tcp_sigs().get(i as usize))
+            .and_then(|s| self.db.label_of(s));
         if let Some(hd) = self.hosts.get_mut(&hk) {
             if let Some(l) = mlabel {
                 hd.last_class_id = l.class.map_or(-1, i64::from);
@@ -930,12 +821,137 @@ impl Engine {
     }
 }
 
+/// A score and its reasons (p0f's NAT_* bits), as `score_nat()` adds them up.
+#[derive(Clone, Copy, Default)]
+struct NatScore {
+    score: u32,
+    reason: u16,
+}
+
+impl NatScore {
+    fn add(&mut self, score: u32, reason: u16) {
+        self.score += score;
+        self.reason |= reason;
+    }
+}
+
+/// p0f's `score_nat()` scoring: how much, and why, `sig` suggests that another host now
+/// sends from the address of `hd` (`cli_port`: the connection's client port).
+fn nat_score(db: &Database, to_srv: bool, sig: &StoredSig, hd: &Host, cli_port: u16) -> NatScore {
+    let mut s = NatScore::default();
+    let msig = sig.matched.and_then(|i| db.tcp_sigs().get(i as usize));
+    let sig_name = msig
+        .and_then(|m| db.label_of(m))
+        .map(|l| i64::from(l.name_id));
+    // An OS other than the host's last one.
+    let other_os = sig_name.is_some_and(|n| hd.last_class_id != -1 && hd.last_name_id != n);
+    let Some(r) = (if to_srv { hd.last_syn } else { hd.last_synack }) else {
+        if other_os {
+            s.add(8, NatReasons::OS_SIG);
+        }
+        return s;
+    };
+    let rsig = r.matched.and_then(|i| db.tcp_sigs().get(i as usize));
+    let mut diff_already = signature_change(db, to_srv, sig, &r, &mut s);
+    if !diff_already && other_os {
+        s.add(8, NatReasons::OS_SIG);
+        diff_already = true;
+    }
+    let ttl_diff = i32::from(sig.ttl) - i32::from(r.ttl);
+    let sig_bad = msig.is_some_and(|m| m.bad_ttl);
+    let ref_bad = rsig.is_some_and(|m| m.bad_ttl);
+    if !diff_already
+        && ttl_diff != 0
+        && !sig_bad
+        && !ref_bad
+        && (sig.dist <= NEAR_TTL_LIMIT || ttl_diff > 1)
+    {
+        let small = sig.dist > LOCAL_TTL_LIMIT && ttl_diff.abs() <= SMALL_TTL_CHG;
+        s.add(if small { 1 } else { 4 }, NatReasons::TTL);
+    }
+    if to_srv
+        && hd.last_port != 0
+        && cli_port < hd.last_port
+        && hd.last_port - cli_port >= MIN_PORT_DROP
+    {
+        s.add(1, NatReasons::PORT);
+    }
+    if sig.mss != r.mss {
+        s.add(1, NatReasons::MSS);
+    }
+    if s.score != 0 && sig.ts1 != 0 && r.ts1 != 0 {
+        timestamp_check(sig, &r, &mut s);
+    }
+    s
+}
+
+/// The part of `score_nat()` comparing the matched signatures (or, unmatched, the raw
+/// ones) of `sig` and the host's previous `r`; true when the OS names differ.
+fn signature_change(
+    db: &Database,
+    to_srv: bool,
+    sig: &StoredSig,
+    r: &StoredSig,
+    s: &mut NatScore,
+) -> bool {
+    let matched = |st: &StoredSig| {
+        let m = st.matched.and_then(|i| db.tcp_sigs().get(i as usize))?;
+        Some((m, db.label_of(m)?))
+    };
+    match (matched(sig), matched(r)) {
+        (Some((m, ml)), Some((rm, rl))) => {
+            if rl.name_id != ml.name_id {
+                s.add(8, NatReasons::OS_SIG);
+                return true;
+            }
+            if to_srv {
+                if rl.number != ml.number {
+                    s.add(2, NatReasons::OS_SIG);
+                } else if rm.line != m.line {
+                    s.add(1, NatReasons::OS_SIG);
+                } else if sig.fuzzy != r.fuzzy {
+                    s.add(1, NatReasons::FUZZY);
+                }
+            }
+        }
+        _ => {
+            let fuzzy_quirks = quirk::ECN | quirk::DF | quirk::NZ_ID | quirk::ZERO_ID;
+            if (sig.quirks ^ r.quirks) & !fuzzy_quirks != 0 {
+                s.add(2, NatReasons::UNK_DIFF);
+            } else if to_srv && sig.layout != r.layout {
+                s.add(1, NatReasons::UNK_DIFF);
+            }
+            if to_srv && sig.matched != r.matched {
+                s.add(1, NatReasons::TO_UNK);
+            }
+        }
+    }
+    false
+}
+
+/// The end of `score_nat()`: TCP timestamps that moved faster than any clock would make the
+/// change likelier (`tstamp`); ones consistent with one clock halve the score.
+fn timestamp_check(sig: &StoredSig, r: &StoredSig, s: &mut NatScore) {
+    let ms_diff = sig.recv_ms.wrapping_sub(r.recv_ms);
+    if ms_diff >= MAX_NAT_TS {
+        return;
+    }
+    let use_ms = ms_diff.max(TSTAMP_GRACE);
+    let max_ts = use_ms * MAX_TSCALE / 1000;
+    let ts_diff = sig.ts1.wrapping_sub(r.ts1);
+    if u64::from(ts_diff) > max_ts && (ms_diff >= TSTAMP_GRACE || u64::from(!ts_diff) > max_ts) {
+        s.add(4, NatReasons::TS);
+    } else {
+        s.score /= 2;
+    }
+}
+
 /// The front of an age queue of `(serial, key)` entries, dropping stale ones before it: an
 /// entry is live while `table` holds its key with that serial (`serial_of`), so a key
 /// removed or given a newer entry leaves its old ones stale.
 fn first_live<K: Copy + Eq + std::hash::Hash, V>(
     queue: &mut VecDeque<(u64, K)>,
-    table: &FastMap<K, V>,
+    table: &FxHashMap<K, V>,
     serial_of: impl Fn(&V) -> u64,
 ) -> Option<K> {
     while let Some(&(serial, key)) = queue.front() {
@@ -950,8 +966,8 @@ fn first_live<K: Copy + Eq + std::hash::Hash, V>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::p0f::log::p0f_line;
-    use crate::p0f::sig::tests::linux_syn;
+    use crate::log::p0f_line;
+    use crate::sig::tests::linux_syn;
     use record::tcp_flag;
 
     fn engine() -> Engine {
@@ -988,7 +1004,7 @@ mod tests {
         for r in recs {
             e.process(r, &mut out);
         }
-        out.iter().map(p0f_line).collect()
+        out.iter().map(|ev| p0f_line(e.database(), ev)).collect()
     }
 
     fn strip(l: &str) -> &str {

@@ -80,49 +80,9 @@ pub(crate) fn find_match(
             continue;
         };
         let generic = db.label_of(r).is_some_and(|l| l.generic);
-        let mut fuzzy = false;
-        let mut ref_quirks = r.quirks;
-        // A version-less signature drops the quirks that cannot apply to the probe's family.
-        if r.ip_ver == -1 {
-            ref_quirks &= if ts.ip_ver == 4 {
-                !quirk::FLOW
-            } else {
-                !(quirk::DF | quirk::NZ_ID | quirk::ZERO_ID)
-            };
-        }
-        if ref_quirks != ts.quirks {
-            let deleted = (ref_quirks ^ ts.quirks) & ref_quirks;
-            let added = (ref_quirks ^ ts.quirks) & ts.quirks;
-            if fmatch.is_some()
-                || deleted & !(quirk::DF | quirk::NZ_ID) != 0
-                || added & !(quirk::ZERO_ID | quirk::ECN) != 0
-            {
-                continue;
-            }
-            fuzzy = true;
-        }
-        if r.eol_pad != ts.eol_pad || r.ip_opt_len != ts.ip_opt_len {
+        let Some(fuzzy) = compare(r, ts, fmatch.is_none()) else {
             continue;
-        }
-        if r.bad_ttl {
-            if r.ttl < ts.ttl {
-                continue;
-            }
-        } else if r.ttl < ts.ttl || r.ttl - ts.ttl > i32::from(MAX_DIST) {
-            fuzzy = true;
-        }
-        if r.mss != -1 && r.mss != ts.mss {
-            continue;
-        }
-        if r.wscale != -1 && r.wscale != ts.wscale {
-            continue;
-        }
-        if r.pay_class != -1 && r.pay_class != ts.pay_class {
-            continue;
-        }
-        if !window_matches(r, ts) {
-            continue;
-        }
+        };
         if !fuzzy {
             if !generic {
                 return MatchResult {
@@ -176,6 +136,57 @@ pub(crate) fn find_match(
     }
 }
 
+/// Whether signature `r` matches probe `ts`: `Some(false)` exactly, `Some(true)` fuzzily
+/// (TTL out of range, or quirks differing only in the ways p0f tolerates, if
+/// `quirks_may_differ`), `None` not at all.
+#[inline]
+fn compare(r: &TcpSig, ts: &Probe, quirks_may_differ: bool) -> Option<bool> {
+    let mut fuzzy = false;
+    let mut ref_quirks = r.quirks;
+    // A version-less signature drops the quirks that cannot apply to the probe's family.
+    if r.ip_ver == -1 {
+        ref_quirks &= if ts.ip_ver == 4 {
+            !quirk::FLOW
+        } else {
+            !(quirk::DF | quirk::NZ_ID | quirk::ZERO_ID)
+        };
+    }
+    if ref_quirks != ts.quirks {
+        let deleted = (ref_quirks ^ ts.quirks) & ref_quirks;
+        let added = (ref_quirks ^ ts.quirks) & ts.quirks;
+        if !quirks_may_differ
+            || deleted & !(quirk::DF | quirk::NZ_ID) != 0
+            || added & !(quirk::ZERO_ID | quirk::ECN) != 0
+        {
+            return None;
+        }
+        fuzzy = true;
+    }
+    if r.eol_pad != ts.eol_pad || r.ip_opt_len != ts.ip_opt_len {
+        return None;
+    }
+    if r.bad_ttl {
+        if r.ttl < ts.ttl {
+            return None;
+        }
+    } else if r.ttl < ts.ttl || r.ttl - ts.ttl > i32::from(MAX_DIST) {
+        fuzzy = true;
+    }
+    if r.mss != -1 && r.mss != ts.mss {
+        return None;
+    }
+    if r.wscale != -1 && r.wscale != ts.wscale {
+        return None;
+    }
+    if r.pay_class != -1 && r.pay_class != ts.pay_class {
+        return None;
+    }
+    if !window_matches(r, ts) {
+        return None;
+    }
+    Some(fuzzy)
+}
+
 fn clamp_dist(d: i32) -> u8 {
     d.clamp(0, 255) as u8
 }
@@ -222,7 +233,7 @@ impl Quality {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::p0f::sig::tests::linux_syn;
+    use crate::sig::tests::linux_syn;
     use record::SynRecord;
 
     /// One signature per tier, all with the `mss,sok,ts,nop,ws` layout of `linux_syn()`

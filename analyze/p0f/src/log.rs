@@ -5,19 +5,24 @@
 //! with missing values printed as `???`. p0f formats the packet time with `localtime()`, i.e.
 //! in the `TZ` of the p0f process; [`write_p0f_line`] uses UTC, so compare against p0f run
 //! with `TZ=UTC` (or pass the offset to [`write_p0f_line_with_offset`]).
+//!
+//! Events name their label and link by id; the database they came from gives the text.
 
 use std::fmt::Write as _;
 use std::io::{self, Write};
 
+use super::db::Database;
 use super::event::{Event, EventKind, LabelType, NatObservation, NatReasons, Params};
 
-/// Writes the p0f log line for `ev` (with a trailing newline), timestamps in UTC.
-pub fn write_p0f_line(ev: &Event, w: &mut impl Write) -> io::Result<()> {
-    write_p0f_line_with_offset(ev, 0, w)
+/// Writes the p0f log line for `ev` (with a trailing newline), timestamps in UTC; `db` is
+/// the database of the engine that made `ev`.
+pub fn write_p0f_line(db: &Database, ev: &Event, w: &mut impl Write) -> io::Result<()> {
+    write_p0f_line_with_offset(db, ev, 0, w)
 }
 
 /// Like [`write_p0f_line`], with the timestamp shifted by `utc_offset_secs` (local time).
 pub fn write_p0f_line_with_offset(
+    db: &Database,
     ev: &Event,
     utc_offset_secs: i64,
     w: &mut impl Write,
@@ -39,7 +44,7 @@ pub fn write_p0f_line_with_offset(
         inner: w,
         error: None,
     };
-    let res = format_line(ev, utc_offset_secs, &mut a).and_then(|()| a.write_char('\n'));
+    let res = format_line(db, ev, utc_offset_secs, &mut a).and_then(|()| a.write_char('\n'));
     match (res, a.error) {
         (_, Some(e)) => Err(e),
         (Err(_), None) => Err(io::Error::other("format error")),
@@ -48,10 +53,10 @@ pub fn write_p0f_line_with_offset(
 }
 
 /// The line without its newline, as a `String` (convenient for tests and comparisons).
-pub fn p0f_line(ev: &Event) -> String {
+pub fn p0f_line(db: &Database, ev: &Event) -> String {
     let mut s = String::with_capacity(256);
     // Writing into a String cannot fail.
-    let _ = format_line(ev, 0, &mut s);
+    let _ = format_line(db, ev, 0, &mut s);
     s
 }
 
@@ -92,8 +97,8 @@ pub fn write_time(secs: i64, out: &mut impl std::fmt::Write) -> std::fmt::Result
             rem % 60
         );
     }
-    // Digits put in place (`write!` with six padded fields cost more than the rest of the
-    // line's numbers together).
+    // Digits put in place: `write!` with six padded fields would cost more than the rest of
+    // the line's numbers together.
     let mut t = *b"0000/00/00 00:00:00";
     let mut put = |at: usize, width: usize, mut v: u32| {
         for i in (at..at + width).rev() {
@@ -185,6 +190,7 @@ fn write_nat(n: &NatObservation, out: &mut impl std::fmt::Write) -> std::fmt::Re
 }
 
 fn format_line(
+    db: &Database,
     ev: &Event,
     utc_offset_secs: i64,
     out: &mut impl std::fmt::Write,
@@ -217,8 +223,9 @@ fn format_line(
                     out.write_char('|')?;
                     out.write_str(key)?;
                     out.write_char('=')?;
-                    out.write_str(l.name)?;
-                    if let Some(f) = &l.flavor {
+                    let names = db.label_names(l.id);
+                    out.write_str(names.name)?;
+                    if let Some(f) = names.flavor {
                         out.write_char(' ')?;
                         out.write_str(f)?;
                     }
@@ -237,7 +244,7 @@ fn format_line(
         }
         EventKind::Mtu { link, mtu } => {
             out.write_str("|link=")?;
-            out.write_str(link.as_deref().unwrap_or("???"))?;
+            out.write_str(link.map_or("???", |l| db.link(l)))?;
             out.write_str("|raw_mtu=")?;
             out.write_str(digits.format(*mtu))?;
         }

@@ -2,6 +2,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use super::db::{LabelId, LinkId};
 use super::matcher::Quality;
 use super::sig::RawSig;
 
@@ -68,18 +69,15 @@ pub enum LabelType {
     App,
 }
 
-/// The label of a matched signature, resolved to strings (the database's, which live as
-/// long as the process: see `db::intern`).
+/// The label of a matched signature. Its strings stay in the database
+/// ([`Database::label_names`](crate::Database::label_names)): an observation is copied
+/// between threads and counted by id, never by its text.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MatchedLabel {
     /// `os` or `app`.
     pub label_type: LabelType,
-    /// Class (`win`, `unix`, `other`); `None` for userland labels.
-    pub class: Option<&'static str>,
-    /// OS or application name.
-    pub name: &'static str,
-    /// Flavor (version etc.).
-    pub flavor: Option<&'static str>,
+    /// The label in the engine's database.
+    pub id: LabelId,
     /// Generic (`g:`) label.
     pub generic: bool,
     /// Line of the matched signature in its database file.
@@ -191,8 +189,9 @@ pub enum EventKind {
     Tcp(TcpObservation),
     /// MTU from the MSS option.
     Mtu {
-        /// Link type label from `[mtu]`, `None` when unknown.
-        link: Option<&'static str>,
+        /// Link name from `[mtu]` ([`Database::link`](crate::Database::link)), `None` when
+        /// unknown.
+        link: Option<LinkId>,
         /// MSS + 40 (IPv4) or + 60 (IPv6); may exceed 65535.
         mtu: u32,
     },
