@@ -152,7 +152,6 @@ impl Packet for Xdp {
     }
 }
 
-/// TC ingress hook.
 /// aya names each program after its function and each map after its static; this ties those
 /// names to the constants the loader uses, at compile time.
 const fn same_name(a: &str, b: &str) -> bool {
@@ -180,6 +179,7 @@ const _: () = assert!(
         && same_name(record::names::GLOBAL_MAX_SYN_RATE, "SYNSCOPE_MAX_SYN_RATE")
 );
 
+/// TC ingress hook.
 #[classifier]
 pub fn synscope_tc(ctx: TcContext) -> i32 {
     try_tc(&ctx, direction::INGRESS);
