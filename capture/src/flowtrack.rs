@@ -69,6 +69,13 @@ impl FlowTracker {
         }
     }
 
+    /// Adds drained SYN records (their `ts_ns` still monotonic) to their flows.
+    pub fn record_all(&mut self, recs: &[SynRecord]) {
+        for r in recs {
+            self.record(r);
+        }
+    }
+
     /// Adds a drained SYN record (its `ts_ns` still monotonic) to its flow.
     pub fn record(&mut self, rec: &SynRecord) {
         let (key, dir) = FlowKey::new(

@@ -290,9 +290,7 @@ pub fn run(cfg: &Config, log: &mut dyn FnMut(&str)) -> Result<Summary> {
     // Adds every batch the drain has handed over to the flows; returns at once.
     let take_records = |drainer: &Drainer, tracker: &mut FlowTracker| {
         while let Ok(batch) = drainer.records.try_recv() {
-            for r in &batch {
-                tracker.record(r);
-            }
+            tracker.record_all(&batch);
             drainer.recycle(batch);
         }
     };
@@ -391,9 +389,7 @@ pub fn run(cfg: &Config, log: &mut dyn FnMut(&str)) -> Result<Summary> {
     // detach before converting.
     let drained = drainer.stop_keeping(|records| {
         for batch in records.try_iter() {
-            for r in &batch {
-                tracker.record(r);
-            }
+            tracker.record_all(&batch);
         }
     })?;
     let now = Clock::mono_now()?;
