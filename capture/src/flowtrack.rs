@@ -78,6 +78,12 @@ impl FlowTracker {
 
     /// Adds a drained SYN record (its `ts_ns` still monotonic) to its flow.
     pub fn record(&mut self, rec: &SynRecord) {
+        // Full: counted without a key or a lookup, so that past the limit a flood's SYN costs
+        // only this (the table is a random access into megabytes: a cache miss per lookup).
+        if self.recorded.len() >= self.capacity {
+            self.overflow += 1;
+            return;
+        }
         let (key, dir) = FlowKey::new(
             rec.ip_version,
             rec.src_addr,
@@ -85,12 +91,6 @@ impl FlowTracker {
             rec.dst_addr,
             rec.dst_port,
         );
-        // Full: counted without a lookup, so that past the limit a flood's SYN costs only
-        // this (the table is a random access into megabytes: a cache miss per lookup).
-        if self.recorded.len() >= self.capacity {
-            self.overflow += 1;
-            return;
-        }
         self.recorded.entry(key).or_default().dir_mut(dir).add(
             rec.ts_ns,
             rec.l3_bytes(),

@@ -45,8 +45,6 @@ pub struct Config {
     pub status: bool,
 }
 
-pub use crate::drain::DRAIN_PERIOD;
-
 /// The longest the main loop sleeps: it takes the drained records for the flow rows at
 /// least this often, which bounds the batches waiting for it.
 const MAIN_PERIOD: Duration = Duration::from_millis(50);
@@ -316,11 +314,11 @@ pub fn run(cfg: &Config, log: &mut dyn FnMut(&str)) -> Result<Summary> {
         fj.flush()?;
         Ok(n)
     };
-    let pairs_now = |dp: &Datapath, drainer: &Drainer, tracker: &FlowTracker| -> Result<_> {
-        let c = dp.counters()?;
-        let mut pairs = counter_pairs(&c, &drainer.progress(), tracker.overflow());
+    // What the counters file and the outputs' metadata say.
+    let pairs_of = |c: &[u64; counter::COUNT as usize], drained: &Drained, flow_overflow: u64| {
+        let mut pairs = counter_pairs(c, drained, flow_overflow);
         pairs.extend(attach_info.iter().cloned());
-        Ok(pairs)
+        pairs
     };
 
     loop {
@@ -349,7 +347,8 @@ pub fn run(cfg: &Config, log: &mut dyn FnMut(&str)) -> Result<Summary> {
             next_flow = now.saturating_add(flow_ns);
         }
         if now >= next_flush {
-            output::write_counters(&paths.counters, &pairs_now(&dp, &drainer, &tracker)?)?;
+            let pairs = pairs_of(&dp.counters()?, &drainer.progress(), tracker.overflow());
+            output::write_counters(&paths.counters, &pairs)?;
             next_flush = now.saturating_add(flush_ns);
         }
         if !bar.is_hidden() && now >= next_status {
@@ -398,8 +397,7 @@ pub fn run(cfg: &Config, log: &mut dyn FnMut(&str)) -> Result<Summary> {
         fj.finish()?;
     }
     let counters = dp.counters()?;
-    let mut pairs = counter_pairs(&counters, &drained, tracker.overflow());
-    pairs.extend(attach_info.iter().cloned());
+    let pairs = pairs_of(&counters, &drained, tracker.overflow());
     output::write_counters(&paths.counters, &pairs)?;
     let attachment = dp.attachment.clone();
     let flow_overflow = tracker.overflow();

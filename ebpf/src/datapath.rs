@@ -33,7 +33,7 @@ static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";
 /// ~30 000 records of 128 bytes + an 8-byte header, tens of milliseconds of a flood).
 ///
 /// Records are submitted without waking the reader (`BPF_RB_NO_WAKEUP`): userspace drains the
-/// ring on a fixed short period instead (`capture::run::DRAIN_PERIOD`). A wakeup per record
+/// ring on a fixed short period instead (`capture::drain::DRAIN_PERIOD`). A wakeup per record
 /// costs an irq_work and, in a VM, a self-IPI and an exit, each time the reader has caught
 /// up - under a flood that was most of a SYN's cost in the kernel.
 #[map]
