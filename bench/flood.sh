@@ -27,6 +27,9 @@
 #            262144, default 2 MiB buffer);
 #   tc       capture --mode tc;   xdp   capture --mode xdp;   noflows   capture --mode tc --no-flows
 #   guard    capture --mode tc --max-syn-rate GUARD_RATE (the flood guard; not in the default rows)
+#   tc-L, xdp-L  capture --mode tc / xdp with the binary in $CAPTURE_L (L: letters, digits,
+#            underscores), for a before/after comparison in one interleaved run, e.g.
+#            ROWS="none tc tc-old" CAPTURE_old=/tmp/capture-before
 #            (capture with its defaults otherwise: ring, 1 s flush, 10 s flow interval).
 # Every watcher runs under GNU time inside B, so its rusage (user + sys over its whole life,
 # peak RSS) is its own, not `ip netns exec`'s.
@@ -124,7 +127,23 @@ done
 [ "$ROUNDS" -ge 1 ] && [ "$FLOOD_SECS" -ge 1 ] || die "ROUNDS and FLOOD_SECS must be >= 1"
 [ "$ACK_FLOWS" -ge 1 ] && [ "$ACK_FLOWS" -le 45000 ] || die "ACK_FLOWS must be in 1..45000"
 for w in $WORKLOADS; do case $w in syn | ack1 | ackmany) ;; *) die "unknown workload $w" ;; esac; done
-for r in $ROWS; do case $r in none | tcpdump | tc | xdp | noflows | guard) ;; *) die "unknown row $r" ;; esac; done
+# The binary of a tc-L / xdp-L row: $CAPTURE_L.
+alt_capture() {
+    local var=CAPTURE_${1#*-}
+    [[ ${1#*-} =~ ^[A-Za-z0-9_]+$ ]] && [ -n "${!var:-}" ] && [ -x "${!var}" ] || return 1
+    echo "${!var}"
+}
+ALT_COMMAND=""
+for r in $ROWS; do
+    case $r in
+    none | tcpdump | tc | xdp | noflows | guard) ;;
+    tc-* | xdp-*)
+        bin=$(alt_capture "$r") || die "row $r needs an executable CAPTURE_${r#*-}"
+        ALT_COMMAND+=" CAPTURE_${r#*-}=$bin"
+        ;;
+    *) die "unknown row $r" ;;
+    esac
+done
 
 # The command line that reproduces this run (knobs left at their defaults are spelt out when
 # they shape the table, omitted otherwise).
@@ -133,6 +152,7 @@ COMMAND="ROUNDS=$ROUNDS FLOOD_SECS=$FLOOD_SECS WORKLOADS=\"$WORKLOADS\" ROWS=\"$
 [ "$DRAIN_SECS" != 1 ] && COMMAND+=" DRAIN_SECS=$DRAIN_SECS"
 [ "$IDLE_SECS" != 2 ] && COMMAND+=" IDLE_SECS=$IDLE_SECS"
 [ "$CAPTURE" != "$ROOT/target/release/capture" ] && COMMAND+=" CAPTURE=$CAPTURE"
+COMMAND+="$ALT_COMMAND"
 COMMAND="sudo $COMMAND bash bench/flood.sh"
 NS_A=synscope-flood-$$-a
 NS_B=synscope-flood-$$-b
@@ -372,6 +392,7 @@ run_one() {
     xdp) start_watcher "$base.log" "$CAPTURE" --iface vb --mode xdp --out "$base.parquet" ;;
     noflows) start_watcher "$base.log" "$CAPTURE" --iface vb --mode tc --no-flows --out "$base.parquet" ;;
     guard) start_watcher "$base.log" "$CAPTURE" --iface vb --mode tc --max-syn-rate "$GUARD_RATE" --out "$base.parquet" ;;
+    tc-* | xdp-*) start_watcher "$base.log" "$(alt_capture "$row")" --iface vb --mode "${row%%-*}" --out "$base.parquet" ;;
     esac
     sleep "$SETTLE_SECS"
     [ -n "$WPID" ] && cpre=$(cpu_ticks "$WPID")
@@ -406,7 +427,7 @@ run_one() {
         seen=$(num_before "$base.log" "packets received by filter")
         drops=$(num_before "$base.log" "packets dropped by kernel")
         ;;
-    tc | xdp | noflows | guard)
+    tc | xdp | noflows | guard | tc-* | xdp-*)
         seen=$(num_after "$base.log" "SYN seen")
         local rec full unp samp
         rec=$(num_after "$base.log" "recorded")
@@ -496,6 +517,7 @@ row_label() {
     xdp) echo "capture --mode xdp" ;;
     noflows) echo "capture --mode tc --no-flows" ;;
     guard) echo "capture --mode tc --max-syn-rate $GUARD_RATE" ;;
+    tc-* | xdp-*) echo "capture --mode ${1%%-*} (\$CAPTURE_${1#*-})" ;;
     esac
 }
 git_rev=$(git --no-optional-locks -C "$ROOT" describe --always --dirty 2>/dev/null || echo '?')

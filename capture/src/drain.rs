@@ -19,7 +19,7 @@ use record::SynRecord;
 use crate::clock::Clock;
 use crate::error::{CaptureError, Result};
 use crate::journal::JournalWriter;
-use crate::kernel::Ring;
+use crate::ring::Ring;
 
 /// How often the ring buffer is drained: records reach the journal within about this long,
 /// and a flood fills the ring only if it outruns the ring's size in this time (what

@@ -9,15 +9,16 @@
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 
-use aya::maps::{Map, MapData, PerCpuArray, RingBuf};
+use aya::maps::{Map, MapData, PerCpuArray};
 use aya::programs::links::LinkOrder;
 use aya::programs::tc::{self, NlOptions, TcAttachOptions};
 use aya::programs::{ProgramError, SchedClassifier, TcAttachType, Xdp, XdpFlags};
 use aya::{Ebpf, EbpfLoader};
-use record::{CpuCounters, FlowCounters, FlowKey, SynRecord, counter, names};
+use record::{CpuCounters, FlowCounters, FlowKey, counter, names};
 
 use crate::error::{CaptureError, Result};
 use crate::pod;
+use crate::ring::Ring;
 
 /// The eBPF object built by `build.rs` (empty when the BPF toolchain was missing).
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/synscope-ebpf.o"));
@@ -87,24 +88,6 @@ pub struct Datapath {
     pub attachment: String,
     /// Interface index.
     pub ifindex: u32,
-}
-
-/// The reading end of the datapath's ring buffer of [`SynRecord`]s.
-pub struct Ring(RingBuf<MapData>);
-
-impl Ring {
-    /// Hands every record waiting in the ring buffer to `f`; returns how many entries were
-    /// malformed (wrong size), which cannot happen with a matching object.
-    pub fn drain(&mut self, mut f: impl FnMut(SynRecord)) -> u64 {
-        let mut bad = 0;
-        while let Some(item) = self.0.next() {
-            match pod::read::<SynRecord>(&item) {
-                Some(r) if item.len() == SynRecord::SIZE => f(r),
-                _ => bad += 1,
-            }
-        }
-        bad
-    }
 }
 
 /// Checks that the process may load and attach BPF programs, before trying.
@@ -207,12 +190,15 @@ impl Datapath {
             Mode::Xdp => attach_xdp(&mut ebpf, iface, ifindex)?,
         };
 
-        let ring = RingBuf::try_from(take_map(&mut ebpf, names::MAP_SYN_EVENTS)?).map_err(|e| {
-            CaptureError::Map {
-                map: names::MAP_SYN_EVENTS,
-                reason: e.to_string(),
+        let ring = match take_map(&mut ebpf, names::MAP_SYN_EVENTS)? {
+            Map::RingBuf(m) => Ring::new(m)?,
+            _ => {
+                return Err(CaptureError::Map {
+                    map: names::MAP_SYN_EVENTS,
+                    reason: "not a ring buffer".into(),
+                });
             }
-        })?;
+        };
         let flows = match take_map(&mut ebpf, names::MAP_FLOWS)? {
             Map::LruHashMap(m) | Map::HashMap(m) => m,
             _ => {
@@ -231,7 +217,7 @@ impl Datapath {
             })?;
         Ok(Datapath {
             _ebpf: ebpf,
-            ring: Some(Ring(ring)),
+            ring: Some(ring),
             flows,
             counters,
             attachment,

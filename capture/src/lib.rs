@@ -4,7 +4,8 @@
 //! - [`kernel`]: load, configure, attach (TC via TCX links, XDP via bpf links), read maps;
 //! - [`floor`]: the kernel features the datapath needs, probed before loading;
 //! - [`run`]: the capture loop (flow snapshots, counters, status, clean stop);
-//! - [`drain`]: the ring buffer's reader, on a thread of its own;
+//! - [`drain`]: the ring buffer's reader, on a thread of its own, over [`ring`] (the ring
+//!   buffer's pages, read a pass at a time);
 //! - [`journal`] + [`output`]: crash safety (append-only journals, converted to Parquet on
 //!   exit or recovered on the next start);
 //! - [`flowtrack`]: cumulative kernel counters -> per-interval rows;
@@ -20,6 +21,7 @@ pub mod journal;
 pub mod kernel;
 pub mod output;
 pub mod pod;
+pub mod ring;
 pub mod run;
 pub mod signals;
 
