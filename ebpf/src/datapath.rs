@@ -9,7 +9,8 @@ use core::mem::MaybeUninit;
 use aya_ebpf::{
     bindings::{__sk_buff, BPF_NOEXIST, BPF_RB_NO_WAKEUP, xdp_action, xdp_md},
     helpers::{
-        bpf_ktime_get_coarse_ns, bpf_ktime_get_ns, bpf_skb_load_bytes, r#gen::bpf_xdp_load_bytes,
+        bpf_ktime_get_coarse_ns, bpf_ktime_get_ns, bpf_skb_load_bytes,
+        r#gen::{bpf_skb_pull_data, bpf_xdp_load_bytes},
     },
     macros::{classifier, map, xdp},
     maps::{LruHashMap, PerCpuArray, RingBuf},
@@ -212,15 +213,35 @@ pub fn synscope_xdp(ctx: XdpContext) -> u32 {
 #[inline(always)]
 fn try_tc(ctx: &TcContext, dir: u8) {
     let skb = ctx.skb.skb;
-    // SAFETY: context field read, as above.
-    let ifindex = unsafe { (*skb).ifindex };
-    let mut pkt = Skb {
-        skb,
-        data: ctx.data(),
-        end: ctx.data_end(),
-    };
+    // SAFETY: context field reads, as above.
+    let (ifindex, len) = unsafe { ((*skb).ifindex, (*skb).len) };
+    let (mut data, mut end) = (ctx.data(), ctx.data_end());
+    let linear = end - data;
+    if linear < MIN_LINEAR && (len as usize) > linear {
+        // SAFETY: the helper takes the context and a length. Whatever it returns, the
+        // verifier has dropped every packet pointer: they are read again from the context
+        // (on failure the packet is as before and the parse falls back to the load helper).
+        unsafe { bpf_skb_pull_data(skb, len.min(PULL_BYTES)) };
+        (data, end) = (ctx.data(), ctx.data_end());
+    }
+    let mut pkt = Skb { skb, data, end };
     observe(&mut pkt, ifindex, source::TC, dir);
 }
+
+/// An skb whose linear part is shorter than this (Ethernet + IPv4 + TCP without options)
+/// cannot hold its headers: [`try_tc`] pulls them in first (`bpf_skb_pull_data`, up to
+/// [`PULL_BYTES`]). A packet sent from a packet socket's TX ring (trafgen's flood; the same
+/// for some drivers) arrives with only its Ethernet header linear, and reading each header
+/// through `bpf_skb_load_bytes` was most of the parse's cost under that flood (BENCHMARKS.md).
+/// The stack pulls the same headers a moment later (`ip_rcv`, TCP's early demux) and then
+/// finds them in place; the packet's bytes do not change. Packets whose headers are linear
+/// (what NIC drivers and GRO build) are never pulled.
+const MIN_LINEAR: usize = 54;
+
+/// How much a pull makes linear: Ethernet, two VLAN tags, the longest IPv4 header and the
+/// longest TCP header (14 + 8 + 60 + 60), rounded up so an IPv6 header and an extension
+/// header or two fit as well.
+const PULL_BYTES: u32 = 192;
 
 /// Parses one packet and accounts for it exactly once: a SYN whose record reaches the ring is
 /// counted there (userspace adds it to its flow), every other TCP packet in the flow table.

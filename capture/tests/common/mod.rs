@@ -25,3 +25,17 @@ pub static TCPDUMP: Need = Need::new("tcpdump", "SYNSCOPE_REQUIRE_LIVE", || {
 pub static SETPRIV: Need = Need::new("setpriv (util-linux)", "SYNSCOPE_REQUIRE_LIVE", || {
     testkit::runs("setpriv", "--version")
 });
+
+/// trafgen (netsniff-ng): sends from a packet socket's TX ring, whose frames reach the hooks
+/// with only their Ethernet header in the skb's linear part. (`trafgen -v` prints its
+/// version but exits 1 unless stdout is a terminal: the output is what counts.)
+pub static TRAFGEN: Need =
+    Need::new(
+        "trafgen (netsniff-ng)",
+        "SYNSCOPE_REQUIRE_LIVE",
+        || match std::process::Command::new("trafgen").arg("-v").output() {
+            Ok(o) if o.stdout.starts_with(b"trafgen ") => Ok(()),
+            Ok(o) => Err(format!("`trafgen -v` printed no version ({})", o.status)),
+            Err(e) => Err(format!("trafgen: {e}")),
+        },
+    );
