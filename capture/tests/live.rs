@@ -908,6 +908,9 @@ fn tx_ring_frames_match_tcpdump() {
         ])
         .args(["-n", &total.to_string(), "--conf"])
         .arg(&conf)
+        // trafgen writes a scratch file (.tmp_mmap.*) into its working directory, which is
+        // read-only in the kernel matrix's VMs.
+        .current_dir(dir.path())
         .output()
         .unwrap();
     assert!(
