@@ -6,9 +6,11 @@
 //! the same order (output must be reproducible).
 
 use std::fs::File;
-use std::io::{self, Read};
+use std::io;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
+
+use formats::files::FileKind;
 
 /// What a file holds, judged by its magic bytes (in a folder, a file whose name promises a
 /// capture or a recording gets that kind even when its bytes do not match: see [`expand`]).
@@ -58,63 +60,24 @@ pub enum InputError {
     StdinTwice,
 }
 
-/// Suffix of the flow-counter file written beside a SYN recording (`day.parquet` ->
-/// `day.flows.parquet`). Such files are inputs' companions, not inputs of their own.
-pub const FLOWS_SUFFIX: &str = ".flows.parquet";
+pub use formats::files::{FLOWS_SUFFIX, TMP_SUFFIX, flows_path_for, tmp_path_for};
 
-/// Suffix of files being written under a temporary name, renamed when complete. In a
-/// folder they are not inputs.
-pub const TMP_SUFFIX: &str = ".tmp";
-
-/// Where `path` is written until it is complete (`day.parquet` -> `day.parquet.tmp`).
-pub fn tmp_path_for(path: &Path) -> PathBuf {
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(TMP_SUFFIX);
-    path.with_file_name(name)
-}
-
-/// The flow file that belongs to a SYN recording, whether or not it exists.
-pub fn flows_path_for(recording: &Path) -> PathBuf {
-    let name = recording
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let stem = name.strip_suffix(".parquet").unwrap_or(&name);
-    recording.with_file_name(format!("{stem}{FLOWS_SUFFIX}"))
-}
-
-/// Sniffs the kind of one file from its first four bytes.
+/// Sniffs the kind of one file from its first four bytes ([`formats::files::sniff`]).
 pub fn sniff(path: &Path) -> Result<InputKind, InputError> {
-    let io_err = |cause| InputError::Io {
-        path: path.to_path_buf(),
-        cause,
-    };
-    let mut f = File::open(path).map_err(io_err)?;
-    let mut magic = [0u8; 4];
-    let mut got = 0;
-    while got < magic.len() {
-        match f.read(&mut magic[got..]) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(io_err(e)),
-        }
-    }
-    kind_from_magic(&magic[..got]).ok_or_else(|| InputError::UnknownKind {
-        path: path.to_path_buf(),
-        magic: magic[..got].iter().map(|b| format!("{b:02x}")).collect(),
-    })
-}
-
-fn kind_from_magic(m: &[u8]) -> Option<InputKind> {
-    match m {
-        [0xa1, 0xb2, 0xc3, 0xd4]
-        | [0xd4, 0xc3, 0xb2, 0xa1]
-        | [0xa1, 0xb2, 0x3c, 0x4d]
-        | [0x4d, 0x3c, 0xb2, 0xa1] => Some(InputKind::Pcap),
-        [0x0a, 0x0d, 0x0d, 0x0a] => Some(InputKind::PcapNg),
-        [b'P', b'A', b'R', b'1'] => Some(InputKind::Parquet),
-        _ => None,
+    match formats::files::sniff(path) {
+        Ok(Ok(kind)) => Ok(match kind {
+            FileKind::Pcap => InputKind::Pcap,
+            FileKind::PcapNg => InputKind::PcapNg,
+            FileKind::Parquet => InputKind::Parquet,
+        }),
+        Ok(Err(magic)) => Err(InputError::UnknownKind {
+            path: path.to_path_buf(),
+            magic: magic.iter().map(|b| format!("{b:02x}")).collect(),
+        }),
+        Err(cause) => Err(InputError::Io {
+            path: path.to_path_buf(),
+            cause,
+        }),
     }
 }
 
@@ -324,17 +287,5 @@ mod tests {
         std::fs::create_dir(&empty).unwrap();
         let err = expand(&[empty]).unwrap_err().to_string();
         assert!(err.contains("empty") && err.contains("no pcap"), "{err}");
-    }
-
-    #[test]
-    fn flows_companion_name() {
-        assert_eq!(
-            flows_path_for(Path::new("/x/day.parquet")),
-            PathBuf::from("/x/day.flows.parquet")
-        );
-        assert_eq!(
-            flows_path_for(Path::new("rec")),
-            PathBuf::from("rec.flows.parquet")
-        );
     }
 }
