@@ -25,15 +25,16 @@ pub struct Cli {
     /// Hook: `tc` (ingress and egress) or `xdp` (ingress).
     #[arg(long, value_enum, default_value = "tc")]
     pub mode: Mode,
-    /// Stop after this many seconds (default: run until SIGINT/SIGTERM).
-    #[arg(long, value_name = "SECS")]
-    pub duration: Option<f64>,
-    /// Seconds between flow-table snapshots (one row per active flow per interval).
-    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
-    pub flow_interval: f64,
-    /// Seconds between journal flushes: the most data a crash can lose.
-    #[arg(long, value_name = "SECS", default_value_t = 1.0)]
-    pub flush_interval: f64,
+    /// Stop after this long (`10s`, `15m`, `2h`, `1d`; a plain number is seconds). Default:
+    /// run until SIGINT/SIGTERM.
+    #[arg(long, value_name = "DURATION", value_parser = positive_duration)]
+    pub duration: Option<Duration>,
+    /// Time between flow-table snapshots (one row per active flow per interval).
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = positive_duration)]
+    pub flow_interval: Duration,
+    /// Time between journal flushes: the most data a crash can lose.
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = positive_duration)]
+    pub flush_interval: Duration,
     /// Do not keep flow counters.
     #[arg(long)]
     pub no_flows: bool,
@@ -61,13 +62,13 @@ pub struct Cli {
     pub check: bool,
 }
 
-fn secs(name: &str, v: f64) -> Result<Duration> {
-    Duration::try_from_secs_f64(v)
-        .ok()
-        .filter(|d| !d.is_zero())
-        .ok_or_else(|| {
-            crate::CaptureError::Usage(format!("--{name} must be a positive number of seconds"))
-        })
+/// A duration as people type it ([`formats::time::parse_duration`]), which must not be zero.
+fn positive_duration(s: &str) -> std::result::Result<Duration, String> {
+    let d = formats::time::parse_duration(s)?;
+    if d.is_zero() {
+        return Err("must be more than zero".into());
+    }
+    Ok(d)
 }
 
 /// Runs the command; returns the text to print on success.
@@ -103,9 +104,9 @@ pub fn main(cli: Cli) -> Result<String> {
         iface,
         out,
         mode: cli.mode,
-        duration: cli.duration.map(|d| secs("duration", d)).transpose()?,
-        flow_interval: secs("flow-interval", cli.flow_interval)?,
-        flush_interval: secs("flush-interval", cli.flush_interval)?,
+        duration: cli.duration,
+        flow_interval: cli.flow_interval,
+        flush_interval: cli.flush_interval,
         flows: !cli.no_flows,
         ring_mib: cli.ring_mib,
         flow_entries: cli.flow_entries,

@@ -13,6 +13,7 @@ testkit::main! {
     unsupported_mode_and_bad_intervals_exit_2,
     unprivileged_exits_2 needs [ROOT, SETPRIV, EBPF_OBJECT],
     recover_with_nothing_to_do,
+    durations_in_human_form,
 }
 
 const CAPTURE: &str = env!("CARGO_BIN_EXE_capture");
@@ -92,4 +93,45 @@ fn recover_with_nothing_to_do() {
         .unwrap();
     assert!(o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("nothing to recover"));
+}
+
+/// `--duration 10s`, `--flow-interval 15m`, `--flush-interval 250ms` and plain seconds parse
+/// (the run then stops at a later check, never at the durations); a bad or zero one is a
+/// usage error naming the option.
+fn durations_in_human_form() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("x.parquet");
+    let out = out.to_str().unwrap();
+    for (flag, value) in [
+        ("--duration", "10s"),
+        ("--duration", "2"),
+        ("--flow-interval", "15m"),
+        ("--flush-interval", "250ms"),
+        ("--duration", "1h30m"),
+    ] {
+        let (code, err) = run(&["--iface", "synscope-nope0", "--out", out, flag, value]);
+        assert_eq!(code, 2, "{err}");
+        assert!(
+            !err.contains("invalid value") && !err.contains(flag),
+            "{flag} {value} rejected: {err}"
+        );
+    }
+    for (flag, value, says) in [
+        ("--duration", "10x", "unknown unit"),
+        ("--duration", "0s", "more than zero"),
+        ("--flow-interval", "soon", "expected a number"),
+    ] {
+        let (code, err) = run(&["--iface", "lo", "--out", out, flag, value]);
+        assert_eq!(code, 2, "{err}");
+        assert!(err.starts_with("error: "), "{err}");
+        assert!(
+            err.contains(flag) && err.contains(says),
+            "{flag} {value}: {err}"
+        );
+    }
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "no file written"
+    );
 }
