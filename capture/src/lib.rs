@@ -22,5 +22,6 @@ pub mod output;
 pub mod pod;
 pub mod run;
 pub mod signals;
+pub mod tree;
 
 pub use error::{CaptureError, Result};
