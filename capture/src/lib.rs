@@ -20,6 +20,7 @@ pub mod journal;
 pub mod kernel;
 pub mod output;
 pub mod pod;
+pub mod retention;
 pub mod run;
 pub mod signals;
 pub mod tree;
