@@ -9,7 +9,9 @@ use clap::Parser;
 use crate::error::Result;
 use crate::kernel::Mode;
 use crate::output::{self, Paths};
-use crate::run::{self, Config};
+use crate::retention::Limits;
+use crate::run::{self, Config, Destination};
+use crate::tree::Tree;
 
 /// Record TCP SYN and SYN+ACK headers (and per-flow counters) from a live interface with
 /// eBPF, to Parquet.
@@ -19,9 +21,31 @@ pub struct Cli {
     /// Interface to capture on.
     #[arg(long)]
     pub iface: Option<String>,
-    /// SYN recording to write; flows go to the sibling `*.flows.parquet`.
-    #[arg(long, required_unless_present = "check")]
+    /// SYN recording to write; flows go to the sibling `*.flows.parquet`. Converted from
+    /// the journals when capture stops.
+    #[arg(long, required_unless_present_any = ["check", "out_dir"], conflicts_with = "out_dir")]
     pub out: Option<PathBuf>,
+    /// Run as a service: write closed Parquet files every --rotate into the tree
+    /// `DIR/syn/host=H/date=YYYY-MM-DD/hour=HH/NAME.parquet` (flows under `DIR/flows/`, same
+    /// names), readable while capture runs (DuckDB, polars, Spark: hive partitioning).
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: Option<PathBuf>,
+    /// With --out-dir: the longest span of one file (spans end on multiples of it within
+    /// the UTC hour, and at every hour).
+    #[arg(long, value_name = "DURATION", default_value = "15m", value_parser = positive_duration, requires = "out_dir")]
+    pub rotate: Duration,
+    /// With --out-dir: also end a span once its journals (uncompressed, 128 bytes a SYN)
+    /// hold this much (`256MiB`, `1GB`, plain bytes); its Parquet files are several times
+    /// smaller.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, requires = "out_dir")]
+    pub rotate_size: Option<u64>,
+    /// With --out-dir: delete closed files once all their rows are older than this (`7d`).
+    #[arg(long, value_name = "DURATION", value_parser = positive_duration, requires = "out_dir")]
+    pub retain: Option<Duration>,
+    /// With --out-dir: delete the oldest closed files while the tree holds more than this
+    /// (`20GiB`).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, requires = "out_dir")]
+    pub max_disk: Option<u64>,
     /// Hook: `tc` (ingress and egress) or `xdp` (ingress).
     #[arg(long, value_enum, default_value = "tc")]
     pub mode: Mode,
@@ -58,8 +82,42 @@ pub struct Cli {
     /// probe the features it needs and load every program (TC ingress, TC egress, XDP)
     /// through the verifier without attaching anything. A rejected program's verifier log is
     /// printed whole (a failed capture shows only its end).
-    #[arg(long, conflicts_with_all = ["iface", "out", "recover"])]
+    #[arg(long, conflicts_with_all = ["iface", "out", "out_dir", "recover"])]
     pub check: bool,
+}
+
+/// A size in bytes: a number with an optional unit, `KiB`/`MiB`/`GiB`/`TiB` (or `K`, `M`,
+/// `G`, `T`) in powers of 1024, `KB`/`MB`/`GB`/`TB` in powers of 1000; not zero.
+pub fn parse_size(s: &str) -> std::result::Result<u64, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let value: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?}: expected a size like 256MiB, 20GiB or plain bytes"))?;
+    let scale: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kib" => 1024.0,
+        "m" | "mib" => 1024f64.powi(2),
+        "g" | "gib" => 1024f64.powi(3),
+        "t" | "tib" => 1024f64.powi(4),
+        "kb" => 1e3,
+        "mb" => 1e6,
+        "gb" => 1e9,
+        "tb" => 1e12,
+        u => {
+            return Err(format!(
+                "{s:?}: unknown unit {u:?} (use KiB, MiB, GiB, TiB, KB, MB, GB, TB)"
+            ));
+        }
+    };
+    let bytes = value * scale;
+    if !(bytes >= 1.0 && bytes < u64::MAX as f64) {
+        return Err(format!("{s:?}: must be at least one byte"));
+    }
+    Ok(bytes as u64)
 }
 
 /// A duration as people type it ([`formats::time::parse_duration`]), which must not be zero.
@@ -81,28 +139,32 @@ pub fn main(cli: Cli) -> Result<String> {
         })?;
         return Ok("this kernel can run the datapath in both modes".into());
     }
-    let Some(out) = cli.out else {
-        return Err(crate::CaptureError::Usage("--out is required".into()));
+    let dest = match (cli.out, cli.out_dir) {
+        (Some(out), None) => Destination::File(out),
+        (None, Some(dir)) => Destination::Tree {
+            dir,
+            rotate: cli.rotate,
+            rotate_size: cli.rotate_size,
+            limits: Limits {
+                retain: cli.retain,
+                max_disk: cli.max_disk,
+            },
+        },
+        _ => {
+            return Err(crate::CaptureError::Usage(
+                "give one of --out FILE and --out-dir DIR".into(),
+            ));
+        }
     };
     if cli.recover {
-        return Ok(match output::recover(&Paths::new(&out))? {
-            Some(c) => format!(
-                "recovered {} SYN records -> {}{}",
-                c.syn.1.rows,
-                c.syn.0.display(),
-                c.flows
-                    .map(|(p, w)| format!(", {} flow rows -> {}", w.rows, p.display()))
-                    .unwrap_or_default()
-            ),
-            None => "nothing to recover".into(),
-        });
+        return recover(&dest, cli.iface.as_deref());
     }
     let Some(iface) = cli.iface else {
         return Err(crate::CaptureError::Usage("--iface is required".into()));
     };
     let cfg = Config {
         iface,
-        out,
+        dest,
         mode: cli.mode,
         duration: cli.duration,
         flow_interval: cli.flow_interval,
@@ -114,4 +176,42 @@ pub fn main(cli: Cli) -> Result<String> {
         status: true,
     };
     run::run(&cfg, &mut |line| eprintln!("{line}")).map(|s| s.report())
+}
+
+/// `--recover`: converts what a killed run left, then exits.
+fn recover(dest: &Destination, iface: Option<&str>) -> Result<String> {
+    let out = match dest {
+        Destination::File(out) => out,
+        Destination::Tree { dir, .. } => {
+            let Some(iface) = iface else {
+                return Err(crate::CaptureError::Usage(
+                    "--recover --out-dir needs the --iface of the killed run".into(),
+                ));
+            };
+            let mut host = formats::meta::RecordingMeta::new(formats::meta::RecordType::Syn);
+            host.fill_local_host();
+            let got = Tree::open(dir, &host.host, iface)?.recover()?;
+            return Ok(if got.syn.is_empty() {
+                "nothing to recover".into()
+            } else {
+                format!(
+                    "recovered {} SYN records into {} files under {}",
+                    got.syn_rows(),
+                    got.syn.len() + got.flows.len(),
+                    dir.display()
+                )
+            });
+        }
+    };
+    Ok(match output::recover(&Paths::new(out))? {
+        Some(c) => format!(
+            "recovered {} SYN records -> {}{}",
+            c.syn.1.rows,
+            c.syn.0.display(),
+            c.flows
+                .map(|(p, w)| format!(", {} flow rows -> {}", w.rows, p.display()))
+                .unwrap_or_default()
+        ),
+        None => "nothing to recover".into(),
+    })
 }

@@ -22,6 +22,7 @@ pub mod output;
 pub mod pod;
 pub mod retention;
 pub mod run;
+pub mod session;
 pub mod signals;
 pub mod tree;
 

@@ -21,6 +21,9 @@
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use formats::files::{TMP_SUFFIX, TREE_FLOWS, TREE_SYN, safe_name};
@@ -32,6 +35,7 @@ use formats::time::{Civil, NS_PER_HOUR};
 use crate::error::{CaptureError, Result, io_err};
 use crate::journal::{JournalReader, try_lock};
 use crate::output::{Target, convert_journal, key, read_counters};
+use crate::retention::{Deleted, Limits};
 
 /// Folder of the journals, below DIR.
 pub const JOURNAL_DIR: &str = ".journal";
@@ -246,6 +250,73 @@ impl Tree {
             }
         }
         Ok(())
+    }
+}
+
+/// What the converter did with one span: the files written and what retention deleted.
+pub type Converted = Result<(Written, Deleted)>;
+
+/// The thread that converts finished spans and applies retention, so a long span's
+/// conversion never delays flow snapshots, counters or a stop signal (the drain has a thread
+/// of its own anyway).
+#[derive(Debug)]
+pub struct Converter {
+    jobs: Option<Sender<(Span, Vec<(String, String)>)>>,
+    /// One result per span sent, in order.
+    pub done: Receiver<Converted>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Converter {
+    /// Starts the thread for `tree`, applying `limits` after every span.
+    pub fn start(tree: Arc<Tree>, limits: Limits) -> Result<Converter> {
+        let (jobs, todo) = mpsc::channel::<(Span, Vec<(String, String)>)>();
+        let (tx, done) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("span-convert".into())
+            .spawn(move || {
+                for (span, counters) in todo {
+                    let r = tree.convert(&span, &counters, false).and_then(|w| {
+                        let d =
+                            crate::retention::apply(&tree.dir, formats::time::now_ns(), limits)?;
+                        Ok((w, d))
+                    });
+                    if tx.send(r).is_err() {
+                        break;
+                    }
+                }
+            })
+            .map_err(|e| CaptureError::Sys {
+                call: "spawning the span-convert thread",
+                cause: e,
+            })?;
+        Ok(Converter {
+            jobs: Some(jobs),
+            done,
+            thread: Some(thread),
+        })
+    }
+
+    /// Queues a finished span (its journals closed) with its counters.
+    pub fn send(&self, span: Span, counters: Vec<(String, String)>) -> Result<()> {
+        let gone = || CaptureError::Sys {
+            call: "span-convert thread",
+            cause: std::io::Error::other("stopped"),
+        };
+        self.jobs
+            .as_ref()
+            .ok_or_else(gone)?
+            .send((span, counters))
+            .map_err(|_| gone())
+    }
+
+    /// Waits until every queued span is converted; returns the results not yet taken.
+    pub fn finish(mut self) -> Vec<Converted> {
+        self.jobs = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        self.done.try_iter().collect()
     }
 }
 
