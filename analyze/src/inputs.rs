@@ -103,6 +103,29 @@ fn kind_by_name(path: &Path) -> Option<InputKind> {
 /// names it and goes on), not left out in silence, which would make a report look complete
 /// when it is not.
 pub fn expand(paths: &[PathBuf]) -> Result<Vec<Input>, InputError> {
+    expand_within(paths, TimeRange::default())
+}
+
+/// The times a replay wants (ns since the epoch, UTC): in a partitioned tree, `date=` and
+/// `hour=` folders wholly outside are skipped by name, their files never opened.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TimeRange {
+    /// Skip partitions that end at or before this.
+    pub since: Option<u64>,
+    /// Skip partitions that start at or after this.
+    pub until: Option<u64>,
+}
+
+impl TimeRange {
+    fn excludes(&self, (start, end): (u64, u64)) -> bool {
+        self.since.is_some_and(|s| end <= s) || self.until.is_some_and(|u| start >= u)
+    }
+}
+
+/// [`expand`], skipping the partitions of a tree outside `range`. A tree
+/// (`capture --out-dir`) is read through its `syn/` folder; its `flows/` folder holds the
+/// recordings' companions (found by [`flows_path_for`]), not inputs.
+pub fn expand_within(paths: &[PathBuf], range: TimeRange) -> Result<Vec<Input>, InputError> {
     let mut out = Vec::new();
     for p in paths {
         if p.as_path() == Path::new(STDIN) {
@@ -121,7 +144,7 @@ pub fn expand(paths: &[PathBuf]) -> Result<Vec<Input>, InputError> {
         })?;
         if meta.is_dir() {
             let before = out.len();
-            walk(p, &mut out)?;
+            walk(p, &mut out, range, None)?;
             if out.len() == before {
                 return Err(InputError::EmptyFolder { path: p.clone() });
             }
@@ -140,7 +163,13 @@ pub fn expand(paths: &[PathBuf]) -> Result<Vec<Input>, InputError> {
     Ok(out)
 }
 
-fn walk(dir: &Path, out: &mut Vec<Input>) -> Result<(), InputError> {
+/// `day`: the start of the `date=` partition `dir` is in, if any.
+fn walk(
+    dir: &Path,
+    out: &mut Vec<Input>,
+    range: TimeRange,
+    day: Option<u64>,
+) -> Result<(), InputError> {
     let io_err = |cause| InputError::Io {
         path: dir.to_path_buf(),
         cause,
@@ -157,7 +186,21 @@ fn walk(dir: &Path, out: &mut Vec<Input>) -> Result<(), InputError> {
             cause,
         })?;
         if ft.is_dir() {
-            walk(&path, out)?;
+            let name = path.file_name().unwrap_or_default();
+            if name == formats::files::TREE_FLOWS && dir.join(formats::files::TREE_SYN).is_dir() {
+                continue;
+            }
+            let span = formats::files::partition_span(name, day);
+            if span.is_some_and(|s| range.excludes(s)) {
+                continue;
+            }
+            let is_day = name.to_string_lossy().starts_with("date=");
+            walk(
+                &path,
+                out,
+                range,
+                if is_day { span.map(|s| s.0) } else { day },
+            )?;
         } else if ft.is_file() {
             let name = path.to_string_lossy();
             // A recording's companion, or a file still being written (or left so by a writer
@@ -287,5 +330,43 @@ mod tests {
         std::fs::create_dir(&empty).unwrap();
         let err = expand(&[empty]).unwrap_err().to_string();
         assert!(err.contains("empty") && err.contains("no pcap"), "{err}");
+    }
+
+    /// A `capture --out-dir` tree: read through `syn/`, `flows/` left to the companions, and
+    /// `--since`/`--until` skip partitions by name (their files are not even sniffed, so
+    /// junk in a skipped hour proves it was not opened).
+    #[test]
+    fn trees_skip_flows_and_partitions_out_of_range() {
+        let d = tempfile::tempdir().unwrap();
+        let h = |hour: u32| format!("syn/host=a/date=2026-12-06/hour={hour:02}/n.parquet");
+        for hour in [7, 8, 9] {
+            write(d.path(), &h(hour), b"PAR1");
+            write(d.path(), &h(hour).replacen("syn/", "flows/", 1), b"PAR1");
+        }
+        write(
+            d.path(),
+            "syn/host=a/date=2026-12-05/hour=23/old.parquet",
+            b"junk",
+        );
+        let all = expand(&[d.path().to_path_buf()]).unwrap();
+        assert_eq!(all.len(), 4, "{all:?}");
+        let at = |s: &str| formats::time::parse_rfc3339(s).unwrap();
+        let range = TimeRange {
+            since: Some(at("2026-12-06T08:30:00Z")),
+            until: Some(at("2026-12-06T09:00:00Z")),
+        };
+        let got = expand_within(&[d.path().to_path_buf()], range).unwrap();
+        let names: Vec<_> = got
+            .iter()
+            .map(|i| i.path.strip_prefix(d.path()).unwrap().to_path_buf())
+            .collect();
+        assert_eq!(names, vec![PathBuf::from(h(8))]);
+        assert_eq!(
+            flows_path_for(&got[0].path),
+            d.path().join(h(8).replacen("syn/", "flows/", 1))
+        );
+        // DIR/syn alone reads the same.
+        let got = expand_within(&[d.path().join("syn")], range).unwrap();
+        assert_eq!(got.len(), 1);
     }
 }
