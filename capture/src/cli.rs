@@ -30,21 +30,21 @@ pub struct Cli {
     /// names), readable while capture runs (DuckDB, polars, Spark: hive partitioning).
     #[arg(long, value_name = "DIR")]
     pub out_dir: Option<PathBuf>,
-    /// With --out-dir: the longest span of one file (spans end on multiples of it within
-    /// the UTC hour, and at every hour).
-    #[arg(long, value_name = "DURATION", default_value = "15m", value_parser = positive_duration, requires = "out_dir")]
-    pub rotate: Duration,
+    /// With --out-dir: the longest span of one file, 15m by default (spans end on multiples
+    /// of it within the UTC hour, and at every hour).
+    #[arg(long, value_name = "DURATION", value_parser = positive_duration)]
+    pub rotate: Option<Duration>,
     /// With --out-dir: also end a span once its journals (uncompressed, 128 bytes a SYN)
     /// hold this much (`256MiB`, `1GB`, plain bytes); its Parquet files are several times
     /// smaller.
-    #[arg(long, value_name = "SIZE", value_parser = parse_size, requires = "out_dir")]
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub rotate_size: Option<u64>,
     /// With --out-dir: delete closed files once all their rows are older than this (`7d`).
-    #[arg(long, value_name = "DURATION", value_parser = positive_duration, requires = "out_dir")]
+    #[arg(long, value_name = "DURATION", value_parser = positive_duration)]
     pub retain: Option<Duration>,
     /// With --out-dir: delete the oldest closed files while the tree holds more than this
     /// (`20GiB`).
-    #[arg(long, value_name = "SIZE", value_parser = parse_size, requires = "out_dir")]
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub max_disk: Option<u64>,
     /// Hook: `tc` (ingress and egress) or `xdp` (ingress).
     #[arg(long, value_enum, default_value = "tc")]
@@ -120,6 +120,9 @@ pub fn parse_size(s: &str) -> std::result::Result<u64, String> {
     Ok(bytes as u64)
 }
 
+/// `--rotate` when not given: 96 files a day per kind, each a quarter hour behind at most.
+const DEFAULT_ROTATE: Duration = Duration::from_secs(15 * 60);
+
 /// A duration as people type it ([`formats::time::parse_duration`]), which must not be zero.
 fn positive_duration(s: &str) -> std::result::Result<Duration, String> {
     let d = formats::time::parse_duration(s)?;
@@ -139,11 +142,20 @@ pub fn main(cli: Cli) -> Result<String> {
         })?;
         return Ok("this kernel can run the datapath in both modes".into());
     }
+    let tree_only = cli.rotate.is_some()
+        || cli.rotate_size.is_some()
+        || cli.retain.is_some()
+        || cli.max_disk.is_some();
     let dest = match (cli.out, cli.out_dir) {
+        (Some(_), None) if tree_only => {
+            return Err(crate::CaptureError::Usage(
+                "--rotate, --rotate-size, --retain and --max-disk need --out-dir".into(),
+            ));
+        }
         (Some(out), None) => Destination::File(out),
         (None, Some(dir)) => Destination::Tree {
             dir,
-            rotate: cli.rotate,
+            rotate: cli.rotate.unwrap_or(DEFAULT_ROTATE),
             rotate_size: cli.rotate_size,
             limits: Limits {
                 retain: cli.retain,
