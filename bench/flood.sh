@@ -27,6 +27,8 @@
 #            262144, default 2 MiB buffer);
 #   tc       capture --mode tc;   xdp   capture --mode xdp;   noflows   capture --mode tc --no-flows
 #   guard    capture --mode tc --max-syn-rate GUARD_RATE (the flood guard; not in the default rows)
+#   rotate   capture --mode tc --out-dir DIR --rotate ROTATE (a service's rotated tree, 1s by
+#            default so that a short flood pays for several rotations; not in the default rows)
 #            (capture with its defaults otherwise: ring, 1 s flush, 10 s flow interval).
 # Every watcher runs under GNU time inside B, so its rusage (user + sys over its whole life,
 # peak RSS) is its own, not `ip netns exec`'s.
@@ -64,6 +66,7 @@
 #   ROUNDS       rounds (default 5)            FLOOD_SECS  seconds of flood per run (default 3)
 #   WORKLOADS    default "syn ack1 ackmany"    ROWS        default "none tcpdump tc xdp noflows"
 #   GUARD_RATE   --max-syn-rate of the guard row (default 100000 SYN records per second per CPU)
+#   ROTATE       --rotate of the rotate row (default 1s)
 #   ACK_FLOWS    flows of the ackmany workload (default 16384; < the 65536-entry flow table)
 #   TEST_REPEAT  BPF_PROG_TEST_RUN repeat (default 1000000; 0 skips the test runs)
 #   TEST_ROUNDS  rounds that start with the test runs and idle readings (default ROUNDS)
@@ -90,6 +93,7 @@ FLOOD_SECS=${FLOOD_SECS:-3}
 WORKLOADS=${WORKLOADS:-"syn ack1 ackmany"}
 ROWS=${ROWS:-"none tcpdump tc xdp noflows"}
 GUARD_RATE=${GUARD_RATE:-100000}
+ROTATE=${ROTATE:-1s}
 ACK_FLOWS=${ACK_FLOWS:-16384}
 TEST_REPEAT=${TEST_REPEAT:-1000000}
 TEST_ROUNDS=${TEST_ROUNDS:-$ROUNDS}
@@ -124,11 +128,12 @@ done
 [ "$ROUNDS" -ge 1 ] && [ "$FLOOD_SECS" -ge 1 ] || die "ROUNDS and FLOOD_SECS must be >= 1"
 [ "$ACK_FLOWS" -ge 1 ] && [ "$ACK_FLOWS" -le 45000 ] || die "ACK_FLOWS must be in 1..45000"
 for w in $WORKLOADS; do case $w in syn | ack1 | ackmany) ;; *) die "unknown workload $w" ;; esac; done
-for r in $ROWS; do case $r in none | tcpdump | tc | xdp | noflows | guard) ;; *) die "unknown row $r" ;; esac; done
+for r in $ROWS; do case $r in none | tcpdump | tc | xdp | noflows | guard | rotate) ;; *) die "unknown row $r" ;; esac; done
 
 # The command line that reproduces this run (knobs left at their defaults are spelt out when
 # they shape the table, omitted otherwise).
 COMMAND="ROUNDS=$ROUNDS FLOOD_SECS=$FLOOD_SECS WORKLOADS=\"$WORKLOADS\" ROWS=\"$ROWS\" ACK_FLOWS=$ACK_FLOWS TEST_REPEAT=$TEST_REPEAT TEST_ROUNDS=$TEST_ROUNDS TEST_RING_MIB=$TEST_RING_MIB GUARD_RATE=$GUARD_RATE"
+[ "$ROTATE" != 1s ] && COMMAND+=" ROTATE=$ROTATE"
 [ "$SETTLE_SECS" != 1 ] && COMMAND+=" SETTLE_SECS=$SETTLE_SECS"
 [ "$DRAIN_SECS" != 1 ] && COMMAND+=" DRAIN_SECS=$DRAIN_SECS"
 [ "$IDLE_SECS" != 2 ] && COMMAND+=" IDLE_SECS=$IDLE_SECS"
@@ -372,6 +377,7 @@ run_one() {
     xdp) start_watcher "$base.log" "$CAPTURE" --iface vb --mode xdp --out "$base.parquet" ;;
     noflows) start_watcher "$base.log" "$CAPTURE" --iface vb --mode tc --no-flows --out "$base.parquet" ;;
     guard) start_watcher "$base.log" "$CAPTURE" --iface vb --mode tc --max-syn-rate "$GUARD_RATE" --out "$base.parquet" ;;
+    rotate) start_watcher "$base.log" "$CAPTURE" --iface vb --mode tc --out-dir "$base.tree" --rotate "$ROTATE" ;;
     esac
     sleep "$SETTLE_SECS"
     [ -n "$WPID" ] && cpre=$(cpu_ticks "$WPID")
@@ -406,7 +412,7 @@ run_one() {
         seen=$(num_before "$base.log" "packets received by filter")
         drops=$(num_before "$base.log" "packets dropped by kernel")
         ;;
-    tc | xdp | noflows | guard)
+    tc | xdp | noflows | guard | rotate)
         seen=$(num_after "$base.log" "SYN seen")
         local rec full unp samp
         rec=$(num_after "$base.log" "recorded")
@@ -496,6 +502,7 @@ row_label() {
     xdp) echo "capture --mode xdp" ;;
     noflows) echo "capture --mode tc --no-flows" ;;
     guard) echo "capture --mode tc --max-syn-rate $GUARD_RATE" ;;
+    rotate) echo "capture --mode tc --out-dir --rotate $ROTATE" ;;
     esac
 }
 git_rev=$(git --no-optional-locks -C "$ROOT" describe --always --dirty 2>/dev/null || echo '?')
