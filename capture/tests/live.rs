@@ -33,6 +33,7 @@ testkit::main! {
     service_tree needs [ROOT, EBPF_OBJECT, IPROUTE2, DUCKDB, ANALYZE],
     service_sigkill_recovery needs [ROOT, EBPF_OBJECT, IPROUTE2, DUCKDB],
     service_disk_full needs [ROOT, EBPF_OBJECT, IPROUTE2],
+    service_rotate_size needs [ROOT, EBPF_OBJECT, IPROUTE2],
 }
 
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -1155,4 +1156,35 @@ fn service_disk_full() {
         assert_eq!(read_syn(&f).0.len(), n, "{} changed", f.display());
     }
     assert_nothing_attached(&a, "va");
+}
+
+/// (i) `--rotate-size` ends spans before `--rotate` does: 6 bursts of 500 raw SYNs (64 KB of
+/// journal each), 300 ms apart, with a 32 KiB limit and an hour's `--rotate` close several
+/// files while capture runs (the size is checked every main-loop turn, so a burst is one
+/// span), and the files hold every recorded SYN once.
+fn service_rotate_size() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let tree = dir.path().join("tree");
+    let (a, _b) = veth_pair("svcsize");
+    let args = ["--rotate", "1h", "--rotate-size", "32KiB", "--no-flows"];
+    let cap = Capture::start_dir(&a, "va", &tree, &args);
+    for _ in 0..6 {
+        assert_eq!(send_raw_syns(&a, 500), 500);
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let while_running = closed_syn_files(&tree).len();
+    let report = cap.stop();
+    assert!(
+        while_running >= 3,
+        "{while_running} files closed by size: {report}"
+    );
+    let recorded = summary_number(&report, "recorded");
+    let rows: u64 = closed_syn_files(&tree)
+        .iter()
+        .map(|f| read_syn(f).0.len() as u64)
+        .sum();
+    assert!(recorded >= 3000, "{report}");
+    assert_eq!(rows, recorded);
 }
