@@ -27,6 +27,8 @@
 #            262144, default 2 MiB buffer);
 #   tc       capture --mode tc;   xdp   capture --mode xdp;   noflows   capture --mode tc --no-flows
 #   guard    capture --mode tc --max-syn-rate GUARD_RATE (the flood guard; not in the default rows)
+#   rotate   capture --mode tc --out-dir DIR --rotate ROTATE (a service's rotated tree, 1s by
+#            default so that a short flood pays for several rotations; not in the default rows)
 #   tc-L, xdp-L  capture --mode tc / xdp with the binary in $CAPTURE_L (L: letters, digits,
 #            underscores), for a before/after comparison in one interleaved run, e.g.
 #            ROWS="none tc tc-old" CAPTURE_old=/tmp/capture-before
@@ -67,6 +69,7 @@
 #   ROUNDS       rounds (default 5)            FLOOD_SECS  seconds of flood per run (default 3)
 #   WORKLOADS    default "syn ack1 ackmany"    ROWS        default "none tcpdump tc xdp noflows"
 #   GUARD_RATE   --max-syn-rate of the guard row (default 100000 SYN records per second per CPU)
+#   ROTATE       --rotate of the rotate row (default 1s)
 #   ACK_FLOWS    flows of the ackmany workload (default 16384; < the 65536-entry flow table)
 #   TEST_REPEAT  BPF_PROG_TEST_RUN repeat (default 1000000; 0 skips the test runs)
 #   TEST_ROUNDS  rounds that start with the test runs and idle readings (default ROUNDS)
@@ -93,6 +96,7 @@ FLOOD_SECS=${FLOOD_SECS:-3}
 WORKLOADS=${WORKLOADS:-"syn ack1 ackmany"}
 ROWS=${ROWS:-"none tcpdump tc xdp noflows"}
 GUARD_RATE=${GUARD_RATE:-100000}
+ROTATE=${ROTATE:-1s}
 ACK_FLOWS=${ACK_FLOWS:-16384}
 TEST_REPEAT=${TEST_REPEAT:-1000000}
 TEST_ROUNDS=${TEST_ROUNDS:-$ROUNDS}
@@ -136,7 +140,7 @@ alt_capture() {
 ALT_COMMAND=""
 for r in $ROWS; do
     case $r in
-    none | tcpdump | tc | xdp | noflows | guard) ;;
+    none | tcpdump | tc | xdp | noflows | guard | rotate) ;;
     tc-* | xdp-*)
         bin=$(alt_capture "$r") || die "row $r needs an executable CAPTURE_${r#*-}"
         ALT_COMMAND+=" CAPTURE_${r#*-}=$bin"
@@ -148,6 +152,7 @@ done
 # The command line that reproduces this run (knobs left at their defaults are spelt out when
 # they shape the table, omitted otherwise).
 COMMAND="ROUNDS=$ROUNDS FLOOD_SECS=$FLOOD_SECS WORKLOADS=\"$WORKLOADS\" ROWS=\"$ROWS\" ACK_FLOWS=$ACK_FLOWS TEST_REPEAT=$TEST_REPEAT TEST_ROUNDS=$TEST_ROUNDS TEST_RING_MIB=$TEST_RING_MIB GUARD_RATE=$GUARD_RATE"
+[ "$ROTATE" != 1s ] && COMMAND+=" ROTATE=$ROTATE"
 [ "$SETTLE_SECS" != 1 ] && COMMAND+=" SETTLE_SECS=$SETTLE_SECS"
 [ "$DRAIN_SECS" != 1 ] && COMMAND+=" DRAIN_SECS=$DRAIN_SECS"
 [ "$IDLE_SECS" != 2 ] && COMMAND+=" IDLE_SECS=$IDLE_SECS"
@@ -393,6 +398,7 @@ run_one() {
     noflows) start_watcher "$base.log" "$CAPTURE" --iface vb --mode tc --no-flows --out "$base.parquet" ;;
     guard) start_watcher "$base.log" "$CAPTURE" --iface vb --mode tc --max-syn-rate "$GUARD_RATE" --out "$base.parquet" ;;
     tc-* | xdp-*) start_watcher "$base.log" "$(alt_capture "$row")" --iface vb --mode "${row%%-*}" --out "$base.parquet" ;;
+    rotate) start_watcher "$base.log" "$CAPTURE" --iface vb --mode tc --out-dir "$base.tree" --rotate "$ROTATE" ;;
     esac
     sleep "$SETTLE_SECS"
     [ -n "$WPID" ] && cpre=$(cpu_ticks "$WPID")
@@ -427,7 +433,7 @@ run_one() {
         seen=$(num_before "$base.log" "packets received by filter")
         drops=$(num_before "$base.log" "packets dropped by kernel")
         ;;
-    tc | xdp | noflows | guard | tc-* | xdp-*)
+    tc | xdp | noflows | guard | rotate | tc-* | xdp-*)
         seen=$(num_after "$base.log" "SYN seen")
         local rec full unp samp
         rec=$(num_after "$base.log" "recorded")
@@ -518,6 +524,7 @@ row_label() {
     noflows) echo "capture --mode tc --no-flows" ;;
     guard) echo "capture --mode tc --max-syn-rate $GUARD_RATE" ;;
     tc-* | xdp-*) echo "capture --mode ${1%%-*} (\$CAPTURE_${1#*-})" ;;
+    rotate) echo "capture --mode tc --out-dir --rotate $ROTATE" ;;
     esac
 }
 git_rev=$(git --no-optional-locks -C "$ROOT" describe --always --dirty 2>/dev/null || echo '?')

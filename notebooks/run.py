@@ -1,6 +1,6 @@
 """Executes every notebook in this folder headless and checks that its views rendered.
 
-    python notebooks/run.py [--save DIR] [NOTEBOOK.ipynb ...]
+    python notebooks/run.py [--save DIR] [--param NAME=VALUE ...] [NOTEBOOK.ipynb ...]
 
 Each notebook runs with nbclient in a fresh kernel (the Python running this script, so the
 packages of notebooks/requirements.txt), with this folder as working directory as in Jupyter.
@@ -14,6 +14,8 @@ nothing fails too:
   outputs its `figure`/`table` tags promise, so deleting a view or its tags fails as well.
 
 With --save DIR the executed notebooks and their figures (PNG) are written to DIR for a look.
+--param NAME=VALUE sets a parameter as papermill would: a cell `NAME = "VALUE"` runs right after
+the cell tagged `parameters` (CI runs the notebook once more on a capture tree this way).
 Exit status: 0 when every notebook passed, 1 otherwise.
 """
 
@@ -102,9 +104,19 @@ def save(nb, path, out_dir):
                 )
 
 
-def run(path, out_dir):
+def inject(nb, params):
+    """Adds a cell setting `params` (name -> string) right after the `parameters` cell."""
+    if not params:
+        return
+    at = next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", []))
+    code = "\n".join(f"{name} = {value!r}" for name, value in params.items())
+    nb.cells.insert(at + 1, nbformat.v4.new_code_cell(code, metadata={"tags": ["injected"]}))
+
+
+def run(path, out_dir, params=None):
     """Executes one notebook; returns True when it ran cleanly and its checks passed."""
     nb = nbformat.read(path, as_version=4)
+    inject(nb, params)
     client = NotebookClient(
         nb,
         timeout=CELL_TIMEOUT_S,
@@ -135,12 +147,15 @@ def main():
                         help="notebooks to run (default: every notebooks/*.ipynb)")
     parser.add_argument("--save", type=Path, metavar="DIR",
                         help="write the executed notebooks and their figures here")
+    parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                        help="set a parameter of the notebooks (a string), as papermill -p")
     args = parser.parse_args()
+    params = dict(p.split("=", 1) for p in args.param)
     paths = [p.resolve() for p in args.notebooks] or sorted(HERE.glob("*.ipynb"))
     if not paths:
         print(f"FAIL: no notebook in {HERE}", file=sys.stderr)
         return 1
-    results = [run(path, args.save) for path in paths]
+    results = [run(path, args.save, params) for path in paths]
     return 0 if all(results) else 1
 
 

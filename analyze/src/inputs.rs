@@ -6,9 +6,11 @@
 //! the same order (output must be reproducible).
 
 use std::fs::File;
-use std::io::{self, Read};
+use std::io;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
+
+use formats::files::FileKind;
 
 /// What a file holds, judged by its magic bytes (in a folder, a file whose name promises a
 /// capture or a recording gets that kind even when its bytes do not match: see [`expand`]).
@@ -58,63 +60,24 @@ pub enum InputError {
     StdinTwice,
 }
 
-/// Suffix of the flow-counter file written beside a SYN recording (`day.parquet` ->
-/// `day.flows.parquet`). Such files are inputs' companions, not inputs of their own.
-pub const FLOWS_SUFFIX: &str = ".flows.parquet";
+pub use formats::files::{FLOWS_SUFFIX, TMP_SUFFIX, flows_path_for, tmp_path_for};
 
-/// Suffix of files being written under a temporary name, renamed when complete. In a
-/// folder they are not inputs.
-pub const TMP_SUFFIX: &str = ".tmp";
-
-/// Where `path` is written until it is complete (`day.parquet` -> `day.parquet.tmp`).
-pub fn tmp_path_for(path: &Path) -> PathBuf {
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(TMP_SUFFIX);
-    path.with_file_name(name)
-}
-
-/// The flow file that belongs to a SYN recording, whether or not it exists.
-pub fn flows_path_for(recording: &Path) -> PathBuf {
-    let name = recording
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let stem = name.strip_suffix(".parquet").unwrap_or(&name);
-    recording.with_file_name(format!("{stem}{FLOWS_SUFFIX}"))
-}
-
-/// Sniffs the kind of one file from its first four bytes.
+/// Sniffs the kind of one file from its first four bytes ([`formats::files::sniff`]).
 pub fn sniff(path: &Path) -> Result<InputKind, InputError> {
-    let io_err = |cause| InputError::Io {
-        path: path.to_path_buf(),
-        cause,
-    };
-    let mut f = File::open(path).map_err(io_err)?;
-    let mut magic = [0u8; 4];
-    let mut got = 0;
-    while got < magic.len() {
-        match f.read(&mut magic[got..]) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(io_err(e)),
-        }
-    }
-    kind_from_magic(&magic[..got]).ok_or_else(|| InputError::UnknownKind {
-        path: path.to_path_buf(),
-        magic: magic[..got].iter().map(|b| format!("{b:02x}")).collect(),
-    })
-}
-
-fn kind_from_magic(m: &[u8]) -> Option<InputKind> {
-    match m {
-        [0xa1, 0xb2, 0xc3, 0xd4]
-        | [0xd4, 0xc3, 0xb2, 0xa1]
-        | [0xa1, 0xb2, 0x3c, 0x4d]
-        | [0x4d, 0x3c, 0xb2, 0xa1] => Some(InputKind::Pcap),
-        [0x0a, 0x0d, 0x0d, 0x0a] => Some(InputKind::PcapNg),
-        [b'P', b'A', b'R', b'1'] => Some(InputKind::Parquet),
-        _ => None,
+    match formats::files::sniff(path) {
+        Ok(Ok(kind)) => Ok(match kind {
+            FileKind::Pcap => InputKind::Pcap,
+            FileKind::PcapNg => InputKind::PcapNg,
+            FileKind::Parquet => InputKind::Parquet,
+        }),
+        Ok(Err(magic)) => Err(InputError::UnknownKind {
+            path: path.to_path_buf(),
+            magic: magic.iter().map(|b| format!("{b:02x}")).collect(),
+        }),
+        Err(cause) => Err(InputError::Io {
+            path: path.to_path_buf(),
+            cause,
+        }),
     }
 }
 
@@ -140,6 +103,29 @@ fn kind_by_name(path: &Path) -> Option<InputKind> {
 /// names it and goes on), not left out in silence, which would make a report look complete
 /// when it is not.
 pub fn expand(paths: &[PathBuf]) -> Result<Vec<Input>, InputError> {
+    expand_within(paths, TimeRange::default())
+}
+
+/// The times a replay wants (ns since the epoch, UTC): in a partitioned tree, `date=` and
+/// `hour=` folders wholly outside are skipped by name, their files never opened.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TimeRange {
+    /// Skip partitions that end at or before this.
+    pub since: Option<u64>,
+    /// Skip partitions that start at or after this.
+    pub until: Option<u64>,
+}
+
+impl TimeRange {
+    fn excludes(&self, (start, end): (u64, u64)) -> bool {
+        self.since.is_some_and(|s| end <= s) || self.until.is_some_and(|u| start >= u)
+    }
+}
+
+/// [`expand`], skipping the partitions of a tree outside `range`. A tree
+/// (`capture --out-dir`) is read through its `syn/` folder; its `flows/` folder holds the
+/// recordings' companions (found by [`flows_path_for`]), not inputs.
+pub fn expand_within(paths: &[PathBuf], range: TimeRange) -> Result<Vec<Input>, InputError> {
     let mut out = Vec::new();
     for p in paths {
         if p.as_path() == Path::new(STDIN) {
@@ -158,7 +144,7 @@ pub fn expand(paths: &[PathBuf]) -> Result<Vec<Input>, InputError> {
         })?;
         if meta.is_dir() {
             let before = out.len();
-            walk(p, &mut out)?;
+            walk(p, &mut out, range, None)?;
             if out.len() == before {
                 return Err(InputError::EmptyFolder { path: p.clone() });
             }
@@ -177,7 +163,13 @@ pub fn expand(paths: &[PathBuf]) -> Result<Vec<Input>, InputError> {
     Ok(out)
 }
 
-fn walk(dir: &Path, out: &mut Vec<Input>) -> Result<(), InputError> {
+/// `day`: the start of the `date=` partition `dir` is in, if any.
+fn walk(
+    dir: &Path,
+    out: &mut Vec<Input>,
+    range: TimeRange,
+    day: Option<u64>,
+) -> Result<(), InputError> {
     let io_err = |cause| InputError::Io {
         path: dir.to_path_buf(),
         cause,
@@ -194,7 +186,21 @@ fn walk(dir: &Path, out: &mut Vec<Input>) -> Result<(), InputError> {
             cause,
         })?;
         if ft.is_dir() {
-            walk(&path, out)?;
+            let name = path.file_name().unwrap_or_default();
+            if name == formats::files::TREE_FLOWS && dir.join(formats::files::TREE_SYN).is_dir() {
+                continue;
+            }
+            let span = formats::files::partition_span(name, day);
+            if span.is_some_and(|s| range.excludes(s)) {
+                continue;
+            }
+            let is_day = name.to_string_lossy().starts_with("date=");
+            walk(
+                &path,
+                out,
+                range,
+                if is_day { span.map(|s| s.0) } else { day },
+            )?;
         } else if ft.is_file() {
             let name = path.to_string_lossy();
             // A recording's companion, or a file still being written (or left so by a writer
@@ -326,15 +332,41 @@ mod tests {
         assert!(err.contains("empty") && err.contains("no pcap"), "{err}");
     }
 
+    /// A `capture --out-dir` tree: read through `syn/`, `flows/` left to the companions, and
+    /// `--since`/`--until` skip partitions by name (their files are not even sniffed, so
+    /// junk in a skipped hour proves it was not opened).
     #[test]
-    fn flows_companion_name() {
-        assert_eq!(
-            flows_path_for(Path::new("/x/day.parquet")),
-            PathBuf::from("/x/day.flows.parquet")
+    fn trees_skip_flows_and_partitions_out_of_range() {
+        let d = tempfile::tempdir().unwrap();
+        let h = |hour: u32| format!("syn/host=a/date=2026-12-06/hour={hour:02}/n.parquet");
+        for hour in [7, 8, 9] {
+            write(d.path(), &h(hour), b"PAR1");
+            write(d.path(), &h(hour).replacen("syn/", "flows/", 1), b"PAR1");
+        }
+        write(
+            d.path(),
+            "syn/host=a/date=2026-12-05/hour=23/old.parquet",
+            b"junk",
         );
+        let all = expand(&[d.path().to_path_buf()]).unwrap();
+        assert_eq!(all.len(), 4, "{all:?}");
+        let at = |s: &str| formats::time::parse_rfc3339(s).unwrap();
+        let range = TimeRange {
+            since: Some(at("2026-12-06T08:30:00Z")),
+            until: Some(at("2026-12-06T09:00:00Z")),
+        };
+        let got = expand_within(&[d.path().to_path_buf()], range).unwrap();
+        let names: Vec<_> = got
+            .iter()
+            .map(|i| i.path.strip_prefix(d.path()).unwrap().to_path_buf())
+            .collect();
+        assert_eq!(names, vec![PathBuf::from(h(8))]);
         assert_eq!(
-            flows_path_for(Path::new("rec")),
-            PathBuf::from("rec.flows.parquet")
+            flows_path_for(&got[0].path),
+            d.path().join(h(8).replacen("syn/", "flows/", 1))
         );
+        // DIR/syn alone reads the same.
+        let got = expand_within(&[d.path().join("syn")], range).unwrap();
+        assert_eq!(got.len(), 1);
     }
 }

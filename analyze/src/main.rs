@@ -29,6 +29,7 @@ Examples:
   analyze --format csv --out res.parquet x/  CSV on stdout and a Parquet file for notebooks
   analyze --format p0f trace.pcap            p0f 3.09b-compatible log lines on stdout
   analyze --keep-going --threads 8 caps/     use every readable input, report the others
+  analyze --since 2h /var/lib/synscope       a capture --out-dir tree, its last two hours
   analyze --records day.parquet trace.pcapng a recording (+ day.flows.parquet) from a capture
   analyze --db my.fp --format p0f trace.pcap use another p0f.fp instead of the bundled one
   zcat old.pcap.gz | analyze -               a capture on standard input
@@ -80,6 +81,18 @@ struct Cli {
     /// others (the exit status is still 2). Without it the first bad input stops the run.
     #[arg(long)]
     keep_going: bool,
+
+    /// In a partitioned tree (`capture --out-dir`), skip the `date=`/`hour=` partitions that
+    /// end before this time, without opening their files: RFC 3339
+    /// (`2026-12-06T08:00:00Z`) or an age (`2h`, `7d`). Hour granularity: rows of the
+    /// partition holding the time are all read.
+    #[arg(long, value_name = "TIME")]
+    since: Option<String>,
+
+    /// In a partitioned tree, skip the partitions that start at or after this time (RFC 3339
+    /// or an age, as --since).
+    #[arg(long, value_name = "TIME")]
+    until: Option<String>,
 
     /// Rows in the report's top-hosts and unknown-signature tables.
     #[arg(long, value_name = "N", default_value_t = 10)]
@@ -158,12 +171,24 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
 }
 
 fn run(cli: &Cli) -> anyhow::Result<()> {
+    let now = formats::time::now_ns();
+    let time = |t: &Option<String>, what: &str| {
+        t.as_deref()
+            .map(|t| formats::time::parse_time_or_ago(t, now))
+            .transpose()
+            .map_err(anyhow::Error::msg)
+            .with_context(|| format!("--{what}"))
+    };
+    let range = inputs::TimeRange {
+        since: time(&cli.since, "since")?,
+        until: time(&cli.until, "until")?,
+    };
     // With --keep-going a missing or unknown path is reported like any other bad input.
     let mut unusable = 0;
     let inputs = if cli.keep_going && cli.records.is_none() {
         let mut all = Vec::new();
         for p in &cli.inputs {
-            match inputs::expand(std::slice::from_ref(p)) {
+            match inputs::expand_within(std::slice::from_ref(p), range) {
                 Ok(v) => all.extend(v),
                 Err(e) => {
                     eprintln!("error: skipped input: {e}");
@@ -173,7 +198,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         }
         all
     } else {
-        inputs::expand(&cli.inputs).context("reading the inputs")?
+        inputs::expand_within(&cli.inputs, range).context("reading the inputs")?
     };
     interrupt::catch().context("setting up SIGINT and SIGTERM")?;
     // A run over files stops at a signal; one with a live stream reads on to its end.

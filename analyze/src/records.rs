@@ -13,6 +13,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use formats::files::Staged;
 use formats::flows::{FlowRow, FlowWriter};
 use formats::meta::{RecordType, RecordingMeta};
 use formats::pcap::{CaptureReader, IngestStats, PacketSink, PcapError};
@@ -21,6 +22,7 @@ use formats::syn::SynWriter;
 use record::{FlowKey, SynRecord};
 
 use crate::flow_intervals::FlowIntervals;
+
 use crate::inputs::{self, Input, InputKind, flows_path_for};
 
 /// Settings of a conversion.
@@ -102,29 +104,21 @@ pub fn write_recording(
         return Err(RecordsError::NotACapture(i.path.clone()));
     }
     let flows_path = flows_path_for(out);
-    let syn_tmp = inputs::tmp_path_for(out);
-    let flows_tmp = inputs::tmp_path_for(&flows_path);
-    let result = convert(inputs, &syn_tmp, &flows_tmp, opts, &mut on_file);
-    match result {
-        Ok((files, total, syn, flows)) => {
-            rename(&syn_tmp, out)?;
-            rename(&flows_tmp, &flows_path)?;
-            Ok(RecordsReport {
-                files,
-                total,
-                syn_path: out.to_path_buf(),
-                syn,
-                flows_path,
-                flows,
-            })
-        }
-        Err(e) => {
-            // Best effort: the temporaries are ours and useless now.
-            let _ = std::fs::remove_file(&syn_tmp);
-            let _ = std::fs::remove_file(&flows_tmp);
-            Err(e)
-        }
-    }
+    // Dropped on an error, each removes its temporary file: they are ours and useless then.
+    let syn_file = Staged::new(out);
+    let flows_file = Staged::new(&flows_path);
+    let (files, total, syn, flows) =
+        convert(inputs, syn_file.tmp(), flows_file.tmp(), opts, &mut on_file)?;
+    commit(syn_file)?;
+    commit(flows_file)?;
+    Ok(RecordsReport {
+        files,
+        total,
+        syn_path: out.to_path_buf(),
+        syn,
+        flows_path,
+        flows,
+    })
 }
 
 type Converted = (Vec<FileReport>, IngestStats, WriteSummary, WriteSummary);
@@ -254,9 +248,9 @@ impl Read for Stoppable {
     }
 }
 
-fn rename(from: &Path, to: &Path) -> Result<(), RecordsError> {
-    std::fs::rename(from, to).map_err(|cause| RecordsError::Io {
-        path: to.to_path_buf(),
-        cause,
-    })
+fn commit(file: Staged) -> Result<(), RecordsError> {
+    let path = file.path().to_path_buf();
+    file.commit()
+        .map(drop)
+        .map_err(|cause| RecordsError::Io { path, cause })
 }

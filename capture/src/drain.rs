@@ -59,7 +59,13 @@ pub struct Drainer {
     /// Emptied batches going back to the drain, which refills them: a flood's batches are
     /// large enough that allocating each anew costs page faults on every drain.
     spare: Sender<Vec<SynRecord>>,
+    /// Journal swaps asked of the thread (rotation): the new journal, and where to send back
+    /// the old one once it is closed and synced.
+    swaps: Sender<Swap>,
 }
+
+/// A rotation request: the journal to continue with, and the channel for the old one.
+type Swap = (JournalWriter, Sender<Result<JournalWriter>>);
 
 impl Drainer {
     /// Starts draining `ring` into `journal` (timestamps converted to UTC with `clock`),
@@ -76,8 +82,10 @@ impl Drainer {
         let progress = Arc::new(Progress::default());
         let (tx, records) = mpsc::channel();
         let (spare, spare_rx) = mpsc::channel();
+        let (swaps, swaps_rx) = mpsc::channel();
         let worker = Worker {
             spare: spare_rx,
+            swaps: swaps_rx,
             ring,
             journal,
             clock,
@@ -99,7 +107,23 @@ impl Drainer {
             progress,
             records,
             spare,
+            swaps,
         })
+    }
+
+    /// Continues in `next` after one more drain into the current journal, which is closed,
+    /// synced and handed back: every record drained before the swap is in the old journal,
+    /// every later one in `next`. Waits for the thread's next period (at most about
+    /// [`DRAIN_PERIOD`]).
+    pub fn swap_journal(&self, next: JournalWriter) -> Result<JournalWriter> {
+        let gone = || CaptureError::Sys {
+            call: "ring-drain thread",
+            cause: std::io::Error::other("stopped before the journal swap"),
+        };
+        let (tx, rx) = mpsc::channel();
+        self.swaps.send((next, tx)).map_err(|_| gone())?;
+        self.handle.thread().unpark();
+        rx.recv().map_err(|_| gone())?
     }
 
     /// Gives an emptied batch back for reuse.
@@ -153,6 +177,7 @@ struct Worker {
     flush: Duration,
     tx: Option<Sender<Vec<SynRecord>>>,
     spare: Receiver<Vec<SynRecord>>,
+    swaps: Receiver<Swap>,
     stop: Arc<AtomicBool>,
     progress: Arc<Progress>,
 }
@@ -181,6 +206,12 @@ impl Worker {
                 totals.records += 1;
             });
             self.journal.write_out()?;
+            if let Ok((next, reply)) = self.swaps.try_recv() {
+                let mut old = std::mem::replace(&mut self.journal, next);
+                // The requester is gone only when capture is failing anyway.
+                let _ = reply.send(old.finish().map(|()| old));
+                next_flush = Instant::now() + self.flush;
+            }
             if Instant::now() >= next_flush {
                 self.journal.flush()?;
                 next_flush = Instant::now() + self.flush;

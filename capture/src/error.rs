@@ -114,7 +114,8 @@ pub enum CaptureError {
     },
     /// Another capture holds the journal lock for this output.
     #[error(
-        "another capture is writing {} (same --out); stop it or choose another output",
+        "another capture is writing {} (same --out, or same --out-dir and interface); stop it or \
+         choose another output",
         .0.display()
     )]
     Busy(PathBuf),

@@ -3,7 +3,10 @@
 //!
 //! - [`kernel`]: load, configure, attach (TC via TCX links, XDP via bpf links), read maps;
 //! - [`floor`]: the kernel features the datapath needs, probed before loading;
-//! - [`run`]: the capture loop (flow snapshots, counters, status, clean stop);
+//! - [`run`] + [`session`]: the capture loop, a session that ticks (flow snapshots, counters,
+//!   status, rotation) until a clean stop;
+//! - [`tree`] + [`retention`]: `--out-dir`'s partitioned tree of closed files, and what is
+//!   deleted to keep it within `--retain` / `--max-disk`;
 //! - [`drain`]: the ring buffer's reader, on a thread of its own, over [`ring`] (the ring
 //!   buffer's pages, read a pass at a time);
 //! - [`journal`] + [`output`]: crash safety (append-only journals, converted to Parquet on
@@ -21,8 +24,11 @@ pub mod journal;
 pub mod kernel;
 pub mod output;
 pub mod pod;
+pub mod retention;
 pub mod ring;
 pub mod run;
+pub mod session;
 pub mod signals;
+pub mod tree;
 
 pub use error::{CaptureError, Result};

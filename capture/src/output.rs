@@ -11,10 +11,11 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use formats::flows::{FlowRow, FlowWriter};
+use formats::files::Staged;
+use formats::flows::{FlowRow, Flows};
 use formats::meta::{RecordType, RecordingMeta};
-use formats::recording::{RecordingError, WriteSummary, WriterOptions};
-use formats::syn::SynWriter;
+use formats::recording::{RecordKind, RecordingWriter, WriteSummary, WriterOptions};
+use formats::syn::Syn;
 use record::SynRecord;
 
 use crate::error::{CaptureError, Result, io_err};
@@ -83,12 +84,10 @@ impl Paths {
     }
 }
 
-/// Writes `pairs` as `name=value` lines to `path` atomically (temp file + rename).
+/// Writes `pairs` as `name=value` lines to `path` atomically (temp + fsync + rename).
 pub fn write_counters(path: &Path, pairs: &[(String, String)]) -> Result<()> {
-    let tmp = with_suffix(path, ".tmp");
     let text: String = pairs.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
-    fs::write(&tmp, text).map_err(io_err(&tmp))?;
-    fs::rename(&tmp, path).map_err(io_err(path))
+    formats::files::write_atomic(path, text.as_bytes()).map_err(io_err(path))
 }
 
 /// Reads a counters file; missing or unreadable gives nothing (counters are informative).
@@ -126,61 +125,202 @@ pub fn recording_meta(
 /// CPU gain (BENCHMARKS.md, "converting the journals at stop").
 const CONVERT_CHUNK: usize = 8192;
 
-/// Streams the journal at `journal` into a Parquet file at `out` (via `out.tmp` + rename).
-/// Returns the summary and the number of damaged frames (torn tail counts as one).
-fn convert_one<F: Frame>(
+/// The time a row was seen, which decides its partition in a tree.
+pub trait Seen {
+    /// ns since the Unix epoch.
+    fn seen_ns(&self) -> u64;
+}
+
+impl Seen for SynRecord {
+    fn seen_ns(&self) -> u64 {
+        self.ts_ns
+    }
+}
+
+impl Seen for FlowRow {
+    fn seen_ns(&self) -> u64 {
+        self.interval_start_ns
+    }
+}
+
+/// Where a journal's rows go.
+#[derive(Clone, Copy, Debug)]
+pub enum Target<'a> {
+    /// One file (`--out`).
+    File(&'a Path),
+    /// A partitioned tree (`--out-dir`): `root/host=H/date=D/hour=HH/NAME.parquet`, one file
+    /// per UTC hour the rows were seen in (normally one: only rows drained just after an
+    /// hour's end fall in the previous one). The file of `home_ns`'s hour is always written,
+    /// empty if need be, and alone carries the span's counters, so summing a tree's counters
+    /// counts each span once.
+    Tree {
+        /// `DIR/syn` or `DIR/flows`.
+        root: &'a Path,
+        /// Host partition value.
+        host: &'a str,
+        /// File name without `.parquet`.
+        name: &'a str,
+        /// Start of the span (ns since the epoch).
+        home_ns: u64,
+        /// A killed run's journal: parts already committed under `name` (a crash between
+        /// the commit and the journal's removal) are skipped, the others get
+        /// `NAME-recovered.parquet`.
+        recovered: bool,
+    },
+}
+
+impl Target<'_> {
+    /// Where the rows of the hour starting at `hour` go; `None` when they are already in the
+    /// tree (see [`Target::Tree::recovered`]).
+    fn part_path(&self, hour: u64) -> Option<PathBuf> {
+        match *self {
+            Target::File(p) => Some(p.to_path_buf()),
+            Target::Tree {
+                root,
+                host,
+                name,
+                recovered,
+                ..
+            } => {
+                let dir = root.join(formats::files::partition_dir(host, hour));
+                if recovered {
+                    if dir.join(format!("{name}.parquet")).exists() {
+                        return None;
+                    }
+                    return Some(dir.join(format!("{name}{RECOVERED_SUFFIX}.parquet")));
+                }
+                Some(dir.join(format!("{name}.parquet")))
+            }
+        }
+    }
+
+    /// The hour the rows seen at `ns` belong to (a file target has one part).
+    fn hour_of(&self, ns: u64) -> u64 {
+        match self {
+            Target::File(_) => 0,
+            Target::Tree { .. } => formats::files::hour_start(ns),
+        }
+    }
+
+    fn home_hour(&self) -> u64 {
+        match *self {
+            Target::File(_) => 0,
+            Target::Tree { home_ns, .. } => formats::files::hour_start(home_ns),
+        }
+    }
+}
+
+/// Added to the names of files recovered from a killed run's journals.
+pub const RECOVERED_SUFFIX: &str = "-recovered";
+
+/// One output file of a conversion: `None` for rows that are already in the tree.
+struct Part<K: RecordKind> {
+    hour: u64,
+    out: Option<(Staged, RecordingWriter<K, fs::File>)>,
+}
+
+fn open_part<K: RecordKind>(target: &Target, hour: u64, meta: &RecordingMeta) -> Result<Part<K>> {
+    let Some(path) = target.part_path(hour) else {
+        return Ok(Part { hour, out: None });
+    };
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir).map_err(io_err(dir))?;
+    }
+    let staged = Staged::new(&path);
+    let writer =
+        RecordingWriter::<K, fs::File>::create(staged.tmp(), meta, WriterOptions::default())
+            .map_err(|cause| CaptureError::Recording { path, cause })?;
+    Ok(Part {
+        hour,
+        out: Some((staged, writer)),
+    })
+}
+
+/// Streams the journal at `journal` into Parquet at `target` (each file through a temporary
+/// name, committed only once complete). `counters` is added to the metadata of the file that
+/// carries the span's counters, `marks` to every file's. Returns the files written and the number of damaged frames
+/// (a torn tail counts as one).
+pub fn convert_journal<K: RecordKind>(
     journal: &Path,
-    out: &Path,
-    record_type: RecordType,
-    extra: &[(String, String)],
-    mut write: impl FnMut(&mut Sink, &[F]) -> std::result::Result<(), RecordingError>,
-) -> Result<(WriteSummary, usize)> {
-    let mut reader = JournalReader::<F>::open(journal)?;
-    let meta = recording_meta(record_type, &reader.meta, extra);
-    let tmp = with_suffix(out, ".tmp");
-    let rec_err = |cause| CaptureError::Recording {
-        path: out.to_path_buf(),
-        cause,
-    };
-    let mut sink = match record_type {
-        RecordType::Syn => {
-            Sink::Syn(SynWriter::create(&tmp, &meta, WriterOptions::default()).map_err(rec_err)?)
-        }
-        RecordType::Flows => {
-            Sink::Flows(FlowWriter::create(&tmp, &meta, WriterOptions::default()).map_err(rec_err)?)
-        }
-    };
+    target: &Target,
+    counters: &[(String, String)],
+    marks: &[(String, String)],
+) -> Result<(Vec<(PathBuf, WriteSummary)>, usize)>
+where
+    K::Row: Frame + Seen,
+{
+    let mut reader = JournalReader::<K::Row>::open(journal)?;
+    let full: Vec<_> = marks.iter().chain(counters).cloned().collect();
+    let full = recording_meta(K::RECORD_TYPE, &reader.meta, &full);
+    let mut bare = marks.to_vec();
+    bare.push((
+        "span_counters".into(),
+        "in this span's file of its own hour".into(),
+    ));
+    let bare = recording_meta(K::RECORD_TYPE, &reader.meta, &bare);
+    let mut parts = vec![open_part::<K>(target, target.home_hour(), &full)?];
     let mut chunk = Vec::new();
     while reader.next_chunk(&mut chunk, CONVERT_CHUNK)? {
-        write(&mut sink, &chunk).map_err(rec_err)?;
+        // Rows come in time order but for the drain's interleaving of CPUs: runs of one hour
+        // are written as one slice.
+        let mut rest = chunk.as_slice();
+        while let Some(first) = rest.first() {
+            let hour = target.hour_of(first.seen_ns());
+            let run = rest
+                .iter()
+                .position(|r| target.hour_of(r.seen_ns()) != hour)
+                .unwrap_or(rest.len());
+            let (rows, tail) = rest.split_at(run);
+            rest = tail;
+            let at = match parts.iter().position(|p| p.hour == hour) {
+                Some(i) => i,
+                None => {
+                    parts.push(open_part::<K>(target, hour, &bare)?);
+                    parts.len() - 1
+                }
+            };
+            if let Some((staged, w)) = parts.get_mut(at).and_then(|p| p.out.as_mut()) {
+                w.write_all(rows).map_err(|cause| CaptureError::Recording {
+                    path: staged.path().to_path_buf(),
+                    cause,
+                })?;
+            }
+        }
     }
-    let summary = match sink {
-        Sink::Syn(w) => w.close(),
-        Sink::Flows(w) => w.close(),
+    // Every part is closed before any is committed: a failure leaves none of them.
+    let mut closed = Vec::new();
+    for (staged, w) in parts.into_iter().filter_map(|p| p.out) {
+        let summary = w.close().map_err(|cause| CaptureError::Recording {
+            path: staged.path().to_path_buf(),
+            cause,
+        })?;
+        closed.push((staged, summary));
     }
-    .map_err(rec_err)?;
-    fs::rename(&tmp, out).map_err(io_err(out))?;
-    Ok((summary, reader.torn_bytes.min(1) + reader.bad_frames))
+    let mut written = Vec::new();
+    for (staged, summary) in closed {
+        let path = staged.path().to_path_buf();
+        written.push((staged.commit().map_err(io_err(&path))?, summary));
+    }
+    Ok((written, reader.torn_bytes.min(1) + reader.bad_frames))
 }
 
-/// The writer of one conversion.
-enum Sink {
-    Syn(SynWriter),
-    Flows(FlowWriter),
-}
-
-fn write_syn(sink: &mut Sink, rows: &[SynRecord]) -> std::result::Result<(), RecordingError> {
-    match sink {
-        Sink::Syn(w) => w.write_all(rows),
-        Sink::Flows(_) => Ok(()),
-    }
-}
-
-fn write_flows(sink: &mut Sink, rows: &[FlowRow]) -> std::result::Result<(), RecordingError> {
-    match sink {
-        Sink::Flows(w) => w.write_all(rows),
-        Sink::Syn(_) => Ok(()),
-    }
+fn convert_one<K: RecordKind>(
+    journal: &Path,
+    out: &Path,
+    extra: &[(String, String)],
+) -> Result<(WriteSummary, usize)>
+where
+    K::Row: Frame + Seen,
+{
+    let (mut files, damaged) = convert_journal::<K>(journal, &Target::File(out), extra, &[])?;
+    let summary = files
+        .pop()
+        .map(|(_, s)| s)
+        .ok_or_else(|| CaptureError::Journal {
+            path: journal.to_path_buf(),
+            reason: "converted to no file".into(),
+        })?;
+    Ok((summary, damaged))
 }
 
 /// What one conversion produced.
@@ -202,21 +342,9 @@ pub fn convert(
     flows_out: &Path,
     extra: &[(String, String)],
 ) -> Result<Converted> {
-    let (syn, mut damaged) = convert_one(
-        &paths.syn_journal,
-        syn_out,
-        RecordType::Syn,
-        extra,
-        write_syn,
-    )?;
+    let (syn, mut damaged) = convert_one::<Syn>(&paths.syn_journal, syn_out, extra)?;
     let flows = if paths.flows_journal.exists() {
-        let (s, d) = convert_one(
-            &paths.flows_journal,
-            flows_out,
-            RecordType::Flows,
-            extra,
-            write_flows,
-        )?;
+        let (s, d) = convert_one::<Flows>(&paths.flows_journal, flows_out, extra)?;
         damaged += d;
         Some((flows_out.to_path_buf(), s))
     } else {

@@ -20,7 +20,7 @@ use formats::syn::SynReader;
 use record::{SynRecord, direction, source};
 
 mod common;
-use common::{EBPF_OBJECT, IPROUTE2, TCPDUMP, TRAFGEN};
+use common::{ANALYZE, DUCKDB, EBPF_OBJECT, IPROUTE2, TCPDUMP, TRAFGEN};
 use testkit::ROOT;
 
 testkit::main! {
@@ -31,6 +31,10 @@ testkit::main! {
     syn_burst_accounting needs [ROOT, EBPF_OBJECT, IPROUTE2, TCPDUMP],
     flood_guard needs [ROOT, EBPF_OBJECT, IPROUTE2],
     tx_ring_frames_match_tcpdump needs [ROOT, EBPF_OBJECT, IPROUTE2, TCPDUMP, TRAFGEN],
+    service_tree needs [ROOT, EBPF_OBJECT, IPROUTE2, DUCKDB, ANALYZE],
+    service_sigkill_recovery needs [ROOT, EBPF_OBJECT, IPROUTE2, DUCKDB],
+    service_disk_full needs [ROOT, EBPF_OBJECT, IPROUTE2],
+    service_rotate_size needs [ROOT, EBPF_OBJECT, IPROUTE2],
 }
 
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -137,9 +141,18 @@ impl Drop for Capture {
 
 impl Capture {
     fn start(ns: &Netns, iface: &str, out: &Path, extra: &[&str]) -> Capture {
+        Capture::launch(ns, iface, "--out", out, extra)
+    }
+
+    /// A capture with `--out-dir dir`.
+    fn start_dir(ns: &Netns, iface: &str, dir: &Path, extra: &[&str]) -> Capture {
+        Capture::launch(ns, iface, "--out-dir", dir, extra)
+    }
+
+    fn launch(ns: &Netns, iface: &str, flag: &str, out: &Path, extra: &[&str]) -> Capture {
         let child = ns
             .cmd(CAPTURE)
-            .args(["--iface", iface, "--out"])
+            .args(["--iface", iface, flag])
             .arg(out)
             .args(extra)
             .stdout(Stdio::null())
@@ -948,4 +961,333 @@ fn tx_ring_frames_match_tcpdump() {
         comparable(from_pcap),
         "records differ from the pcap's"
     );
+}
+
+/// Every file below `dir`, sorted.
+fn files_below(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The closed SYN files of a tree.
+fn closed_syn_files(tree: &Path) -> Vec<PathBuf> {
+    files_below(&tree.join("syn"))
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+        .collect()
+}
+
+/// The number after `label` in a capture's exit summary (`recorded 123`).
+fn summary_number(report: &str, label: &str) -> u64 {
+    report
+        .split(" | ")
+        .flat_map(|part| part.lines())
+        .find_map(|part| part.trim().strip_prefix(label)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {label:?} in {report}"))
+}
+
+/// `tests/python/check_tree.py DIR [ONLY]`: DuckDB's and polars' view of a tree.
+fn python_counts(tree: &Path, only: &str) -> BTreeMap<String, String> {
+    let script = testkit::workspace_root().join("tests/python/check_tree.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .arg(tree)
+        .arg(only)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    // One flat JSON object: {"duckdb": 1, "polars": 1, "hosts": ["h"], "flows": 2}
+    text.trim_matches(|c| c == '{' || c == '}')
+        .split(", \"")
+        .filter_map(|kv| kv.trim_start_matches('"').split_once("\": "))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// Connections from `a` to a listener in `b` (198.51.100.2), one every `gap`, on a thread
+/// of their own; returns how many were accepted when joined.
+fn steady_connections(
+    a: &Netns,
+    b: &Netns,
+    n: usize,
+    gap: Duration,
+) -> std::thread::JoinHandle<usize> {
+    let l = b.run(|| TcpListener::bind((Ipv4Addr::new(198, 51, 100, 2), 0)).unwrap());
+    let at = l.local_addr().unwrap();
+    let accept = std::thread::spawn(move || (0..n).filter(|_| l.accept().is_ok()).count());
+    let path = format!("/var/run/netns/{}", a.name);
+    std::thread::spawn(move || {
+        let ns = File::open(&path).unwrap();
+        assert_eq!(
+            unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) },
+            0
+        );
+        for _ in 0..n {
+            drop(TcpStream::connect_timeout(&at, Duration::from_secs(5)).unwrap());
+            std::thread::sleep(gap);
+        }
+        accept.join().unwrap()
+    })
+}
+
+/// `analyze --format p0f` lines of `input`, without their date (the two captures compared
+/// saw each packet microseconds apart) and without uptime lines (computed from those
+/// times), sorted.
+fn p0f_lines(input: &Path) -> Vec<String> {
+    let out = Command::new(common::analyze_binary())
+        .args(["--format", "p0f"])
+        .arg(input)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.contains("|mod=uptime|") && !l.contains("] mod=uptime"))
+        .map(|l| l.split_once("] ").map_or(l, |(_, rest)| rest).to_string())
+        .collect();
+    lines.sort();
+    lines
+}
+
+/// (f) `--out-dir` with `--rotate 2s` for ~10 s of steady connections: closed files appear
+/// while the capture runs; after the stop DuckDB and polars (hive partitioning) count exactly
+/// the recorded SYNs, nothing temporary is left, and `analyze DIR` says what `analyze` says of
+/// the same traffic recorded with `--out` (on the other end of the veth).
+fn service_tree() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let (tree, single) = (dir.path().join("tree"), dir.path().join("single.parquet"));
+    let (a, b) = veth_pair("svc");
+    let cap = Capture::start_dir(
+        &b,
+        "vb",
+        &tree,
+        &["--rotate", "2s", "--flow-interval", "1s"],
+    );
+    let other = Capture::start(&a, "va", &single, &["--flow-interval", "1s"]);
+    const N: usize = 50;
+    let traffic = steady_connections(&a, &b, N, Duration::from_millis(200));
+    std::thread::sleep(Duration::from_secs(5));
+    let while_running = closed_syn_files(&tree);
+    assert!(
+        while_running.len() >= 2,
+        "closed files while running: {while_running:?}"
+    );
+    for f in &while_running {
+        SynReader::open(f).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+    }
+    assert_eq!(traffic.join().unwrap(), N);
+    std::thread::sleep(Duration::from_millis(300));
+    let report = cap.stop();
+    other.stop();
+    let recorded = summary_number(&report, "recorded");
+    assert!(
+        recorded >= 2 * N as u64,
+        "SYN and SYN+ACK of every connection: {report}"
+    );
+    let counts = python_counts(&tree, "");
+    assert_eq!(counts["duckdb"], recorded.to_string(), "{counts:?}");
+    assert_eq!(counts["polars"], recorded.to_string(), "{counts:?}");
+    assert_ne!(counts["flows"], "0", "{counts:?}");
+    // Rows of every file == recorded, and the files' own counters add up to it too.
+    let (mut rows, mut counted) = (0u64, 0u64);
+    for f in closed_syn_files(&tree) {
+        let (r, extra) = read_syn(&f);
+        rows += r.len() as u64;
+        counted += extra
+            .get("syn_records")
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+    }
+    assert_eq!((rows, counted), (recorded, recorded));
+    let left: Vec<_> = files_below(&tree)
+        .into_iter()
+        .filter(|p| {
+            let n = p.to_string_lossy();
+            n.ends_with(".tmp") || n.ends_with(".journal") || n.ends_with(".counters")
+        })
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+    let (from_tree, from_file) = (p0f_lines(&tree), p0f_lines(&single));
+    assert!(from_tree.len() >= N, "{from_tree:?}");
+    assert_eq!(
+        from_tree, from_file,
+        "analyze DIR differs from analyze --out's recording"
+    );
+    assert_nothing_attached(&b, "vb");
+}
+
+/// (g) SIGKILL in the middle of a span (`--rotate 1h`), restart, stop: every SYN older than
+/// the flush interval is in the tree, in a `-recovered` file DuckDB reads.
+fn service_sigkill_recovery() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let tree = dir.path().join("tree");
+    let (a, b) = veth_pair("svck");
+    let args = [
+        "--rotate",
+        "1h",
+        "--flush-interval",
+        "0.5",
+        "--flow-interval",
+        "0.5",
+    ];
+    let cap = Capture::start_dir(&b, "vb", &tree, &args);
+    const N: usize = 25;
+    assert_eq!(
+        steady_connections(&a, &b, N, Duration::ZERO)
+            .join()
+            .unwrap(),
+        N
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    let mut cap = cap;
+    cap.signal(libc::SIGKILL);
+    cap.child.take().unwrap().wait().unwrap();
+    assert!(
+        closed_syn_files(&tree).is_empty(),
+        "the span was still open"
+    );
+    let again = Capture::start_dir(&b, "vb", &tree, &["--duration", "1"]);
+    let report = again.stop_with(None);
+    assert!(report.contains("recovered a killed run"), "{report}");
+    let recovered: Vec<PathBuf> = closed_syn_files(&tree)
+        .into_iter()
+        .filter(|p| p.to_string_lossy().ends_with("-recovered.parquet"))
+        .collect();
+    assert!(!recovered.is_empty(), "{:?}", files_below(&tree));
+    let (mut syns, mut rows) = (0, 0);
+    for f in &recovered {
+        let (r, extra) = read_syn(f);
+        assert_eq!(
+            extra.get("recovered_from_journal").map(String::as_str),
+            Some("true")
+        );
+        syns += r.iter().filter(|r| !r.is_syn_ack()).count();
+        rows += r.len();
+    }
+    assert_eq!(
+        syns, N,
+        "every SYN older than the flush interval is recovered"
+    );
+    let counts = python_counts(&tree, "-recovered");
+    assert_eq!(counts["duckdb"], rows.to_string(), "{counts:?}");
+    assert_nothing_attached(&b, "vb");
+}
+
+/// (h) A full disk (a 1 MiB tmpfs) under a SYN burst: `error:` naming it, exit 2, and every
+/// file closed before is still there and readable.
+fn service_disk_full() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let tree = dir.path().join("small");
+    std::fs::create_dir(&tree).unwrap();
+    sh(&[
+        "mount",
+        "-t",
+        "tmpfs",
+        "-o",
+        "size=1m",
+        "synscope-test",
+        tree.to_str().unwrap(),
+    ]);
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).output();
+        }
+    }
+    let _mounted = Unmount(tree.clone());
+    let (a, b) = veth_pair("svcfull");
+    let cap = Capture::start_dir(&a, "va", &tree, &["--rotate", "1s", "--no-flows"]);
+    assert_eq!(
+        steady_connections(&a, &b, 10, Duration::ZERO)
+            .join()
+            .unwrap(),
+        10
+    );
+    std::thread::sleep(Duration::from_millis(2500));
+    let before: Vec<(PathBuf, usize)> = closed_syn_files(&tree)
+        .into_iter()
+        .map(|f| (f.clone(), read_syn(&f).0.len()))
+        .collect();
+    assert!(before.iter().any(|(_, n)| *n > 0), "{before:?}");
+    // 128 bytes a record in the journal: 20 000 SYNs are 2.5 MiB, more than the disk.
+    send_raw_syns(&a, 20_000);
+    let mut cap = cap;
+    let mut child = cap.child.take().unwrap();
+    let t0 = Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "capture went on with a full disk"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    std::thread::sleep(Duration::from_millis(200)); // the stderr reader's last lines
+    let err: String = cap.lines.try_iter().map(|l| l + "\n").collect();
+    assert_eq!(status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("error: ") && err.contains("No space left on device"),
+        "{err}"
+    );
+    for (f, n) in before {
+        assert_eq!(read_syn(&f).0.len(), n, "{} changed", f.display());
+    }
+    assert_nothing_attached(&a, "va");
+}
+
+/// (i) `--rotate-size` ends spans before `--rotate` does: 6 bursts of 500 raw SYNs (64 KB of
+/// journal each), 300 ms apart, with a 32 KiB limit and an hour's `--rotate` close several
+/// files while capture runs (the size is checked every main-loop turn, so a burst is one
+/// span), and the files hold every recorded SYN once.
+fn service_rotate_size() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let tree = dir.path().join("tree");
+    let (a, _b) = veth_pair("svcsize");
+    let args = ["--rotate", "1h", "--rotate-size", "32KiB", "--no-flows"];
+    let cap = Capture::start_dir(&a, "va", &tree, &args);
+    for _ in 0..6 {
+        assert_eq!(send_raw_syns(&a, 500), 500);
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let while_running = closed_syn_files(&tree).len();
+    let report = cap.stop();
+    assert!(
+        while_running >= 3,
+        "{while_running} files closed by size: {report}"
+    );
+    let recorded = summary_number(&report, "recorded");
+    let rows: u64 = closed_syn_files(&tree)
+        .iter()
+        .map(|f| read_syn(f).0.len() as u64)
+        .sum();
+    assert!(recorded >= 3000, "{report}");
+    assert_eq!(rows, recorded);
 }

@@ -5,6 +5,9 @@
 //! - [`syn`]: the Parquet recording of SYN records (schema, writer, reader).
 //! - [`flows`]: the Parquet recording of flow counters (schema, writer, reader).
 //! - [`meta`]: the key-value metadata every recording carries (schema version, capture host…).
+//! - [`files`]: file conventions (companion and temporary names, atomic commit, sniffing by
+//!   magic bytes, the partitioned tree); [`time`]: durations and UTC dates as typed and as
+//!   partitions name them.
 //!
 //! The recording schemas are documented in `formats/README.md`.
 //!
@@ -13,11 +16,13 @@
 //! chain) and as plain strings (`--keep-going`, the report's failed inputs), and either way
 //! the cause appears exactly once.
 
+pub mod files;
 pub mod flows;
 pub mod meta;
 pub mod pcap;
 pub mod recording;
 pub mod recovery;
 pub mod syn;
+pub mod time;
 
 pub use record;

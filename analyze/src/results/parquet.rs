@@ -72,12 +72,14 @@ const BATCH_ROWS: usize = 8192;
 
 /// Streaming writer of the results Parquet file (`--out results.parquet`).
 ///
-/// Written to `NAME.tmp` and renamed into place by [`ResultsWriter::close`], so a failed run
+/// Written to `NAME.tmp` and committed (fsync + rename, [`formats::files::Staged`]) by
+/// [`ResultsWriter::close`], so a failed run
 /// leaves no file that looks complete. Metadata: `synscope.record_type = results` and
 /// [`KEY_RESULTS_VERSION`].
 pub struct ResultsWriter {
     path: PathBuf,
-    tmp: PathBuf,
+    /// Removes the temporary file when dropped uncommitted (an error elsewhere).
+    file: Option<formats::files::Staged>,
     writer: Option<ArrowWriter<File>>,
     pending: Vec<Observation>,
     sources: Sources,
@@ -103,9 +105,9 @@ impl ResultsWriter {
         sources: Sources,
         db: Arc<Database>,
     ) -> Result<ResultsWriter, ResultsError> {
-        let tmp = crate::inputs::tmp_path_for(path);
-        let file = File::create(&tmp).map_err(|cause| ResultsError::Io {
-            path: tmp.clone(),
+        let staged = formats::files::Staged::new(path);
+        let file = File::create(staged.tmp()).map_err(|cause| ResultsError::Io {
+            path: staged.tmp().to_path_buf(),
             cause,
         })?;
         let props = WriterProperties::builder()
@@ -139,7 +141,7 @@ impl ResultsWriter {
         })?;
         Ok(ResultsWriter {
             path: path.to_path_buf(),
-            tmp,
+            file: Some(staged),
             writer: Some(writer),
             pending: Vec::with_capacity(BATCH_ROWS),
             sources,
@@ -187,10 +189,12 @@ impl ResultsWriter {
                 cause,
             })?;
         }
-        std::fs::rename(&self.tmp, &self.path).map_err(|cause| ResultsError::Io {
-            path: self.path.clone(),
-            cause,
-        })?;
+        if let Some(file) = self.file.take() {
+            file.commit().map_err(|cause| ResultsError::Io {
+                path: self.path.clone(),
+                cause,
+            })?;
+        }
         Ok(self.rows)
     }
 }
@@ -214,11 +218,10 @@ pub fn is_results_file(path: &Path) -> bool {
 
 impl Drop for ResultsWriter {
     fn drop(&mut self) {
-        // Not closed (an error elsewhere): leave no half-written temporary behind.
-        if self.writer.is_some() {
-            self.writer = None;
-            let _ = std::fs::remove_file(&self.tmp);
-        }
+        // Not closed (an error elsewhere): the writer goes first, then `file`, dropped
+        // uncommitted, removes the half-written temporary.
+        self.writer = None;
+        self.file = None;
     }
 }
 

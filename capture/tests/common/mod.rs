@@ -39,3 +39,34 @@ pub static TRAFGEN: Need =
             Err(e) => Err(format!("trafgen: {e}")),
         },
     );
+
+/// Python with DuckDB and polars, the engines a `--out-dir` tree is read with.
+pub static DUCKDB: Need = Need::new(
+    "python3 with duckdb and polars (pip install -r tests/python/requirements.txt)",
+    "SYNSCOPE_REQUIRE_ORACLE",
+    || {
+        testkit::python_with(&["duckdb", "polars"])
+            .map(|_| ())
+            .ok_or_else(|| "python3 cannot import duckdb and polars".into())
+    },
+);
+
+/// The `analyze` binary beside the `capture` under test.
+pub fn analyze_binary() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_BIN_EXE_capture")).with_file_name("analyze")
+}
+
+/// `analyze`, built beside `capture` (`cargo test --release` builds it; alone:
+/// `cargo build --release -p analyze`), for comparing what it reads from capture's outputs.
+pub static ANALYZE: Need = Need::new(
+    "analyze built beside capture (cargo build --release -p analyze)",
+    "SYNSCOPE_REQUIRE_LIVE",
+    || {
+        let p = analyze_binary();
+        if p.is_file() {
+            Ok(())
+        } else {
+            Err(format!("no {}", p.display()))
+        }
+    },
+);
