@@ -25,24 +25,7 @@ static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/sy
 /// How `build.rs` fared (`built` or `missing: why`).
 const OBJECT_STATUS: &str = env!("SYNSCOPE_EBPF_BUILD");
 
-/// Where the datapath hooks in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum Mode {
-    /// TC classifier on ingress and egress (TCX links; clsact on old kernels).
-    Tc,
-    /// XDP on ingress (native driver mode when supported, generic otherwise).
-    Xdp,
-}
-
-impl Mode {
-    /// The name used on the command line and in metadata.
-    pub fn name(self) -> &'static str {
-        match self {
-            Mode::Tc => "tc",
-            Mode::Xdp => "xdp",
-        }
-    }
-}
+pub use crate::mode::Mode;
 
 /// Sizing and feature knobs for [`Datapath::open`].
 #[derive(Clone, Copy, Debug)]

@@ -3,6 +3,7 @@
 //!
 //! - [`kernel`]: load, configure, attach (TC via TCX links, XDP via bpf links), read maps;
 //! - [`floor`]: the kernel features the datapath needs, probed before loading;
+//! - [`mode`]: where the datapath hooks in (TC or XDP);
 //! - [`run`]: the capture loop (flow snapshots, counters, status, clean stop);
 //! - [`drain`]: the ring buffer's reader, on a thread of its own;
 //! - [`journal`] + [`output`]: crash safety (append-only journals, converted to Parquet on
@@ -18,6 +19,7 @@ pub mod floor;
 pub mod flowtrack;
 pub mod journal;
 pub mod kernel;
+pub mod mode;
 pub mod output;
 pub mod pod;
 pub mod run;
