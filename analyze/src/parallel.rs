@@ -172,7 +172,7 @@ pub struct ReplayOptions {
     pub flows: bool,
     /// On a bad input, report it and go on with the next one instead of stopping.
     pub keep_going: bool,
-    /// When set (by a signal handler: [`crate::interrupt::STOP`]), the replay stops within
+    /// When set (by a signal handler: [`signals::STOP`]), the replay stops within
     /// [`IDLE_FLUSH`] and returns [`ReplayError::Interrupted`].
     pub stop: Option<&'static AtomicBool>,
 }

@@ -30,7 +30,7 @@ pub struct RecordsOptions {
     pub flow_interval_ns: u64,
     /// Parquet writer settings for both files.
     pub writer: WriterOptions,
-    /// When set (by a signal handler: [`crate::interrupt::STOP`]), the conversion stops at
+    /// When set (by a signal handler: [`signals::STOP`]), the conversion stops at
     /// the input's next read and fails, leaving no file behind.
     pub stop: Option<&'static AtomicBool>,
 }

@@ -23,6 +23,5 @@ pub mod mode;
 pub mod output;
 pub mod pod;
 pub mod run;
-pub mod signals;
 
 pub use error::{CaptureError, Result};

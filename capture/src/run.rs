@@ -16,7 +16,7 @@ use crate::flowtrack::FlowTracker;
 use crate::journal::JournalWriter;
 use crate::kernel::{Datapath, Mode, Options};
 use crate::output::{self, Converted, Paths, key};
-use crate::signals::{StopSignals, poll_readable};
+use signals::{StopSignals, poll_readable};
 
 /// Everything a capture needs to know.
 #[derive(Clone, Debug)]
