@@ -7,6 +7,7 @@
 //! - [`replay`]: why an input could not be replayed ([`replay::ReplayError`]).
 //! - [`parallel`]: the parallel, deterministic replay (decoding in parallel, one engine).
 //! - [`analysis`]: a whole run: replay -> engine -> observations -> outputs.
+//! - [`stoppable`]: the capture file reader that stops when asked and counts its bytes.
 //! - [`results`]: the flat observation rows and their JSON, CSV and Parquet writers.
 //! - [`report`]: the summary (polars aggregations) as a table or JSON.
 //!
@@ -24,3 +25,4 @@ pub mod records;
 pub mod replay;
 pub mod report;
 pub mod results;
+pub mod stoppable;

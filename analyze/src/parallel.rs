@@ -24,8 +24,6 @@
 //! count, the consumer sees the same records in the same order: output is identical for
 //! `--threads 1` and `--threads N` by construction (and a CLI test checks it).
 
-use std::fs::File;
-use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
@@ -41,6 +39,7 @@ use rustc_hash::FxHashMap;
 
 use crate::inputs::{Input, InputKind, flows_path_for};
 use crate::replay::ReplayError;
+use crate::stoppable::Stoppable;
 
 /// What the traffic-by-OS table needs of a flow: its TCP packets and layer-3 bytes, both
 /// directions together.
@@ -392,11 +391,7 @@ impl Producer<'_> {
         };
         // A second handle for positioned reads ([`Windows`]).
         let positioned = file.try_clone();
-        let src = Counting {
-            inner: file,
-            progress: &self.progress.done,
-            cancel: self.cancel,
-        };
+        let src = Stoppable::new(file, Some(self.cancel)).counting(&self.progress.done);
         let mut reader = match CaptureReader::new(name, src) {
             Ok(r) => r,
             Err(e) => return Ok(Err(e.into())),
@@ -832,25 +827,6 @@ impl PacketSink for BatchSink<'_> {
         if let Some(f) = &mut self.flows {
             f.entry(*key).or_default().add_packet(l3_bytes);
         }
-    }
-}
-
-/// A file reader that counts bytes for the progress bar and stops when the replay is
-/// cancelled (so an abandoned replay does not read a large capture to its end).
-struct Counting<'a> {
-    inner: File,
-    progress: &'a AtomicU64,
-    cancel: &'a AtomicBool,
-}
-
-impl Read for Counting<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.cancel.load(Ordering::Relaxed) {
-            return Err(io::Error::other("replay cancelled"));
-        }
-        let n = self.inner.read(buf)?;
-        self.progress.fetch_add(n as u64, Ordering::Relaxed);
-        Ok(n)
     }
 }
 
