@@ -17,7 +17,6 @@ use aya::{Ebpf, EbpfLoader};
 use record::{CpuCounters, FlowCounters, FlowKey, SynRecord, counter, names};
 
 use crate::error::{CaptureError, Result};
-use crate::pod;
 
 /// The eBPF object built by `build.rs` (empty when the BPF toolchain was missing).
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/synscope-ebpf.o"));
@@ -81,7 +80,10 @@ impl Ring {
     pub fn drain(&mut self, mut f: impl FnMut(SynRecord)) -> u64 {
         let mut bad = 0;
         while let Some(item) = self.0.next() {
-            match pod::read::<SynRecord>(&item) {
+            match item
+                .get(..SynRecord::SIZE)
+                .map(bytemuck::pod_read_unaligned::<SynRecord>)
+            {
                 Some(r) if item.len() == SynRecord::SIZE => f(r),
                 _ => bad += 1,
             }
@@ -508,8 +510,12 @@ fn batch_lookup(fd: RawFd, out: &mut Vec<(FlowKey, FlowCounters)>) -> io::Result
         };
         let n = (attr.count as usize).min(chunk);
         for i in 0..n {
-            let k = pod::read::<FlowKey>(&keys[i * FlowKey::SIZE..]);
-            let v = pod::read::<FlowCounters>(&values[i * FlowCounters::SIZE..]);
+            let k = keys
+                .get(i * FlowKey::SIZE..(i + 1) * FlowKey::SIZE)
+                .map(bytemuck::pod_read_unaligned::<FlowKey>);
+            let v = values
+                .get(i * FlowCounters::SIZE..(i + 1) * FlowCounters::SIZE)
+                .map(bytemuck::pod_read_unaligned::<FlowCounters>);
             if let (Some(k), Some(v)) = (k, v) {
                 out.push((k, v));
             }

@@ -21,7 +21,6 @@ pub mod journal;
 pub mod kernel;
 pub mod mode;
 pub mod output;
-pub mod pod;
 pub mod run;
 
 pub use error::{CaptureError, Result};
