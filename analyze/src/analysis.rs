@@ -19,7 +19,8 @@ use crate::inputs::Input;
 use crate::parallel::{self, Consumer, InputDone, Progress, ReplayOptions};
 use crate::replay::ReplayError;
 use crate::report::Totals;
-use crate::report::agg::{Aggregator, FlowTotals, Summary};
+use crate::report::agg::{Aggregator, Summary};
+use crate::report::traffic::FlowTotals;
 use crate::results::{self, Observation, ResultsError, ResultsWriter, Sources, TextWriter};
 
 /// What goes to stdout.
