@@ -245,8 +245,8 @@ pub struct Aggregator {
     hosts_ids: Interner<IpAddr>,
     labels: Labels,
     /// Unknown signatures (only those: matched ones are not listed) with their module: the
-    /// table is grouped by this one id (a group-by on module and signature ids was a
-    /// third of the summary's time after the replay).
+    /// table is grouped by this one id, which is cheaper than a group-by on two (module and
+    /// signature ids).
     sig_ids: Interner<(TcpKind, RawSig)>,
     /// MTU observations' link (`None`: unknown link) and MTU, interned together so the MTU
     /// table is grouped by one id.
