@@ -19,7 +19,8 @@ use crate::inputs::Input;
 use crate::parallel::{self, Consumer, InputDone, Progress, ReplayOptions};
 use crate::replay::ReplayError;
 use crate::report::Totals;
-use crate::report::agg::{Aggregator, FlowTotals, Summary};
+use crate::report::agg::{Aggregator, Summary};
+use crate::report::traffic::FlowTotals;
 use crate::results::{self, Observation, ResultsError, ResultsWriter, Sources, TextWriter};
 
 /// What goes to stdout.
@@ -148,8 +149,7 @@ struct Analysis<'w, W: Write> {
 impl<W: Write> Analysis<'_, W> {
     /// Hands on the engine's events of one record. Each becomes an [`Observation`] once,
     /// where it is kept (the rendering batch, when there is one), and the other outputs read
-    /// it there: moving every event through a few temporaries showed as memmove at ~6% of
-    /// the engine thread's profile.
+    /// it there, so no event is moved through temporaries (memmove on the engine's thread).
     fn observe_events(&mut self, source: usize) -> Result<(), AnalyzeError> {
         let events = self
             .events
@@ -227,8 +227,8 @@ const RENDER_IN_FLIGHT: usize = 8;
 
 /// Text rendering (JSON, NDJSON, CSV, p0f lines) on a thread of its own, next to the engine.
 ///
-/// Why: the engine is the one sequential stage of a run, and rendering a JSON row cost about
-/// as much as fingerprinting its record (profiled). Observations go over in batches, come
+/// Why: the engine is the one sequential stage of a run, and rendering a JSON row costs
+/// about as much as fingerprinting its record. Observations go over in batches, come
 /// back as bytes in the same order, and are written to the output on this thread (which owns
 /// it: stdout's lock cannot move between threads).
 struct TextStage {

@@ -7,7 +7,7 @@
 //! - [`replay`]: why an input could not be replayed ([`replay::ReplayError`]).
 //! - [`parallel`]: the parallel, deterministic replay (decoding in parallel, one engine).
 //! - [`analysis`]: a whole run: replay -> engine -> observations -> outputs.
-//! - [`interrupt`]: Ctrl-C and SIGTERM, caught once: runs over files stop and clean up.
+//! - [`stoppable`]: the capture file reader that stops when asked and counts its bytes.
 //! - [`results`]: the flat observation rows and their JSON, CSV and Parquet writers.
 //! - [`report`]: the summary (polars aggregations) as a table or JSON.
 //!
@@ -20,9 +20,9 @@
 pub mod analysis;
 pub mod flow_intervals;
 pub mod inputs;
-pub mod interrupt;
 pub mod parallel;
 pub mod records;
 pub mod replay;
 pub mod report;
 pub mod results;
+pub mod stoppable;

@@ -16,8 +16,8 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use analyze::analysis::{self, AnalyzeOptions, OutputFormat};
 use analyze::parallel::{Progress, ReplayOptions};
 
+use analyze::inputs;
 use analyze::records::{self, RecordsOptions};
-use analyze::{inputs, interrupt};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -153,7 +153,7 @@ fn main() -> ExitCode {
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");
-            match interrupt::caught() {
+            match signals::caught() {
                 // The run stopped for the signal (and removed its temporary files).
                 Some(signal) => ExitCode::from(128u8.saturating_add(signal as u8)),
                 None => ExitCode::from(2),
@@ -200,12 +200,12 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     } else {
         inputs::expand_within(&cli.inputs, range).context("reading the inputs")?
     };
-    interrupt::catch().context("setting up SIGINT and SIGTERM")?;
+    signals::catch().context("setting up SIGINT and SIGTERM")?;
     // A run over files stops at a signal; one with a live stream reads on to its end.
     let stop = if inputs.iter().any(|i| i.kind == inputs::InputKind::Stream) {
         None
     } else {
-        Some(&interrupt::STOP)
+        Some(&signals::STOP)
     };
     if let Some(out) = &cli.records {
         let opts = RecordsOptions {

@@ -24,8 +24,6 @@
 //! count, the consumer sees the same records in the same order: output is identical for
 //! `--threads 1` and `--threads N` by construction (and a CLI test checks it).
 
-use std::fs::File;
-use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
@@ -41,14 +39,16 @@ use rustc_hash::FxHashMap;
 
 use crate::inputs::{Input, InputKind, flows_path_for};
 use crate::replay::ReplayError;
+use crate::stoppable::Stoppable;
 
 /// What the traffic-by-OS table needs of a flow: its TCP packets and layer-3 bytes, both
 /// directions together.
 ///
 /// Not the full [`record::FlowCounters`] (per direction, with first and last times and
 /// flags, 80 bytes): that is what recordings keep, but here the table is updated for every
-/// TCP packet of a capture, and an entry of 56 bytes instead of 120 halves its memory, page
-/// faults and cache misses (counting flows was ~9% of a 1 GiB capture's CPU time).
+/// TCP packet of a capture, so its entries are kept small (56 bytes instead of 120): half
+/// the memory, page faults and cache misses (BENCHMARKS.md, "Why the replay's code looks the
+/// way it does").
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Traffic {
     pub packets: u64,
@@ -91,9 +91,9 @@ pub type FlowTable = FxHashMap<FlowKey, Traffic>;
 /// A flow whose packets were parsed by several reader threads has an entry in each of their
 /// tables, with that thread's share of its packets; its counters are the sum over the tables.
 /// The tables are not merged into one when the input ends: that merge (a fresh table as large
-/// as all of them, then an insert per flow) ran after the last window, alone on the
-/// wall-clock path, and took 6–9 ms of a 1 GiB capture's ~220 ms (measured). Whoever needs
-/// each flow once sums as it goes ([`FlowShards::for_each_flow`]).
+/// as all of them, then an insert per flow) would run after the last window, alone on the
+/// wall-clock path. Whoever needs each flow once sums as it goes
+/// ([`FlowShards::for_each_flow`]).
 #[derive(Debug, Default)]
 pub struct FlowShards {
     tables: Vec<FlowTable>,
@@ -172,7 +172,7 @@ pub struct ReplayOptions {
     pub flows: bool,
     /// On a bad input, report it and go on with the next one instead of stopping.
     pub keep_going: bool,
-    /// When set (by a signal handler: [`crate::interrupt::STOP`]), the replay stops within
+    /// When set (by a signal handler: [`signals::STOP`]), the replay stops within
     /// [`IDLE_FLUSH`] and returns [`ReplayError::Interrupted`].
     pub stop: Option<&'static AtomicBool>,
 }
@@ -392,11 +392,7 @@ impl Producer<'_> {
         };
         // A second handle for positioned reads ([`Windows`]).
         let positioned = file.try_clone();
-        let src = Counting {
-            inner: file,
-            progress: &self.progress.done,
-            cancel: self.cancel,
-        };
+        let src = Stoppable::new(file, Some(self.cancel)).counting(&self.progress.done);
         let mut reader = match CaptureReader::new(name, src) {
             Ok(r) => r,
             Err(e) => return Ok(Err(e.into())),
@@ -477,9 +473,8 @@ impl Producer<'_> {
                 }
                 rxs.push(rx);
             }
-            // Windows' records go on in batches of at least WINDOW_BATCH: a message per
-            // window (35 records each on average in the 1 GiB bench) woke the engine's thread
-            // a thousand times a gigabyte.
+            // Windows' records go on in batches of at least WINDOW_BATCH: a window holds few
+            // records, and a message per window would wake the engine's thread for each.
             let new_batch = || Vec::with_capacity(2 * WINDOW_BATCH);
             let mut pending: Vec<SynRecord> = new_batch();
             // Each reader's windows received in a group and not yet handed over.
@@ -648,17 +643,15 @@ const WINDOWS_AHEAD: usize = 8;
 
 /// Records of consecutive windows handed to the consumer at a time (at least). Small
 /// enough that a batch (twice this, 128 bytes a record) stays below glibc's mmap threshold
-/// (128 KiB): batches of 4096 records were each mapped afresh and page-faulted in, ~2 k
-/// faults more per 1 GiB than one message per window.
+/// (128 KiB): a larger batch is mapped afresh and page-faulted in every time.
 const WINDOW_BATCH: usize = 384;
 
 /// What a reader thread has per window: its records and statistics, or why it could not be
 /// read.
 type WindowDone = Result<(Vec<SynRecord>, IngestStats), PcapError>;
 
-/// Windows a reader hands over per message. The thread that puts windows back in order slept
-/// and was woken once per window (~740 times a run of the 1 GiB bench); in groups of four,
-/// context switches went from ~2900 to ~2200 a run and CPU time down by ~15 ms (measured).
+/// Windows a reader hands over per message, so the thread that puts windows back in order
+/// is woken once per group rather than once per window (fewer context switches).
 /// A reader is at most `WINDOWS_AHEAD + WINDOW_GROUP - 1` windows ahead of the hand-over.
 const WINDOW_GROUP: usize = 4;
 
@@ -751,8 +744,8 @@ impl Drop for Abandon<'_> {
 /// Records into a vector and flow updates into a table.
 ///
 /// Consecutive packets of one flow (a bulk transfer) are summed aside and put into the table
-/// once, when another flow's packet comes or the chunk ends: the table lookup was the
-/// largest single cost of parsing (profiled), and a run of one flow needs none.
+/// once, when another flow's packet comes or the chunk ends: the table lookup is the
+/// largest single cost of parsing, and a run of one flow needs none.
 struct TableSink<'a> {
     records: &'a mut Vec<SynRecord>,
     table: &'a mut FlowTable,
@@ -832,25 +825,6 @@ impl PacketSink for BatchSink<'_> {
         if let Some(f) = &mut self.flows {
             f.entry(*key).or_default().add_packet(l3_bytes);
         }
-    }
-}
-
-/// A file reader that counts bytes for the progress bar and stops when the replay is
-/// cancelled (so an abandoned replay does not read a large capture to its end).
-struct Counting<'a> {
-    inner: File,
-    progress: &'a AtomicU64,
-    cancel: &'a AtomicBool,
-}
-
-impl Read for Counting<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.cancel.load(Ordering::Relaxed) {
-            return Err(io::Error::other("replay cancelled"));
-        }
-        let n = self.inner.read(buf)?;
-        self.progress.fetch_add(n as u64, Ordering::Relaxed);
-        Ok(n)
     }
 }
 

@@ -9,9 +9,8 @@
 //! footers are written: a failed conversion leaves no half-written file that looks like a
 //! recording.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 
 use formats::files::Staged;
 use formats::flows::{FlowRow, FlowWriter};
@@ -24,6 +23,7 @@ use record::{FlowKey, SynRecord};
 use crate::flow_intervals::FlowIntervals;
 
 use crate::inputs::{self, Input, InputKind, flows_path_for};
+use crate::stoppable::Stoppable;
 
 /// Settings of a conversion.
 #[derive(Clone, Copy, Debug)]
@@ -32,7 +32,7 @@ pub struct RecordsOptions {
     pub flow_interval_ns: u64,
     /// Parquet writer settings for both files.
     pub writer: WriterOptions,
-    /// When set (by a signal handler: [`crate::interrupt::STOP`]), the conversion stops at
+    /// When set (by a signal handler: [`signals::STOP`]), the conversion stops at
     /// the input's next read and fails, leaving no file behind.
     pub stop: Option<&'static AtomicBool>,
 }
@@ -158,10 +158,7 @@ fn convert(
             path: name.clone(),
             cause,
         })?;
-        let file = Stoppable {
-            inner: file,
-            stop: opts.stop,
-        };
+        let file = Stoppable::new(file, opts.stop);
         let stats = CaptureReader::new(name, file)?.run(&mut sink)?;
         // Intervals do not span files: files need not be in time order.
         sink.flush_intervals();
@@ -230,21 +227,6 @@ impl PacketSink for RecordingSink {
         intervals.add(key, dir, ts_ns, l3_bytes, tcp_flags, &mut |row| {
             write_flow(flows, error, &row)
         });
-    }
-}
-
-/// An input that fails its next read once `stop` is set.
-struct Stoppable {
-    inner: std::fs::File,
-    stop: Option<&'static AtomicBool>,
-}
-
-impl Read for Stoppable {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        if self.stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
-            return Err(std::io::Error::other("interrupted"));
-        }
-        self.inner.read(buf)
     }
 }
 

@@ -6,11 +6,12 @@ use std::time::Duration;
 
 use clap::Parser;
 
+use crate::config::{Config, Destination};
 use crate::error::Result;
 use crate::kernel::Mode;
 use crate::output::{self, Paths};
 use crate::retention::Limits;
-use crate::run::{self, Config, Destination};
+use crate::run;
 use crate::tree::Tree;
 
 /// Record TCP SYN and SYN+ACK headers (and per-flow counters) from a live interface with

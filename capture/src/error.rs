@@ -124,6 +124,17 @@ pub enum CaptureError {
     Usage(String),
 }
 
+/// The stop signals' calls ([`signals::StopSignals`], [`signals::poll_readable`]) fail like
+/// the main loop's other system calls.
+impl From<signals::SysError> for CaptureError {
+    fn from(e: signals::SysError) -> CaptureError {
+        CaptureError::Sys {
+            call: e.call,
+            cause: e.cause,
+        }
+    }
+}
+
 /// Shorthand for results of this crate.
 pub type Result<T, E = CaptureError> = std::result::Result<T, E>;
 

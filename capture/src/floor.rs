@@ -25,7 +25,7 @@ use std::io;
 use std::os::fd::{FromRawFd, OwnedFd};
 
 use crate::error::{CaptureError, Result};
-use crate::kernel::Mode;
+use crate::mode::Mode;
 
 /// The floor in one sentence, appended to every kernel-feature error.
 pub const FLOOR: &str = "capture needs Linux >= 5.12 for --mode tc and >= 5.18 for --mode xdp \

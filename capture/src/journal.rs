@@ -31,7 +31,6 @@ use std::thread::JoinHandle;
 use record::{FlowCounters, FlowKey, SynRecord};
 
 use crate::error::{CaptureError, Result, io_err};
-use crate::pod;
 
 const MAGIC: &[u8; 16] = b"synscope-journal";
 const VERSION: u32 = 1;
@@ -52,10 +51,12 @@ pub trait Frame: Sized {
 impl Frame for SynRecord {
     const SIZE: usize = SynRecord::SIZE;
     fn encode(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(pod::bytes(self));
+        out.extend_from_slice(bytemuck::bytes_of(self));
     }
     fn decode(b: &[u8]) -> Option<Self> {
-        pod::read::<SynRecord>(b).filter(SynRecord::is_canonical)
+        b.get(..SynRecord::SIZE)
+            .map(bytemuck::pod_read_unaligned::<SynRecord>)
+            .filter(SynRecord::is_canonical)
     }
 }
 
@@ -64,14 +65,14 @@ impl Frame for formats::flows::FlowRow {
     fn encode(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(&self.interval_start_ns.to_le_bytes());
         out.extend_from_slice(&self.interval_end_ns.to_le_bytes());
-        out.extend_from_slice(pod::bytes(&self.key));
-        out.extend_from_slice(pod::bytes(&self.counters));
+        out.extend_from_slice(bytemuck::bytes_of(&self.key));
+        out.extend_from_slice(bytemuck::bytes_of(&self.counters));
     }
     fn decode(b: &[u8]) -> Option<Self> {
         let start = u64::from_le_bytes(*b.first_chunk::<8>()?);
         let end = u64::from_le_bytes(*b.get(8..)?.first_chunk::<8>()?);
-        let key = pod::read::<FlowKey>(b.get(16..)?)?;
-        let counters = pod::read::<FlowCounters>(b.get(16 + FlowKey::SIZE..)?)?;
+        let key = bytemuck::pod_read_unaligned(b.get(16..16 + FlowKey::SIZE)?);
+        let counters = bytemuck::pod_read_unaligned(b.get(16 + FlowKey::SIZE..Self::SIZE)?);
         Some(formats::flows::FlowRow {
             interval_start_ns: start,
             interval_end_ns: end,

@@ -17,7 +17,6 @@ use aya::{Ebpf, EbpfLoader};
 use record::{CpuCounters, FlowCounters, FlowKey, counter, names};
 
 use crate::error::{CaptureError, Result};
-use crate::pod;
 use crate::ring::Ring;
 
 /// The eBPF object built by `build.rs` (empty when the BPF toolchain was missing).
@@ -26,24 +25,7 @@ static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/sy
 /// How `build.rs` fared (`built` or `missing: why`).
 const OBJECT_STATUS: &str = env!("SYNSCOPE_EBPF_BUILD");
 
-/// Where the datapath hooks in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum Mode {
-    /// TC classifier on ingress and egress (TCX links; clsact on old kernels).
-    Tc,
-    /// XDP on ingress (native driver mode when supported, generic otherwise).
-    Xdp,
-}
-
-impl Mode {
-    /// The name used on the command line and in metadata.
-    pub fn name(self) -> &'static str {
-        match self {
-            Mode::Tc => "tc",
-            Mode::Xdp => "xdp",
-        }
-    }
-}
+pub use crate::mode::Mode;
 
 /// Sizing and feature knobs for [`Datapath::open`].
 #[derive(Clone, Copy, Debug)]
@@ -511,8 +493,12 @@ fn batch_lookup(fd: RawFd, out: &mut Vec<(FlowKey, FlowCounters)>) -> io::Result
         };
         let n = (attr.count as usize).min(chunk);
         for i in 0..n {
-            let k = pod::read::<FlowKey>(&keys[i * FlowKey::SIZE..]);
-            let v = pod::read::<FlowCounters>(&values[i * FlowCounters::SIZE..]);
+            let k = keys
+                .get(i * FlowKey::SIZE..(i + 1) * FlowKey::SIZE)
+                .map(bytemuck::pod_read_unaligned::<FlowKey>);
+            let v = values
+                .get(i * FlowCounters::SIZE..(i + 1) * FlowCounters::SIZE)
+                .map(bytemuck::pod_read_unaligned::<FlowCounters>);
             if let (Some(k), Some(v)) = (k, v) {
                 out.push((k, v));
             }

@@ -3,6 +3,8 @@
 //!
 //! - [`kernel`]: load, configure, attach (TC via TCX links, XDP via bpf links), read maps;
 //! - [`floor`]: the kernel features the datapath needs, probed before loading;
+//! - [`mode`]: where the datapath hooks in (TC or XDP);
+//! - [`config`]: what a capture is asked to do and what it did;
 //! - [`run`] + [`session`]: the capture loop, a session that ticks (flow snapshots, counters,
 //!   status, rotation) until a clean stop;
 //! - [`tree`] + [`retention`]: `--out-dir`'s partitioned tree of closed files, and what is
@@ -16,19 +18,19 @@
 
 pub mod cli;
 pub mod clock;
+pub mod config;
 pub mod drain;
 pub mod error;
 pub mod floor;
 pub mod flowtrack;
 pub mod journal;
 pub mod kernel;
+pub mod mode;
 pub mod output;
-pub mod pod;
 pub mod retention;
 pub mod ring;
 pub mod run;
 pub mod session;
-pub mod signals;
 pub mod tree;
 
 pub use error::{CaptureError, Result};

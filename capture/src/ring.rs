@@ -24,7 +24,6 @@ use aya::maps::MapData;
 use record::{SynRecord, names};
 
 use crate::error::{CaptureError, Result};
-use crate::pod;
 
 /// Header bit: the producer has reserved the entry and not yet committed it.
 const BUSY_BIT: u32 = 1 << 31;
@@ -192,11 +191,8 @@ fn walk(
             break;
         }
         if header & DISCARD_BIT == 0 {
-            match data
-                .get(off + HEADER..off + HEADER + len)
-                .and_then(pod::read::<SynRecord>)
-            {
-                Some(r) if len == SynRecord::SIZE => f(r),
+            match data.get(off + HEADER..off + HEADER + len) {
+                Some(bytes) if len == SynRecord::SIZE => f(bytemuck::pod_read_unaligned(bytes)),
                 _ => bad += 1,
             }
         }
@@ -255,7 +251,7 @@ mod tests {
     }
 
     fn payload(r: &SynRecord) -> Vec<u8> {
-        pod::bytes(r).to_vec()
+        bytemuck::bytes_of(r).to_vec()
     }
 
     fn read_all(data: &[u64], size: usize, start: u64, end: u64) -> (Vec<u16>, u64, u64, Vec<u64>) {

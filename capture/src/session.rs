@@ -16,6 +16,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use record::{FlowCounters, FlowKey, SynRecord, counter};
 
 use crate::clock::{CLOCK_SOURCE, Clock};
+use crate::config::{Config, Destination, Outputs, Summary, counter_pairs};
 use crate::drain::{Drained, Drainer};
 use crate::error::{CaptureError, Result};
 use crate::flowtrack::FlowTracker;
@@ -23,7 +24,6 @@ use crate::journal::JournalWriter;
 use crate::kernel::{Datapath, Options};
 use crate::output::{self, Paths, key};
 use crate::retention::{self, Deleted};
-use crate::run::{Config, Destination, Outputs, Summary, counter_pairs};
 use crate::tree::{Converter, Span, Tree, Written, span_end};
 
 /// The longest the main loop sleeps: it takes the drained records for the flow rows at

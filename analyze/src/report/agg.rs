@@ -7,24 +7,7 @@
 //! follows the number of *distinct* keys (hosts, labels, signatures), not the number of
 //! observations.
 //!
-//! # Interned keys
-//!
-//! The rows of a chunk are numbers only. Building a `String` per observation for the host, the
-//! label and the raw signature (and formatting them) used to cost more than the grouping
-//! itself, so every key is *interned* instead: an `Interner` (an `FxHashMap` from the key to
-//! a dense `u32` id, plus the keys in id order) hands out ids 1, 2, … in order of first sight,
-//! 0 standing for "none" (no label, no MTU link, a matched signature). Keys are what the
-//! engine already has, compared by value without formatting anything:
-//!
-//! * hosts by `(ip_version, address bytes)` of the side the observation is about,
-//! * labels by type (`os`, `app`) and the database's [`LabelId`],
-//! * unknown signatures by [`RawSig`] value,
-//! * MTU links by the database's [`LinkId`] (one per distinct link name) and the MTU,
-//! * the module (`syn`, `syn+ack`, …) and quality as small fixed codes.
-//!
-//! This is dictionary encoding, not aggregation: all counting, grouping, joining and sorting
-//! stays in polars, on `u32` columns while observations stream in. The dictionaries hold one
-//! entry per distinct key, as the partials do, so memory stays bounded by distinct keys.
+//! Every key is interned first ([`super::keys`]): the rows of a chunk are numbers only.
 //!
 //! At the end, [`Aggregator::finish`] turns the (few) ids back into text in small dictionary
 //! frames, joins them onto the merged partials and groups *again by the text*: keys that are
@@ -35,39 +18,24 @@
 //! Every final table is sorted on all its (text) columns (count first) so ties come out in
 //! the same order on every run.
 
-use std::hash::Hash;
 use std::net::IpAddr;
 
-use p0f::{
-    Database, EventKind, LabelId, LabelType, LinkId, MatchedLabel, Quality, RawSig, TcpKind,
-};
+use p0f::{Database, EventKind, Quality, RawSig, TcpKind};
 use polars::prelude::*;
-use record::FlowKey;
-use rustc_hash::FxHashMap;
 
-use crate::parallel::FlowShards;
+use super::frames::{PResult, perr, strs, u32s, u64s};
+use super::keys::{
+    Interner, Labels, Mtus, QUALITIES, code_dict, label_dict, label_id, quality_code,
+};
+use super::traffic::{FlowTotals, TrafficRow};
 use crate::report::Totals;
-use crate::results::{Observation, host_addr, label_type_name};
+use crate::results::{Observation, host_addr};
 
 /// Rows kept before they are grouped into partial counts.
 const CHUNK_ROWS: usize = 100_000;
 
 /// Partial frames kept per table before they are re-grouped into one.
 const MAX_PARTIALS: usize = 16;
-
-type PResult<T> = Result<T, String>;
-
-fn perr(e: PolarsError) -> String {
-    e.to_string()
-}
-
-/// An OS (or application) label as one line of text: `name flavor`, as p0f prints it.
-fn name_flavor(name: &str, flavor: Option<&str>) -> String {
-    match flavor {
-        Some(f) if !f.is_empty() => format!("{name} {f}"),
-        _ => name.to_string(),
-    }
-}
 
 /// One row of the OS mix.
 #[derive(Clone, Debug, PartialEq)]
@@ -118,17 +86,6 @@ pub struct MtuRow {
     pub share: f64,
 }
 
-/// Packets and bytes of the flows whose client was labelled with one OS.
-#[derive(Clone, Debug, PartialEq)]
-pub struct TrafficRow {
-    /// Client OS (`name flavor`), `None` for connections whose SYN was not matched or not
-    /// seen.
-    pub os: Option<String>,
-    pub flows: u64,
-    pub packets: u64,
-    pub bytes: u64,
-}
-
 /// Everything the `table` and `json` reports show.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Summary {
@@ -146,142 +103,6 @@ pub struct Summary {
     pub distance: Vec<(u32, u64)>,
     /// With flow counters: traffic by client OS.
     pub traffic_by_os: Option<Vec<TrafficRow>>,
-}
-
-/// Dense `u32` ids for distinct keys (dictionary encoding): 1, 2, … in order of first sight,
-/// 0 being left for "no key". Holds each distinct key twice (map and id order), nothing per
-/// lookup.
-#[derive(Debug)]
-struct Interner<K> {
-    ids: FxHashMap<K, u32>,
-    /// `keys[id - 1]` is the key of `id`.
-    keys: Vec<K>,
-}
-
-impl<K> Default for Interner<K> {
-    fn default() -> Self {
-        Interner {
-            ids: FxHashMap::default(),
-            keys: Vec::new(),
-        }
-    }
-}
-
-impl<K: Hash + Eq + Clone> Interner<K> {
-    /// The id of `key`, given a new one the first time it is seen.
-    #[inline]
-    fn id(&mut self, key: K) -> PResult<u32> {
-        use std::collections::hash_map::Entry;
-        match self.ids.entry(key) {
-            Entry::Occupied(e) => Ok(*e.get()),
-            Entry::Vacant(e) => {
-                let id = u32::try_from(self.keys.len() + 1)
-                    .map_err(|_| "more than 2^32 distinct summary keys".to_string())?;
-                self.keys.push(e.key().clone());
-                e.insert(id);
-                Ok(id)
-            }
-        }
-    }
-
-    /// Every id with its key, in id order.
-    fn iter(&self) -> impl Iterator<Item = (u32, &K)> {
-        (1u32..).zip(&self.keys)
-    }
-}
-
-/// (link, MTU) pairs of MTU observations (no link: unknown).
-type Mtus = Interner<(Option<LinkId>, u32)>;
-
-/// Labels by type and database id; id 0 is "not matched". Two labels of the database with
-/// the same text are two keys here: the tables are grouped again by text at the end.
-#[derive(Debug, Default)]
-struct Labels(Interner<(LabelType, LabelId)>);
-
-impl Labels {
-    fn id(&mut self, l: &MatchedLabel) -> PResult<u32> {
-        self.0.id((l.label_type, l.id))
-    }
-
-    /// Every id with its label, in id order.
-    fn iter(&self) -> impl Iterator<Item = (u32, &(LabelType, LabelId))> {
-        self.0.iter()
-    }
-
-    fn len(&self) -> usize {
-        self.0.keys.len()
-    }
-}
-
-/// The id of an optional label (0: none).
-#[inline]
-fn label_id(labels: &mut Labels, l: Option<&MatchedLabel>) -> PResult<u32> {
-    match l {
-        Some(l) => labels.id(l),
-        None => Ok(0),
-    }
-}
-
-/// `label_id` and every label's columns: `label_type`, `class`, `name`, `flavor` and `label`
-/// (`name flavor`). Ids missing from it (0) come out of a left join as nulls.
-fn label_dict(labels: &Labels, db: &Database) -> PResult<LazyFrame> {
-    let n = labels.len();
-    let mut id = Vec::with_capacity(n);
-    let mut lt = Vec::with_capacity(n);
-    let mut class = Vec::with_capacity(n);
-    let mut name = Vec::with_capacity(n);
-    let mut flavor = Vec::with_capacity(n);
-    let mut text = Vec::with_capacity(n);
-    for (i, &(label_type, label)) in labels.iter() {
-        let names = db.label_names(label);
-        id.push(i);
-        lt.push(Some(label_type_name(label_type)));
-        class.push(names.class);
-        name.push(Some(names.name));
-        flavor.push(names.flavor);
-        text.push(Some(name_flavor(names.name, names.flavor)));
-    }
-    let df = df!(
-        "label_id" => id,
-        "label_type" => lt,
-        "class" => class,
-        "name" => name,
-        "flavor" => flavor,
-        "label" => text,
-    )
-    .map_err(perr)?;
-    Ok(df.lazy())
-}
-
-/// The match qualities, by code.
-const QUALITIES: [Quality; 4] = [
-    Quality::Exact,
-    Quality::Generic,
-    Quality::Fuzzy,
-    Quality::Unknown,
-];
-
-fn quality_code(q: Quality) -> u32 {
-    match q {
-        Quality::Exact => 0,
-        Quality::Generic => 1,
-        Quality::Fuzzy => 2,
-        Quality::Unknown => 3,
-    }
-}
-
-/// `id_name` (0, 1, …) and `name`: the text of each code.
-fn code_dict(id_name: &str, name: &str, texts: &[&'static str]) -> PResult<LazyFrame> {
-    let ids: Vec<u32> = (0u32..).take(texts.len()).collect();
-    let df = DataFrame::new(
-        texts.len(),
-        vec![
-            Column::new(id_name.into(), ids),
-            Column::new(name.into(), texts.to_vec()),
-        ],
-    )
-    .map_err(perr)?;
-    Ok(df.lazy())
 }
 
 /// Compact rows of one chunk: ids and numbers only.
@@ -424,8 +245,8 @@ pub struct Aggregator {
     hosts_ids: Interner<IpAddr>,
     labels: Labels,
     /// Unknown signatures (only those: matched ones are not listed) with their module: the
-    /// table is grouped by this one id (a group-by on module and signature ids was a
-    /// third of the summary's time after the replay).
+    /// table is grouped by this one id, which is cheaper than a group-by on two (module and
+    /// signature ids).
     sig_ids: Interner<(TcpKind, RawSig)>,
     /// MTU observations' link (`None`: unknown link) and MTU, interned together so the MTU
     /// table is grouped by one id.
@@ -717,9 +538,9 @@ impl Tables<'_> {
             return Ok((0, top_hosts));
         };
         // `(host_label, count)` rows split into `host_id` and `label_id`, a pair possibly
-        // in several rows: grouped by host
-        // for the counts, and by label text for the candidates' rows only (grouping every
-        // pair, then by text, was most of the summary's time on a 1 GiB capture).
+        // in several rows: grouped by host for the counts, and by label text for the
+        // candidates' rows only (grouping every pair, then by text, would dominate the
+        // summary's time).
         let rows = split_host_label(&rows.collect().map_err(perr)?)?;
         let per_host = rows
             .clone()
@@ -740,8 +561,7 @@ impl Tables<'_> {
         };
         let candidates = per_host.lazy().filter(keep).collect().map_err(perr)?;
         // Only candidates get their address as text (the order's tie-break): formatting
-        // and joining every address was most of the summary's time on a capture with 20 k
-        // hosts (profiled).
+        // and joining every address would dominate the summary's time with many hosts.
         let ids = u32s(&candidates, "host_id")?;
         let text: Vec<String> = ids
             .iter()
@@ -860,233 +680,12 @@ impl Tables<'_> {
     }
 }
 
-fn column<'a>(df: &'a DataFrame, name: &str) -> PResult<&'a Column> {
-    df.column(name).map_err(perr)
-}
-
-fn strs(df: &DataFrame, name: &str) -> PResult<Vec<Option<String>>> {
-    let c = column(df, name)?;
-    // An all-null chunk may come back typed Null: read it as nulls.
-    if c.dtype() == &DataType::Null {
-        return Ok(vec![None; c.len()]);
-    }
-    Ok(c.str()
-        .map_err(perr)?
-        .iter()
-        .map(|v| v.map(str::to_string))
-        .collect())
-}
-
-fn u64s(df: &DataFrame, name: &str) -> PResult<Vec<u64>> {
-    let c = column(df, name)?.cast(&DataType::UInt64).map_err(perr)?;
-    Ok(c.u64()
-        .map_err(perr)?
-        .iter()
-        .map(|v| v.unwrap_or(0))
-        .collect())
-}
-
-fn u32s(df: &DataFrame, name: &str) -> PResult<Vec<u32>> {
-    let c = column(df, name)?.cast(&DataType::UInt32).map_err(perr)?;
-    Ok(c.u32()
-        .map_err(perr)?
-        .iter()
-        .map(|v| v.unwrap_or(0))
-        .collect())
-}
-
-/// Flow counters and the client label of each connection, aggregated (in polars) into
-/// traffic by OS at the end.
-///
-/// Each connection keeps the label id of its last fingerprinted SYN (labels are interned by
-/// type and database id, like the [`Aggregator`]'s): state, like the engine's own tables, not an
-/// aggregation. At the end every flow gets its connection's label (null when its SYN was not
-/// seen), and polars groups the flows by label id and again by the label's text.
-#[derive(Debug, Default)]
-pub struct FlowTotals {
-    wanted: bool,
-    /// Counters of every flow of every input that had them.
-    flows: FlowShards,
-    /// Whether any input had flow counters.
-    seen: bool,
-    /// The label id (0: not matched) of the last fingerprinted SYN of every connection. A
-    /// connection key used again later (port reuse) keeps its last label. (This was a log
-    /// of `(connection, label)` rows collapsed in polars to each connection's last label,
-    /// a sort and a stable group-by on the summary's wall-clock path.)
-    conn_labels: FxHashMap<FlowKey, u32>,
-    labels: Labels,
-    /// A failure while labelling (reported by [`FlowTotals::traffic_by_os`]).
-    error: Option<String>,
-}
-
-impl FlowTotals {
-    pub fn new(wanted: bool) -> FlowTotals {
-        FlowTotals {
-            wanted,
-            ..FlowTotals::default()
-        }
-    }
-
-    /// Whether traffic by OS is being gathered.
-    pub fn wanted(&self) -> bool {
-        self.wanted
-    }
-
-    /// The client of connection `key` was fingerprinted with `label` (or not matched).
-    pub fn label_connection(&mut self, key: FlowKey, label: Option<&MatchedLabel>) {
-        if self.error.is_none()
-            && let Err(e) = self.try_label_connection(key, label)
-        {
-            self.error = Some(e);
-        }
-    }
-
-    fn try_label_connection(&mut self, key: FlowKey, label: Option<&MatchedLabel>) -> PResult<()> {
-        let label = label_id(&mut self.labels, label)?;
-        self.conn_labels.insert(key, label);
-        Ok(())
-    }
-
-    /// Adds one input's flow counters.
-    pub fn add_flows(&mut self, flows: FlowShards) {
-        self.seen = true;
-        self.flows.absorb(flows);
-    }
-
-    /// Packets, bytes and flow counts by client label; `None` when no input had flows.
-    /// `db` is the database the labels are ids of.
-    pub fn traffic_by_os(&self, db: &Database) -> PResult<Option<Vec<TrafficRow>>> {
-        if let Some(e) = &self.error {
-            return Err(e.clone());
-        }
-        if !self.seen {
-            return Ok(None);
-        }
-        let n = self.flows.len_bound();
-        let mut label = Vec::with_capacity(n);
-        let mut packets = Vec::with_capacity(n);
-        let mut bytes = Vec::with_capacity(n);
-        self.flows.for_each_flow(|k, c| {
-            // Null when the flow's SYN was not fingerprinted.
-            label.push(self.conn_labels.get(k).copied());
-            packets.push(c.packets);
-            bytes.push(c.bytes);
-        });
-        let flows = df!("label" => label, "packets" => packets, "bytes" => bytes).map_err(perr)?;
-        let texts =
-            label_dict(&self.labels, db)?.select([col("label_id"), col("label").alias("os")]);
-        let df = flows
-            .lazy()
-            .group_by([col("label")])
-            .agg([
-                len().cast(DataType::UInt64).alias("flows"),
-                col("packets").sum().alias("packets"),
-                col("bytes").sum().alias("bytes"),
-            ])
-            .left_join(texts, col("label"), col("label_id"))
-            .group_by([col("os")])
-            .agg([
-                col("flows").sum().alias("flows"),
-                col("packets").sum().alias("packets"),
-                col("bytes").sum().alias("bytes"),
-            ])
-            .sort(
-                ["bytes", "os"],
-                SortMultipleOptions::default()
-                    .with_order_descending_multi([true, false])
-                    .with_nulls_last(true),
-            )
-            .collect()
-            .map_err(perr)?;
-        let l = strs(&df, "os")?;
-        let f = u64s(&df, "flows")?;
-        let p = u64s(&df, "packets")?;
-        let b = u64s(&df, "bytes")?;
-        Ok(Some(
-            (0..df.height())
-                .map(|i| TrafficRow {
-                    os: l[i].clone(),
-                    flows: f[i],
-                    packets: p[i],
-                    bytes: b[i],
-                })
-                .collect(),
-        ))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::parallel::{FlowTable, Traffic};
+    use crate::report::test_db::{label, label_ids, link, test_db};
     use p0f::event::{Endpoints, Params, TcpObservation};
-    use p0f::{Event, Quality, Subject};
-
-    /// Labels the tests name, each with a signature (p0f makes a label's record on its
-    /// first one), the label `s:unix:Linux:3.x` a second time (in `[tcp:response]`: the
-    /// same text with another id), and two MTU links.
-    const TEST_FP: &str = "classes = win,unix
-[mtu]
-label = Ethernet or modem
-sig = 1500
-label = DSL
-sig = 1492
-[tcp:request]
-label = s:unix:Linux:
-sig = *:64:0:*:1001,*:::0
-label = s:unix:Windows:
-sig = *:64:0:*:1002,*:::0
-label = s:unix:Linux:3.x
-sig = *:64:0:*:1003,*:::0
-label = s:win:Windows:
-sig = *:64:0:*:1004,*:::0
-label = s:!:Linux:3.x
-sys = Linux
-sig = *:64:0:*:1005,*:::0
-label = s:!:Linux:
-sys = Linux
-sig = *:64:0:*:1006,*:::0
-[tcp:response]
-label = s:unix:Linux:3.x
-sig = *:64:0:*:1003,*:::0
-";
-
-    fn test_db() -> &'static Database {
-        static DB: std::sync::OnceLock<Database> = std::sync::OnceLock::new();
-        DB.get_or_init(|| Database::from_str_named("test.fp", TEST_FP).unwrap())
-    }
-
-    /// The ids of [`test_db`]'s labels with these strings (class `None`: userland).
-    fn label_ids(class: Option<&str>, name: &str, flavor: Option<&str>) -> Vec<LabelId> {
-        let db = test_db();
-        (0..db.labels().len() as u32)
-            .map(LabelId)
-            .filter(|&id| {
-                let n = db.label_names(id);
-                (n.class, n.name, n.flavor) == (class, name, flavor)
-            })
-            .collect()
-    }
-
-    /// A match of the first of [`test_db`]'s labels with these strings.
-    fn label(t: LabelType, class: Option<&str>, name: &str, flavor: Option<&str>) -> MatchedLabel {
-        MatchedLabel {
-            label_type: t,
-            id: label_ids(class, name, flavor)[0],
-            generic: false,
-            sig_line: 0,
-        }
-    }
-
-    /// [`test_db`]'s link with this name.
-    fn link(name: &str) -> LinkId {
-        let db = test_db();
-        db.mtu_sigs()
-            .iter()
-            .map(|m| m.link)
-            .find(|&l| db.link(l) == name)
-            .unwrap()
-    }
+    use p0f::{Event, LabelType, MatchedLabel, Quality, Subject};
 
     /// A SYN observation from host `h` (198.51.100.h) with label `name` (None: unknown),
     /// built from a real engine signature so the raw_sig is genuine.
@@ -1196,66 +795,6 @@ sig = *:64:0:*:1003,*:::0
         assert_eq!(s.unknown_sigs[0].raw_sig, t.raw_sig.to_string());
         assert_eq!(s.distance, vec![(u32::from(t.distance), 8)]);
         assert!(s.traffic_by_os.is_none());
-    }
-
-    #[test]
-    fn traffic_is_attributed_to_the_client_label() {
-        let mut f = FlowTotals::new(true);
-        let a = [10, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
-        let b = [10, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
-        let (k1, _) = FlowKey::new(4, a, 5000, b, 80);
-        let (k2, _) = FlowKey::new(4, a, 5001, b, 80);
-        let (k3, _) = FlowKey::new(4, a, 5002, b, 80);
-        let label = label(LabelType::Os, None, "Linux", Some("3.x"));
-        f.label_connection(k1, None);
-        f.label_connection(k1, Some(&label)); // reused key: the last label counts
-        f.label_connection(k2, Some(&label));
-        let mut t = FlowTable::default();
-        for (k, p) in [(k1, 10u64), (k2, 5), (k3, 1)] {
-            // p packets of 100 bytes one way, one of 40 the other.
-            t.insert(
-                k,
-                Traffic {
-                    packets: p + 1,
-                    bytes: p * 100 + 40,
-                },
-            );
-        }
-        // Two inputs' tables: part of k1's and k2's packets come in the second, which is
-        // merged into the first (the first is taken as it is).
-        let mut second = FlowTable::default();
-        for (k, p) in [(k1, 6u64), (k2, 5)] {
-            let moved = t.get_mut(&k).unwrap();
-            moved.packets -= p;
-            moved.bytes -= p * 100;
-            second.insert(
-                k,
-                Traffic {
-                    packets: p,
-                    bytes: p * 100,
-                },
-            );
-        }
-        f.add_flows(FlowShards::single(t));
-        f.add_flows(FlowShards::single(second));
-        let rows = f.traffic_by_os(test_db()).unwrap().unwrap();
-        assert_eq!(
-            rows,
-            vec![
-                TrafficRow {
-                    os: Some("Linux 3.x".into()),
-                    flows: 2,
-                    packets: 17,
-                    bytes: 1580
-                },
-                TrafficRow {
-                    os: None,
-                    flows: 1,
-                    packets: 2,
-                    bytes: 140
-                },
-            ]
-        );
     }
 
     /// An observation about the client `addr` (IPv`ver`).
@@ -1546,53 +1085,6 @@ sig = *:64:0:*:1003,*:::0
         for every in [1, 5, obs.len()] {
             assert_eq!(summary(Some(every)), never, "flush every {every} rows");
         }
-    }
-
-    #[test]
-    fn a_connection_keeps_its_last_label() {
-        let mut f = FlowTotals::new(true);
-        let a = [10, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
-        let b = [10, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
-        let key = |p| FlowKey::new(4, a, p, b, 80).0;
-        let (k1, k2, k3, k4) = (key(5000), key(5001), key(5002), key(5003));
-        let linux = || label(LabelType::Os, None, "Linux", Some("3.x"));
-        // Same text, other content: one traffic row.
-        let unix = label(LabelType::Os, Some("unix"), "Linux", Some("3.x"));
-        f.label_connection(k1, None);
-        f.label_connection(k2, Some(&unix));
-        f.label_connection(k1, Some(&linux()));
-        f.label_connection(k3, Some(&linux()));
-        f.label_connection(k2, None);
-        f.label_connection(k3, Some(&linux()));
-        let mut t = FlowTable::default();
-        for (k, p) in [(k1, 10u64), (k2, 5), (k3, 1), (k4, 2)] {
-            t.insert(
-                k,
-                Traffic {
-                    packets: p,
-                    bytes: p * 100,
-                },
-            );
-        }
-        f.add_flows(FlowShards::single(t));
-        let rows = f.traffic_by_os(test_db()).unwrap().unwrap();
-        assert_eq!(
-            rows,
-            vec![
-                TrafficRow {
-                    os: Some("Linux 3.x".into()),
-                    flows: 2,
-                    packets: 11,
-                    bytes: 1100
-                },
-                TrafficRow {
-                    os: None,
-                    flows: 2,
-                    packets: 7,
-                    bytes: 700
-                },
-            ]
-        );
     }
 
     /// Host and label ids come back out of their one key whole, at the ends of their range.

@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 use std::io::{self, Write};
 
+use super::Totals;
 use super::agg::Summary;
 
 /// Column alignment.
@@ -12,6 +13,8 @@ enum Align {
     Left,
     Right,
 }
+
+use Align::{Left as L, Right as R};
 
 /// Renders rows as aligned columns under a header, two spaces apart, indented by two.
 fn grid(out: &mut String, header: &[(&str, Align)], rows: &[Vec<String>]) {
@@ -61,14 +64,26 @@ fn section(out: &mut String, title: &str) {
     out.push('\n');
 }
 
-/// The report as text.
+/// The report as text: the run's counters, then one table per aggregation of the summary.
 pub fn render(s: &Summary) -> String {
-    use Align::{Left as L, Right as R};
-    let t = &s.totals;
     let mut out = String::new();
     out.push_str("synscope analyze report\n");
+    totals(&mut out, &s.totals);
+    link_types(&mut out, &s.totals);
+    os_mix(&mut out, s);
+    quality(&mut out, s);
+    top_hosts(&mut out, s);
+    unknown_sigs(&mut out, s);
+    mtu(&mut out, s);
+    distance(&mut out, s);
+    traffic(&mut out, s);
+    failed(&mut out, &s.totals);
+    out
+}
 
-    section(&mut out, "Totals");
+/// Every counter of the run: inputs, ingestion, engine outcomes and observations by module.
+fn totals(out: &mut String, t: &Totals) {
+    section(out, "Totals");
     let mut rows: Vec<Vec<String>> = vec![
         vec!["inputs".into(), t.inputs.to_string()],
         vec!["packets".into(), t.ingest.packets.to_string()],
@@ -92,21 +107,27 @@ pub fn render(s: &Summary) -> String {
     for (module, n) in &t.observations {
         rows.push(vec![format!("observations mod={module}"), n.to_string()]);
     }
-    grid(&mut out, &[("counter", L), ("value", R)], &rows);
+    grid(out, &[("counter", L), ("value", R)], &rows);
+}
 
-    if !t.ingest.link_types.is_empty() {
-        section(&mut out, "Link types (frames)");
-        let rows: Vec<Vec<String>> = t
-            .ingest
-            .link_types
-            .iter()
-            .map(|(l, n)| vec![l.to_string(), n.to_string()])
-            .collect();
-        grid(&mut out, &[("link type", L), ("frames", R)], &rows);
+/// Frames by link type; left out when no capture was read (recordings only).
+fn link_types(out: &mut String, t: &Totals) {
+    if t.ingest.link_types.is_empty() {
+        return;
     }
+    section(out, "Link types (frames)");
+    let rows: Vec<Vec<String>> = t
+        .ingest
+        .link_types
+        .iter()
+        .map(|(l, n)| vec![l.to_string(), n.to_string()])
+        .collect();
+    grid(out, &[("link type", L), ("frames", R)], &rows);
+}
 
+fn os_mix(out: &mut String, s: &Summary) {
     section(
-        &mut out,
+        out,
         &format!(
             "OS mix ({} SYN and SYN+ACK observations)",
             s.tcp_observations
@@ -127,7 +148,7 @@ pub fn render(s: &Summary) -> String {
         })
         .collect();
     grid(
-        &mut out,
+        out,
         &[
             ("type", L),
             ("class", L),
@@ -138,21 +159,21 @@ pub fn render(s: &Summary) -> String {
         ],
         &rows,
     );
+}
 
-    section(&mut out, "Match quality");
+fn quality(out: &mut String, s: &Summary) {
+    section(out, "Match quality");
     let rows: Vec<Vec<String>> = s
         .quality_mix
         .iter()
         .map(|r| vec![r.key.clone(), r.count.to_string(), pct(r.share)])
         .collect();
-    grid(
-        &mut out,
-        &[("quality", L), ("count", R), ("share", R)],
-        &rows,
-    );
+    grid(out, &[("quality", L), ("count", R), ("share", R)], &rows);
+}
 
+fn top_hosts(out: &mut String, s: &Summary) {
     section(
-        &mut out,
+        out,
         &format!("Top hosts ({} of {})", s.top_hosts.len(), s.hosts),
     );
     let rows: Vec<Vec<String>> = s
@@ -166,21 +187,21 @@ pub fn render(s: &Summary) -> String {
             ]
         })
         .collect();
-    grid(
-        &mut out,
-        &[("host", L), ("observations", R), ("os", L)],
-        &rows,
-    );
+    grid(out, &[("host", L), ("observations", R), ("os", L)], &rows);
+}
 
-    section(&mut out, "Top unknown signatures");
+fn unknown_sigs(out: &mut String, s: &Summary) {
+    section(out, "Top unknown signatures");
     let rows: Vec<Vec<String>> = s
         .unknown_sigs
         .iter()
         .map(|r| vec![r.count.to_string(), r.module.clone(), r.raw_sig.clone()])
         .collect();
-    grid(&mut out, &[("count", R), ("mod", L), ("raw_sig", L)], &rows);
+    grid(out, &[("count", R), ("mod", L), ("raw_sig", L)], &rows);
+}
 
-    section(&mut out, "MTU and link");
+fn mtu(out: &mut String, s: &Summary) {
+    section(out, "MTU and link");
     let rows: Vec<Vec<String>> = s
         .mtu_mix
         .iter()
@@ -194,12 +215,15 @@ pub fn render(s: &Summary) -> String {
         })
         .collect();
     grid(
-        &mut out,
+        out,
         &[("mtu", R), ("link", L), ("count", R), ("share", R)],
         &rows,
     );
+}
 
-    section(&mut out, "Distance (hops)");
+/// Hops with a bar of up to 40 `#`, scaled to the most common distance.
+fn distance(out: &mut String, s: &Summary) {
+    section(out, "Distance (hops)");
     let max = s.distance.iter().map(|d| d.1).max().unwrap_or(0);
     let rows: Vec<Vec<String>> = s
         .distance
@@ -209,39 +233,43 @@ pub fn render(s: &Summary) -> String {
             vec![d.to_string(), n.to_string(), "#".repeat(bar as usize)]
         })
         .collect();
-    grid(&mut out, &[("hops", R), ("count", R), ("", L)], &rows);
+    grid(out, &[("hops", R), ("count", R), ("", L)], &rows);
+}
 
-    if let Some(traffic) = &s.traffic_by_os {
-        section(
-            &mut out,
-            "Traffic by client OS (all TCP packets of each flow)",
-        );
-        let rows: Vec<Vec<String>> = traffic
-            .iter()
-            .map(|r| {
-                vec![
-                    r.os.clone()
-                        .unwrap_or_else(|| "unknown or no SYN seen".into()),
-                    r.flows.to_string(),
-                    r.packets.to_string(),
-                    r.bytes.to_string(),
-                ]
-            })
-            .collect();
-        grid(
-            &mut out,
-            &[("os", L), ("flows", R), ("packets", R), ("bytes", R)],
-            &rows,
-        );
-    }
+/// Flows, packets and bytes by the OS of their client; only when flow counters were read.
+fn traffic(out: &mut String, s: &Summary) {
+    let Some(traffic) = &s.traffic_by_os else {
+        return;
+    };
+    section(out, "Traffic by client OS (all TCP packets of each flow)");
+    let rows: Vec<Vec<String>> = traffic
+        .iter()
+        .map(|r| {
+            vec![
+                r.os.clone()
+                    .unwrap_or_else(|| "unknown or no SYN seen".into()),
+                r.flows.to_string(),
+                r.packets.to_string(),
+                r.bytes.to_string(),
+            ]
+        })
+        .collect();
+    grid(
+        out,
+        &[("os", L), ("flows", R), ("packets", R), ("bytes", R)],
+        &rows,
+    );
+}
 
-    if !t.failed.is_empty() {
-        section(&mut out, "Failed inputs");
-        for (path, err) in &t.failed {
-            let _ = writeln!(out, "  {path}: {err}");
-        }
+/// The inputs `--keep-going` passed over, with their errors.
+fn failed(out: &mut String, t: &Totals) {
+    if t.failed.is_empty() {
+        return;
     }
-    out
+    section(out, "Failed inputs");
+    for (path, err) in &t.failed {
+        let _ = writeln!(out, "  {path}: {err}");
+    }
 }
 
 /// Writes the report.

@@ -81,41 +81,70 @@ pub struct Column {
     pub nullable: bool,
 }
 
-const fn c(name: &'static str, ty: ColType, nullable: bool) -> Column {
-    Column { name, ty, nullable }
+/// Declares [`Col`], a name for each column, and [`COLUMNS`], from one list, so a column's
+/// name and its place in a row cannot drift apart.
+macro_rules! columns {
+    ($($col:ident = ($name:literal, $ty:ident, $nullable:literal),)*) => {
+        /// A column of the results, by name: [`cells`] fills a row as `row[Col::Mtu] = ...`
+        /// and a column's place is `Col::Mtu as usize`.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        #[repr(usize)]
+        pub enum Col {
+            $($col,)*
+        }
+
+        /// Every column, in output order (the order of [`Col`]). Bump
+        /// [`RESULTS_SCHEMA_VERSION`] when this changes.
+        pub const COLUMNS: [Column; [$($name),*].len()] = [
+            $(Column { name: $name, ty: ColType::$ty, nullable: $nullable },)*
+        ];
+    };
 }
 
-/// Every column, in output order. Bump [`RESULTS_SCHEMA_VERSION`] when this changes.
-pub const COLUMNS: [Column; 28] = [
-    c("time", ColType::Time, false),
-    c("source_file", ColType::Str, false),
-    c("module", ColType::Str, false),
-    c("subject", ColType::Str, false),
-    c("ip_version", ColType::U8, false),
-    c("client_addr", ColType::Str, false),
-    c("client_port", ColType::U16, false),
-    c("server_addr", ColType::Str, false),
-    c("server_port", ColType::U16, false),
-    c("host_addr", ColType::Str, false),
-    c("direction", ColType::Str, true),
-    c("raw_sig", ColType::Str, true),
-    c("label_type", ColType::Str, true),
-    c("os_class", ColType::Str, true),
-    c("os_name", ColType::Str, true),
-    c("os_flavor", ColType::Str, true),
-    c("quality", ColType::Str, true),
-    c("distance", ColType::U8, true),
-    c("distance_upper_bound", ColType::Bool, true),
-    c("params", ColType::Str, true),
-    c("mtu", ColType::U32, true),
-    c("link", ColType::Str, true),
-    c("uptime_minutes", ColType::U32, true),
-    c("uptime_modulo_days", ColType::U32, true),
-    c("uptime_freq_hz", ColType::F64, true),
-    c("host_change", ColType::Bool, false),
-    c("ip_sharing", ColType::Bool, false),
-    c("nat_reasons", ColType::Str, true),
-];
+// name = (column, type, nullable in Parquet and possibly empty/null in CSV/JSON)
+columns! {
+    Time = ("time", Time, false),
+    SourceFile = ("source_file", Str, false),
+    Module = ("module", Str, false),
+    Subject = ("subject", Str, false),
+    IpVersion = ("ip_version", U8, false),
+    ClientAddr = ("client_addr", Str, false),
+    ClientPort = ("client_port", U16, false),
+    ServerAddr = ("server_addr", Str, false),
+    ServerPort = ("server_port", U16, false),
+    HostAddr = ("host_addr", Str, false),
+    Direction = ("direction", Str, true),
+    RawSig = ("raw_sig", Str, true),
+    LabelType = ("label_type", Str, true),
+    OsClass = ("os_class", Str, true),
+    OsName = ("os_name", Str, true),
+    OsFlavor = ("os_flavor", Str, true),
+    Quality = ("quality", Str, true),
+    Distance = ("distance", U8, true),
+    DistanceUpperBound = ("distance_upper_bound", Bool, true),
+    Params = ("params", Str, true),
+    Mtu = ("mtu", U32, true),
+    Link = ("link", Str, true),
+    UptimeMinutes = ("uptime_minutes", U32, true),
+    UptimeModuloDays = ("uptime_modulo_days", U32, true),
+    UptimeFreqHz = ("uptime_freq_hz", F64, true),
+    HostChange = ("host_change", Bool, false),
+    IpSharing = ("ip_sharing", Bool, false),
+    NatReasons = ("nat_reasons", Str, true),
+}
+
+impl<'a> std::ops::Index<Col> for [Cell<'a>; NCOLS] {
+    type Output = Cell<'a>;
+    fn index(&self, col: Col) -> &Cell<'a> {
+        &self[col as usize]
+    }
+}
+
+impl<'a> std::ops::IndexMut<Col> for [Cell<'a>; NCOLS] {
+    fn index_mut(&mut self, col: Col) -> &mut Cell<'a> {
+        &mut self[col as usize]
+    }
+}
 
 /// Number of columns.
 pub const NCOLS: usize = COLUMNS.len();
@@ -278,32 +307,32 @@ pub fn cells<'a>(
         Subject::Server => (e.ip_version, &e.server_addr),
     };
     let mut row: [Cell<'a>; NCOLS] = std::array::from_fn(|_| Null);
-    row[0] = Time(ev.ts_ns);
-    row[1] = s(sources.name(obs.source));
-    row[2] = module_word(ev);
-    row[3] = Word(
+    row[Col::Time] = Time(ev.ts_ns);
+    row[Col::SourceFile] = s(sources.name(obs.source));
+    row[Col::Module] = module_word(ev);
+    row[Col::Subject] = Word(
         match ev.subject {
             Subject::Client => 1,
             Subject::Server => 2,
         },
         ev.subject.short(),
     );
-    row[4] = UInt(u64::from(e.ip_version));
-    row[5] = Ip(e.ip_version, &e.client_addr);
-    row[6] = UInt(u64::from(e.client_port));
-    row[7] = Ip(e.ip_version, &e.server_addr);
-    row[8] = UInt(u64::from(e.server_port));
-    row[9] = Ip(host_ip, host);
-    row[25] = Bool(false);
-    row[26] = Bool(false);
+    row[Col::IpVersion] = UInt(u64::from(e.ip_version));
+    row[Col::ClientAddr] = Ip(e.ip_version, &e.client_addr);
+    row[Col::ClientPort] = UInt(u64::from(e.client_port));
+    row[Col::ServerAddr] = Ip(e.ip_version, &e.server_addr);
+    row[Col::ServerPort] = UInt(u64::from(e.server_port));
+    row[Col::HostAddr] = Ip(host_ip, host);
+    row[Col::HostChange] = Bool(false);
+    row[Col::IpSharing] = Bool(false);
     match &ev.kind {
         EventKind::Tcp(t) => {
             // 0..=2: a code of 1..=3.
-            row[10] =
+            row[Col::Direction] =
                 record::direction::name(t.direction).map_or(Null, |d| Word(t.direction + 1, d));
-            row[11] = Sig(&t.raw_sig);
+            row[Col::RawSig] = Sig(&t.raw_sig);
             if let Some(l) = &t.label {
-                row[12] = Word(
+                row[Col::LabelType] = Word(
                     match l.label_type {
                         LabelType::Os => 1,
                         LabelType::App => 2,
@@ -311,11 +340,11 @@ pub fn cells<'a>(
                     label_type_name(l.label_type),
                 );
                 let names = db.label_names(l.id);
-                row[13] = opt_s(names.class);
-                row[14] = s(names.name);
-                row[15] = opt_s(names.flavor);
+                row[Col::OsClass] = opt_s(names.class);
+                row[Col::OsName] = s(names.name);
+                row[Col::OsFlavor] = opt_s(names.flavor);
             }
-            row[16] = Word(
+            row[Col::Quality] = Word(
                 match t.quality {
                     Quality::Exact => 1,
                     Quality::Generic => 2,
@@ -324,37 +353,37 @@ pub fn cells<'a>(
                 },
                 t.quality.name(),
             );
-            row[17] = UInt(u64::from(t.distance));
-            row[18] = Bool(t.distance_upper_bound);
+            row[Col::Distance] = UInt(u64::from(t.distance));
+            row[Col::DistanceUpperBound] = Bool(t.distance_upper_bound);
             let matched = t.label.is_some();
             if has_params(&t.params, matched) {
-                row[19] = Params(t.params, matched);
+                row[Col::Params] = Params(t.params, matched);
             }
         }
         EventKind::Mtu { link, mtu } => {
-            row[20] = UInt(u64::from(*mtu));
-            row[21] = opt_s(link.map(|l| db.link(l)));
+            row[Col::Mtu] = UInt(u64::from(*mtu));
+            row[Col::Link] = opt_s(link.map(|l| db.link(l)));
         }
         EventKind::Uptime {
             minutes,
             modulo_days,
             raw_freq,
         } => {
-            row[22] = UInt(u64::from(*minutes));
-            row[23] = UInt(u64::from(*modulo_days));
-            row[24] = if raw_freq.is_finite() {
+            row[Col::UptimeMinutes] = UInt(u64::from(*minutes));
+            row[Col::UptimeModuloDays] = UInt(u64::from(*modulo_days));
+            row[Col::UptimeFreqHz] = if raw_freq.is_finite() {
                 Float(*raw_freq)
             } else {
                 Null
             };
         }
         EventKind::HostChange(n) => {
-            row[25] = Bool(true);
-            row[27] = Nat(n.reasons);
+            row[Col::HostChange] = Bool(true);
+            row[Col::NatReasons] = Nat(n.reasons);
         }
         EventKind::IpSharing(n) => {
-            row[26] = Bool(true);
-            row[27] = Nat(n.reasons);
+            row[Col::IpSharing] = Bool(true);
+            row[Col::NatReasons] = Nat(n.reasons);
         }
     }
     row

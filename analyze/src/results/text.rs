@@ -79,10 +79,8 @@ impl TextWriter {
     ///
     /// Rows of one shape (which cells are null, false, true, or a value to render) share
     /// everything but their values: the keys, the constant cells and the quotes come from
-    /// the shape's [`Template`] in a few large copies, and only the values are rendered.
-    /// It replaced a key copy per cell and a cache lookup per run of constant cells; the
-    /// gain was a few ms of the rendering thread's ~90 ms on the 1 GiB bench, whose time is
-    /// mostly the values and moving the bytes.
+    /// the shape's [`Template`] in a few large copies, and only the values are rendered
+    /// (no key copy per cell).
     pub fn json_object(&mut self, obs: &Observation, sources: &Sources, db: &Database) {
         // About 600 bytes a row: one reservation instead of a check per value.
         self.buf.reserve(1024);

@@ -17,7 +17,33 @@
 //!
 //! Only raw fields live here. Decoding (option layouts, quirks, signatures) happens in userspace.
 #![no_std]
-#![forbid(unsafe_code)]
+// The kernel side has no unsafe code at all; userspace's byte views (module `pod`) are the one
+// place with any.
+#![cfg_attr(not(feature = "user"), forbid(unsafe_code))]
+#![cfg_attr(feature = "user", deny(unsafe_code))]
+
+/// Userspace's byte views of the records (the `user` feature): the ring buffer, the
+/// flow-table batch lookups and capture's journal copy records from and to bytes with
+/// bytemuck, as aya-template gives its shared types aya's `Pod` behind the same feature.
+#[cfg(feature = "user")]
+#[allow(unsafe_code)]
+mod pod {
+    use super::{CpuCounters, FlowCounters, FlowDirCounters, FlowKey, SynRecord};
+
+    // SAFETY (all five): `#[repr(C)]`, integers and integer arrays only, no implicit padding
+    // (explicit `_pad*` fields; the layout tests pin every size and offset), so every bit
+    // pattern is a valid value and all-zero is one.
+    unsafe impl bytemuck::Zeroable for SynRecord {}
+    unsafe impl bytemuck::Pod for SynRecord {}
+    unsafe impl bytemuck::Zeroable for FlowKey {}
+    unsafe impl bytemuck::Pod for FlowKey {}
+    unsafe impl bytemuck::Zeroable for FlowDirCounters {}
+    unsafe impl bytemuck::Pod for FlowDirCounters {}
+    unsafe impl bytemuck::Zeroable for FlowCounters {}
+    unsafe impl bytemuck::Pod for FlowCounters {}
+    unsafe impl bytemuck::Zeroable for CpuCounters {}
+    unsafe impl bytemuck::Pod for CpuCounters {}
+}
 
 /// How many IPv6 extension headers (hop-by-hop, routing, destination options) the parsers
 /// walk before giving up on a packet. The kernel needs a constant loop bound; `formats::pcap`
@@ -799,5 +825,22 @@ mod tests {
                 assert_eq!(source::from_name(n), Some(v));
             }
         }
+    }
+
+    /// The `user` feature's byte views see the layout the table above pins: the bytes of a
+    /// record are its fields at their offsets, and reading them back gives the same record.
+    #[cfg(feature = "user")]
+    #[test]
+    fn byte_views_follow_the_layout() {
+        let mut r = SynRecord::ZERO;
+        r.ts_ns = 0x0102_0304_0506_0708;
+        r.src_port = 0xabcd;
+        r.tcp_opts[0] = 2;
+        let b = bytemuck::bytes_of(&r);
+        assert_eq!(b.len(), SynRecord::SIZE);
+        assert_eq!(b[0..8], 0x0102_0304_0506_0708u64.to_le_bytes());
+        assert_eq!(b[48..50], 0xabcdu16.to_le_bytes());
+        assert_eq!(b[84], 2);
+        assert_eq!(bytemuck::pod_read_unaligned::<SynRecord>(b), r);
     }
 }

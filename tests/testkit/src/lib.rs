@@ -17,6 +17,8 @@
 //! shared corpus are `#[ignore = "needs the shared corpus …"]` and CI runs them with `--ignored`
 //! (through [`require_shared_pcaps`], which fails rather than skips).
 
+pub mod modgraph;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::sync::{Mutex, OnceLock};
