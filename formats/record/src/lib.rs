@@ -1,9 +1,9 @@
 //! The raw records that every part of synscope shares.
 //!
-//! The kernel datapath (`ebpf`), the pcap reader (`formats::pcap`) and the Parquet
-//! recordings (`formats::syn`, `formats::flows`) all speak these types, and the one p0f encoder
-//! (`analyze`) reads only them. That is what makes live and replay agree: the same packet gives
-//! the same bytes here whether the kernel or a pcap produced it.
+//! The kernel datapath (`ebpf`), the pcap reader (`formats::pcap`), both through the one packet
+//! parser (`packet`), and the Parquet recordings (`formats::syn`, `formats::flows`) all speak
+//! these types, and the p0f engine (`p0f`) reads only them. That is what makes live and replay
+//! agree: the same packet gives the same bytes here whether the kernel or a pcap produced it.
 //!
 //! Rules for every record in this crate:
 //! - `#[repr(C)]`, fixed size, explicit `_pad*` fields so no byte is implicit padding (the
@@ -19,12 +19,13 @@
 #![no_std]
 #![forbid(unsafe_code)]
 
-/// How many IPv6 extension headers (hop-by-hop, routing, destination options) the parsers
-/// walk before giving up on a packet. The kernel needs a constant loop bound; `formats::pcap`
-/// uses the same one so both skip exactly the same packets.
+/// How many IPv6 extension headers (hop-by-hop, routing, destination options) the parser
+/// (`packet`) walks before giving up on a packet: the kernel needs a constant loop bound.
+/// Here, beside the records, because it decides which packets give one.
 pub const MAX_IPV6_EXT: usize = 4;
 
-/// How many VLAN tags (802.1Q / 802.1ad / 0x9100) the parsers skip, for the same reason.
+/// How many VLAN tags (802.1Q / 802.1ad / 0x9100) the parser looks through, for the same
+/// reason.
 pub const MAX_VLAN_TAGS: usize = 2;
 
 /// Size of [`SynRecord::tcp_opts`]: the largest TCP option area (60-byte header minus 20).
