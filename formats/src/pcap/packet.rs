@@ -1,5 +1,5 @@
 //! One captured frame -> one [`SynRecord`] (or flow update), through the very parser the
-//! kernel datapath runs (the `packet` crate).
+//! kernel datapath runs (the `packet` crate), and how its result is routed to a sink.
 //!
 //! The per-packet rules are `packet`'s (documented there). What a capture file adds, and is
 //! done here: link types other than Ethernet ([`super::link`]), the record's producer fields
@@ -11,7 +11,7 @@ use packet::{AlignedKey, Frame, IpVersion, Skip, Syn};
 use record::{FlowKey, SynRecord, direction, record_flag, source};
 
 use super::link::{self, LinkType, Net};
-use super::SkipReason;
+use super::{IngestStats, PacketSink, SkipReason};
 
 /// Most IPv6 extension headers walked before giving up (the kernel's unrolled loop bound).
 pub use record::MAX_IPV6_EXT;
@@ -97,5 +97,38 @@ fn ip_version(net: Net, l3: &[u8]) -> Result<IpVersion, SkipReason> {
             Some(_) => Err(SkipReason::Packet(Skip::BadIpHeader)),
             None => Err(SkipReason::Packet(Skip::TruncatedIpHeader)),
         },
+    }
+}
+
+/// One frame: parse it and route the result to `sink`, counting it in `stats`.
+#[inline]
+pub(super) fn handle(
+    link: LinkType,
+    ts_ns: u64,
+    ifindex: u32,
+    data: &[u8],
+    sink: &mut impl PacketSink,
+    stats: &mut IngestStats,
+) {
+    stats.packets += 1;
+    stats.bytes += data.len() as u64;
+    match parse_packet(link, ts_ns, ifindex, data) {
+        Ok(p) => {
+            stats.tcp += 1;
+            sink.tcp(&p.key, p.dir, ts_ns, p.l3_bytes, p.tcp_flags);
+            match &p.syn {
+                None => {}
+                Some(Ok(rec)) => {
+                    if rec.is_syn_ack() {
+                        stats.syn_ack += 1;
+                    } else {
+                        stats.syn += 1;
+                    }
+                    sink.syn(rec);
+                }
+                Some(Err(reason)) => *stats.syn_skipped.entry(*reason).or_default() += 1,
+            }
+        }
+        Err(reason) => stats.skip(reason),
     }
 }
