@@ -17,7 +17,6 @@ pub mod flows;
 pub mod meta;
 pub mod pcap;
 pub mod recording;
-pub mod recovery;
 pub mod syn;
 
 pub use record;
