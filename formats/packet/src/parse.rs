@@ -208,9 +208,10 @@ fn is_vlan(ethertype: u16) -> bool {
 
 /// Parses the IP packet at `off` (of the version the link layer announced) into `rec`, which
 /// must be [`SynRecord::ZERO`] on entry (the record stays canonical because nothing writes past
-/// the bytes a field uses). Fills every field except `ts_ns`, `ifindex`, `direction`, `source`
-/// and `record_flags`, which the caller owns. After [`Parsed::Skip`] the record's contents are
-/// unspecified.
+/// the bytes a field uses). With [`Syn::Record`] every field is filled except `ts_ns`,
+/// `ifindex`, `direction`, `source` and `record_flags`, which the caller owns; for other TCP
+/// packets at least what the flow key needs (version, addresses, ports) and the flags. After
+/// [`Parsed::Skip`] the record's contents are unspecified.
 #[inline(always)]
 pub fn ip<P: Packet>(pkt: &mut P, off: u32, version: IpVersion, rec: &mut SynRecord) -> Parsed {
     match version {
@@ -364,37 +365,39 @@ fn parse_tcp<P: Packet>(
     let Some(tcp) = pkt.bytes::<20>(l4) else {
         return Parsed::Skip(Skip::TruncatedTcpHeader);
     };
+    // What the flow table needs, for every packet.
     rec.src_port = u16::from_be_bytes([tcp[0], tcp[1]]);
     rec.dst_port = u16::from_be_bytes([tcp[2], tcp[3]]);
+    rec.tcp_flags = u16::from(tcp[13]) | (u16::from(tcp[12] & 0x01) << 8);
+    if rec.tcp_flags & tcp_flag::SYN == 0 {
+        return Parsed::Tcp {
+            l3_bytes,
+            syn: Syn::No,
+        };
+    }
+    // The rest only a SYN's record carries.
+    let doff = (tcp[12] >> 4) * 4;
+    if doff < 20 {
+        return Parsed::Tcp {
+            l3_bytes,
+            syn: Syn::Unreadable(Skip::BadTcpHeader),
+        };
+    }
     rec.seq = u32::from_be_bytes([tcp[4], tcp[5], tcp[6], tcp[7]]);
     rec.ack = u32::from_be_bytes([tcp[8], tcp[9], tcp[10], tcp[11]]);
-    let doff = (tcp[12] >> 4) * 4;
-    rec.tcp_flags = u16::from(tcp[13]) | (u16::from(tcp[12] & 0x01) << 8);
     rec.window = u16::from_be_bytes([tcp[14], tcp[15]]);
     rec.urg_ptr = u16::from_be_bytes([tcp[18], tcp[19]]);
-    let is_syn = rec.tcp_flags & tcp_flag::SYN != 0;
-    if doff < 20 {
-        let syn = if is_syn {
-            Syn::Unreadable(Skip::BadTcpHeader)
-        } else {
-            Syn::No
-        };
-        return Parsed::Tcp { l3_bytes, syn };
-    }
     rec.tcp_hdr_len = doff;
     rec.payload_len = l4_len.saturating_sub(u16::from(doff));
-    let mut syn = Syn::No;
-    if is_syn {
-        let opts_len = doff - 20;
-        // A failed read copies nothing, so the option area stays zero and the record
-        // canonical even when it is not emitted.
-        syn = if load_opts(pkt, l4 + 20, opts_len, &mut rec.tcp_opts) {
-            rec.tcp_opts_len = opts_len;
-            Syn::Record
-        } else {
-            Syn::Unreadable(Skip::TruncatedTcpHeader)
-        };
-    }
+    let opts_len = doff - 20;
+    // A failed read copies nothing, so the option area stays zero and the record canonical
+    // even when it is not emitted.
+    let syn = if load_opts(pkt, l4 + 20, opts_len, &mut rec.tcp_opts) {
+        rec.tcp_opts_len = opts_len;
+        Syn::Record
+    } else {
+        Syn::Unreadable(Skip::TruncatedTcpHeader)
+    };
     Parsed::Tcp { l3_bytes, syn }
 }
 

@@ -7,7 +7,7 @@
 //! `direction = unknown`), and the [`record_flag::SNAPPED`] flag: the payload may be cut by the
 //! snap length, and the record then carries the flag and the length the IP header announced.
 
-use packet::{AlignedKey, Frame, IpVersion, Skip, Syn};
+use packet::{Frame, IpVersion, Skip, Syn};
 use record::{FlowKey, SynRecord, direction, record_flag, source};
 
 use super::link::{self, LinkType, Net};
@@ -56,12 +56,23 @@ pub fn parse_packet(
         (ip_version(net, l3)?, l3)
     };
     let mut rec = SynRecord::ZERO;
-    let (l3_bytes, syn) = match packet::ip(&mut Frame(l3), 0, version, &mut rec) {
+    // IPv4 inline, the rarer IPv6 (and its extension-header walk) out of line: that keeps the
+    // per-frame loop small.
+    let parsed = match version {
+        IpVersion::V4 => packet::ip(&mut Frame(l3), 0, IpVersion::V4, &mut rec),
+        IpVersion::V6 => ipv6(l3, &mut rec),
+    };
+    let (l3_bytes, syn) = match parsed {
         packet::Parsed::Skip(skip) => return Err(skip.into()),
         packet::Parsed::Tcp { l3_bytes, syn } => (u64::from(l3_bytes), syn),
     };
-    let mut key = AlignedKey::ZERO;
-    let dir = packet::flow_key(&rec, &mut key);
+    let (key, dir) = FlowKey::new(
+        rec.ip_version,
+        rec.src_addr,
+        rec.src_port,
+        rec.dst_addr,
+        rec.dst_port,
+    );
     let syn = match syn {
         Syn::No => None,
         Syn::Record => {
@@ -77,12 +88,18 @@ pub fn parse_packet(
         Syn::Unreadable(skip) => Some(Err(skip.into())),
     };
     Ok(Parsed {
-        key: key.0,
+        key,
         dir,
         l3_bytes,
         tcp_flags: rec.tcp_flags,
         syn,
     })
+}
+
+/// [`packet::ip`] for IPv6, out of line (see [`parse_packet`]).
+#[inline(never)]
+fn ipv6(l3: &[u8], rec: &mut SynRecord) -> packet::Parsed {
+    packet::ip(&mut Frame(l3), 0, IpVersion::V6, rec)
 }
 
 /// The IP version of a raw-IP link layer's packet, which only its first nibble says.
