@@ -27,6 +27,8 @@ fn main() -> ExitCode {
         "ebpf/Cargo.toml",
         TOOLCHAIN_FILE,
         "formats/record/src",
+        "formats/packet/src",
+        "formats/packet/Cargo.toml",
         "Cargo.lock",
     ] {
         println!("cargo:rerun-if-changed={}", root.join(p).display());

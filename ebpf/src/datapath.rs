@@ -20,9 +20,7 @@ use record::{
     CpuCounters, FlowCounters, FlowDirCounters, FlowKey, SynRecord, counter, direction, source,
 };
 
-use crate::flow::{AlignedKey, flow_key};
-use crate::parse::{Packet, Parsed, parse_packet};
-use crate::words;
+use packet::{AlignedKey, Packet, Parsed, Syn, flow_key, parse_ethernet, words};
 
 /// The licence the kernel reads from the object's `license` section. The programs only copy
 /// header bytes, but declaring a GPL-compatible licence keeps every helper available to them.
@@ -255,22 +253,18 @@ fn observe<P: Packet>(pkt: &mut P, ifindex: u32, src: u8, dir: u8) {
     let cpu = unsafe { &mut *cpu };
     let mut rec = MaybeUninit::<SynRecord>::uninit();
     let rec = zeroed(&mut rec);
-    let (l3_bytes, syn, syn_ok) = match parse_subprog(pkt, rec) {
-        Parsed::NotTcp => return,
-        Parsed::Tcp {
-            l3_bytes,
-            syn,
-            syn_ok,
-        } => (l3_bytes, syn, syn_ok),
+    let (l3_bytes, syn) = match parse_subprog(pkt, rec) {
+        Parsed::Skip(_) => return,
+        Parsed::Tcp { l3_bytes, syn } => (l3_bytes, syn),
     };
     bump(cpu, counter::TCP_PACKETS);
     // The exact time only for a record; the flow table's times have the kernel tick's
     // precision (CLOCK_MONOTONIC_COARSE, 1-10 ms), which costs a few ns where reading the
     // clock source costs tens (an rdtsc, in a VM more).
     let mut ts = 0;
-    if syn {
+    if syn != Syn::No {
         bump(cpu, counter::SYN_SEEN);
-        if !syn_ok {
+        if syn != Syn::Record {
             bump(cpu, counter::SYN_UNPARSED);
         } else {
             // SAFETY: a helper without arguments.
@@ -354,10 +348,10 @@ fn guard_keeps(cpu: &mut CpuCounters, ts: u64) -> bool {
     true
 }
 
-/// [`parse_packet`] as its own BPF subprogram (own stack frame).
+/// [`parse_ethernet`] as its own BPF subprogram (own stack frame).
 #[inline(never)]
 fn parse_subprog<P: Packet>(pkt: &mut P, rec: &mut SynRecord) -> Parsed {
-    parse_packet(pkt, rec)
+    parse_ethernet(pkt, rec)
 }
 
 #[inline(always)]

@@ -21,7 +21,6 @@ pub mod flows;
 pub mod meta;
 pub mod pcap;
 pub mod recording;
-pub mod recovery;
 pub mod syn;
 pub mod time;
 

@@ -25,9 +25,7 @@ use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReader,
     ParquetRecordBatchReaderBuilder,
 };
-use parquet::arrow::{
-    ArrowSchemaConverter, ArrowWriter, ProjectionMask, add_encoded_arrow_schema_to_metadata,
-};
+use parquet::arrow::{ArrowWriter, ProjectionMask};
 use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::errors::ParquetError;
 use parquet::file::properties::WriterProperties;
@@ -35,7 +33,6 @@ use parquet::schema::types::ColumnPath;
 use thiserror::Error;
 
 use crate::meta::{MetaError, RecordType, RecordingMeta};
-use crate::recovery::{self, FooterParts};
 
 /// Arrow type of every timestamp column: nanoseconds since the Unix epoch, UTC, so that
 /// pyarrow, polars and DuckDB show wall-clock times without being told the unit.
@@ -149,14 +146,6 @@ pub enum RecordingError {
         /// The file.
         file: String,
         /// The cause, as text (it comes from either arrow or parquet).
-        reason: String,
-    },
-    /// [`crate::recovery::recover`] could not repair the file.
-    #[error("{file}: cannot recover: {reason}")]
-    Recover {
-        /// The file.
-        file: String,
-        /// Why.
         reason: String,
     },
     /// The writer was already closed.
@@ -283,11 +272,10 @@ const STREAM_NAME: &str = "<stream>";
 ///
 /// Durability: [`RecordingWriter::flush`] ends the current row group and pushes every byte
 /// written so far to the underlying writer. A Parquet file is only readable once its footer
-/// is written by [`RecordingWriter::close`] (or [`RecordingWriter::finish`]), so a writer
-/// created on a path also saves, at every flush, a checkpoint footer beside the file; after a
-/// crash [`crate::recovery::recover`] uses it to make the file readable with every row up to
-/// the last flush. Each flush writes a footer covering all row groups so far, so flush every
-/// few seconds at most and rotate long captures into several files.
+/// is written by [`RecordingWriter::close`] (or [`RecordingWriter::finish`]): a writer that
+/// dies leaves an unreadable file. Crash safety is the producer's business, done once: live
+/// capture writes journals and converts them to a recording on close or after a crash
+/// (`capture::journal`, `capture::output`).
 ///
 /// Dropping an unclosed writer makes a best-effort close (pending rows and the footer are
 /// written) but the outcome, success or error, is lost. Call [`RecordingWriter::close`].
@@ -300,10 +288,6 @@ pub struct RecordingWriter<K: RecordKind, W: Write + Send> {
     rows: u64,
     /// For error messages.
     name: String,
-    /// The file, when created on a path: checkpoints go beside it.
-    path: Option<PathBuf>,
-    /// What a checkpoint footer needs.
-    footer: FooterParts,
 }
 
 impl<K: RecordKind, W: Write + Send> std::fmt::Debug for RecordingWriter<K, W> {
@@ -329,20 +313,7 @@ impl<K: RecordKind> RecordingWriter<K, File> {
             file: name.clone(),
             cause,
         })?;
-        Self::with_name(file, meta, options, name, Some(path.to_path_buf()))
-    }
-
-    /// [`RecordingWriter::flush`], but the file's data and the checkpoint are put on stable
-    /// storage (`fdatasync`) first, for callers that need the flushed rows to survive a power
-    /// loss and not only a process crash.
-    pub fn flush_and_sync(&mut self) -> Result<(), RecordingError> {
-        self.flush_rows()?;
-        let name = self.name.clone();
-        self.inner_mut()?
-            .inner()
-            .sync_data()
-            .map_err(|cause| RecordingError::Io { file: name, cause })?;
-        self.checkpoint(true)
+        Self::with_name(file, meta, options, name)
     }
 }
 
@@ -353,7 +324,7 @@ impl<K: RecordKind, W: Write + Send> RecordingWriter<K, W> {
         meta: &RecordingMeta,
         options: WriterOptions,
     ) -> Result<Self, RecordingError> {
-        Self::with_name(out, meta, options, STREAM_NAME.to_string(), None)
+        Self::with_name(out, meta, options, STREAM_NAME.to_string())
     }
 
     fn with_name(
@@ -361,7 +332,6 @@ impl<K: RecordKind, W: Write + Send> RecordingWriter<K, W> {
         meta: &RecordingMeta,
         options: WriterOptions,
         name: String,
-        path: Option<PathBuf>,
     ) -> Result<Self, RecordingError> {
         if meta.record_type != K::RECORD_TYPE {
             return Err(RecordingError::WrongRecordType {
@@ -395,29 +365,13 @@ impl<K: RecordKind, W: Write + Send> RecordingWriter<K, W> {
             props =
                 props.set_column_encoding(ColumnPath::from(*col), Encoding::DELTA_BINARY_PACKED);
         }
-        let mut props = props.build();
-        // Added here (ArrowWriter would add the same) so checkpoint footers carry it too.
-        let schema = K::schema();
-        add_encoded_arrow_schema_to_metadata(&schema, &mut props);
-        let footer = FooterParts {
-            schema: Arc::new(
-                ArrowSchemaConverter::new()
-                    .convert(&schema)
-                    .map_err(|e| write_err(e.to_string()))?,
-            ),
-            key_values: props.key_value_metadata().cloned().unwrap_or_default(),
-            created_by: props.created_by().to_string(),
-            version: props.writer_version().as_num(),
-        };
-        let inner =
-            ArrowWriter::try_new(out, schema, Some(props)).map_err(|e| write_err(e.to_string()))?;
+        let inner = ArrowWriter::try_new(out, K::schema(), Some(props.build()))
+            .map_err(|e| write_err(e.to_string()))?;
         Ok(RecordingWriter {
             inner: Some(inner),
             pending: Vec::with_capacity(BATCH_ROWS.min(options.row_group_rows)),
             rows: 0,
             name,
-            path,
-            footer,
         })
     }
 
@@ -488,12 +442,6 @@ impl<K: RecordKind, W: Write + Send> RecordingWriter<K, W> {
     /// writer. For periodic crash-safety of long captures; each call may make one short row
     /// group, so call it every few seconds, not every row.
     pub fn flush(&mut self) -> Result<(), RecordingError> {
-        self.flush_rows()?;
-        self.checkpoint(false)
-    }
-
-    /// Ends the current row group and pushes all bytes to the underlying writer.
-    fn flush_rows(&mut self) -> Result<(), RecordingError> {
         self.write_pending()?;
         let name = self.name.clone();
         let inner = self.inner_mut()?;
@@ -504,18 +452,6 @@ impl<K: RecordKind, W: Write + Send> RecordingWriter<K, W> {
         inner
             .sync()
             .map_err(|cause| RecordingError::Io { file: name, cause })
-    }
-
-    /// Saves the checkpoint of a writer created on a path (see [`crate::recovery`]); the
-    /// file must hold exactly the flushed row groups.
-    fn checkpoint(&mut self, sync: bool) -> Result<(), RecordingError> {
-        let Some(path) = self.path.clone() else {
-            return Ok(());
-        };
-        let inner = self.inner_mut()?;
-        let covered = inner.bytes_written() as u64;
-        let row_groups = inner.flushed_row_groups().to_vec();
-        recovery::write_checkpoint(&path, covered, &self.footer, row_groups, sync)
     }
 
     /// Writes the pending rows and the footer. Afterwards the writer only answers
@@ -536,9 +472,6 @@ impl<K: RecordKind, W: Write + Send> RecordingWriter<K, W> {
         inner
             .sync()
             .map_err(|cause| RecordingError::Io { file: name, cause })?;
-        if let Some(path) = &self.path {
-            recovery::remove_checkpoint(path)?;
-        }
         Ok(WriteSummary {
             rows: meta.file_metadata().num_rows().max(0) as u64,
             row_groups: meta.num_row_groups(),

@@ -1,9 +1,9 @@
 //! The raw records that every part of synscope shares.
 //!
-//! The kernel datapath (`ebpf`), the pcap reader (`formats::pcap`) and the Parquet
-//! recordings (`formats::syn`, `formats::flows`) all speak these types, and the one p0f encoder
-//! (`analyze`) reads only them. That is what makes live and replay agree: the same packet gives
-//! the same bytes here whether the kernel or a pcap produced it.
+//! The kernel datapath (`ebpf`), the pcap reader (`formats::pcap`), both through the one packet
+//! parser (`packet`), and the Parquet recordings (`formats::syn`, `formats::flows`) all speak
+//! these types, and the p0f engine (`p0f`) reads only them. That is what makes live and replay
+//! agree: the same packet gives the same bytes here whether the kernel or a pcap produced it.
 //!
 //! Rules for every record in this crate:
 //! - `#[repr(C)]`, fixed size, explicit `_pad*` fields so no byte is implicit padding (the
@@ -45,12 +45,13 @@ mod pod {
     unsafe impl bytemuck::Pod for CpuCounters {}
 }
 
-/// How many IPv6 extension headers (hop-by-hop, routing, destination options) the parsers
-/// walk before giving up on a packet. The kernel needs a constant loop bound; `formats::pcap`
-/// uses the same one so both skip exactly the same packets.
+/// How many IPv6 extension headers (hop-by-hop, routing, destination options) the parser
+/// (`packet`) walks before giving up on a packet: the kernel needs a constant loop bound.
+/// Here, beside the records, because it decides which packets give one.
 pub const MAX_IPV6_EXT: usize = 4;
 
-/// How many VLAN tags (802.1Q / 802.1ad / 0x9100) the parsers skip, for the same reason.
+/// How many VLAN tags (802.1Q / 802.1ad / 0x9100) the parser looks through, for the same
+/// reason.
 pub const MAX_VLAN_TAGS: usize = 2;
 
 /// Size of [`SynRecord::tcp_opts`]: the largest TCP option area (60-byte header minus 20).
@@ -462,7 +463,7 @@ impl FlowKey {
     /// The key for a packet from `src:sport` to `dst:dport`, and the packet's direction
     /// ([`flow_dir`]). Endpoint a is the smaller of the two by address bytes, then port.
     ///
-    /// Written without loops over slices or panics so the eBPF side can call it too.
+    /// A thin wrapper over [`FlowKey::words`], where the order is decided.
     #[inline(always)]
     pub fn new(
         ip_version: u8,
@@ -471,45 +472,103 @@ impl FlowKey {
         dst: [u8; 16],
         dport: u16,
     ) -> (FlowKey, u8) {
-        let src_hi = u64::from_be_bytes([
-            src[0], src[1], src[2], src[3], src[4], src[5], src[6], src[7],
-        ]);
-        let src_lo = u64::from_be_bytes([
-            src[8], src[9], src[10], src[11], src[12], src[13], src[14], src[15],
-        ]);
-        let dst_hi = u64::from_be_bytes([
-            dst[0], dst[1], dst[2], dst[3], dst[4], dst[5], dst[6], dst[7],
-        ]);
-        let dst_lo = u64::from_be_bytes([
-            dst[8], dst[9], dst[10], dst[11], dst[12], dst[13], dst[14], dst[15],
-        ]);
-        let src_first = (src_hi, src_lo, sport) <= (dst_hi, dst_lo, dport);
-        if src_first {
-            (
-                FlowKey {
-                    addr_a: src,
-                    addr_b: dst,
-                    port_a: sport,
-                    port_b: dport,
-                    ip_version,
-                    _pad0: [0; 3],
-                },
-                flow_dir::A_TO_B,
-            )
+        let (w, dir) = FlowKey::words(ip_version, addr_words(src), sport, addr_words(dst), dport);
+        (FlowKey::from_words(w), dir)
+    }
+
+    /// The canonicalisation itself, on addresses given as two 8-byte words each in memory
+    /// order (`u64::from_ne_bytes` of bytes 0..8 and 8..16): the key's five words in memory
+    /// order, and the packet's [`flow_dir`].
+    ///
+    /// Words, not byte arrays, because this is what the kernel can afford: it reads the
+    /// addresses straight out of an 8-aligned [`SynRecord`] as words and writes the key a word
+    /// at a time, where byte arrays taken by value scalarise into dozens of spilled registers
+    /// and overflow the BPF stack. Every key in synscope, kernel or userspace, is made here.
+    #[inline(always)]
+    pub fn words(
+        ip_version: u8,
+        src: [u64; 2],
+        sport: u16,
+        dst: [u64; 2],
+        dport: u16,
+    ) -> ([u64; 5], u8) {
+        // Big-endian values order the addresses as their bytes compare.
+        let (s_hi, s_lo) = (u64::from_be(src[0]), u64::from_be(src[1]));
+        let (d_hi, d_lo) = (u64::from_be(dst[0]), u64::from_be(dst[1]));
+        let src_first = if s_hi != d_hi {
+            s_hi < d_hi
+        } else if s_lo != d_lo {
+            s_lo < d_lo
         } else {
-            (
-                FlowKey {
-                    addr_a: dst,
-                    addr_b: src,
-                    port_a: dport,
-                    port_b: sport,
-                    ip_version,
-                    _pad0: [0; 3],
-                },
-                flow_dir::B_TO_A,
-            )
+            sport <= dport
+        };
+        let (a, b, port_a, port_b, dir) = if src_first {
+            (src, dst, sport, dport, flow_dir::A_TO_B)
+        } else {
+            (dst, src, dport, sport, flow_dir::B_TO_A)
+        };
+        // Last word: port_a, port_b, ip_version, three zero bytes (offsets 32..40).
+        let mut tail = [0u8; 8];
+        let (pa, pb) = (port_a.to_ne_bytes(), port_b.to_ne_bytes());
+        tail[0] = pa[0];
+        tail[1] = pa[1];
+        tail[2] = pb[0];
+        tail[3] = pb[1];
+        tail[4] = ip_version;
+        ([a[0], a[1], b[0], b[1], u64::from_ne_bytes(tail)], dir)
+    }
+
+    /// The key whose memory is the five words `w` (see [`FlowKey::words`]).
+    #[inline(always)]
+    fn from_words(w: [u64; 5]) -> FlowKey {
+        let [a0, a1, b0, b1, tail] = w;
+        let t = tail.to_ne_bytes();
+        FlowKey {
+            addr_a: join_words(a0, a1),
+            addr_b: join_words(b0, b1),
+            port_a: u16::from_ne_bytes([t[0], t[1]]),
+            port_b: u16::from_ne_bytes([t[2], t[3]]),
+            ip_version: t[4],
+            _pad0: [0; 3],
         }
     }
+}
+
+/// An address as two words in memory order.
+#[inline(always)]
+fn addr_words(a: [u8; 16]) -> [u64; 2] {
+    let [
+        a0,
+        a1,
+        a2,
+        a3,
+        a4,
+        a5,
+        a6,
+        a7,
+        a8,
+        a9,
+        a10,
+        a11,
+        a12,
+        a13,
+        a14,
+        a15,
+    ] = a;
+    [
+        u64::from_ne_bytes([a0, a1, a2, a3, a4, a5, a6, a7]),
+        u64::from_ne_bytes([a8, a9, a10, a11, a12, a13, a14, a15]),
+    ]
+}
+
+/// The inverse of [`addr_words`].
+#[inline(always)]
+fn join_words(hi: u64, lo: u64) -> [u8; 16] {
+    let [a0, a1, a2, a3, a4, a5, a6, a7] = hi.to_ne_bytes();
+    let [a8, a9, a10, a11, a12, a13, a14, a15] = lo.to_ne_bytes();
+    [
+        a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15,
+    ]
 }
 
 /// Counters for one direction of a flow.
@@ -733,6 +792,52 @@ mod tests {
         // Same address: the port decides.
         let (k3, d3) = FlowKey::new(4, a, 9, a, 8);
         assert_eq!((k3.port_a, k3.port_b, d3), (8, 9, flow_dir::B_TO_A));
+    }
+
+    /// The order [`FlowKey::words`] decides with words is the order of the address bytes,
+    /// then the port: checked against that definition on addresses that are equal or differ
+    /// in one byte (first, last, and either side of the 8-byte halves) and ports that tie.
+    #[test]
+    fn flow_key_orders_by_address_bytes_then_port() {
+        let mut addrs = [[0u8; 16]; 17];
+        addrs[1] = [0xff; 16];
+        let mut n = 2;
+        for at in [0, 3, 7, 8, 15] {
+            for v in [1, 0x80, 0xff] {
+                addrs[n][at] = v;
+                n += 1;
+            }
+        }
+        for version in [4, 6] {
+            for src in &addrs {
+                for dst in &addrs {
+                    for sport in [0u16, 1, 443, 0x8000, 0xffff] {
+                        for dport in [0u16, 1, 443, 0x8000, 0xffff] {
+                            let (key, dir) = FlowKey::new(version, *src, sport, *dst, dport);
+                            let src_first = (src, sport) <= (dst, dport);
+                            let (a, pa, b, pb) = if src_first {
+                                (src, sport, dst, dport)
+                            } else {
+                                (dst, dport, src, sport)
+                            };
+                            assert_eq!(
+                                dir,
+                                if src_first {
+                                    flow_dir::A_TO_B
+                                } else {
+                                    flow_dir::B_TO_A
+                                }
+                            );
+                            assert_eq!(
+                                (key.addr_a, key.port_a, key.addr_b, key.port_b),
+                                (*a, pa, *b, pb)
+                            );
+                            assert_eq!((key.ip_version, key._pad0), (version, [0; 3]));
+                        }
+                    }
+                }
+            }
+        }
     }
 
     #[test]

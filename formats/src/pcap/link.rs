@@ -1,129 +1,16 @@
 //! Link layers: which capture link types we read and how to find the IP header in each.
 //!
-//! Ethernet and VLAN tags are sliced with etherparse. The other link headers are a handful of
-//! fixed offsets that etherparse either does not know (SLL2, BSD null/loop, PPP, NFLOG, IPoIB,
-//! FDDI) or validates more strictly than captures need: etherparse's SLL slice rejects every
-//! ARPHRD type except a few, while `tcpdump -i any` writes SLL headers for loopback, tun and PPP
-//! devices too.
+//! Ethernet (with VLAN tags) is the kernel's link layer too, so the shared parser reads it
+//! (`packet::ethernet`, called by [`super::parse_packet`]). The others exist only in capture
+//! files and are a handful of fixed offsets, read here; etherparse either does not know them
+//! (SLL2, BSD null/loop, PPP, NFLOG, IPoIB, FDDI) or validates them more strictly than captures
+//! need: its SLL slice rejects every ARPHRD type except a few, while `tcpdump -i any` writes
+//! SLL headers for loopback, tun and PPP devices too.
 
-use std::fmt;
+use packet::{Frame, IpVersion, Skip};
 
-use etherparse::{EtherType, Ethernet2HeaderSlice, SingleVlanHeaderSlice};
-
-use super::SkipReason;
-
-/// A capture link type (the `LINKTYPE_*` number of the pcap header or pcapng interface).
-///
-/// Kept as the raw number so unknown types can still be named in errors and statistics.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct LinkType(pub u32);
-
-impl LinkType {
-    /// BSD loopback: 4-byte address family in the byte order of the capturing host.
-    pub const NULL: LinkType = LinkType(0);
-    /// Ethernet II (with optional 802.1Q / 802.1ad tags).
-    pub const ETHERNET: LinkType = LinkType(1);
-    /// ARCnet as BSD captures it: source, destination, then the protocol byte.
-    pub const ARCNET_BSD: LinkType = LinkType(7);
-    /// PPP, optionally with the HDLC address/control bytes.
-    pub const PPP: LinkType = LinkType(9);
-    /// FDDI with an 802.2 LLC/SNAP header.
-    pub const FDDI: LinkType = LinkType(10);
-    /// `DLT_RAW` as most BSDs number it: a bare IPv4 or IPv6 header.
-    pub const DLT_RAW_12: LinkType = LinkType(12);
-    /// `DLT_RAW` as OpenBSD numbers it.
-    pub const DLT_RAW_14: LinkType = LinkType(14);
-    /// PPP in HDLC-like framing (RFC 1662).
-    pub const PPP_HDLC: LinkType = LinkType(50);
-    /// `LINKTYPE_RAW`: a bare IPv4 or IPv6 header.
-    pub const RAW: LinkType = LinkType(101);
-    /// Cisco HDLC: address, control, then an EtherType.
-    pub const C_HDLC: LinkType = LinkType(104);
-    /// OpenBSD loopback: like [`LinkType::NULL`] but the family is in network byte order.
-    pub const LOOP: LinkType = LinkType(108);
-    /// Linux cooked capture v1 (`tcpdump -i any`).
-    pub const LINUX_SLL: LinkType = LinkType(113);
-    /// ARCnet as Linux captures it: like [`LinkType::ARCNET_BSD`] with a 2-byte offset field
-    /// after the destination.
-    pub const ARCNET_LINUX: LinkType = LinkType(129);
-    /// Bare IPv4.
-    pub const IPV4: LinkType = LinkType(228);
-    /// Bare IPv6.
-    pub const IPV6: LinkType = LinkType(229);
-    /// Linux netfilter NFLOG messages.
-    pub const NFLOG: LinkType = LinkType(239);
-    /// IP over InfiniBand with the 44-byte pseudo header libpcap writes.
-    pub const IPOIB: LinkType = LinkType(242);
-    /// Linux cooked capture v2.
-    pub const LINUX_SLL2: LinkType = LinkType(276);
-
-    /// Whether [`super::parse_packet`] can decode this link type.
-    pub fn is_supported(self) -> bool {
-        matches!(
-            self,
-            LinkType::NULL
-                | LinkType::ETHERNET
-                | LinkType::ARCNET_BSD
-                | LinkType::ARCNET_LINUX
-                | LinkType::PPP
-                | LinkType::FDDI
-                | LinkType::DLT_RAW_12
-                | LinkType::DLT_RAW_14
-                | LinkType::PPP_HDLC
-                | LinkType::RAW
-                | LinkType::C_HDLC
-                | LinkType::LOOP
-                | LinkType::LINUX_SLL
-                | LinkType::IPV4
-                | LinkType::IPV6
-                | LinkType::NFLOG
-                | LinkType::IPOIB
-                | LinkType::LINUX_SLL2
-        )
-    }
-
-    /// Short lower-case name, as tcpdump's `LINKTYPE_` list spells it, for messages.
-    pub fn name(self) -> &'static str {
-        match self.0 {
-            0 => "null",
-            1 => "ethernet",
-            6 => "ieee802_5",
-            7 => "arcnet_bsd",
-            8 => "slip",
-            9 => "ppp",
-            10 => "fddi",
-            12 | 14 => "raw (dlt_raw)",
-            50 => "ppp_hdlc",
-            51 => "ppp_ether",
-            101 => "raw",
-            104 => "c_hdlc",
-            105 => "ieee802_11",
-            108 => "loop",
-            113 => "linux_sll",
-            119 => "prism_header",
-            127 => "ieee802_11_radiotap",
-            129 => "arcnet_linux",
-            138 => "apple_ip_over_ieee1394",
-            147..=162 => "user",
-            192 => "ppi",
-            201 => "bluetooth_hci_h4_with_phdr",
-            220 => "usb_linux_mmapped",
-            228 => "ipv4",
-            229 => "ipv6",
-            239 => "nflog",
-            242 => "ipoib",
-            249 => "usbpcap",
-            276 => "linux_sll2",
-            _ => "unknown",
-        }
-    }
-}
-
-impl fmt::Display for LinkType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} ({})", self.0, self.name())
-    }
-}
+use super::link_type::LinkType;
+use super::stats::SkipReason;
 
 /// Which IP version the link layer announced.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -134,32 +21,27 @@ pub(crate) enum Net {
     Either,
 }
 
+impl From<IpVersion> for Net {
+    fn from(version: IpVersion) -> Net {
+        match version {
+            IpVersion::V4 => Net::V4,
+            IpVersion::V6 => Net::V6,
+        }
+    }
+}
+
 /// BSD `AF_INET`.
 const AF_INET: u32 = 2;
 /// `AF_INET6` differs between systems: Linux 10, NetBSD/OpenBSD 24, FreeBSD 28, Darwin 30.
 const AF_INET6: [u32; 4] = [10, 24, 28, 30];
 
-// How many VLAN tags we look through (802.1Q plus one outer 802.1ad/QinQ tag): the bound the
-// datapath uses too.
-use record::MAX_VLAN_TAGS;
-
 /// Strips the link header: returns the IP version it announces and the bytes from the start of
 /// the IP header.
 ///
-/// Ethernet, by far the most common link type, is handled inline; the others live in one
-/// out-of-line function so that inlining this into the per-frame loop stays small.
-#[inline]
-pub(crate) fn strip(link: LinkType, data: &[u8]) -> Result<(Net, &[u8]), SkipReason> {
-    if link == LinkType::ETHERNET {
-        ethernet(data)
-    } else {
-        strip_other(link, data)
-    }
-}
-
-/// [`strip`] for every link type but Ethernet.
+/// One out-of-line function, so that inlining [`super::parse_packet`] into the per-frame loop
+/// stays small: Ethernet, by far the most common link type, is read inline there.
 #[inline(never)]
-fn strip_other(link: LinkType, data: &[u8]) -> Result<(Net, &[u8]), SkipReason> {
+pub(crate) fn strip(link: LinkType, data: &[u8]) -> Result<(Net, &[u8]), SkipReason> {
     match link {
         LinkType::ETHERNET => ethernet(data),
         LinkType::RAW | LinkType::DLT_RAW_12 | LinkType::DLT_RAW_14 => Ok((Net::Either, data)),
@@ -167,15 +49,15 @@ fn strip_other(link: LinkType, data: &[u8]) -> Result<(Net, &[u8]), SkipReason> 
         LinkType::IPV6 => Ok((Net::V6, data)),
         LinkType::LINUX_SLL => {
             // packet type (2), ARPHRD (2), address length (2), address (8), protocol (2).
-            let proto = be16(data, 14).ok_or(SkipReason::TruncatedLinkHeader)?;
+            let proto = be16(data, 14).ok_or(SkipReason::Packet(Skip::TruncatedLinkHeader))?;
             ether_type(proto, after(data, 16))
         }
         LinkType::LINUX_SLL2 => {
             // protocol (2), reserved (2), ifindex (4), ARPHRD (2), packet type (1),
             // address length (1), address (8).
-            let proto = be16(data, 0).ok_or(SkipReason::TruncatedLinkHeader)?;
+            let proto = be16(data, 0).ok_or(SkipReason::Packet(Skip::TruncatedLinkHeader))?;
             if data.len() < 20 {
-                return Err(SkipReason::TruncatedLinkHeader);
+                return Err(SkipReason::Packet(Skip::TruncatedLinkHeader));
             }
             ether_type(proto, after(data, 20))
         }
@@ -183,7 +65,7 @@ fn strip_other(link: LinkType, data: &[u8]) -> Result<(Net, &[u8]), SkipReason> 
             let b: [u8; 4] = data
                 .get(..4)
                 .and_then(|s| s.try_into().ok())
-                .ok_or(SkipReason::TruncatedLinkHeader)?;
+                .ok_or(SkipReason::Packet(Skip::TruncatedLinkHeader))?;
             let af = if link == LinkType::LOOP {
                 u32::from_be_bytes(b)
             } else {
@@ -202,29 +84,31 @@ fn strip_other(link: LinkType, data: &[u8]) -> Result<(Net, &[u8]), SkipReason> 
             } else if AF_INET6.contains(&af) {
                 Ok((Net::V6, ip))
             } else {
-                Err(SkipReason::NotIp)
+                Err(SkipReason::Packet(Skip::NotIp))
             }
         }
         LinkType::PPP | LinkType::PPP_HDLC => ppp(data),
         LinkType::C_HDLC => {
-            let proto = be16(data, 2).ok_or(SkipReason::TruncatedLinkHeader)?;
+            let proto = be16(data, 2).ok_or(SkipReason::Packet(Skip::TruncatedLinkHeader))?;
             ether_type(proto, after(data, 4))
         }
         LinkType::FDDI => {
             // frame control (1), destination (6), source (6), then 802.2 LLC/SNAP:
             // DSAP 0xaa, SSAP 0xaa, control 0x03, OUI (3), EtherType (2).
-            let llc = data.get(13..21).ok_or(SkipReason::TruncatedLinkHeader)?;
+            let llc = data
+                .get(13..21)
+                .ok_or(SkipReason::Packet(Skip::TruncatedLinkHeader))?;
             if llc[..3] != [0xaa, 0xaa, 0x03] {
-                return Err(SkipReason::NotIp);
+                return Err(SkipReason::Packet(Skip::NotIp));
             }
             ether_type(u16::from_be_bytes([llc[6], llc[7]]), after(data, 21))
         }
         LinkType::IPOIB => {
             // 40 bytes of source and destination hardware addresses, then the RFC 4391
             // encapsulation header: EtherType (2) and reserved (2).
-            let proto = be16(data, 40).ok_or(SkipReason::TruncatedLinkHeader)?;
+            let proto = be16(data, 40).ok_or(SkipReason::Packet(Skip::TruncatedLinkHeader))?;
             if data.len() < 44 {
-                return Err(SkipReason::TruncatedLinkHeader);
+                return Err(SkipReason::Packet(Skip::TruncatedLinkHeader));
             }
             ether_type(proto, after(data, 44))
         }
@@ -248,36 +132,16 @@ fn after(data: &[u8], at: usize) -> &[u8] {
 
 #[inline]
 fn ether_type(proto: u16, rest: &[u8]) -> Result<(Net, &[u8]), SkipReason> {
-    match EtherType(proto) {
-        EtherType::IPV4 => Ok((Net::V4, rest)),
-        EtherType::IPV6 => Ok((Net::V6, rest)),
-        _ => Err(SkipReason::NotIp),
+    match packet::ip_of_ethertype(proto) {
+        Some(version) => Ok((Net::from(version), rest)),
+        None => Err(SkipReason::Packet(Skip::NotIp)),
     }
 }
 
-#[inline]
+/// The shared parser's Ethernet and VLAN step, for callers that have a link type in hand.
 fn ethernet(data: &[u8]) -> Result<(Net, &[u8]), SkipReason> {
-    let eth =
-        Ethernet2HeaderSlice::from_slice(data).map_err(|_| SkipReason::TruncatedLinkHeader)?;
-    let mut proto = eth.ether_type();
-    let mut rest = after(data, eth.slice().len());
-    let mut tags = 0;
-    while matches!(
-        proto,
-        EtherType::VLAN_TAGGED_FRAME
-            | EtherType::PROVIDER_BRIDGING
-            | EtherType::VLAN_DOUBLE_TAGGED_FRAME
-    ) {
-        if tags == MAX_VLAN_TAGS {
-            return Err(SkipReason::VlanTooDeep);
-        }
-        let vlan =
-            SingleVlanHeaderSlice::from_slice(rest).map_err(|_| SkipReason::TruncatedLinkHeader)?;
-        proto = vlan.ether_type();
-        rest = after(rest, vlan.slice().len());
-        tags += 1;
-    }
-    ether_type(proto.0, rest)
+    let (version, off) = packet::ethernet(&mut Frame(data))?;
+    Ok((Net::from(version), after(data, off as usize)))
 }
 
 /// PPP protocol numbers for IPv4 and IPv6.
@@ -294,12 +158,12 @@ fn ppp(data: &[u8]) -> Result<(Net, &[u8]), SkipReason> {
     let (proto, rest) = match data {
         [p, rest @ ..] if p & 1 == 1 => (u16::from(*p), rest),
         [a, b, rest @ ..] => (u16::from_be_bytes([*a, *b]), rest),
-        _ => return Err(SkipReason::TruncatedLinkHeader),
+        _ => return Err(SkipReason::Packet(Skip::TruncatedLinkHeader)),
     };
     match proto {
         PPP_IP => Ok((Net::V4, rest)),
         PPP_IPV6 => Ok((Net::V6, rest)),
-        _ => Err(SkipReason::NotIp),
+        _ => Err(SkipReason::Packet(Skip::NotIp)),
     }
 }
 
@@ -311,11 +175,13 @@ const NFULA_PAYLOAD: u16 = 9;
 /// order (little-endian on every host that writes these in practice). The payload TLV holds the
 /// IP packet; the header's family says which IP.
 fn nflog(data: &[u8]) -> Result<(Net, &[u8]), SkipReason> {
-    let family = *data.first().ok_or(SkipReason::TruncatedLinkHeader)?;
+    let family = *data
+        .first()
+        .ok_or(SkipReason::Packet(Skip::TruncatedLinkHeader))?;
     let net = match u32::from(family) {
         AF_INET => Net::V4,
         10 => Net::V6,
-        _ => return Err(SkipReason::NotIp),
+        _ => return Err(SkipReason::Packet(Skip::NotIp)),
     };
     let mut at = 4;
     // Bounded: every step advances by at least 4 bytes.
@@ -324,7 +190,7 @@ fn nflog(data: &[u8]) -> Result<(Net, &[u8]), SkipReason> {
         // The top two bits of the type are netlink flags.
         let ty = u16::from_le_bytes([tlv[2], tlv[3]]) & 0x3fff;
         if len < 4 {
-            return Err(SkipReason::TruncatedLinkHeader);
+            return Err(SkipReason::Packet(Skip::TruncatedLinkHeader));
         }
         if ty == NFULA_PAYLOAD {
             let end = (at + len).min(data.len());
@@ -332,7 +198,7 @@ fn nflog(data: &[u8]) -> Result<(Net, &[u8]), SkipReason> {
         }
         at += (len + 3) & !3;
     }
-    Err(SkipReason::NotIp)
+    Err(SkipReason::Packet(Skip::NotIp))
 }
 
 /// ARCnet protocol ids: RFC 1051 IPv4 (no fragmentation header), RFC 1201 IPv4 and RFC 2497
@@ -346,24 +212,30 @@ const ARC_IP6: u8 = 0xc4;
 /// "exception" packet whose header repeats after 4 filler bytes; any other non-zero flag is one
 /// piece of a split packet, which we treat as a fragment.
 fn arcnet(data: &[u8], addr: usize) -> Result<(Net, &[u8]), SkipReason> {
-    let proto = *data.get(addr).ok_or(SkipReason::TruncatedLinkHeader)?;
+    let proto = *data
+        .get(addr)
+        .ok_or(SkipReason::Packet(Skip::TruncatedLinkHeader))?;
     let net = match proto {
         ARC_IP_OLD => return Ok((Net::V4, after(data, addr + 1))),
         ARC_IP => Net::V4,
         ARC_IP6 => Net::V6,
-        _ => return Err(SkipReason::NotIp),
+        _ => return Err(SkipReason::Packet(Skip::NotIp)),
     };
     let mut at = addr + 1;
-    let mut flag = *data.get(at).ok_or(SkipReason::TruncatedLinkHeader)?;
+    let mut flag = *data
+        .get(at)
+        .ok_or(SkipReason::Packet(Skip::TruncatedLinkHeader))?;
     if flag == 0xff {
         at += 4;
-        flag = *data.get(at).ok_or(SkipReason::TruncatedLinkHeader)?;
+        flag = *data
+            .get(at)
+            .ok_or(SkipReason::Packet(Skip::TruncatedLinkHeader))?;
     }
     if flag != 0 {
-        return Err(SkipReason::Fragment);
+        return Err(SkipReason::Packet(Skip::Fragment));
     }
     if data.len() < at + 3 {
-        return Err(SkipReason::TruncatedLinkHeader);
+        return Err(SkipReason::Packet(Skip::TruncatedLinkHeader));
     }
     Ok((net, after(data, at + 3)))
 }

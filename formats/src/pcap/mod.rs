@@ -3,7 +3,9 @@
 //! The contract is that a packet read from a file gives the very record the kernel datapath
 //! gives for it (with `source = pcap`, `direction = unknown`, `ifindex` = pcapng interface id or
 //! 0, `ts_ns` = UTC nanoseconds from the capture), so recordings from replays and live capture
-//! are interchangeable. The per-packet rules are documented in [`parse_packet`]'s module.
+//! are interchangeable: [`parse_packet`] runs the kernel's own parser (the `packet` crate, where
+//! the per-packet rules are documented) and adds only what a capture file has and the kernel
+//! does not (link types, timestamps, interfaces, snapped frames).
 //!
 //! ```no_run
 //! # fn main() -> Result<(), formats::pcap::PcapError> {
@@ -19,6 +21,7 @@
 //! [`IngestStats::truncated_at`] carries the byte offset of the damage.
 
 mod link;
+mod link_type;
 mod ng;
 mod packet;
 mod reader;
@@ -29,7 +32,7 @@ use std::collections::HashMap;
 
 use record::{FlowCounters, FlowKey, SynRecord};
 
-pub use link::LinkType;
+pub use link_type::LinkType;
 pub use packet::{MAX_IPV6_EXT, Parsed, parse_packet};
 pub use reader::{CHUNK_SIZE, CaptureReader, Chunk, Format, MAX_RECORD, PcapError, open};
 pub use stats::{IngestStats, SkipReason};
@@ -90,5 +93,7 @@ impl PacketSink for Collect {
     }
 }
 
+#[cfg(test)]
+mod oracle;
 #[cfg(test)]
 mod tests;

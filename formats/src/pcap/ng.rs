@@ -24,7 +24,7 @@ use pcap_file::pcapng::blocks::interface_description::{
 use pcap_file::pcapng::{Block, RawBlock};
 use pcap_file::{Endianness, PcapError as FileError};
 
-use super::reader::handle;
+use super::packet::handle;
 use super::{IngestStats, LinkType, PacketSink, SkipReason};
 
 /// pcapng block type numbers that carry packets or describe interfaces.

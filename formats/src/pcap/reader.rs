@@ -17,7 +17,8 @@ use pcap_file::pcapng::PcapNgParser;
 use pcap_file::{PcapError as FileError, TsResolution, pcap::PcapParser};
 
 use super::ng::{BlockKind, Framer, LinkCounts, Section, Step};
-use super::{IngestStats, LinkType, PacketSink, parse_packet};
+use super::packet::handle;
+use super::{IngestStats, LinkType, PacketSink};
 
 /// Largest single record (pcap packet or pcapng block) we grow the buffer for. Real snap
 /// lengths stop at 256 KiB; a bigger length field means the file is damaged.
@@ -634,39 +635,6 @@ impl<R: Read> CaptureReader<R> {
             cause,
         })?;
         Ok(stats)
-    }
-}
-
-/// One frame: parse it and route the result.
-#[inline]
-pub(super) fn handle(
-    link: LinkType,
-    ts_ns: u64,
-    ifindex: u32,
-    data: &[u8],
-    sink: &mut impl PacketSink,
-    stats: &mut IngestStats,
-) {
-    stats.packets += 1;
-    stats.bytes += data.len() as u64;
-    match parse_packet(link, ts_ns, ifindex, data) {
-        Ok(p) => {
-            stats.tcp += 1;
-            sink.tcp(&p.key, p.dir, ts_ns, p.l3_bytes, p.tcp_flags);
-            match &p.syn {
-                None => {}
-                Some(Ok(rec)) => {
-                    if rec.is_syn_ack() {
-                        stats.syn_ack += 1;
-                    } else {
-                        stats.syn += 1;
-                    }
-                    sink.syn(rec);
-                }
-                Some(Err(reason)) => *stats.syn_skipped.entry(*reason).or_default() += 1,
-            }
-        }
-        Err(reason) => stats.skip(reason),
     }
 }
 

@@ -4,34 +4,18 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use super::LinkType;
+use packet::Skip;
+
+use super::link_type::LinkType;
 
 /// Why a captured frame produced neither a record nor a flow update.
 ///
 /// The short names ([`SkipReason::name`]) are stable: they appear in summaries and tests.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum SkipReason {
-    /// The frame ends inside the link-layer header.
-    TruncatedLinkHeader,
-    /// More VLAN tags than the datapath looks through.
-    VlanTooDeep,
-    /// The link layer carries something other than IPv4/IPv6 (ARP, LLC, MPLS, PPPoE, …).
-    NotIp,
-    /// The frame ends inside the IP header or an IPv6 extension header.
-    TruncatedIpHeader,
-    /// Wrong version nibble or IPv4 header length below 20 bytes.
-    BadIpHeader,
-    /// An IPv4 fragment (MF or offset set) or an IPv6 fragment header.
-    Fragment,
-    /// More IPv6 extension headers than the datapath walks.
-    Ipv6ExtChainTooLong,
-    /// IP carries another protocol (including tunnels and IPv6 headers we do not walk).
-    NotTcp,
-    /// TCP data offset below 5 words (SYNs only: the flow is still counted).
-    BadTcpHeader,
-    /// The frame ends inside the 20-byte TCP header, or (SYNs only, the flow is still counted)
-    /// inside its options.
-    TruncatedTcpHeader,
+    /// The shared parser's reasons (link, IP and TCP headers), which the kernel meets too;
+    /// the link layers only capture files have give some of them as well.
+    Packet(Skip),
     /// The frame's link type cannot be decoded (pcapng interfaces only; a pcap file with an
     /// unsupported link type is an error).
     UnsupportedLinkType(LinkType),
@@ -52,16 +36,7 @@ impl SkipReason {
     /// Stable short name.
     pub fn name(self) -> &'static str {
         match self {
-            SkipReason::TruncatedLinkHeader => "truncated link header",
-            SkipReason::VlanTooDeep => "vlan too deep",
-            SkipReason::NotIp => "not ip",
-            SkipReason::TruncatedIpHeader => "truncated ip header",
-            SkipReason::BadIpHeader => "bad ip header",
-            SkipReason::Fragment => "fragment",
-            SkipReason::Ipv6ExtChainTooLong => "ipv6 extension chain too long",
-            SkipReason::NotTcp => "not tcp",
-            SkipReason::BadTcpHeader => "bad tcp header",
-            SkipReason::TruncatedTcpHeader => "truncated tcp header",
+            SkipReason::Packet(skip) => skip.name(),
             SkipReason::UnsupportedLinkType(_) => "unsupported link type",
             SkipReason::UnknownInterface => "unknown interface",
             SkipReason::BadBlock => "bad pcapng block",
@@ -69,6 +44,13 @@ impl SkipReason {
             SkipReason::RingFull => "capture ring buffer full",
             SkipReason::UnreadableAtCapture => "headers unreadable at capture",
         }
+    }
+}
+
+impl From<Skip> for SkipReason {
+    #[inline]
+    fn from(skip: Skip) -> SkipReason {
+        SkipReason::Packet(skip)
     }
 }
 

@@ -7,6 +7,7 @@ use etherparse::{
     Ipv6Extensions, Ipv6FlowLabel, Ipv6FragmentHeader, Ipv6Header, Ipv6RawExtHeader,
     Ipv6RoutingExtensions, PacketBuilder, VlanId,
 };
+use packet::Skip;
 use record::{FlowKey, SynRecord, direction, flow_dir, record_flag, source, tcp_flag};
 
 use super::{LinkType, Parsed, SkipReason, parse_packet};
@@ -289,30 +290,30 @@ fn link_types_reach_the_same_record() {
     // Wrong family / protocol / truncated link headers.
     assert_eq!(
         parse(LinkType::NULL, &with(&[7, 0, 0, 0], &ip)),
-        Err(SkipReason::NotIp)
+        Err(SkipReason::Packet(Skip::NotIp))
     );
     assert_eq!(
         parse(LinkType::NULL, &[2, 0]),
-        Err(SkipReason::TruncatedLinkHeader)
+        Err(SkipReason::Packet(Skip::TruncatedLinkHeader))
     );
     assert_eq!(
         parse(LinkType::LINUX_SLL, &with(&sll([8, 6]), &ip)),
-        Err(SkipReason::NotIp)
+        Err(SkipReason::Packet(Skip::NotIp))
     );
     assert_eq!(
         parse(LinkType::LINUX_SLL2, &[8, 0, 0]),
-        Err(SkipReason::TruncatedLinkHeader)
+        Err(SkipReason::Packet(Skip::TruncatedLinkHeader))
     );
     assert_eq!(
         parse(LinkType::PPP, &with(&[0xc0, 0x21], &ip)),
-        Err(SkipReason::NotIp)
+        Err(SkipReason::Packet(Skip::NotIp))
     );
     assert_eq!(
         parse(
             LinkType::ARCNET_LINUX,
             &with(&[1, 2, 0, 0, 0xd4, 3, 0, 9], &ip)
         ),
-        Err(SkipReason::Fragment)
+        Err(SkipReason::Packet(Skip::Fragment))
     );
     assert_eq!(
         parse(LinkType(6), &ip),
@@ -321,13 +322,19 @@ fn link_types_reach_the_same_record() {
     // Raw IP with a version nibble that is neither 4 nor 6.
     let mut bad = ip.clone();
     bad[0] = 0x55;
-    assert_eq!(parse(LinkType::RAW, &bad), Err(SkipReason::BadIpHeader));
+    assert_eq!(
+        parse(LinkType::RAW, &bad),
+        Err(SkipReason::Packet(Skip::BadIpHeader))
+    );
     assert_eq!(
         parse(LinkType::RAW, &[]),
-        Err(SkipReason::TruncatedIpHeader)
+        Err(SkipReason::Packet(Skip::TruncatedIpHeader))
     );
     // Link says IPv6, packet is IPv4.
-    assert_eq!(parse(LinkType::IPV6, &ip), Err(SkipReason::BadIpHeader));
+    assert_eq!(
+        parse(LinkType::IPV6, &ip),
+        Err(SkipReason::Packet(Skip::BadIpHeader))
+    );
 }
 
 #[test]
@@ -370,16 +377,16 @@ fn vlan_and_qinq() {
     triple.extend_from_slice(&double[16..]);
     assert_eq!(
         parse(LinkType::ETHERNET, &triple),
-        Err(SkipReason::VlanTooDeep)
+        Err(SkipReason::Packet(Skip::VlanTooDeep))
     );
     // Cut inside the tag.
     assert_eq!(
         parse(LinkType::ETHERNET, &double[..16]),
-        Err(SkipReason::TruncatedLinkHeader)
+        Err(SkipReason::Packet(Skip::TruncatedLinkHeader))
     );
     assert_eq!(
         parse(LinkType::ETHERNET, &double[..10]),
-        Err(SkipReason::TruncatedLinkHeader)
+        Err(SkipReason::Packet(Skip::TruncatedLinkHeader))
     );
 }
 
@@ -387,10 +394,16 @@ fn vlan_and_qinq() {
 fn ethernet_non_ip_is_skipped() {
     let mut arp = vec![0u8; 42];
     arp[12..14].copy_from_slice(&[0x08, 0x06]);
-    assert_eq!(parse(LinkType::ETHERNET, &arp), Err(SkipReason::NotIp));
+    assert_eq!(
+        parse(LinkType::ETHERNET, &arp),
+        Err(SkipReason::Packet(Skip::NotIp))
+    );
     // 802.3 length field instead of an EtherType.
     arp[12..14].copy_from_slice(&[0x00, 0x2e]);
-    assert_eq!(parse(LinkType::ETHERNET, &arp), Err(SkipReason::NotIp));
+    assert_eq!(
+        parse(LinkType::ETHERNET, &arp),
+        Err(SkipReason::Packet(Skip::NotIp))
+    );
 }
 
 #[test]
@@ -423,7 +436,7 @@ fn ipv4_fragments_are_skipped() {
             .unwrap();
         assert_eq!(
             parse(LinkType::RAW, &pkt),
-            Err(SkipReason::Fragment),
+            Err(SkipReason::Packet(Skip::Fragment)),
             "{mf} {off}"
         );
     }
@@ -509,7 +522,7 @@ fn ipv6_extension_headers_are_walked() {
         let cut = 40 + usize::from(ext_len) - 3;
         assert_eq!(
             parse(LinkType::IPV6, &pkt[..cut]),
-            Err(SkipReason::TruncatedIpHeader),
+            Err(SkipReason::Packet(Skip::TruncatedIpHeader)),
             "{name}"
         );
     }
@@ -522,7 +535,10 @@ fn ipv6_extension_headers_are_walked() {
         )),
         ..Default::default()
     });
-    assert_eq!(parse(LinkType::IPV6, &frag), Err(SkipReason::Fragment));
+    assert_eq!(
+        parse(LinkType::IPV6, &frag),
+        Err(SkipReason::Packet(Skip::Fragment))
+    );
 }
 
 #[test]
@@ -541,7 +557,7 @@ fn ipv6_chain_is_bounded_and_unknown_headers_are_not_tcp() {
     pkt[4..6].copy_from_slice(&plen.to_be_bytes());
     assert_eq!(
         parse(LinkType::IPV6, &pkt),
-        Err(SkipReason::Ipv6ExtChainTooLong)
+        Err(SkipReason::Packet(Skip::Ipv6ExtChainTooLong))
     );
     // Exactly the limit is fine.
     let mut ok = pkt[..40].to_vec();
@@ -555,7 +571,10 @@ fn ipv6_chain_is_bounded_and_unknown_headers_are_not_tcp() {
     // AH (51) is not walked.
     let mut ah = ok.clone();
     ah[6] = 51;
-    assert_eq!(parse(LinkType::IPV6, &ah), Err(SkipReason::NotTcp));
+    assert_eq!(
+        parse(LinkType::IPV6, &ah),
+        Err(SkipReason::Packet(Skip::NotTcp))
+    );
 }
 
 #[test]
@@ -588,7 +607,7 @@ fn truncation_rules() {
         let p = parse(LinkType::RAW, &pkt[..keep]).unwrap();
         assert_eq!(
             p.syn,
-            Some(Err(SkipReason::TruncatedTcpHeader)),
+            Some(Err(SkipReason::Packet(Skip::TruncatedTcpHeader))),
             "keep {keep}"
         );
         assert_eq!(p.l3_bytes, (headers + payload.len()) as u64);
@@ -598,27 +617,27 @@ fn truncation_rules() {
     for keep in [20 + 19, 21, 20] {
         assert_eq!(
             parse(LinkType::RAW, &pkt[..keep]),
-            Err(SkipReason::TruncatedTcpHeader),
+            Err(SkipReason::Packet(Skip::TruncatedTcpHeader)),
             "keep {keep}"
         );
     }
     assert_eq!(
         parse(LinkType::RAW, &pkt[..19]),
-        Err(SkipReason::TruncatedIpHeader)
+        Err(SkipReason::Packet(Skip::TruncatedIpHeader))
     );
     // IPv4 options announced but not captured.
     let mut long_ihl = pkt[..20].to_vec();
     long_ihl[0] = 0x46;
     assert_eq!(
         parse(LinkType::RAW, &long_ihl),
-        Err(SkipReason::TruncatedIpHeader)
+        Err(SkipReason::Packet(Skip::TruncatedIpHeader))
     );
     // IHL below 5.
     let mut short_ihl = pkt.clone();
     short_ihl[0] = 0x44;
     assert_eq!(
         parse(LinkType::RAW, &short_ihl),
-        Err(SkipReason::BadIpHeader)
+        Err(SkipReason::Packet(Skip::BadIpHeader))
     );
 }
 
@@ -627,7 +646,10 @@ fn bogus_lengths_are_copied_not_judged() {
     // Data offset below 5 words.
     let mut pkt = v4_syn(&[], &[]);
     pkt[20 + 12] = 4 << 4;
-    assert_eq!(rec(LinkType::RAW, &pkt), Err(SkipReason::BadTcpHeader));
+    assert_eq!(
+        rec(LinkType::RAW, &pkt),
+        Err(SkipReason::Packet(Skip::BadTcpHeader))
+    );
     assert_eq!(parse(LinkType::RAW, &pkt).unwrap().l3_bytes, 40);
     // IPv4 total length smaller than the headers: payload_len saturates at 0 and the record
     // keeps the length as announced.
@@ -675,13 +697,19 @@ fn flags_and_non_syn_packets() {
         .udp(53, 53)
         .write(&mut udp, &[0; 4])
         .unwrap();
-    assert_eq!(parse(LinkType::RAW, &udp), Err(SkipReason::NotTcp));
+    assert_eq!(
+        parse(LinkType::RAW, &udp),
+        Err(SkipReason::Packet(Skip::NotTcp))
+    );
     let mut udp6 = Vec::new();
     PacketBuilder::ipv6(SRC6, DST6, 64)
         .udp(53, 53)
         .write(&mut udp6, &[0; 4])
         .unwrap();
-    assert_eq!(parse(LinkType::RAW, &udp6), Err(SkipReason::NotTcp));
+    assert_eq!(
+        parse(LinkType::RAW, &udp6),
+        Err(SkipReason::Packet(Skip::NotTcp))
+    );
 }
 
 #[test]

@@ -1,12 +1,12 @@
-//! The flow-table key, computed the BPF-friendly way.
+//! The flow-table key of a parsed packet, computed the BPF-friendly way.
 //!
-//! [`record::FlowKey::new`] takes both addresses by value and compares them byte by byte; in
-//! BPF that scalarises into 32 spilled registers and overflows the 512-byte stack. This
-//! computes exactly the same key (a unit test checks it against `FlowKey::new`) by reading
-//! the addresses as 64-bit words straight from the record and writing the key in place, a
-//! word at a time (see [`crate::words`]).
+//! The order of the endpoints is [`FlowKey::words`]'s, the one canonicalisation there is; this
+//! only feeds it the record's addresses as 64-bit words read straight from the record and
+//! writes the key in place, a word at a time (see [`crate::words`]): taking the addresses as
+//! byte arrays by value scalarises, in BPF, into 32 spilled registers and overflows the
+//! 512-byte stack.
 
-use record::{FlowKey, SynRecord, flow_dir};
+use record::{FlowKey, SynRecord};
 
 use crate::words;
 
@@ -16,58 +16,40 @@ use crate::words;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AlignedKey(pub FlowKey);
 
+impl AlignedKey {
+    /// The all-zero key, to be filled by [`flow_key`].
+    pub const ZERO: AlignedKey = AlignedKey(FlowKey {
+        addr_a: [0; 16],
+        addr_b: [0; 16],
+        port_a: 0,
+        port_b: 0,
+        ip_version: 0,
+        _pad0: [0; 3],
+    });
+}
+
 const _: () = assert!(FlowKey::SIZE == 40 && core::mem::size_of::<AlignedKey>() == 40);
 
-/// The record's address as two words, in memory order (for copying) and big-endian value
-/// (for ordering).
+/// The record's address as two words in memory order.
 #[inline(always)]
-fn words_of(a: &[u8; 16]) -> ([u64; 2], (u64, u64)) {
+fn words_of(a: &[u8; 16]) -> [u64; 2] {
     let p = a.as_ptr().cast::<u64>();
     // SAFETY: `a` is 16 bytes at offset 16 or 32 of an 8-aligned SynRecord (layout pinned in
     // `record`), so both words are in bounds and aligned.
-    let w = unsafe { [p.read(), p.add(1).read()] };
-    (w, (u64::from_be(w[0]), u64::from_be(w[1])))
+    unsafe { [p.read(), p.add(1).read()] }
 }
 
-/// Fills `key` for the packet in `rec` and returns its [`flow_dir`], exactly like
+/// Fills `key` for the packet in `rec` and returns its [`record::flow_dir`], exactly like
 /// [`FlowKey::new`]`(rec.ip_version, rec.src_addr, rec.src_port, rec.dst_addr, rec.dst_port)`.
 #[inline(always)]
 pub fn flow_key(rec: &SynRecord, key: &mut AlignedKey) -> u8 {
-    let (s_words, (s_hi, s_lo)) = words_of(&rec.src_addr);
-    let (d_words, (d_hi, d_lo)) = words_of(&rec.dst_addr);
-    let src_first = if s_hi != d_hi {
-        s_hi < d_hi
-    } else if s_lo != d_lo {
-        s_lo < d_lo
-    } else {
-        rec.src_port <= rec.dst_port
-    };
-    let (a, b, port_a, port_b, dir) = if src_first {
-        (
-            s_words,
-            d_words,
-            rec.src_port,
-            rec.dst_port,
-            flow_dir::A_TO_B,
-        )
-    } else {
-        (
-            d_words,
-            s_words,
-            rec.dst_port,
-            rec.src_port,
-            flow_dir::B_TO_A,
-        )
-    };
-    // Last word: port_a, port_b, ip_version, three zero bytes (offsets 32..40).
-    let mut tail = [0u8; 8];
-    let (pa, pb) = (port_a.to_ne_bytes(), port_b.to_ne_bytes());
-    tail[0] = pa[0];
-    tail[1] = pa[1];
-    tail[2] = pb[0];
-    tail[3] = pb[1];
-    tail[4] = rec.ip_version;
-    let out = [a[0], a[1], b[0], b[1], u64::from_ne_bytes(tail)];
+    let (out, dir) = FlowKey::words(
+        rec.ip_version,
+        words_of(&rec.src_addr),
+        rec.src_port,
+        words_of(&rec.dst_addr),
+        rec.dst_port,
+    );
     // SAFETY: `AlignedKey` is 40 bytes, 8-aligned; `out` is five words.
     unsafe { words::copy::<5>((key as *mut AlignedKey).cast::<u64>(), out.as_ptr()) };
     dir
@@ -87,10 +69,6 @@ mod tests {
             self.0 ^= self.0 << 17;
             self.0
         }
-    }
-
-    fn zero_key() -> AlignedKey {
-        AlignedKey(FlowKey::new(0, [0; 16], 0, [0; 16], 0).0)
     }
 
     #[test]
@@ -116,7 +94,7 @@ mod tests {
                 rec.dst_addr,
                 rec.dst_port,
             );
-            let mut key = zero_key();
+            let mut key = AlignedKey::ZERO;
             let dir = flow_key(&rec, &mut key);
             assert_eq!((key.0, dir), want, "case {i}: {rec:?}");
         }

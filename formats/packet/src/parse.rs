@@ -1,6 +1,5 @@
-//! Packet parsing shared by the TC and XDP hooks, written against a tiny [`Packet`] trait so the
-//! very same code runs in the kernel (over the packet's memory) and in host unit tests (over a
-//! byte slice).
+//! The parser, written against a tiny [`Packet`] trait so the very same code runs in the kernel
+//! (over the packet's memory) and in userspace (over a byte slice, [`Frame`]).
 //!
 //! Verifier-driven shape:
 //! - every read is of a constant size ([`Packet::bytes`] hands out a `&[u8; N]`): the kernel
@@ -12,11 +11,30 @@
 //! - no slice indexing with run-time indexes, no arithmetic that can panic (all `wrapping_*` /
 //!   `saturating_*` / checked by construction).
 //!
-//! Only raw header fields are copied; every decoding step lives in userspace.
+//! The rules:
+//! - Ethernet with up to [`record::MAX_VLAN_TAGS`] tags (802.1Q, 802.1ad, 0x9100); at TC the
+//!   outer tag is often already stripped into `skb->vlan_tci` by the driver, and the data then
+//!   simply starts with the inner type.
+//! - IPv4: any header length 20..=60; fragments (MF set or offset != 0) are skipped because the
+//!   TCP header is either absent or not the whole story.
+//! - IPv6: hop-by-hop (0), routing (43) and destination-options (60) headers are walked, at most
+//!   [`MAX_IPV6_EXT`] of them; a fragment header (44) skips the packet; any other next header is
+//!   "not tcp".
+//! - TCP: the 20-byte base header must be there for the packet to count at all (flows need
+//!   ports and flags). A SYN additionally needs its whole option area (that is what p0f reads)
+//!   and a data offset of at least 5 words; otherwise the flow is still updated but no record is
+//!   made.
+//! - Every field is copied raw; nothing is judged here (odd flags, malformed options, bogus
+//!   lengths are the fingerprinting engine's business).
+//!
+//! The skip reasons are those of etherparse's header slices, checked in the same order (the
+//! whole IPv4 header before its protocol, the whole of each IPv6 extension header before the
+//! next), so that replay can count them; checks that only choose between two reasons run on
+//! the path that skips, so a packet that is kept pays nothing for them.
 
 use record::{SynRecord, TCP_OPTS_MAX, tcp_flag};
 
-/// Read access to one packet, starting at the link-layer (Ethernet) header.
+/// Read access to one packet.
 pub trait Packet {
     /// The `N` bytes starting at `off`, or `None` when the packet is shorter than `off + N`.
     /// `&mut self`: an implementation may copy the bytes into a buffer of its own (the
@@ -25,22 +43,14 @@ pub trait Packet {
     fn bytes<const N: usize>(&mut self, off: u32) -> Option<&[u8; N]>;
 }
 
-/// A whole frame in memory (pcap replay, unit tests).
-#[cfg(not(target_arch = "bpf"))]
+/// A whole frame in memory (pcap replay, tests).
 pub struct Frame<'a>(pub &'a [u8]);
 
-#[cfg(not(target_arch = "bpf"))]
 impl Packet for Frame<'_> {
     #[inline(always)]
     fn bytes<const N: usize>(&mut self, off: u32) -> Option<&[u8; N]> {
         self.0.get(off as usize..)?.first_chunk::<N>()
     }
-}
-
-/// [`parse_packet`] over a frame in memory.
-#[cfg(not(target_arch = "bpf"))]
-pub fn parse(frame: &[u8], rec: &mut SynRecord) -> Parsed {
-    parse_packet(&mut Frame(frame), rec)
 }
 
 /// Ethertypes of 802.1Q, 802.1ad and the legacy QinQ tag.
@@ -53,64 +63,141 @@ const IPPROTO_TCP: u8 = 6;
 /// IPv6 extension headers we step over: hop-by-hop options, routing, destination options.
 const IPV6_HOPOPTS: u8 = 0;
 const IPV6_ROUTING: u8 = 43;
+const IPV6_FRAGMENT: u8 = 44;
 const IPV6_DSTOPTS: u8 = 60;
 /// How many IPv6 extension headers we walk before giving up. RFC 8200 order allows
 /// hop-by-hop, dest-opts, routing, dest-opts before the upper layer; 4 covers that.
 pub use record::MAX_IPV6_EXT;
 
-// The VLAN walk below is unrolled by hand for two tags; `formats::pcap` reads the bound from
-// `record`, so a change there must be made here too.
+// The VLAN walk below is unrolled by hand for two tags.
 const _: () = assert!(record::MAX_VLAN_TAGS == 2);
 
-/// What [`parse`] found.
+/// Why a frame gave no TCP packet, or a SYN no record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Skip {
+    /// The frame ends inside the link-layer header (Ethernet, a VLAN tag).
+    TruncatedLinkHeader,
+    /// More VLAN tags than [`record::MAX_VLAN_TAGS`].
+    VlanTooDeep,
+    /// The link layer carries something other than IPv4/IPv6.
+    NotIp,
+    /// The frame ends inside the IP header or an IPv6 extension header.
+    TruncatedIpHeader,
+    /// Wrong version nibble or IPv4 header length below 20 bytes.
+    BadIpHeader,
+    /// An IPv4 fragment (MF or offset set) or an IPv6 fragment header.
+    Fragment,
+    /// More IPv6 extension headers than [`MAX_IPV6_EXT`].
+    Ipv6ExtChainTooLong,
+    /// IP carries another protocol (including IPv6 headers we do not walk).
+    NotTcp,
+    /// TCP data offset below 5 words (SYNs only: the packet still counts for its flow).
+    BadTcpHeader,
+    /// The frame ends inside the 20-byte TCP header, or (SYNs only, the packet still counts
+    /// for its flow) inside its options.
+    TruncatedTcpHeader,
+}
+
+impl Skip {
+    /// Stable short name: summaries and tests show it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Skip::TruncatedLinkHeader => "truncated link header",
+            Skip::VlanTooDeep => "vlan too deep",
+            Skip::NotIp => "not ip",
+            Skip::TruncatedIpHeader => "truncated ip header",
+            Skip::BadIpHeader => "bad ip header",
+            Skip::Fragment => "fragment",
+            Skip::Ipv6ExtChainTooLong => "ipv6 extension chain too long",
+            Skip::NotTcp => "not tcp",
+            Skip::BadTcpHeader => "bad tcp header",
+            Skip::TruncatedTcpHeader => "truncated tcp header",
+        }
+    }
+}
+
+/// What became of a TCP packet's SYN bit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Syn {
+    /// SYN is clear.
+    No,
+    /// A SYN whose every field, options included, was read: the record is complete and
+    /// canonical and may be emitted.
+    Record,
+    /// A SYN whose record cannot be made ([`Skip::BadTcpHeader`], [`Skip::TruncatedTcpHeader`]).
+    Unreadable(Skip),
+}
+
+/// What the parser found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Parsed {
-    /// Not a TCP packet we can read (other protocol, IPv6 fragment, IPv4 non-first fragment,
-    /// truncated headers before the TCP flags).
-    NotTcp,
+    /// Not a TCP packet we can read.
+    Skip(Skip),
     /// A TCP packet. The record holds its addresses, ports and flags (enough for the flow
-    /// table); `syn_ok` says whether it is a SYN and the record is complete and canonical.
+    /// table, [`crate::flow_key`]); `syn` says whether it also holds a SYN record.
     Tcp {
-        /// Layer-3 bytes: IPv4 total length, or 40 + IPv6 payload length.
+        /// Layer-3 bytes: IPv4 total length, or 40 + IPv6 payload length (as the header says).
         l3_bytes: u32,
-        /// The SYN bit is set.
-        syn: bool,
-        /// `syn` and every field, options included, was read: the record may be emitted.
-        syn_ok: bool,
+        /// The SYN bit and whether its record was made.
+        syn: Syn,
     },
 }
 
-/// Parses the packet into `rec`, which must be [`SynRecord::ZERO`] on entry (the record stays
-/// canonical because nothing writes past the bytes a field uses). Fills every field except
-/// `ts_ns`, `ifindex`, `direction` and `source`, which the hook owns. After
-/// [`Parsed::NotTcp`] the record's contents are unspecified.
+/// The IP version a link layer announced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IpVersion {
+    /// IPv4.
+    V4,
+    /// IPv6.
+    V6,
+}
+
+/// The IP version an Ethertype announces, if any (for link layers that carry one).
 #[inline(always)]
-pub fn parse_packet<P: Packet>(pkt: &mut P, rec: &mut SynRecord) -> Parsed {
+pub fn ip_of_ethertype(ethertype: u16) -> Option<IpVersion> {
+    match ethertype {
+        ETH_P_IPV4 => Some(IpVersion::V4),
+        ETH_P_IPV6 => Some(IpVersion::V6),
+        _ => None,
+    }
+}
+
+/// Parses an Ethernet frame from its first byte into `rec`: [`ethernet`], then [`ip`].
+#[inline(always)]
+pub fn parse_ethernet<P: Packet>(pkt: &mut P, rec: &mut SynRecord) -> Parsed {
+    match ethernet(pkt) {
+        Ok((version, off)) => ip(pkt, off, version, rec),
+        Err(skip) => Parsed::Skip(skip),
+    }
+}
+
+/// The Ethernet header and up to two VLAN tags (QinQ): the IP version and the offset of the
+/// IP header.
+#[inline(always)]
+pub fn ethernet<P: Packet>(pkt: &mut P) -> Result<(IpVersion, u32), Skip> {
     let Some(eth) = pkt.bytes::<14>(0) else {
-        return Parsed::NotTcp;
+        return Err(Skip::TruncatedLinkHeader);
     };
     let mut ethertype = u16::from_be_bytes([eth[12], eth[13]]);
     let mut off: u32 = 14;
-    // Up to two VLAN tags (QinQ). At TC the outer tag is often already stripped into
-    // skb->vlan_tci by the driver; then the data simply starts with the inner type.
     if is_vlan(ethertype) {
         let Some(tag) = pkt.bytes::<4>(off) else {
-            return Parsed::NotTcp;
+            return Err(Skip::TruncatedLinkHeader);
         };
         ethertype = u16::from_be_bytes([tag[2], tag[3]]);
         off += 4;
     }
     if is_vlan(ethertype) {
         let Some(tag) = pkt.bytes::<4>(off) else {
-            return Parsed::NotTcp;
+            return Err(Skip::TruncatedLinkHeader);
         };
         ethertype = u16::from_be_bytes([tag[2], tag[3]]);
         off += 4;
     }
-    match ethertype {
-        ETH_P_IPV4 => parse_ipv4(pkt, off, rec),
-        ETH_P_IPV6 => parse_ipv6(pkt, off, rec),
-        _ => Parsed::NotTcp,
+    match ip_of_ethertype(ethertype) {
+        Some(version) => Ok((version, off)),
+        None if is_vlan(ethertype) => Err(Skip::VlanTooDeep),
+        None => Err(Skip::NotIp),
     }
 }
 
@@ -119,26 +206,52 @@ fn is_vlan(ethertype: u16) -> bool {
     ethertype == ETH_P_8021Q || ethertype == ETH_P_8021AD || ethertype == ETH_P_QINQ_LEGACY
 }
 
+/// Parses the IP packet at `off` (of the version the link layer announced) into `rec`, which
+/// must be [`SynRecord::ZERO`] on entry (the record stays canonical because nothing writes past
+/// the bytes a field uses). With [`Syn::Record`] every field is filled except `ts_ns`,
+/// `ifindex`, `direction`, `source` and `record_flags`, which the caller owns; for other TCP
+/// packets at least what the flow key needs (version, addresses, ports) and the flags. After
+/// [`Parsed::Skip`] the record's contents are unspecified.
+#[inline(always)]
+pub fn ip<P: Packet>(pkt: &mut P, off: u32, version: IpVersion, rec: &mut SynRecord) -> Parsed {
+    match version {
+        IpVersion::V4 => parse_ipv4(pkt, off, rec),
+        IpVersion::V6 => parse_ipv6(pkt, off, rec),
+    }
+}
+
+/// Whether the packet has `len` (> 0) bytes from `off`: one read of its last byte.
+#[inline(always)]
+fn has<P: Packet>(pkt: &mut P, off: u32, len: u32) -> bool {
+    pkt.bytes::<1>(off + len - 1).is_some()
+}
+
 #[inline(always)]
 fn parse_ipv4<P: Packet>(pkt: &mut P, off: u32, rec: &mut SynRecord) -> Parsed {
     let Some(ip) = pkt.bytes::<20>(off) else {
-        return Parsed::NotTcp;
+        return Parsed::Skip(Skip::TruncatedIpHeader);
     };
-    if ip[0] >> 4 != 4 || ip[9] != IPPROTO_TCP {
-        return Parsed::NotTcp;
-    }
     let ihl = u16::from(ip[0] & 0x0f) * 4;
-    let frag = u16::from_be_bytes([ip[6], ip[7]]);
-    let total_len = u16::from_be_bytes([ip[2], ip[3]]);
-    // Fragments are skipped (MF or an offset: the TCP header is absent or not the whole
-    // story), as are headers whose IHL or total length is impossible - the same rules as
-    // `formats::pcap`, so replay and live capture agree.
-    if ihl < 20
-        || total_len < ihl
-        || frag & (record::ip_frag::MF | record::ip_frag::OFFSET_MASK) != 0
-    {
-        return Parsed::NotTcp;
+    if ip[0] >> 4 != 4 || ihl < 20 {
+        return Parsed::Skip(Skip::BadIpHeader);
     }
+    let proto = ip[9];
+    let frag = u16::from_be_bytes([ip[6], ip[7]]);
+    // Options cut short make the header unreadable, whatever it carries.
+    let ihl32 = u32::from(ihl);
+    let cut = |pkt: &mut P| ihl > 20 && !has(pkt, off, ihl32);
+    // Fragments are skipped: the TCP header is absent or not the whole story.
+    if proto != IPPROTO_TCP || frag & (record::ip_frag::MF | record::ip_frag::OFFSET_MASK) != 0 {
+        let skip = if cut(pkt) {
+            Skip::TruncatedIpHeader
+        } else if proto != IPPROTO_TCP {
+            Skip::NotTcp
+        } else {
+            Skip::Fragment
+        };
+        return Parsed::Skip(skip);
+    }
+    let total_len = u16::from_be_bytes([ip[2], ip[3]]);
     rec.ip_version = 4;
     rec.tos = ip[1];
     rec.ip_len = total_len;
@@ -155,23 +268,25 @@ fn parse_ipv4<P: Packet>(pkt: &mut P, off: u32, rec: &mut SynRecord) -> Parsed {
     rec.dst_addr[2] = ip[18];
     rec.dst_addr[3] = ip[19];
     // The IP header's announced length is what counts, options included.
-    let l4 = off + u32::from(ihl);
-    parse_tcp(
+    match parse_tcp(
         pkt,
-        l4,
+        off + ihl32,
         rec,
         total_len.saturating_sub(ihl),
         u32::from(total_len),
-    )
+    ) {
+        Parsed::Skip(Skip::TruncatedTcpHeader) if cut(pkt) => Parsed::Skip(Skip::TruncatedIpHeader),
+        parsed => parsed,
+    }
 }
 
 #[inline(always)]
 fn parse_ipv6<P: Packet>(pkt: &mut P, off: u32, rec: &mut SynRecord) -> Parsed {
     let Some(ip) = pkt.bytes::<40>(off) else {
-        return Parsed::NotTcp;
+        return Parsed::Skip(Skip::TruncatedIpHeader);
     };
     if ip[0] >> 4 != 6 {
-        return Parsed::NotTcp;
+        return Parsed::Skip(Skip::BadIpHeader);
     }
     let payload_len = u16::from_be_bytes([ip[4], ip[5]]);
     let mut next = ip[6];
@@ -183,25 +298,33 @@ fn parse_ipv6<P: Packet>(pkt: &mut P, off: u32, rec: &mut SynRecord) -> Parsed {
     copy16(&mut rec.src_addr, ip, 8);
     copy16(&mut rec.dst_addr, ip, 24);
     let mut hdr_len: u16 = 40;
-    // Bounded walk over the extension headers we know how to skip. Anything else (fragment
-    // header, AH, ESP, no-next-header, unknown) ends the parse: no TCP header to read.
+    // Bounded walk over the extension headers we know how to skip; each must be there whole.
     let mut i = 0;
     while i < MAX_IPV6_EXT {
-        if next == IPPROTO_TCP {
+        if next == IPPROTO_TCP || !is_walked_ext(next) {
             break;
         }
-        if next != IPV6_HOPOPTS && next != IPV6_ROUTING && next != IPV6_DSTOPTS {
-            return Parsed::NotTcp;
-        }
-        let Some(ext) = pkt.bytes::<2>(off + u32::from(hdr_len)) else {
-            return Parsed::NotTcp;
+        let at = off + u32::from(hdr_len);
+        let Some(ext) = pkt.bytes::<8>(at) else {
+            return Parsed::Skip(Skip::TruncatedIpHeader);
         };
         next = ext[0];
-        hdr_len = hdr_len.saturating_add((u16::from(ext[1]) + 1) * 8);
+        let len = (u16::from(ext[1]) + 1) * 8;
+        if len > 8 && !has(pkt, at, u32::from(len)) {
+            return Parsed::Skip(Skip::TruncatedIpHeader);
+        }
+        hdr_len = hdr_len.saturating_add(len);
         i += 1;
     }
     if next != IPPROTO_TCP {
-        return Parsed::NotTcp;
+        let skip = if is_walked_ext(next) {
+            Skip::Ipv6ExtChainTooLong
+        } else if next == IPV6_FRAGMENT {
+            Skip::Fragment
+        } else {
+            Skip::NotTcp
+        };
+        return Parsed::Skip(skip);
     }
     rec.ip_version = 6;
     rec.ip_hdr_len = hdr_len;
@@ -209,6 +332,11 @@ fn parse_ipv6<P: Packet>(pkt: &mut P, off: u32, rec: &mut SynRecord) -> Parsed {
     // Bytes after the extension headers, per the payload length field.
     let l4_len = payload_len.saturating_sub(hdr_len - 40);
     parse_tcp(pkt, l4, rec, l4_len, 40 + u32::from(payload_len))
+}
+
+#[inline(always)]
+fn is_walked_ext(next: u8) -> bool {
+    next == IPV6_HOPOPTS || next == IPV6_ROUTING || next == IPV6_DSTOPTS
 }
 
 /// Copies 16 bytes of `src` starting at the constant `at` (8 or 24) into `dst`.
@@ -235,41 +363,42 @@ fn parse_tcp<P: Packet>(
     l3_bytes: u32,
 ) -> Parsed {
     let Some(tcp) = pkt.bytes::<20>(l4) else {
-        return Parsed::NotTcp;
+        return Parsed::Skip(Skip::TruncatedTcpHeader);
     };
+    // What the flow table needs, for every packet.
     rec.src_port = u16::from_be_bytes([tcp[0], tcp[1]]);
     rec.dst_port = u16::from_be_bytes([tcp[2], tcp[3]]);
-    rec.seq = u32::from_be_bytes([tcp[4], tcp[5], tcp[6], tcp[7]]);
-    rec.ack = u32::from_be_bytes([tcp[8], tcp[9], tcp[10], tcp[11]]);
-    let doff = (tcp[12] >> 4) * 4;
     rec.tcp_flags = u16::from(tcp[13]) | (u16::from(tcp[12] & 0x01) << 8);
-    rec.window = u16::from_be_bytes([tcp[14], tcp[15]]);
-    rec.urg_ptr = u16::from_be_bytes([tcp[18], tcp[19]]);
-    let syn = rec.tcp_flags & tcp_flag::SYN != 0;
+    if rec.tcp_flags & tcp_flag::SYN == 0 {
+        return Parsed::Tcp {
+            l3_bytes,
+            syn: Syn::No,
+        };
+    }
+    // The rest only a SYN's record carries.
+    let doff = (tcp[12] >> 4) * 4;
     if doff < 20 {
         return Parsed::Tcp {
             l3_bytes,
-            syn,
-            syn_ok: false,
+            syn: Syn::Unreadable(Skip::BadTcpHeader),
         };
     }
+    rec.seq = u32::from_be_bytes([tcp[4], tcp[5], tcp[6], tcp[7]]);
+    rec.ack = u32::from_be_bytes([tcp[8], tcp[9], tcp[10], tcp[11]]);
+    rec.window = u16::from_be_bytes([tcp[14], tcp[15]]);
+    rec.urg_ptr = u16::from_be_bytes([tcp[18], tcp[19]]);
     rec.tcp_hdr_len = doff;
     rec.payload_len = l4_len.saturating_sub(u16::from(doff));
-    let mut syn_ok = false;
-    if syn {
-        let opts_len = doff - 20;
-        // A failed read copies nothing, so the option area stays zero and the record
-        // canonical even when it is not emitted.
-        if load_opts(pkt, l4 + 20, opts_len, &mut rec.tcp_opts) {
-            rec.tcp_opts_len = opts_len;
-            syn_ok = true;
-        }
-    }
-    Parsed::Tcp {
-        l3_bytes,
-        syn,
-        syn_ok,
-    }
+    let opts_len = doff - 20;
+    // A failed read copies nothing, so the option area stays zero and the record canonical
+    // even when it is not emitted.
+    let syn = if load_opts(pkt, l4 + 20, opts_len, &mut rec.tcp_opts) {
+        rec.tcp_opts_len = opts_len;
+        Syn::Record
+    } else {
+        Syn::Unreadable(Skip::TruncatedTcpHeader)
+    };
+    Parsed::Tcp { l3_bytes, syn }
 }
 
 /// Copies `len` (a multiple of 4, at most 40) option bytes into the front of `out` with a
@@ -310,6 +439,14 @@ mod tests {
 
     fn zero() -> SynRecord {
         SynRecord::ZERO
+    }
+
+    fn parse(frame: &[u8], rec: &mut SynRecord) -> Parsed {
+        parse_ethernet(&mut Frame(frame), rec)
+    }
+
+    fn skip(skip: Skip) -> Parsed {
+        Parsed::Skip(skip)
     }
 
     /// Builds an Ethernet/IPv4/TCP SYN by hand from the listed field values.
@@ -362,8 +499,7 @@ mod tests {
             got,
             Parsed::Tcp {
                 l3_bytes: 24 + 40 + 2,
-                syn: true,
-                syn_ok: true
+                syn: Syn::Record
             }
         );
         assert_eq!(r.ip_version, 4);
@@ -390,7 +526,10 @@ mod tests {
             let mut r = SynRecord::ZERO;
             assert!(matches!(
                 parse(pkt.as_slice(), &mut r),
-                Parsed::Tcp { syn_ok: true, .. }
+                Parsed::Tcp {
+                    syn: Syn::Record,
+                    ..
+                }
             ));
             assert_eq!(r.options(), opts.as_slice());
             assert!(r.is_canonical());
@@ -402,8 +541,7 @@ mod tests {
                     parse(cut, &mut r),
                     Parsed::Tcp {
                         l3_bytes: 40 + n as u32,
-                        syn: true,
-                        syn_ok: false
+                        syn: Syn::Unreadable(Skip::TruncatedTcpHeader)
                     }
                 );
                 assert!(r.tcp_opts.iter().all(|b| *b == 0));
@@ -424,7 +562,10 @@ mod tests {
             let mut r = SynRecord::ZERO;
             assert!(matches!(
                 parse(p.as_slice(), &mut r),
-                Parsed::Tcp { syn_ok: true, .. }
+                Parsed::Tcp {
+                    syn: Syn::Record,
+                    ..
+                }
             ));
             assert_eq!(r, want);
         }
@@ -471,8 +612,7 @@ mod tests {
                 parse(pkt.as_slice(), &mut r),
                 Parsed::Tcp {
                     l3_bytes: 40 + u32::from(hdr_len) - 40 + 28,
-                    syn: true,
-                    syn_ok: true
+                    syn: Syn::Record
                 }
             );
             assert_eq!(r.ip_version, 6);
@@ -490,11 +630,38 @@ mod tests {
         // A fragment header stops the walk.
         let frag = [0u8; 8];
         let pkt = v6_syn(&[(44u8, &frag[..])], 0x02);
-        assert_eq!(parse(pkt.as_slice(), &mut zero()), Parsed::NotTcp);
+        assert_eq!(parse(pkt.as_slice(), &mut zero()), skip(Skip::Fragment));
         // More extension headers than the walk allows.
         let many: Vec<(u8, &[u8])> = (0..=MAX_IPV6_EXT).map(|_| (60u8, &hop[..])).collect();
         let pkt = v6_syn(&many, 0x02);
-        assert_eq!(parse(pkt.as_slice(), &mut zero()), Parsed::NotTcp);
+        assert_eq!(
+            parse(pkt.as_slice(), &mut zero()),
+            skip(Skip::Ipv6ExtChainTooLong)
+        );
+        // As many as it allows, then something other than TCP.
+        let mut most: Vec<(u8, &[u8])> = (0..MAX_IPV6_EXT).map(|_| (60u8, &hop[..])).collect();
+        most.push((17, &frag[..]));
+        let pkt = v6_syn(&most, 0x02);
+        assert_eq!(parse(pkt.as_slice(), &mut zero()), skip(Skip::NotTcp));
+        // An extension header longer than what was captured: the IP header is cut, even where
+        // the bytes after it could be read as TCP.
+        let pkt = v6_syn(&[(0u8, &hop[..]), (60u8, &dst_opts[..])], 0x02);
+        assert_eq!(
+            parse(&pkt[..14 + 40 + 8 + 15], &mut zero()),
+            skip(Skip::TruncatedIpHeader)
+        );
+        assert_eq!(
+            parse(&pkt[..14 + 40 + 8 + 7], &mut zero()),
+            skip(Skip::TruncatedIpHeader)
+        );
+        // The 40-byte header cut, or another version.
+        assert_eq!(
+            parse(&pkt[..14 + 39], &mut zero()),
+            skip(Skip::TruncatedIpHeader)
+        );
+        let mut v5 = pkt.clone();
+        v5[14] = 0x5b;
+        assert_eq!(parse(v5.as_slice(), &mut zero()), skip(Skip::BadIpHeader));
     }
 
     #[test]
@@ -507,30 +674,104 @@ mod tests {
             parse(pkt.as_slice(), &mut r),
             Parsed::Tcp {
                 l3_bytes: 44,
-                syn: false,
-                syn_ok: false
+                syn: Syn::No
             }
         );
         // UDP
         let mut udp = pkt.clone();
         udp[14 + 9] = 17;
-        assert_eq!(parse(udp.as_slice(), &mut zero()), Parsed::NotTcp);
+        assert_eq!(parse(udp.as_slice(), &mut zero()), skip(Skip::NotTcp));
         // IPv4 fragments: non-first, and first with MF.
         let mut frag = pkt.clone();
         frag[14 + 7] = 1;
-        assert_eq!(parse(frag.as_slice(), &mut zero()), Parsed::NotTcp);
+        assert_eq!(parse(frag.as_slice(), &mut zero()), skip(Skip::Fragment));
         let mut first = pkt.clone();
         first[14 + 6] = 0x20; // MF, offset 0
-        assert_eq!(parse(first.as_slice(), &mut zero()), Parsed::NotTcp);
-        // Total length shorter than the IP header.
+        assert_eq!(parse(first.as_slice(), &mut zero()), skip(Skip::Fragment));
+        // Total length shorter than the IP header: counted, as the header says.
         let mut short = pkt.clone();
         short[16..18].copy_from_slice(&19u16.to_be_bytes());
-        assert_eq!(parse(short.as_slice(), &mut zero()), Parsed::NotTcp);
-        // ARP and a runt frame
+        assert_eq!(
+            parse(short.as_slice(), &mut zero()),
+            Parsed::Tcp {
+                l3_bytes: 19,
+                syn: Syn::No
+            }
+        );
+        // Version and header length.
+        let mut v5 = pkt.clone();
+        v5[14] = 0x55;
+        assert_eq!(parse(v5.as_slice(), &mut zero()), skip(Skip::BadIpHeader));
+        let mut ihl4 = pkt.clone();
+        ihl4[14] = 0x44;
+        assert_eq!(parse(ihl4.as_slice(), &mut zero()), skip(Skip::BadIpHeader));
+        // ARP, a runt frame, a cut IP header, a cut TCP header
         let mut arp = pkt.clone();
         arp[12..14].copy_from_slice(&[0x08, 0x06]);
-        assert_eq!(parse(arp.as_slice(), &mut zero()), Parsed::NotTcp);
-        assert_eq!(parse(&pkt[..30], &mut zero()), Parsed::NotTcp);
+        assert_eq!(parse(arp.as_slice(), &mut zero()), skip(Skip::NotIp));
+        assert_eq!(
+            parse(&pkt[..13], &mut zero()),
+            skip(Skip::TruncatedLinkHeader)
+        );
+        assert_eq!(
+            parse(&pkt[..30], &mut zero()),
+            skip(Skip::TruncatedIpHeader)
+        );
+        assert_eq!(
+            parse(&pkt[..50], &mut zero()),
+            skip(Skip::TruncatedTcpHeader)
+        );
+        // A data offset below 5 words: the packet counts, a SYN gives no record.
+        let mut doff = v4_syn(&[], &[], &[]);
+        doff[14 + 20 + 12] = 0x40;
+        assert_eq!(
+            parse(doff.as_slice(), &mut zero()),
+            Parsed::Tcp {
+                l3_bytes: 40,
+                syn: Syn::Unreadable(Skip::BadTcpHeader)
+            }
+        );
+    }
+
+    /// IP options cut short: the IP header is what is truncated, whatever the packet carries
+    /// and even where the frame ends inside the TCP header.
+    #[test]
+    fn cut_ipv4_options_are_a_truncated_ip_header() {
+        let ip_opts = [1u8; 12];
+        let pkt = v4_syn(&OPTS, &ip_opts, &[]);
+        for end in [14 + 20, 14 + 25, 14 + 31] {
+            assert_eq!(
+                parse(&pkt[..end], &mut zero()),
+                skip(Skip::TruncatedIpHeader)
+            );
+            for (at, v) in [(14 + 9, 17u8), (14 + 7, 1)] {
+                let mut other = pkt[..end].to_vec();
+                other[at] = v;
+                assert_eq!(parse(&other, &mut zero()), skip(Skip::TruncatedIpHeader));
+            }
+        }
+        // Whole options, cut TCP header.
+        assert_eq!(
+            parse(&pkt[..14 + 32 + 19], &mut zero()),
+            skip(Skip::TruncatedTcpHeader)
+        );
+    }
+
+    #[test]
+    fn vlan_tags_past_two_and_cut_tags() {
+        let plain = v4_syn(&OPTS, &[], &[]);
+        let mut p = plain[..12].to_vec();
+        p.extend_from_slice(&[0x88, 0xa8, 0, 5, 0x81, 0x00, 0, 6, 0x91, 0x00, 0, 7]);
+        p.extend_from_slice(&plain[12..]);
+        assert_eq!(parse(p.as_slice(), &mut zero()), skip(Skip::VlanTooDeep));
+        assert_eq!(
+            parse(&p[..17], &mut zero()),
+            skip(Skip::TruncatedLinkHeader)
+        );
+        assert_eq!(
+            parse(&p[..21], &mut zero()),
+            skip(Skip::TruncatedLinkHeader)
+        );
     }
 
     #[test]
