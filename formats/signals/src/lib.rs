@@ -11,6 +11,9 @@
 //! - [`StopSignals`] (`capture`, Linux): the signals are blocked and read through a
 //!   `signalfd`, so a `poll` loop sees them next to its other descriptors ([`poll_readable`])
 //!   and no handler runs at all.
+//!
+//! It sits in `formats/` beside `record` and `packet`, the other small crates both binaries
+//! share; it knows nothing of files or records.
 
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
