@@ -8,7 +8,8 @@
 #    rejection's log is printed whole);
 # 2. a smoke capture per mode on loopback in a namespace of its own, for the attach mode the
 #    kernel gives (TCX or clsact, XDP native or generic) and a non-zero record count;
-# 3. the live test binary, with SYNSCOPE_REQUIRE_LIVE=1 so nothing can skip.
+# 3. the live test binary, with SYNSCOPE_REQUIRE_LIVE=1 (and _ORACLE=1, for the tests that
+#    read a capture tree with DuckDB) so nothing can skip.
 # Everything is also written to RESULTS (a directory shared with the host), which run.sh
 # summarises; each step's exit status goes to RESULTS/STEP.rc.
 set -uo pipefail
@@ -16,6 +17,13 @@ res=$1 capture=$2 live=$3
 shift 3
 export SYNSCOPE_REQUIRE_LIVE=1
 export RUST_BACKTRACE=1
+# The live tests that read a capture tree with DuckDB and polars need the Python environment
+# .ci/run builds (.venv-ci at the repository root, on the file system the guest shares): put
+# it first on PATH, and make its absence a failure with its reason rather than a skip (run.sh
+# fails a kernel on any skipped test anyway).
+root=$(cd "$(dirname "$0")/../.." && pwd)
+[[ -x $root/.venv-ci/bin/python3 ]] && export PATH="$root/.venv-ci/bin:$PATH"
+export SYNSCOPE_REQUIRE_ORACLE=1
 
 echo "== guest: $(uname -r) ($(uname -v)), $(nproc) CPUs"
 uname -r >"$res/uname"
