@@ -497,17 +497,7 @@ pub fn run(
         on_file,
         on_failed,
     };
-    match opts.format {
-        OutputFormat::Csv => a
-            .out
-            .write_all(results::csv_header().as_bytes())
-            .map_err(AnalyzeError::Write)?,
-        OutputFormat::Json => a
-            .out
-            .write_all(b"{\n  \"observations\": [")
-            .map_err(AnalyzeError::Write)?,
-        _ => {}
-    }
+    write_head(opts.format, a.out)?;
     let (json_rows, summary) = std::thread::scope(|s| -> Result<_, AnalyzeError> {
         let renderer = match opts.format {
             OutputFormat::Table => None,
@@ -550,20 +540,8 @@ pub fn run(
         let summary = summary.transpose().map_err(AnalyzeError::Summary)?;
         Ok((json_rows, summary))
     })?;
-    match (opts.format, &summary) {
-        (OutputFormat::Table, Some(s)) => {
-            crate::report::table::write(s, a.out).map_err(AnalyzeError::Write)?
-        }
-        (OutputFormat::Json, Some(s)) => {
-            let mut text = String::from(if json_rows == 0 { "],\n" } else { "\n  ],\n" });
-            text.push_str("  \"summary\": ");
-            crate::report::json::summary(s, &mut text);
-            text.push_str("\n}\n");
-            a.out
-                .write_all(text.as_bytes())
-                .map_err(AnalyzeError::Write)?
-        }
-        _ => {}
+    if let Some(s) = &summary {
+        write_summary(opts.format, s, json_rows, a.out)?;
     }
     let results_rows = match a.results.take() {
         Some(r) => Some(r.close()?),
@@ -574,6 +552,40 @@ pub fn run(
         summary,
         results_rows,
     })
+}
+
+/// What stdout starts with before the first observation: CSV's header, or the opening of
+/// JSON's `observations` array.
+fn write_head(format: OutputFormat, out: &mut impl Write) -> Result<(), AnalyzeError> {
+    let head = match format {
+        OutputFormat::Csv => results::csv_header(),
+        OutputFormat::Json => "{\n  \"observations\": [".into(),
+        _ => return Ok(()),
+    };
+    out.write_all(head.as_bytes()).map_err(AnalyzeError::Write)
+}
+
+/// The summary after the observations: the table report, or JSON's `summary` member closing
+/// the document (`json_rows` observations were written before it).
+fn write_summary(
+    format: OutputFormat,
+    summary: &Summary,
+    json_rows: u64,
+    out: &mut impl Write,
+) -> Result<(), AnalyzeError> {
+    match format {
+        OutputFormat::Table => {
+            crate::report::table::write(summary, out).map_err(AnalyzeError::Write)
+        }
+        OutputFormat::Json => {
+            let mut text = String::from(if json_rows == 0 { "],\n" } else { "\n  ],\n" });
+            text.push_str("  \"summary\": ");
+            crate::report::json::summary(summary, &mut text);
+            text.push_str("\n}\n");
+            out.write_all(text.as_bytes()).map_err(AnalyzeError::Write)
+        }
+        _ => Ok(()),
+    }
 }
 
 /// The path a run would refuse to overwrite: an input given as `--out`.

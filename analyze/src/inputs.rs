@@ -210,7 +210,7 @@ fn walk(
             }
             match sniff(&path) {
                 // analyze's own output, often written into the folder it read.
-                Ok(InputKind::Parquet) if crate::results::is_results_file(&path) => {}
+                Ok(InputKind::Parquet) if formats::meta::is_results_file(&path) => {}
                 Ok(kind) => out.push(Input { path, kind }),
                 // Its reader will say what is wrong with it.
                 Err(InputError::UnknownKind { .. }) => {

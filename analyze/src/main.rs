@@ -171,35 +171,7 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
 }
 
 fn run(cli: &Cli) -> anyhow::Result<()> {
-    let now = formats::time::now_ns();
-    let time = |t: &Option<String>, what: &str| {
-        t.as_deref()
-            .map(|t| formats::time::parse_time_or_ago(t, now))
-            .transpose()
-            .map_err(anyhow::Error::msg)
-            .with_context(|| format!("--{what}"))
-    };
-    let range = inputs::TimeRange {
-        since: time(&cli.since, "since")?,
-        until: time(&cli.until, "until")?,
-    };
-    // With --keep-going a missing or unknown path is reported like any other bad input.
-    let mut unusable = 0;
-    let inputs = if cli.keep_going && cli.records.is_none() {
-        let mut all = Vec::new();
-        for p in &cli.inputs {
-            match inputs::expand_within(std::slice::from_ref(p), range) {
-                Ok(v) => all.extend(v),
-                Err(e) => {
-                    eprintln!("error: skipped input: {e}");
-                    unusable += 1;
-                }
-            }
-        }
-        all
-    } else {
-        inputs::expand_within(&cli.inputs, range).context("reading the inputs")?
-    };
+    let (inputs, unusable) = collect_inputs(cli)?;
     signals::catch().context("setting up SIGINT and SIGTERM")?;
     // A run over files stops at a signal; one with a live stream reads on to its end.
     let stop = if inputs.iter().any(|i| i.kind == inputs::InputKind::Stream) {
@@ -208,31 +180,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         Some(&signals::STOP)
     };
     if let Some(out) = &cli.records {
-        let opts = RecordsOptions {
-            flow_interval_ns: cli.flow_interval.saturating_mul(1_000_000_000),
-            stop,
-            ..RecordsOptions::default()
-        };
-        let quiet = cli.quiet;
-        let report = records::write_recording(&inputs, out, &opts, |f| {
-            if !quiet {
-                eprintln!("{}: {}", f.path.display(), f.stats);
-            }
-            warn_truncated(quiet, &f.path, &f.stats);
-        })
-        .with_context(|| format!("writing the recording {}", out.display()))?;
-        if !cli.quiet {
-            eprintln!(
-                "total ({} files): {}\nwrote {} SYN records to {} and {} flow rows to {}",
-                report.files.len(),
-                report.total,
-                report.syn.rows,
-                report.syn_path.display(),
-                report.flows.rows,
-                report.flows_path.display()
-            );
-        }
-        return Ok(());
+        return write_records(cli, &inputs, out, stop);
     }
     if let Some(out) = &cli.out
         && analysis::out_is_an_input(out, &inputs)
@@ -280,6 +228,76 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         anyhow::bail!(
             "{failed} of {} inputs could not be read (see above)",
             inputs.len() + unusable
+        );
+    }
+    Ok(())
+}
+
+/// The inputs the command line names (folders walked, a tree's partitions kept to
+/// `--since`/`--until`), and how many paths were unusable (only with `--keep-going`, which
+/// reports them and goes on).
+fn collect_inputs(cli: &Cli) -> anyhow::Result<(Vec<inputs::Input>, usize)> {
+    let now = formats::time::now_ns();
+    let time = |t: &Option<String>, what: &str| {
+        t.as_deref()
+            .map(|t| formats::time::parse_time_or_ago(t, now))
+            .transpose()
+            .map_err(anyhow::Error::msg)
+            .with_context(|| format!("--{what}"))
+    };
+    let range = inputs::TimeRange {
+        since: time(&cli.since, "since")?,
+        until: time(&cli.until, "until")?,
+    };
+    // With --keep-going a missing or unknown path is reported like any other bad input.
+    let mut unusable = 0;
+    let inputs = if cli.keep_going && cli.records.is_none() {
+        let mut all = Vec::new();
+        for p in &cli.inputs {
+            match inputs::expand_within(std::slice::from_ref(p), range) {
+                Ok(v) => all.extend(v),
+                Err(e) => {
+                    eprintln!("error: skipped input: {e}");
+                    unusable += 1;
+                }
+            }
+        }
+        all
+    } else {
+        inputs::expand_within(&cli.inputs, range).context("reading the inputs")?
+    };
+    Ok((inputs, unusable))
+}
+
+/// `analyze --records OUT`: the inputs become one recording (SYN records + flow rows).
+fn write_records(
+    cli: &Cli,
+    inputs: &[inputs::Input],
+    out: &std::path::Path,
+    stop: Option<&'static std::sync::atomic::AtomicBool>,
+) -> anyhow::Result<()> {
+    let opts = RecordsOptions {
+        flow_interval_ns: cli.flow_interval.saturating_mul(1_000_000_000),
+        stop,
+        ..RecordsOptions::default()
+    };
+    let quiet = cli.quiet;
+    let report = records::write_recording(inputs, out, &opts, |f| {
+        if !quiet {
+            eprintln!("{}: {}", f.path.display(), f.stats);
+        }
+        warn_truncated(quiet, &f.path, &f.stats);
+    })
+    .with_context(|| format!("writing the recording {}", out.display()))?;
+    if !cli.quiet {
+        eprintln!(
+            "total ({} files): {}\nwrote {} SYN records to {} and {} flow rows to {}",
+            report.files.len(),
+            report.total,
+            report.syn.rows,
+            report.syn_path.display(),
+            report.flows.rows,
+            report.flows_path.display()
         );
     }
     Ok(())

@@ -546,7 +546,7 @@ impl Producer<'_> {
         let reader = match SynReader::open(path) {
             Ok(r) => r,
             // Say what it is rather than what a recording would have.
-            Err(_) if crate::results::is_results_file(path) => {
+            Err(_) if formats::meta::is_results_file(path) => {
                 return Ok(Err(ReplayError::ResultsFile(path.to_path_buf())));
             }
             Err(e) => return Ok(Err(e.into())),

@@ -127,8 +127,12 @@ struct Core {
     status: Status,
 }
 
+/// What [`open_sink`] found and opened: the sink, what recovery made of a killed run's
+/// journals (SYN rows recovered, where they went) and what retention deleted at the start.
+type Opened = (Sink, Option<(u64, String)>, Deleted);
+
 /// Recovers what a killed run left and opens the sink: the lock and retention of a tree too.
-fn open_sink(cfg: &Config, host: &str) -> Result<(Sink, Option<(u64, String)>, Deleted)> {
+fn open_sink(cfg: &Config, host: &str) -> Result<Opened> {
     match &cfg.dest {
         Destination::File(out) => {
             let paths = Paths::new(out);

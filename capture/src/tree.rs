@@ -256,12 +256,15 @@ impl Tree {
 /// What the converter did with one span: the files written and what retention deleted.
 pub type Converted = Result<(Written, Deleted)>;
 
+/// A finished span and the counters (metadata pairs) its files carry: one converter job.
+type Job = (Span, Vec<(String, String)>);
+
 /// The thread that converts finished spans and applies retention, so a long span's
 /// conversion never delays flow snapshots, counters or a stop signal (the drain has a thread
 /// of its own anyway).
 #[derive(Debug)]
 pub struct Converter {
-    jobs: Option<Sender<(Span, Vec<(String, String)>)>>,
+    jobs: Option<Sender<Job>>,
     /// One result per span sent, in order.
     pub done: Receiver<Converted>,
     thread: Option<JoinHandle<()>>,
@@ -270,7 +273,7 @@ pub struct Converter {
 impl Converter {
     /// Starts the thread for `tree`, applying `limits` after every span.
     pub fn start(tree: Arc<Tree>, limits: Limits) -> Result<Converter> {
-        let (jobs, todo) = mpsc::channel::<(Span, Vec<(String, String)>)>();
+        let (jobs, todo) = mpsc::channel::<Job>();
         let (tx, done) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("span-convert".into())

@@ -253,6 +253,29 @@ impl RecordingMeta {
     }
 }
 
+/// Metadata key an `analyze --out` results file carries (its column layout's version). Kept
+/// here, beside the recordings' keys, so that the input side can tell a results file from a
+/// recording without knowing anything of the results writer.
+pub const KEY_RESULTS_VERSION: &str = "synscope.results_schema_version";
+
+/// Whether the Parquet file at `path` is an `analyze` results file (its footer carries
+/// [`KEY_RESULTS_VERSION`]): not a recording, so not an input of a replay. `false` for
+/// anything unreadable.
+pub fn is_results_file(path: &std::path::Path) -> bool {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let Ok(file) = std::fs::File::open(path) else {
+        return false;
+    };
+    let Ok(reader) = SerializedFileReader::new(file) else {
+        return false;
+    };
+    reader
+        .metadata()
+        .file_metadata()
+        .key_value_metadata()
+        .is_some_and(|kv| kv.iter().any(|k| k.key == KEY_RESULTS_VERSION))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -27,9 +27,7 @@ use p0f::{Database, Event, EventKind, LabelType, Params, Quality, Subject};
 pub mod parquet;
 pub mod text;
 
-pub use self::parquet::{
-    RESULTS_ROW_GROUP_ROWS, ResultsError, ResultsWriter, is_results_file, schema,
-};
+pub use self::parquet::{RESULTS_ROW_GROUP_ROWS, ResultsError, ResultsWriter, schema};
 pub use self::text::{TextWriter, csv_header};
 
 /// One observation: an engine event and the index of its input in [`Sources`].
@@ -152,8 +150,9 @@ pub const NCOLS: usize = COLUMNS.len();
 /// Version of the results column layout, stored in the Parquet metadata.
 pub const RESULTS_SCHEMA_VERSION: u32 = 1;
 
-/// Metadata key holding [`RESULTS_SCHEMA_VERSION`].
-pub const KEY_RESULTS_VERSION: &str = "synscope.results_schema_version";
+/// Metadata key holding [`RESULTS_SCHEMA_VERSION`] (defined in `formats`, where the input
+/// side checks for it).
+pub use formats::meta::KEY_RESULTS_VERSION;
 
 /// One value of a flat row.
 ///

@@ -199,23 +199,6 @@ impl ResultsWriter {
     }
 }
 
-/// Whether `path` is a results file this module wrote (its footer carries
-/// [`KEY_RESULTS_VERSION`]): not a recording, so not an input of a replay.
-pub fn is_results_file(path: &Path) -> bool {
-    use parquet::file::reader::{FileReader, SerializedFileReader};
-    let Ok(file) = File::open(path) else {
-        return false;
-    };
-    let Ok(reader) = SerializedFileReader::new(file) else {
-        return false;
-    };
-    reader
-        .metadata()
-        .file_metadata()
-        .key_value_metadata()
-        .is_some_and(|kv| kv.iter().any(|k| k.key == KEY_RESULTS_VERSION))
-}
-
 impl Drop for ResultsWriter {
     fn drop(&mut self) {
         // Not closed (an error elsewhere): the writer goes first, then `file`, dropped
@@ -321,7 +304,7 @@ mod tests {
         }
         assert!(!path.exists(), "only renamed into place on close");
         assert_eq!(w.close().unwrap(), 10);
-        assert!(is_results_file(&path));
+        assert!(formats::meta::is_results_file(&path));
         let f = File::open(&path).unwrap();
         let b = ParquetRecordBatchReaderBuilder::try_new(f).unwrap();
         let kv = b
