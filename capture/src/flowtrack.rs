@@ -84,13 +84,7 @@ impl FlowTracker {
             self.overflow += 1;
             return;
         }
-        let (key, dir) = FlowKey::new(
-            rec.ip_version,
-            rec.src_addr,
-            rec.src_port,
-            rec.dst_addr,
-            rec.dst_port,
-        );
+        let (key, dir) = rec.flow_key();
         self.recorded.entry(key).or_default().dir_mut(dir).add(
             rec.ts_ns,
             rec.l3_bytes(),

@@ -381,6 +381,18 @@ impl SynRecord {
         &self.tcp_opts[..n]
     }
 
+    /// The packet's flow (canonical [`FlowKey`]) and its direction in it
+    /// ([`flow_dir`]), from the record's addresses and ports.
+    pub fn flow_key(&self) -> (FlowKey, u8) {
+        FlowKey::new(
+            self.ip_version,
+            self.src_addr,
+            self.src_port,
+            self.dst_addr,
+            self.dst_port,
+        )
+    }
+
     /// Whether this is a SYN+ACK (as opposed to a plain SYN).
     pub fn is_syn_ack(&self) -> bool {
         self.tcp_flags & tcp_flag::ACK != 0

@@ -67,13 +67,7 @@ pub fn parse_packet(
         packet::Parsed::Skip(skip) => return Err(skip.into()),
         packet::Parsed::Tcp { l3_bytes, syn } => (u64::from(l3_bytes), syn),
     };
-    let (key, dir) = FlowKey::new(
-        rec.ip_version,
-        rec.src_addr,
-        rec.src_port,
-        rec.dst_addr,
-        rec.dst_port,
-    );
+    let (key, dir) = rec.flow_key();
     let syn = match syn {
         Syn::No => None,
         Syn::Record => {
