@@ -26,6 +26,19 @@ use crate::ring::Ring;
 /// overflows is counted as `ringbuf_full`, never lost silently).
 pub const DRAIN_PERIOD: Duration = Duration::from_millis(10);
 
+/// Where the drain takes records from: the datapath's [`Ring`]; tests feed it their own.
+pub trait Source: Send + 'static {
+    /// Hands every record available now to `f`, in order; returns how many entries were
+    /// malformed.
+    fn drain(&mut self, f: impl FnMut(SynRecord)) -> u64;
+}
+
+impl Source for Ring {
+    fn drain(&mut self, f: impl FnMut(SynRecord)) -> u64 {
+        Ring::drain(self, f)
+    }
+}
+
 /// What the drain did, once it has stopped.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Drained {
@@ -50,7 +63,8 @@ struct Progress {
 
 /// A running drain thread; [`Drainer::stop`] ends it.
 pub struct Drainer {
-    handle: JoinHandle<Result<Drained>>,
+    /// The thread; taken when it is joined early, after it ended on an error.
+    handle: Option<JoinHandle<Result<Drained>>>,
     stop: Arc<AtomicBool>,
     progress: Arc<Progress>,
     /// Drained records (monotonic timestamps), in batches, for the flow rows; nothing is
@@ -72,7 +86,7 @@ impl Drainer {
     /// with an `fdatasync` every `flush`. With `flows`, every record is also sent on
     /// [`Drainer::records`].
     pub fn start(
-        ring: Ring,
+        ring: impl Source,
         journal: JournalWriter,
         clock: Clock,
         flush: Duration,
@@ -102,7 +116,7 @@ impl Drainer {
                 cause: e,
             })?;
         Ok(Drainer {
-            handle,
+            handle: Some(handle),
             stop,
             progress,
             records,
@@ -115,15 +129,31 @@ impl Drainer {
     /// synced and handed back: every record drained before the swap is in the old journal,
     /// every later one in `next`. Waits for the thread's next period (at most about
     /// [`DRAIN_PERIOD`]).
-    pub fn swap_journal(&self, next: JournalWriter) -> Result<JournalWriter> {
-        let gone = || CaptureError::Sys {
-            call: "ring-drain thread",
-            cause: std::io::Error::other("stopped before the journal swap"),
-        };
+    pub fn swap_journal(&mut self, next: JournalWriter) -> Result<JournalWriter> {
         let (tx, rx) = mpsc::channel();
-        self.swaps.send((next, tx)).map_err(|_| gone())?;
-        self.handle.thread().unpark();
-        rx.recv().map_err(|_| gone())?
+        if self.swaps.send((next, tx)).is_err() {
+            return Err(self.ended_early());
+        }
+        if let Some(h) = &self.handle {
+            h.thread().unpark();
+        }
+        match rx.recv() {
+            Ok(reply) => reply,
+            Err(_) => Err(self.ended_early()),
+        }
+    }
+
+    /// The error that ended the thread on its own (a full disk, say), joining it: a swap
+    /// that finds the thread gone reports why it went, not merely that it did.
+    fn ended_early(&mut self) -> CaptureError {
+        match self.handle.take().map(JoinHandle::join) {
+            Some(Ok(Err(e))) => e,
+            Some(Err(_)) => panicked(),
+            Some(Ok(Ok(_))) | None => CaptureError::Sys {
+                call: "ring-drain thread",
+                cause: std::io::Error::other("stopped before the journal swap"),
+            },
+        }
     }
 
     /// Gives an emptied batch back for reuse.
@@ -149,29 +179,35 @@ impl Drainer {
 
     /// Whether the thread has ended on its own, which only an error makes it do.
     pub fn failed(&self) -> bool {
-        self.handle.is_finished()
+        self.handle.as_ref().is_none_or(JoinHandle::is_finished)
     }
 
     /// Stops the thread after one last drain and closes the journal (synced), then hands
     /// `rest` the channel with the records not yet taken; returns the totals, or the error
     /// that ended the thread.
-    pub fn stop_keeping(self, rest: impl FnOnce(&Receiver<Vec<SynRecord>>)) -> Result<Drained> {
+    pub fn stop_keeping(mut self, rest: impl FnOnce(&Receiver<Vec<SynRecord>>)) -> Result<Drained> {
         self.stop.store(true, Ordering::Release);
-        self.handle.thread().unpark();
-        let joined = self.handle.join();
+        let Some(handle) = self.handle.take() else {
+            // Joined already by a swap, which returned the thread's error.
+            rest(&self.records);
+            return Err(self.ended_early());
+        };
+        handle.thread().unpark();
+        let joined = handle.join();
         rest(&self.records);
-        match joined {
-            Ok(r) => r,
-            Err(_) => Err(CaptureError::Sys {
-                call: "ring-drain thread",
-                cause: std::io::Error::other("panicked"),
-            }),
-        }
+        joined.unwrap_or_else(|_| Err(panicked()))
     }
 }
 
-struct Worker {
-    ring: Ring,
+fn panicked() -> CaptureError {
+    CaptureError::Sys {
+        call: "ring-drain thread",
+        cause: std::io::Error::other("panicked"),
+    }
+}
+
+struct Worker<S> {
+    ring: S,
     journal: JournalWriter,
     clock: Clock,
     flush: Duration,
@@ -182,7 +218,7 @@ struct Worker {
     progress: Arc<Progress>,
 }
 
-impl Worker {
+impl<S: Source> Worker<S> {
     fn run(mut self) -> Result<Drained> {
         let mut totals = Drained::default();
         let mut next_flush = Instant::now() + self.flush;
@@ -239,5 +275,125 @@ impl Worker {
         }
         self.journal.finish()?;
         Ok(totals)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal;
+
+    /// What the test's source does on its next drain.
+    enum Step {
+        Record(SynRecord),
+        Panic,
+    }
+
+    /// Records sent by the test, handed over on the next drain.
+    struct Feed(Receiver<Step>);
+
+    impl Source for Feed {
+        fn drain(&mut self, mut f: impl FnMut(SynRecord)) -> u64 {
+            while let Ok(step) = self.0.try_recv() {
+                match step {
+                    Step::Record(r) => f(r),
+                    Step::Panic => panic!("the test's source fails"),
+                }
+            }
+            0
+        }
+    }
+
+    fn rec(port: u16) -> SynRecord {
+        let mut r = SynRecord::ZERO;
+        r.ip_version = 4;
+        r.src_port = port;
+        r.ts_ns = u64::from(port) * 1000;
+        r
+    }
+
+    fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+        let t0 = Instant::now();
+        while !done() {
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "timed out waiting for {what}"
+            );
+            thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    fn journal_at(dir: &tempfile::TempDir, name: &str) -> JournalWriter {
+        JournalWriter::create::<SynRecord>(&dir.path().join(name), &[]).unwrap()
+    }
+
+    fn ports(dir: &tempfile::TempDir, name: &str) -> Vec<(u16, u64)> {
+        journal::read::<SynRecord>(&dir.path().join(name))
+            .unwrap()
+            .frames
+            .iter()
+            .map(|r| (r.src_port, r.ts_ns))
+            .collect()
+    }
+
+    #[test]
+    fn a_swap_splits_the_records_between_journals_in_utc() {
+        let dir = tempfile::tempdir().unwrap();
+        let (tx, rx) = mpsc::channel();
+        let clock = Clock::with_offset(5_000_000);
+        let mut d = Drainer::start(
+            Feed(rx),
+            journal_at(&dir, "a"),
+            clock,
+            Duration::from_secs(60),
+            true,
+        )
+        .unwrap();
+        for p in 1..=3 {
+            tx.send(Step::Record(rec(p))).unwrap();
+        }
+        wait_for("3 records", || d.progress().records == 3);
+        let old = d.swap_journal(journal_at(&dir, "b")).unwrap();
+        assert_eq!(
+            (old.path(), old.frames()),
+            (dir.path().join("a").as_path(), 3)
+        );
+        tx.send(Step::Record(rec(4))).unwrap();
+        wait_for("4 records", || d.progress().records == 4);
+        let mut flowed = Vec::new();
+        let drained = d
+            .stop_keeping(|batches| {
+                flowed.extend(batches.try_iter().flatten().map(|r| r.src_port));
+            })
+            .unwrap();
+        assert_eq!(drained.records, 4);
+        // The flow batches keep monotonic time; the journals hold UTC.
+        assert_eq!(flowed, [1, 2, 3, 4]);
+        assert_eq!(
+            ports(&dir, "a"),
+            [(1, 5_001_000), (2, 5_002_000), (3, 5_003_000)]
+        );
+        assert_eq!(ports(&dir, "b"), [(4, 5_004_000)]);
+    }
+
+    #[test]
+    fn a_swap_after_the_thread_ended_says_why_it_ended() {
+        let dir = tempfile::tempdir().unwrap();
+        let (tx, rx) = mpsc::channel();
+        let mut d = Drainer::start(
+            Feed(rx),
+            journal_at(&dir, "a"),
+            Clock::with_offset(0),
+            Duration::from_secs(60),
+            false,
+        )
+        .unwrap();
+        tx.send(Step::Panic).unwrap();
+        wait_for("the thread to end", || d.failed());
+        let err = d.swap_journal(journal_at(&dir, "b")).unwrap_err();
+        assert!(err.to_string().contains("panicked"), "{err}");
+        assert!(d.failed());
+        let err = d.stop_keeping(|_| {}).unwrap_err();
+        assert!(err.to_string().contains("ring-drain thread"), "{err}");
     }
 }
