@@ -22,7 +22,7 @@ use crate::meta::RecordType;
 use crate::recording::columns::{
     TextColumn, addr_from_text, addr_is_canonical, get, prim, text, ts_from_i64, ts_to_i64,
 };
-use crate::recording::{DecodeError, RecordKind, RecordingReader, RecordingWriter};
+use crate::recording::{DecodeError, RecordKind, RecordingReader, RecordingWriter, WriteKind};
 
 /// One flow's counters over one interval.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -153,28 +153,9 @@ fn endpoints_ordered(k: &FlowKey) -> bool {
     FlowKey::new(k.ip_version, k.addr_a, k.port_a, k.addr_b, k.port_b).0 == *k
 }
 
-impl RecordKind for Flows {
+impl WriteKind for Flows {
     type Row = FlowRow;
-    const RECORD_TYPE: RecordType = RecordType::Flows;
-    const RAW_COLUMNS: &'static [&'static str] = &[
-        col::INTERVAL_START,
-        col::INTERVAL_END,
-        col::IP_VERSION,
-        col::ADDR_A,
-        col::PORT_A,
-        col::ADDR_B,
-        col::PORT_B,
-        col::AB_PACKETS,
-        col::AB_BYTES,
-        col::AB_FIRST_SEEN,
-        col::AB_LAST_SEEN,
-        col::AB_TCP_FLAGS,
-        col::BA_PACKETS,
-        col::BA_BYTES,
-        col::BA_FIRST_SEEN,
-        col::BA_LAST_SEEN,
-        col::BA_TCP_FLAGS,
-    ];
+    type Context = ();
 
     /// The addresses (a host talks to few others); every other column is a number.
     const DICTIONARY_COLUMNS: &'static [&'static str] = &[col::ADDR_A, col::ADDR_B];
@@ -214,7 +195,7 @@ impl RecordKind for Flows {
         check_dir("b_to_a", &r.counters.b_to_a)
     }
 
-    fn encode(rows: &[FlowRow]) -> Result<RecordBatch, ArrowError> {
+    fn encode(rows: &[FlowRow], (): &()) -> Result<RecordBatch, ArrowError> {
         let ts = |f: &dyn Fn(&FlowRow) -> u64| {
             Arc::new(
                 TimestampNanosecondArray::from(
@@ -270,6 +251,29 @@ impl RecordKind for Flows {
         }
         RecordBatch::try_new(schema(), columns)
     }
+}
+
+impl RecordKind for Flows {
+    const RECORD_TYPE: RecordType = RecordType::Flows;
+    const RAW_COLUMNS: &'static [&'static str] = &[
+        col::INTERVAL_START,
+        col::INTERVAL_END,
+        col::IP_VERSION,
+        col::ADDR_A,
+        col::PORT_A,
+        col::ADDR_B,
+        col::PORT_B,
+        col::AB_PACKETS,
+        col::AB_BYTES,
+        col::AB_FIRST_SEEN,
+        col::AB_LAST_SEEN,
+        col::AB_TCP_FLAGS,
+        col::BA_PACKETS,
+        col::BA_BYTES,
+        col::BA_FIRST_SEEN,
+        col::BA_LAST_SEEN,
+        col::BA_TCP_FLAGS,
+    ];
 
     fn decode(batch: &RecordBatch, out: &mut Vec<FlowRow>) -> Result<(), DecodeError> {
         let start = prim::<TimestampNanosecondType>(batch, col::INTERVAL_START)?;
@@ -372,7 +376,7 @@ mod tests {
     #[test]
     fn empty_direction_times_are_null_and_round_trip() {
         let r = sample();
-        let batch = Flows::encode(&[r]).unwrap();
+        let batch = Flows::encode(&[r], &()).unwrap();
         // b -> a had the packet (b is the larger address).
         let ab_first = get::<TimestampNanosecondArray>(&batch, col::AB_FIRST_SEEN).unwrap();
         let ba_first = get::<TimestampNanosecondArray>(&batch, col::BA_FIRST_SEEN).unwrap();
@@ -407,7 +411,7 @@ mod tests {
 
     #[test]
     fn decode_rejects_null_time_with_packets() {
-        let good = Flows::encode(&[sample()]).unwrap();
+        let good = Flows::encode(&[sample()], &()).unwrap();
         let idx = schema().index_of(col::BA_LAST_SEEN).unwrap();
         let mut cols = good.columns().to_vec();
         cols[idx] =

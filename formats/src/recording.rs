@@ -1,9 +1,11 @@
-//! Plumbing shared by the two Parquet recordings ([`crate::syn`], [`crate::flows`]).
+//! Plumbing shared by every Parquet file synscope writes: the two recordings
+//! ([`crate::syn`], [`crate::flows`]) and `analyze`'s results file.
 //!
-//! Both recordings are "one Rust row type <-> one flat Arrow schema" files with the same
-//! writer settings, the same metadata and the same failure modes, so the writer, the reader and
-//! the error type live here once, generic over a [`RecordKind`] that supplies the schema and
-//! the row <-> column conversion. `syn` and `flows` only describe their columns.
+//! Each is a "one Rust row type <-> one flat Arrow schema" file with the same writer settings,
+//! the same metadata handling and the same failure modes, so the writer, the reader and the
+//! error type live here once, generic over a [`WriteKind`] (schema, column encodings, rows ->
+//! columns) and, for files read back, a [`RecordKind`] (columns -> rows). `syn`, `flows` and
+//! the results only describe their columns.
 //!
 //! Writing: rows are buffered, converted to Arrow batches of a few thousand rows, and handed to
 //! parquet's `ArrowWriter`, which closes a row group every [`WriterOptions::row_group_rows`]
@@ -28,6 +30,7 @@ use parquet::arrow::arrow_reader::{
 use parquet::arrow::{ArrowWriter, ProjectionMask};
 use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::errors::ParquetError;
+use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
 use parquet::schema::types::ColumnPath;
 use thiserror::Error;
@@ -179,18 +182,18 @@ impl DecodeError {
     }
 }
 
-/// One recording type: a row type and its flat Arrow schema.
+/// How one kind of Parquet file is written: a row type, its flat Arrow schema, and how its
+/// columns are encoded.
 ///
-/// Implemented by [`crate::syn::Syn`] and [`crate::flows::Flows`]; the generic
-/// [`RecordingWriter`] and [`RecordingReader`] do the rest.
-pub trait RecordKind {
+/// Implemented by the recordings ([`RecordKind`]) and by `analyze`'s results file, so every
+/// Parquet file synscope writes goes through the one [`RecordingWriter`]: the same row groups,
+/// compression, metadata handling, footer and error reporting.
+pub trait WriteKind {
     /// The Rust row.
     type Row: Clone + Send;
-    /// Stored in the metadata and checked by readers.
-    const RECORD_TYPE: RecordType;
-    /// Columns the reader needs to rebuild a row (derived, human-friendly columns are not
-    /// read back).
-    const RAW_COLUMNS: &'static [&'static str];
+    /// What turning rows into columns needs besides the rows: `()` for the recordings; the
+    /// results file resolves database label ids and input indexes through it.
+    type Context: Send;
     /// Columns written with dictionary encoding (up to [`DICTIONARY_PAGE_LIMIT`] per row
     /// group, plain after that); every other column is written plain (then zstd). Only
     /// columns that repeat a few values in ordinary traffic belong here (enum names, option
@@ -205,12 +208,24 @@ pub trait RecordKind {
     /// bytes a row (a SYN flood's conversion: ~10% less CPU, SYN file ~8% smaller). pyarrow,
     /// polars, DuckDB and parquet-rs all read it.
     const DELTA_COLUMNS: &'static [&'static str];
-    /// The full schema, raw and derived columns.
+    /// The full schema.
     fn schema() -> SchemaRef;
     /// Why a row cannot be stored faithfully, if it cannot.
     fn check(row: &Self::Row) -> Result<(), String>;
-    /// Rows (all passed [`RecordKind::check`]) -> one batch with [`RecordKind::schema`].
-    fn encode(rows: &[Self::Row]) -> Result<RecordBatch, ArrowError>;
+    /// Rows (all passed [`WriteKind::check`]) -> one batch with [`WriteKind::schema`].
+    fn encode(rows: &[Self::Row], context: &Self::Context) -> Result<RecordBatch, ArrowError>;
+}
+
+/// One recording type: a [`WriteKind`] that can also be read back into rows.
+///
+/// Implemented by [`crate::syn::Syn`] and [`crate::flows::Flows`]; the generic
+/// [`RecordingWriter`] and [`RecordingReader`] do the rest.
+pub trait RecordKind: WriteKind<Context = ()> {
+    /// Stored in the metadata and checked by readers.
+    const RECORD_TYPE: RecordType;
+    /// Columns the reader needs to rebuild a row (derived, human-friendly columns are not
+    /// read back).
+    const RAW_COLUMNS: &'static [&'static str];
     /// A batch holding at least the [`RecordKind::RAW_COLUMNS`] (with the schema's types,
     /// checked when the file was opened) -> rows, appended to `out`.
     fn decode(batch: &RecordBatch, out: &mut Vec<Self::Row>) -> Result<(), DecodeError>;
@@ -265,7 +280,8 @@ const BATCH_ROWS: usize = 4096;
 /// Name used in errors of writers that do not write to a named file.
 const STREAM_NAME: &str = "<stream>";
 
-/// Streaming writer of one recording type over any [`Write`].
+/// Streaming writer of one [`WriteKind`] (a recording, or `analyze`'s results) over any
+/// [`Write`].
 ///
 /// Rows are validated as they come ([`RecordingError::Unwritable`] leaves the writer usable),
 /// buffered, and written in row groups of [`WriterOptions::row_group_rows`] rows.
@@ -279,9 +295,11 @@ const STREAM_NAME: &str = "<stream>";
 ///
 /// Dropping an unclosed writer makes a best-effort close (pending rows and the footer are
 /// written) but the outcome, success or error, is lost. Call [`RecordingWriter::close`].
-pub struct RecordingWriter<K: RecordKind, W: Write + Send> {
+pub struct RecordingWriter<K: WriteKind, W: Write + Send> {
     /// `None` once closed.
     inner: Option<ArrowWriter<W>>,
+    /// Handed to [`WriteKind::encode`] with every batch.
+    context: K::Context,
     /// Accepted rows not yet handed to `inner`.
     pending: Vec<K::Row>,
     /// Rows accepted so far (written or pending).
@@ -290,7 +308,7 @@ pub struct RecordingWriter<K: RecordKind, W: Write + Send> {
     name: String,
 }
 
-impl<K: RecordKind, W: Write + Send> std::fmt::Debug for RecordingWriter<K, W> {
+impl<K: WriteKind, W: Write + Send> std::fmt::Debug for RecordingWriter<K, W> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RecordingWriter")
             .field("file", &self.name)
@@ -340,6 +358,20 @@ impl<K: RecordKind, W: Write + Send> RecordingWriter<K, W> {
                 found: meta.record_type,
             });
         }
+        Self::with_metadata(out, (), meta.to_key_values(), options, name)
+    }
+}
+
+impl<K: WriteKind, W: Write + Send> RecordingWriter<K, W> {
+    /// Writes a file of any [`WriteKind`] to `out`, with `metadata` as its key-value
+    /// metadata; `name` (the path) is what errors call the file.
+    pub fn with_metadata(
+        out: W,
+        context: K::Context,
+        metadata: Vec<KeyValue>,
+        options: WriterOptions,
+        name: String,
+    ) -> Result<Self, RecordingError> {
         let write_err = |reason: String| RecordingError::Write {
             file: name.clone(),
             reason,
@@ -351,7 +383,7 @@ impl<K: RecordKind, W: Write + Send> RecordingWriter<K, W> {
         let mut props = WriterProperties::builder()
             .set_compression(Compression::ZSTD(level))
             .set_max_row_group_row_count(Some(options.row_group_rows))
-            .set_key_value_metadata(Some(meta.to_key_values()))
+            .set_key_value_metadata(Some(metadata))
             .set_created_by(format!(
                 "synscope-formats {} (parquet-rs)",
                 env!("CARGO_PKG_VERSION")
@@ -369,6 +401,7 @@ impl<K: RecordKind, W: Write + Send> RecordingWriter<K, W> {
             .map_err(|e| write_err(e.to_string()))?;
         Ok(RecordingWriter {
             inner: Some(inner),
+            context,
             pending: Vec::with_capacity(BATCH_ROWS.min(options.row_group_rows)),
             rows: 0,
             name,
@@ -425,7 +458,7 @@ impl<K: RecordKind, W: Write + Send> RecordingWriter<K, W> {
             return Ok(());
         }
         let name = self.name.clone();
-        let batch = K::encode(&self.pending).map_err(|e| RecordingError::Write {
+        let batch = K::encode(&self.pending, &self.context).map_err(|e| RecordingError::Write {
             file: name.clone(),
             reason: e.to_string(),
         })?;
@@ -485,7 +518,7 @@ impl<K: RecordKind, W: Write + Send> RecordingWriter<K, W> {
     }
 }
 
-impl<K: RecordKind, W: Write + Send> Drop for RecordingWriter<K, W> {
+impl<K: WriteKind, W: Write + Send> Drop for RecordingWriter<K, W> {
     /// Best-effort close; see the type documentation.
     fn drop(&mut self) {
         if self.inner.is_some() {

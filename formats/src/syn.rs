@@ -41,7 +41,7 @@ use crate::meta::RecordType;
 use crate::recording::columns::{
     TextColumn, addr_from_text, get, no_nulls, prim, text, ts_from_i64, ts_to_i64,
 };
-use crate::recording::{DecodeError, RecordKind, RecordingReader, RecordingWriter};
+use crate::recording::{DecodeError, RecordKind, RecordingReader, RecordingWriter, WriteKind};
 
 /// The SYN recording type (see [`RecordKind`]).
 #[derive(Clone, Copy, Debug)]
@@ -148,36 +148,9 @@ fn flag_letters(rows: &[SynRecord]) -> Result<ArrayRef, ArrowError> {
     Ok(Arc::new(c.finish()?))
 }
 
-impl RecordKind for Syn {
+impl WriteKind for Syn {
     type Row = SynRecord;
-    const RECORD_TYPE: RecordType = RecordType::Syn;
-    const RAW_COLUMNS: &'static [&'static str] = &[
-        col::TS,
-        col::IFINDEX,
-        col::DIRECTION,
-        col::SOURCE,
-        col::IP_VERSION,
-        col::SRC_IP,
-        col::DST_IP,
-        col::SRC_PORT,
-        col::DST_PORT,
-        col::TTL,
-        col::TOS,
-        col::IP_LEN,
-        col::IP_ID,
-        col::IP_FRAG,
-        col::IP_HDR_LEN,
-        col::FLOW_LABEL,
-        col::TCP_FLAGS,
-        col::SEQ,
-        col::ACK,
-        col::WINDOW,
-        col::URG_PTR,
-        col::PAYLOAD_LEN,
-        col::TCP_HDR_LEN,
-        col::TCP_OPTIONS,
-        col::RECORD_FLAGS,
-    ];
+    type Context = ();
 
     const DICTIONARY_COLUMNS: &'static [&'static str] = &[
         col::DIRECTION,
@@ -211,7 +184,7 @@ impl RecordKind for Syn {
         Ok(())
     }
 
-    fn encode(rows: &[SynRecord]) -> Result<RecordBatch, ArrowError> {
+    fn encode(rows: &[SynRecord], (): &()) -> Result<RecordBatch, ArrowError> {
         fn col<T, A: From<Vec<T>> + arrow::array::Array + 'static>(
             rows: &[SynRecord],
             f: impl Fn(&SynRecord) -> T,
@@ -262,6 +235,37 @@ impl RecordKind for Syn {
         ];
         RecordBatch::try_new(schema(), columns)
     }
+}
+
+impl RecordKind for Syn {
+    const RECORD_TYPE: RecordType = RecordType::Syn;
+    const RAW_COLUMNS: &'static [&'static str] = &[
+        col::TS,
+        col::IFINDEX,
+        col::DIRECTION,
+        col::SOURCE,
+        col::IP_VERSION,
+        col::SRC_IP,
+        col::DST_IP,
+        col::SRC_PORT,
+        col::DST_PORT,
+        col::TTL,
+        col::TOS,
+        col::IP_LEN,
+        col::IP_ID,
+        col::IP_FRAG,
+        col::IP_HDR_LEN,
+        col::FLOW_LABEL,
+        col::TCP_FLAGS,
+        col::SEQ,
+        col::ACK,
+        col::WINDOW,
+        col::URG_PTR,
+        col::PAYLOAD_LEN,
+        col::TCP_HDR_LEN,
+        col::TCP_OPTIONS,
+        col::RECORD_FLAGS,
+    ];
 
     fn decode(batch: &RecordBatch, out: &mut Vec<SynRecord>) -> Result<(), DecodeError> {
         let ts = prim::<TimestampNanosecondType>(batch, col::TS)?;
@@ -380,7 +384,7 @@ mod tests {
     #[test]
     fn batch_round_trip_and_derived_columns() {
         let rows = vec![sample(1), sample(2)];
-        let batch = Syn::encode(&rows).unwrap();
+        let batch = Syn::encode(&rows, &()).unwrap();
         assert_eq!(batch.schema(), schema());
         let letters = get::<StringArray>(&batch, col::TCP_FLAGS_TEXT).unwrap();
         assert_eq!(letters.value(0), "SEC");
@@ -446,7 +450,7 @@ mod tests {
     fn decode_rejects_corrupt_values() {
         // Replace one column of a valid batch and check the error names row and column.
         let rows = vec![sample(1), sample(2)];
-        let good = Syn::encode(&rows).unwrap();
+        let good = Syn::encode(&rows, &()).unwrap();
         let replace = |name: &str, arr: ArrayRef| {
             let idx = schema().index_of(name).unwrap();
             let mut cols = good.columns().to_vec();

@@ -11,7 +11,7 @@ use arrow::datatypes::{DataType, Field, Schema};
 use formats::flows::{FlowRow, FlowWriter};
 use formats::meta::{KEY_SCHEMA_VERSION, MetaError, RecordType, RecordingMeta, SCHEMA_VERSION};
 use formats::record::{FlowCounters, FlowKey, SynRecord, source};
-use formats::recording::{RecordKind, RecordingError, WriterOptions};
+use formats::recording::{RecordingError, WriteKind, WriterOptions};
 use formats::syn::{Syn, SynReader, SynWriter, col};
 use parquet::arrow::ArrowWriter;
 use parquet::file::metadata::KeyValue;
@@ -94,7 +94,7 @@ fn other_schema_version_is_refused() {
             e.value = Some((SCHEMA_VERSION + 1).to_string());
         }
     }
-    write_foreign(&path, &[Syn::encode(&[rec(1)]).unwrap()], kv, 100);
+    write_foreign(&path, &[Syn::encode(&[rec(1)], &()).unwrap()], kv, 100);
     let e = SynReader::open(&path).unwrap_err();
     match &e {
         RecordingError::Meta {
@@ -110,7 +110,12 @@ fn other_schema_version_is_refused() {
 fn parquet_without_synscope_metadata_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("plain.parquet");
-    write_foreign(&path, &[Syn::encode(&[rec(1)]).unwrap()], Vec::new(), 100);
+    write_foreign(
+        &path,
+        &[Syn::encode(&[rec(1)], &()).unwrap()],
+        Vec::new(),
+        100,
+    );
     let e = SynReader::open(&path).unwrap_err();
     assert!(
         matches!(
@@ -178,7 +183,7 @@ fn killed_writer_leaves_a_file_without_footer() {
 #[test]
 fn missing_or_retyped_column_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let good = Syn::encode(&[rec(1)]).unwrap();
+    let good = Syn::encode(&[rec(1)], &()).unwrap();
     let schema = good.schema();
 
     // Without `ttl`.
@@ -248,7 +253,7 @@ fn corrupt_values_name_file_row_group_and_row() {
         ),
     ];
     for (name, arr) in cases {
-        let good = Syn::encode(&rows).unwrap();
+        let good = Syn::encode(&rows, &()).unwrap();
         let idx = good.schema().index_of(name).unwrap();
         let mut cols = good.columns().to_vec();
         cols[idx] = arr;

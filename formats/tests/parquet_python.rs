@@ -14,7 +14,7 @@ use formats::meta::{RecordType, RecordingMeta};
 use formats::record::{
     FlowCounters, FlowKey, SynRecord, direction, flow_dir, ip_frag, source, tcp_flag,
 };
-use formats::recording::{RecordKind, WriterOptions};
+use formats::recording::{WriteKind, WriterOptions};
 use formats::syn::{Syn, SynWriter, col};
 use parquet::arrow::ArrowWriter;
 use parquet::file::properties::WriterProperties;
@@ -196,7 +196,7 @@ fn python_checker_rejects_inconsistent_file() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bad.parquet");
     let records = syn_records();
-    let good = Syn::encode(&records).unwrap();
+    let good = Syn::encode(&records, &()).unwrap();
     let idx = good.schema().index_of(col::TCP_FLAGS_TEXT).unwrap();
     let mut cols = good.columns().to_vec();
     cols[idx] = Arc::new(StringArray::from(vec!["S", "S", "S"])) as ArrayRef;

@@ -324,7 +324,7 @@ fn writing_after_finish_is_an_error() {
 /// silently do nothing).
 #[test]
 fn only_the_listed_columns_are_dictionary_or_delta_encoded() {
-    use formats::recording::RecordKind;
+    use formats::recording::WriteKind;
     use parquet::basic::Encoding;
     use parquet::file::reader::{FileReader, SerializedFileReader};
 

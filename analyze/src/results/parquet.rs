@@ -11,11 +11,10 @@ use arrow::array::{
     TimestampNanosecondBuilder, UInt8Builder, UInt16Builder, UInt32Builder,
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::error::ArrowError;
+use formats::recording::{RecordingWriter, WriteKind, WriterOptions};
 use p0f::Database;
-use parquet::arrow::ArrowWriter;
-use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::KeyValue;
-use parquet::file::properties::WriterProperties;
 
 use super::{
     COLUMNS, Cell, ColType, KEY_RESULTS_VERSION, Observation, RESULTS_SCHEMA_VERSION, Sources,
@@ -51,48 +50,97 @@ pub fn schema() -> SchemaRef {
 pub enum ResultsError {
     #[error("{path}: {cause}")]
     Io { path: PathBuf, cause: io::Error },
-    #[error("{path}: {cause}")]
-    Parquet {
-        path: PathBuf,
-        cause: parquet::errors::ParquetError,
-    },
-    #[error("{path}: {cause}")]
-    Arrow {
-        path: PathBuf,
-        cause: arrow::error::ArrowError,
-    },
+    /// Writing the Parquet file failed (the error names the file).
+    #[error(transparent)]
+    Write(#[from] formats::recording::RecordingError),
 }
 
 /// Rows per row group of the results file: bounded so the writer's memory is, and readers
 /// can split the file.
 pub const RESULTS_ROW_GROUP_ROWS: usize = 65536;
 
-/// Rows turned into one Arrow batch at a time.
-const BATCH_ROWS: usize = 8192;
+/// The results file's compression: the file is written once and read many times in
+/// notebooks, so it takes a higher zstd level than the recordings, which capture writes
+/// under load.
+const RESULTS_ZSTD_LEVEL: i32 = 3;
+
+/// The results file as a [`WriteKind`]: written by the same [`RecordingWriter`] as the
+/// recordings.
+pub struct Results;
+
+/// What encoding an observation needs besides itself.
+pub struct ResultsContext {
+    /// Input names, indexed by the observation's source.
+    pub sources: Sources,
+    /// The database of the engine whose observations are written (label ids -> names).
+    pub db: Arc<Database>,
+}
+
+impl WriteKind for Results {
+    type Row = Observation;
+    type Context = ResultsContext;
+    /// The text columns: labels, signatures, addresses and names repeat across rows.
+    const DICTIONARY_COLUMNS: &'static [&'static str] = &TEXT_COLUMNS;
+    const DELTA_COLUMNS: &'static [&'static str] = &[];
+
+    fn schema() -> SchemaRef {
+        schema()
+    }
+
+    /// Every observation can be written: its cells are total.
+    fn check(_: &Observation) -> Result<(), String> {
+        Ok(())
+    }
+
+    fn encode(rows: &[Observation], cx: &ResultsContext) -> Result<RecordBatch, ArrowError> {
+        encode(rows, &cx.sources, &cx.db)
+    }
+}
+
+/// The names of the text columns of [`COLUMNS`], in order.
+const TEXT_COLUMNS: [&str; text_column_count()] = text_column_names();
+
+const fn text_column_count() -> usize {
+    let (mut i, mut n) = (0, 0);
+    while i < COLUMNS.len() {
+        if matches!(COLUMNS[i].ty, ColType::Str) {
+            n += 1;
+        }
+        i += 1;
+    }
+    n
+}
+
+const fn text_column_names() -> [&'static str; text_column_count()] {
+    let mut out = [""; text_column_count()];
+    let (mut i, mut n) = (0, 0);
+    while i < COLUMNS.len() {
+        if matches!(COLUMNS[i].ty, ColType::Str) {
+            out[n] = COLUMNS[i].name;
+            n += 1;
+        }
+        i += 1;
+    }
+    out
+}
 
 /// Streaming writer of the results Parquet file (`--out results.parquet`).
 ///
 /// Written to `NAME.tmp` and committed (fsync + rename, [`formats::files::Staged`]) by
-/// [`ResultsWriter::close`], so a failed run
-/// leaves no file that looks complete. Metadata: `synscope.record_type = results` and
-/// [`KEY_RESULTS_VERSION`].
+/// [`ResultsWriter::close`], so a failed run leaves no file that looks complete. Metadata:
+/// `synscope.record_type = results` and [`KEY_RESULTS_VERSION`].
 pub struct ResultsWriter {
     path: PathBuf,
     /// Removes the temporary file when dropped uncommitted (an error elsewhere).
     file: Option<formats::files::Staged>,
-    writer: Option<ArrowWriter<File>>,
-    pending: Vec<Observation>,
-    sources: Sources,
-    /// The database of the engine whose observations are written.
-    db: Arc<Database>,
-    rows: u64,
+    writer: Option<RecordingWriter<Results, File>>,
 }
 
 impl std::fmt::Debug for ResultsWriter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ResultsWriter")
             .field("path", &self.path)
-            .field("rows", &self.rows)
+            .field("writer", &self.writer)
             .finish()
     }
 }
@@ -110,92 +158,59 @@ impl ResultsWriter {
             path: staged.tmp().to_path_buf(),
             cause,
         })?;
-        let props = WriterProperties::builder()
-            .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).map_err(
-                |cause| ResultsError::Parquet {
-                    path: path.to_path_buf(),
-                    cause,
-                },
-            )?))
-            .set_max_row_group_row_count(Some(RESULTS_ROW_GROUP_ROWS))
-            .set_key_value_metadata(Some(vec![
-                KeyValue::new(
-                    formats::meta::KEY_RECORD_TYPE.to_string(),
-                    "results".to_string(),
-                ),
-                KeyValue::new(
-                    KEY_RESULTS_VERSION.to_string(),
-                    RESULTS_SCHEMA_VERSION.to_string(),
-                ),
-                KeyValue::new(
-                    formats::meta::KEY_TOOL_VERSION.to_string(),
-                    format!("analyze {}", env!("CARGO_PKG_VERSION")),
-                ),
-            ]))
-            .build();
-        let writer = ArrowWriter::try_new(file, schema(), Some(props)).map_err(|cause| {
-            ResultsError::Parquet {
-                path: path.to_path_buf(),
-                cause,
-            }
-        })?;
+        let metadata = vec![
+            KeyValue::new(
+                formats::meta::KEY_RECORD_TYPE.to_string(),
+                "results".to_string(),
+            ),
+            KeyValue::new(
+                KEY_RESULTS_VERSION.to_string(),
+                RESULTS_SCHEMA_VERSION.to_string(),
+            ),
+            KeyValue::new(
+                formats::meta::KEY_TOOL_VERSION.to_string(),
+                format!("analyze {}", env!("CARGO_PKG_VERSION")),
+            ),
+        ];
+        let options = WriterOptions {
+            row_group_rows: RESULTS_ROW_GROUP_ROWS,
+            zstd_level: RESULTS_ZSTD_LEVEL,
+        };
+        let writer = RecordingWriter::with_metadata(
+            file,
+            ResultsContext { sources, db },
+            metadata,
+            options,
+            path.display().to_string(),
+        )?;
         Ok(ResultsWriter {
             path: path.to_path_buf(),
             file: Some(staged),
             writer: Some(writer),
-            pending: Vec::with_capacity(BATCH_ROWS),
-            sources,
-            db,
-            rows: 0,
         })
     }
 
     /// Adds one observation.
     pub fn write(&mut self, obs: &Observation) -> Result<(), ResultsError> {
-        self.pending.push(obs.clone());
-        self.rows += 1;
-        if self.pending.len() >= BATCH_ROWS {
-            self.write_pending()?;
-        }
-        Ok(())
-    }
-
-    fn write_pending(&mut self) -> Result<(), ResultsError> {
-        if self.pending.is_empty() {
-            return Ok(());
-        }
-        let batch = encode(&self.pending, &self.sources, &self.db).map_err(|cause| {
-            ResultsError::Arrow {
-                path: self.path.clone(),
-                cause,
-            }
-        })?;
-        self.pending.clear();
         if let Some(w) = &mut self.writer {
-            w.write(&batch).map_err(|cause| ResultsError::Parquet {
-                path: self.path.clone(),
-                cause,
-            })?;
+            w.write(obs)?;
         }
         Ok(())
     }
 
     /// Writes the footer and renames the file into place. Returns the number of rows.
     pub fn close(mut self) -> Result<u64, ResultsError> {
-        self.write_pending()?;
-        if let Some(w) = self.writer.take() {
-            w.close().map_err(|cause| ResultsError::Parquet {
-                path: self.path.clone(),
-                cause,
-            })?;
-        }
+        let rows = match self.writer.take() {
+            Some(w) => w.close()?.rows,
+            None => 0,
+        };
         if let Some(file) = self.file.take() {
             file.commit().map_err(|cause| ResultsError::Io {
                 path: self.path.clone(),
                 cause,
             })?;
         }
-        Ok(self.rows)
+        Ok(rows)
     }
 }
 
