@@ -454,116 +454,85 @@ impl Packet {
 
     /// TCP option parsing as p0f does it: problems are never fatal, they set `bad`.
     fn parse_options(&mut self, o: &[u8]) {
-        let end = o.len();
-        let mut i = 0usize;
-        let mut aborted = false;
-        while i < end && usize::from(self.layout.len) < MAX_TCP_OPT {
+        let mut i = 0;
+        while i < o.len() && usize::from(self.layout.len) < MAX_TCP_OPT {
             let kind = o[i];
             self.layout.push(kind);
             i += 1;
-            // `left` is what p0f calls `opt_end - data`, with `data` past the kind byte.
-            let left = end - i;
-            match kind {
-                opt::EOL => {
-                    self.eol_pad = left.min(255) as u8;
-                    // p0f scans for the first non-zero byte and consumes it too; `opt+` is
-                    // set only when that leaves it short of the end. So a non-zero byte
-                    // that is the very last option byte goes unnoticed, as in p0f.
-                    while i < end {
-                        let b = o[i];
-                        i += 1;
-                        if b != 0 {
-                            break;
-                        }
-                    }
-                    if i != end {
-                        self.quirks |= quirk::OPT_EOL_NZ;
-                    }
-                    i = end;
-                }
-                opt::NOP => {}
-                opt::MSS => {
-                    if left < 3 {
-                        aborted = true;
-                        break;
-                    }
-                    if o[i] != 4 {
-                        self.quirks |= quirk::OPT_BAD;
-                    }
-                    self.mss = u16::from_be_bytes([o[i + 1], o[i + 2]]);
-                    i += 3;
-                }
-                opt::WS => {
-                    if left < 2 {
-                        aborted = true;
-                        break;
-                    }
-                    if o[i] != 3 {
-                        self.quirks |= quirk::OPT_BAD;
-                    }
-                    self.wscale = o[i + 1];
-                    if self.wscale > 14 {
-                        self.quirks |= quirk::OPT_EXWS;
-                    }
-                    i += 2;
-                }
-                opt::SOK => {
-                    if left < 1 {
-                        aborted = true;
-                        break;
-                    }
-                    if o[i] != 2 {
-                        self.quirks |= quirk::OPT_BAD;
-                    }
-                    i += 1;
-                }
-                opt::SACK => {
-                    if left == 0 {
-                        aborted = true;
-                        break;
-                    }
-                    let len = usize::from(o[i]);
-                    if !(10..=34).contains(&len) || len - 1 > left {
-                        aborted = true;
-                        break;
-                    }
-                    i += len - 1;
-                }
-                opt::TS => {
-                    if left < 9 {
-                        aborted = true;
-                        break;
-                    }
-                    if o[i] != 10 {
-                        self.quirks |= quirk::OPT_BAD;
-                    }
-                    self.ts1 = u32::from_be_bytes([o[i + 1], o[i + 2], o[i + 3], o[i + 4]]);
-                    if self.ts1 == 0 {
-                        self.quirks |= quirk::OPT_ZERO_TS1;
-                    }
-                    let ts2 = [o[i + 5], o[i + 6], o[i + 7], o[i + 8]];
-                    if !self.syn_ack && ts2 != [0; 4] {
-                        self.quirks |= quirk::OPT_NZ_TS2;
-                    }
-                    i += 9;
-                }
-                _ => {
-                    if left == 0 {
-                        aborted = true;
-                        break;
-                    }
-                    let len = usize::from(o[i]);
-                    if !(2..=40).contains(&len) || len - 1 > left {
-                        aborted = true;
-                        break;
-                    }
-                    i += len - 1;
+            match self.option(kind, &o[i..]) {
+                Some(used) => i += used,
+                None => {
+                    // p0f gives up on the rest of the options, and calls them bad.
+                    self.quirks |= quirk::OPT_BAD;
+                    return;
                 }
             }
         }
-        if aborted || i != end {
+        if i != o.len() {
             self.quirks |= quirk::OPT_BAD;
         }
+    }
+
+    /// Reads one option whose kind byte is already consumed; `data` is the rest of the
+    /// options (what p0f calls `opt_end - data`). Returns how many bytes of `data` the option
+    /// takes, or `None` when it does not fit.
+    fn option(&mut self, kind: u8, data: &[u8]) -> Option<usize> {
+        match kind {
+            opt::EOL => {
+                self.eol_pad = data.len().min(255) as u8;
+                // p0f scans for the first non-zero byte and consumes it too; `opt+` is set
+                // only when that leaves it short of the end. So a non-zero byte that is the
+                // very last option byte goes unnoticed, as in p0f.
+                let scanned = data
+                    .iter()
+                    .position(|&b| b != 0)
+                    .map_or(data.len(), |p| p + 1);
+                if scanned != data.len() {
+                    self.quirks |= quirk::OPT_EOL_NZ;
+                }
+                Some(data.len())
+            }
+            opt::NOP => Some(0),
+            opt::MSS => {
+                let body = self.fixed(data, 4)?;
+                self.mss = u16::from_be_bytes([body[1], body[2]]);
+                Some(body.len())
+            }
+            opt::WS => {
+                let body = self.fixed(data, 3)?;
+                self.wscale = body[1];
+                if self.wscale > 14 {
+                    self.quirks |= quirk::OPT_EXWS;
+                }
+                Some(body.len())
+            }
+            opt::SOK => Some(self.fixed(data, 2)?.len()),
+            opt::SACK => variable(data, 10..=34),
+            opt::TS => {
+                let body = self.fixed(data, 10)?;
+                self.ts1 = u32::from_be_bytes([body[1], body[2], body[3], body[4]]);
+                if self.ts1 == 0 {
+                    self.quirks |= quirk::OPT_ZERO_TS1;
+                }
+                if !self.syn_ack && body[5..9] != [0; 4] {
+                    self.quirks |= quirk::OPT_NZ_TS2;
+                }
+                Some(body.len())
+            }
+            _ => variable(data, 2..=40),
+        }
+    }
+
+    /// The body (length byte onwards) of an option p0f reads at its fixed size `len` (kind
+    /// and length bytes included), or `None` when the options end first. A length byte other
+    /// than `len` is the `opt+` quirk, and the option is still read at its fixed size, as in
+    /// p0f.
+    fn fixed<'a>(&mut self, data: &'a [u8], len: u8) -> Option<&'a [u8]> {
+        let body = data.get(..usize::from(len) - 1)?;
+        if body[0] != len {
+            self.quirks |= quirk::OPT_BAD;
+        }
+        Some(body)
     }
 
     /// Payload class: 0 or 1 (`!!pay_len`).
@@ -669,6 +638,14 @@ impl fmt::Display for RawSig {
         write_quirks(self.quirks, f)?;
         f.write_str(if self.has_payload { ":+" } else { ":0" })
     }
+}
+
+/// The bytes after the kind byte taken by an option of variable length, whose length byte
+/// (kind and length included) must lie in `allowed` and within the options; `None`
+/// otherwise.
+fn variable(data: &[u8], allowed: std::ops::RangeInclusive<usize>) -> Option<usize> {
+    let len = usize::from(*data.first()?);
+    (allowed.contains(&len) && len - 1 <= data.len()).then_some(len - 1)
 }
 
 #[cfg(test)]
