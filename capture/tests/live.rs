@@ -989,6 +989,20 @@ fn closed_syn_files(tree: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
+/// Polls `done` every 50 ms until it holds; panics naming `what` after 60 s. For what capture
+/// does on its own clock (rotation, conversion), which takes longer on a loaded machine or
+/// under the kernel matrix's emulated CPUs than any fixed sleep would allow for.
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let t0 = Instant::now();
+    while !done() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "waited 60 s for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// The number after `label` in a capture's exit summary (`recorded 123`).
 fn summary_number(report: &str, label: &str) -> u64 {
     report
@@ -1088,12 +1102,11 @@ fn service_tree() {
     let other = Capture::start(&a, "va", &single, &["--flow-interval", "1s"]);
     const N: usize = 50;
     let traffic = steady_connections(&a, &b, N, Duration::from_millis(200));
-    std::thread::sleep(Duration::from_secs(5));
-    let while_running = closed_syn_files(&tree);
-    assert!(
-        while_running.len() >= 2,
-        "closed files while running: {while_running:?}"
-    );
+    let mut while_running = Vec::new();
+    wait_until("2 files closed while capture runs", || {
+        while_running = closed_syn_files(&tree);
+        while_running.len() >= 2
+    });
     for f in &while_running {
         SynReader::open(f).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
     }
@@ -1227,12 +1240,16 @@ fn service_disk_full() {
             .unwrap(),
         10
     );
-    std::thread::sleep(Duration::from_millis(2500));
-    let before: Vec<(PathBuf, usize)> = closed_syn_files(&tree)
-        .into_iter()
-        .map(|f| (f.clone(), read_syn(&f).0.len()))
-        .collect();
-    assert!(before.iter().any(|(_, n)| *n > 0), "{before:?}");
+    // A 1 s span holding the connections' SYNs closes about 1-2 s later; much later on a
+    // loaded machine or an emulated kernel, hence the wait rather than a fixed sleep.
+    let mut before: Vec<(PathBuf, usize)> = Vec::new();
+    wait_until("a closed file with the connections' SYNs", || {
+        before = closed_syn_files(&tree)
+            .into_iter()
+            .map(|f| (f.clone(), read_syn(&f).0.len()))
+            .collect();
+        before.iter().any(|(_, n)| *n > 0)
+    });
     // 128 bytes a record in the journal: 20 000 SYNs are 2.5 MiB, more than the disk.
     send_raw_syns(&a, 20_000);
     let mut cap = cap;
@@ -1261,10 +1278,10 @@ fn service_disk_full() {
     assert_nothing_attached(&a, "va");
 }
 
-/// (i) `--rotate-size` ends spans before `--rotate` does: 6 bursts of 500 raw SYNs (64 KB of
-/// journal each), 300 ms apart, with a 32 KiB limit and an hour's `--rotate` close several
-/// files while capture runs (the size is checked every main-loop turn, so a burst is one
-/// span), and the files hold every recorded SYN once.
+/// (i) `--rotate-size` ends spans before `--rotate` does: with a 32 KiB limit and an hour's
+/// `--rotate`, each of 6 bursts of 500 raw SYNs (64 KB of journal each) closes a file while
+/// capture runs (the next burst is sent once it has), and the files hold every recorded SYN
+/// once.
 fn service_rotate_size() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
@@ -1272,17 +1289,13 @@ fn service_rotate_size() {
     let (a, _b) = veth_pair("svcsize");
     let args = ["--rotate", "1h", "--rotate-size", "32KiB", "--no-flows"];
     let cap = Capture::start_dir(&a, "va", &tree, &args);
-    for _ in 0..6 {
+    for burst in 1..=6 {
         assert_eq!(send_raw_syns(&a, 500), 500);
-        std::thread::sleep(Duration::from_millis(300));
+        wait_until(&format!("{burst} files closed by size"), || {
+            closed_syn_files(&tree).len() >= burst
+        });
     }
-    std::thread::sleep(Duration::from_millis(500));
-    let while_running = closed_syn_files(&tree).len();
     let report = cap.stop();
-    assert!(
-        while_running >= 3,
-        "{while_running} files closed by size: {report}"
-    );
     let recorded = summary_number(&report, "recorded");
     let rows: u64 = closed_syn_files(&tree)
         .iter()
