@@ -20,11 +20,13 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 mod flow;
+mod link;
 mod parse;
+mod tunnel;
 pub mod words;
 
 pub use flow::{AlignedKey, flow_key};
+pub use link::ip_of_ethertype;
 pub use parse::{
-    Frame, IpVersion, MAX_IPV6_EXT, Packet, Parsed, Skip, Syn, ethernet, ip, ip_of_ethertype,
-    parse_ethernet,
+    Frame, IpVersion, Link, MAX_IPV6_EXT, Packet, Parsed, Skip, Syn, ethernet, ip, parse_ethernet,
 };
