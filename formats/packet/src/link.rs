@@ -107,9 +107,11 @@ pub(crate) fn walk<P: Packet>(pkt: &mut P, mut next: Next, mut encaps: u8) -> Re
             vlans += 1;
             // TCI, then the next type field.
             next = Next::Type(at + 4);
-        } else {
+        } else if record::DECAP {
             // Everything else enters an encapsulation or steps over a rarer header.
             next = other(pkt, at, ethertype, &mut encaps)?;
+        } else {
+            return Err(Skip::NotIp);
         }
         i += 1;
     }

@@ -6,20 +6,21 @@
 //!   side checks `N` bytes against the packet's end once and the parser then reads fields
 //!   straight from packet memory, with no copy; the variable-length TCP option area is
 //!   dispatched over its 11 possible sizes (0, 4, …, 40);
-//! - loops are unrolled with constant bounds (two VLAN tags, [`MAX_IPV6_EXT`] extension
-//!   headers);
+//! - loops have constant bounds (the bounds in `record`: VLAN tags, encapsulations, MPLS
+//!   labels, link headers, GTP-U and IPv6 extension headers);
 //! - no slice indexing with run-time indexes, no arithmetic that can panic (all `wrapping_*` /
 //!   `saturating_*` / checked by construction).
 //!
 //! The rules:
-//! - Ethernet with up to [`record::MAX_VLAN_TAGS`] tags (802.1Q, 802.1ad, 0x9100); at TC the
-//!   outer tag is often already stripped into `skb->vlan_tci` by the driver, and the data then
-//!   simply starts with the inner type.
-//! - IPv4: any header length 20..=60; fragments (MF set or offset != 0) are skipped because the
-//!   TCP header is either absent or not the whole story.
-//! - IPv6: hop-by-hop (0), routing (43) and destination-options (60) headers are walked, at most
-//!   [`MAX_IPV6_EXT`] of them; a fragment header (44) skips the packet; any other next header is
-//!   "not tcp".
+//! - the link layer and the tunnels are walked to the innermost IP packet (`crate::link`,
+//!   `crate::tunnel`; the list is in formats/README.md, "Encapsulations"); the record is that
+//!   packet's. At TC the outer VLAN tag is often already stripped into `skb->vlan_tci` by the
+//!   driver, and the data then simply starts with the inner type.
+//! - IPv4: any header length 20..=60; later fragments (offset != 0) are skipped, a first
+//!   fragment (MF) is read when it holds the whole TCP header.
+//! - IPv6: hop-by-hop (0), routing (43), fragment (44, offset 0 only) and destination-options
+//!   (60) headers are walked, at most [`MAX_IPV6_EXT`] of them; any other next header is
+//!   "not tcp" unless it is a tunnel.
 //! - TCP: the 20-byte base header must be there for the packet to count at all (flows need
 //!   ports and flags). A SYN additionally needs its whole option area (that is what p0f reads)
 //!   and a data offset of at least 5 words; otherwise the flow is still updated but no record is

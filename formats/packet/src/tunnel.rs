@@ -45,6 +45,9 @@ const GRE_VERSION: u16 = 0x0007;
 /// there is none ([`Skip::NotTcp`] for a protocol or port that is no tunnel we read).
 #[inline(always)]
 pub(crate) fn tunnel<P: Packet>(pkt: &mut P, proto: u8, l4: u32) -> Result<Next, Skip> {
+    if !record::DECAP {
+        return Err(Skip::NotTcp);
+    }
     match proto {
         IPPROTO_IPIP => Ok(Next::Ip(IpVersion::V4, l4)),
         IPPROTO_IPV6 => Ok(Next::Ip(IpVersion::V6, l4)),

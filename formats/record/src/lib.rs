@@ -73,6 +73,14 @@ pub const MAX_LINK_HEADERS: usize = 10;
 /// segment-routing labels.
 pub const MAX_MPLS_LABELS: usize = 6;
 
+/// Whether the parser looks into encapsulations (everything [`MAX_ENCAPS`] counts) where it
+/// runs: in userspace (pcap replay) yes; in the kernel (`target_arch = "bpf"`) not yet. With
+/// them the verifier processes more than its limit of 1M instructions on the TC and XDP
+/// programs (6.18), so until the walk is split with `bpf_loop` or tail calls the datapath
+/// skips an encapsulated packet as "not ip" / "not tcp", as before. VLAN stacks, the VLAN
+/// bound and first fragments hold in both.
+pub const DECAP: bool = !cfg!(target_arch = "bpf");
+
 /// How many GTP-U extension headers the parser steps over ("encapsulation too deep" past
 /// it). Mobile cores send at most one or two (PDU session container, PDCP number).
 pub const MAX_GTP_EXT: usize = 2;
