@@ -496,18 +496,17 @@ fn parse_tcp<P: Packet>(pkt: &mut P, t: &Tcp, rec: &mut SynRecord) -> Parsed {
     rec.tcp_hdr_len = doff;
     rec.payload_len = l4_len.saturating_sub(u16::from(doff));
     let opts_len = doff - 20;
-    if t.first_fragment && l4_len < u16::from(doff) {
-        return Parsed::Tcp {
-            l3_bytes,
-            l3_off,
-            syn: Syn::Unreadable(Skip::Fragment),
-        };
-    }
     // A failed read copies nothing, so the option area stays zero and the record canonical
     // even when it is not emitted.
     let syn = if load_opts(pkt, l4 + 20, opts_len, &mut rec.tcp_opts) {
         rec.tcp_opts_len = opts_len;
-        Syn::Record
+        // A first fragment whose announced length ends before the options do: the bytes
+        // after it are the next fragment's, not these options.
+        if t.first_fragment && l4_len < u16::from(doff) {
+            Syn::Unreadable(Skip::Fragment)
+        } else {
+            Syn::Record
+        }
     } else {
         Syn::Unreadable(Skip::TruncatedTcpHeader)
     };
