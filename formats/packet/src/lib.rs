@@ -20,6 +20,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 mod flow;
+mod layer;
 mod link;
 mod parse;
 mod tunnel;

@@ -11,7 +11,7 @@
 
 use record::{MAX_ENCAPS, MAX_LINK_HEADERS, MAX_MPLS_LABELS, MAX_VLAN_TAGS};
 
-use crate::parse::{IpVersion, Link, Packet, Skip};
+use crate::layer::{IpVersion, Link, Packet, Skip};
 
 pub(crate) const ETH_P_IPV4: u16 = 0x0800;
 pub(crate) const ETH_P_IPV6: u16 = 0x86dd;

@@ -7,8 +7,8 @@
 //! checksum or a signature. The inner packet is handed back as a [`Next`]: an IP header, an
 //! Ethernet type field or an MPLS stack, which the caller parses the same way as an outer one.
 
+use crate::layer::{IpVersion, Packet, Skip};
 use crate::link::{ETH_P_IPV4, ETH_P_IPV6, ETH_P_MPLS_MC, ETH_P_MPLS_UC, Next, ethernet_at, snap};
-use crate::parse::{IpVersion, Packet, Skip};
 use record::MAX_GTP_EXT;
 
 const IPPROTO_IPIP: u8 = 4;
