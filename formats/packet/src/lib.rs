@@ -19,6 +19,8 @@
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
+#[cfg(test)]
+mod encap_tests;
 mod flow;
 mod layer;
 mod link;
