@@ -255,7 +255,7 @@ fn observe<P: Packet>(pkt: &mut P, ifindex: u32, src: u8, dir: u8) {
     let rec = zeroed(&mut rec);
     let (l3_bytes, syn) = match parse_subprog(pkt, rec) {
         Parsed::Skip(_) => return,
-        Parsed::Tcp { l3_bytes, syn } => (l3_bytes, syn),
+        Parsed::Tcp { l3_bytes, syn, .. } => (l3_bytes, syn),
     };
     bump(cpu, counter::TCP_PACKETS);
     // The exact time only for a record; the flow table's times have the kernel tick's

@@ -19,12 +19,17 @@
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
+#[cfg(test)]
+mod encap_tests;
 mod flow;
+mod layer;
+mod link;
 mod parse;
+mod tunnel;
 pub mod words;
 
 pub use flow::{AlignedKey, flow_key};
+pub use link::ip_of_ethertype;
 pub use parse::{
-    Frame, IpVersion, MAX_IPV6_EXT, Packet, Parsed, Skip, Syn, ethernet, ip, ip_of_ethertype,
-    parse_ethernet,
+    Frame, IpVersion, Link, MAX_IPV6_EXT, Packet, Parsed, Skip, Syn, ethernet, ip, parse_ethernet,
 };

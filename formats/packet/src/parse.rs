@@ -6,20 +6,21 @@
 //!   side checks `N` bytes against the packet's end once and the parser then reads fields
 //!   straight from packet memory, with no copy; the variable-length TCP option area is
 //!   dispatched over its 11 possible sizes (0, 4, …, 40);
-//! - loops are unrolled with constant bounds (two VLAN tags, [`MAX_IPV6_EXT`] extension
-//!   headers);
+//! - loops have constant bounds (the bounds in `record`: VLAN tags, encapsulations, MPLS
+//!   labels, link headers, GTP-U and IPv6 extension headers);
 //! - no slice indexing with run-time indexes, no arithmetic that can panic (all `wrapping_*` /
 //!   `saturating_*` / checked by construction).
 //!
 //! The rules:
-//! - Ethernet with up to [`record::MAX_VLAN_TAGS`] tags (802.1Q, 802.1ad, 0x9100); at TC the
-//!   outer tag is often already stripped into `skb->vlan_tci` by the driver, and the data then
-//!   simply starts with the inner type.
-//! - IPv4: any header length 20..=60; fragments (MF set or offset != 0) are skipped because the
-//!   TCP header is either absent or not the whole story.
-//! - IPv6: hop-by-hop (0), routing (43) and destination-options (60) headers are walked, at most
-//!   [`MAX_IPV6_EXT`] of them; a fragment header (44) skips the packet; any other next header is
-//!   "not tcp".
+//! - the link layer and the tunnels are walked to the innermost IP packet (`crate::link`,
+//!   `crate::tunnel`; the list is in formats/README.md, "Encapsulations"); the record is that
+//!   packet's. At TC the outer VLAN tag is often already stripped into `skb->vlan_tci` by the
+//!   driver, and the data then simply starts with the inner type.
+//! - IPv4: any header length 20..=60; later fragments (offset != 0) are skipped, a first
+//!   fragment (MF) is read when it holds the whole TCP header.
+//! - IPv6: hop-by-hop (0), routing (43), fragment (44, offset 0 only) and destination-options
+//!   (60) headers are walked, at most [`MAX_IPV6_EXT`] of them; any other next header is
+//!   "not tcp" unless it is a tunnel.
 //! - TCP: the 20-byte base header must be there for the packet to count at all (flows need
 //!   ports and flags). A SYN additionally needs its whole option area (that is what p0f reads)
 //!   and a data offset of at least 5 words; otherwise the flow is still updated but no record is
@@ -32,89 +33,23 @@
 //! next), so that replay can count them; checks that only choose between two reasons run on
 //! the path that skips, so a packet that is kept pays nothing for them.
 
-use record::{SynRecord, TCP_OPTS_MAX, tcp_flag};
+use record::{MAX_ENCAPS, SynRecord, TCP_OPTS_MAX, tcp_flag};
 
-/// Read access to one packet.
-pub trait Packet {
-    /// The `N` bytes starting at `off`, or `None` when the packet is shorter than `off + N`.
-    /// `&mut self`: an implementation may copy the bytes into a buffer of its own (the
-    /// kernel's fallback for bytes outside an skb's linear data), so only one view lives at a
-    /// time.
-    fn bytes<const N: usize>(&mut self, off: u32) -> Option<&[u8; N]>;
-}
+pub use crate::layer::{Frame, IpVersion, Link, Packet, Skip};
+use crate::link::{self, Next};
+use crate::tunnel::tunnel;
 
-/// A whole frame in memory (pcap replay, tests).
-pub struct Frame<'a>(pub &'a [u8]);
-
-impl Packet for Frame<'_> {
-    #[inline(always)]
-    fn bytes<const N: usize>(&mut self, off: u32) -> Option<&[u8; N]> {
-        self.0.get(off as usize..)?.first_chunk::<N>()
-    }
-}
-
-/// Ethertypes of 802.1Q, 802.1ad and the legacy QinQ tag.
-const ETH_P_8021Q: u16 = 0x8100;
-const ETH_P_8021AD: u16 = 0x88a8;
-const ETH_P_QINQ_LEGACY: u16 = 0x9100;
-const ETH_P_IPV4: u16 = 0x0800;
-const ETH_P_IPV6: u16 = 0x86dd;
 const IPPROTO_TCP: u8 = 6;
-/// IPv6 extension headers we step over: hop-by-hop options, routing, destination options.
+/// IPv6 extension headers we step over: hop-by-hop options, routing, fragment (the first
+/// fragment only), destination options.
 const IPV6_HOPOPTS: u8 = 0;
 const IPV6_ROUTING: u8 = 43;
 const IPV6_FRAGMENT: u8 = 44;
 const IPV6_DSTOPTS: u8 = 60;
 /// How many IPv6 extension headers we walk before giving up. RFC 8200 order allows
-/// hop-by-hop, dest-opts, routing, dest-opts before the upper layer; 4 covers that.
+/// hop-by-hop, dest-opts, routing, fragment, dest-opts before the upper layer; 4 covers all
+/// but the rarest of those.
 pub use record::MAX_IPV6_EXT;
-
-// The VLAN walk below is unrolled by hand for two tags.
-const _: () = assert!(record::MAX_VLAN_TAGS == 2);
-
-/// Why a frame gave no TCP packet, or a SYN no record.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Skip {
-    /// The frame ends inside the link-layer header (Ethernet, a VLAN tag).
-    TruncatedLinkHeader,
-    /// More VLAN tags than [`record::MAX_VLAN_TAGS`].
-    VlanTooDeep,
-    /// The link layer carries something other than IPv4/IPv6.
-    NotIp,
-    /// The frame ends inside the IP header or an IPv6 extension header.
-    TruncatedIpHeader,
-    /// Wrong version nibble or IPv4 header length below 20 bytes.
-    BadIpHeader,
-    /// An IPv4 fragment (MF or offset set) or an IPv6 fragment header.
-    Fragment,
-    /// More IPv6 extension headers than [`MAX_IPV6_EXT`].
-    Ipv6ExtChainTooLong,
-    /// IP carries another protocol (including IPv6 headers we do not walk).
-    NotTcp,
-    /// TCP data offset below 5 words (SYNs only: the packet still counts for its flow).
-    BadTcpHeader,
-    /// The frame ends inside the 20-byte TCP header, or (SYNs only, the packet still counts
-    /// for its flow) inside its options.
-    TruncatedTcpHeader,
-}
-
-impl Skip {
-    /// Stable short name: summaries and tests show it.
-    pub fn name(self) -> &'static str {
-        match self {
-            Skip::TruncatedLinkHeader => "truncated link header",
-            Skip::VlanTooDeep => "vlan too deep",
-            Skip::NotIp => "not ip",
-            Skip::TruncatedIpHeader => "truncated ip header",
-            Skip::BadIpHeader => "bad ip header",
-            Skip::Fragment => "fragment",
-            Skip::Ipv6ExtChainTooLong => "ipv6 extension chain too long",
-            Skip::NotTcp => "not tcp",
-            Skip::BadTcpHeader => "bad tcp header",
-            Skip::TruncatedTcpHeader => "truncated tcp header",
-        }
-    }
-}
 
 /// What became of a TCP packet's SYN bit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -124,7 +59,8 @@ pub enum Syn {
     /// A SYN whose every field, options included, was read: the record is complete and
     /// canonical and may be emitted.
     Record,
-    /// A SYN whose record cannot be made ([`Skip::BadTcpHeader`], [`Skip::TruncatedTcpHeader`]).
+    /// A SYN whose record cannot be made ([`Skip::BadTcpHeader`], [`Skip::TruncatedTcpHeader`],
+    /// [`Skip::Fragment`]).
     Unreadable(Skip),
 }
 
@@ -136,88 +72,119 @@ pub enum Parsed {
     /// A TCP packet. The record holds its addresses, ports and flags (enough for the flow
     /// table, [`crate::flow_key`]); `syn` says whether it also holds a SYN record.
     Tcp {
-        /// Layer-3 bytes: IPv4 total length, or 40 + IPv6 payload length (as the header says).
+        /// Layer-3 bytes of the innermost IP packet: IPv4 total length, or 40 + IPv6 payload
+        /// length (as the header says).
         l3_bytes: u32,
+        /// Offset of the innermost IP header from the start of the packet.
+        l3_off: u32,
         /// The SYN bit and whether its record was made.
         syn: Syn,
     },
-}
-
-/// The IP version a link layer announced.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum IpVersion {
-    /// IPv4.
-    V4,
-    /// IPv6.
-    V6,
-}
-
-/// The IP version an Ethertype announces, if any (for link layers that carry one).
-#[inline(always)]
-pub fn ip_of_ethertype(ethertype: u16) -> Option<IpVersion> {
-    match ethertype {
-        ETH_P_IPV4 => Some(IpVersion::V4),
-        ETH_P_IPV6 => Some(IpVersion::V6),
-        _ => None,
-    }
 }
 
 /// Parses an Ethernet frame from its first byte into `rec`: [`ethernet`], then [`ip`].
 #[inline(always)]
 pub fn parse_ethernet<P: Packet>(pkt: &mut P, rec: &mut SynRecord) -> Parsed {
     match ethernet(pkt) {
-        Ok((version, off)) => ip(pkt, off, version, rec),
+        Ok(link) => ip(pkt, link, rec),
         Err(skip) => Parsed::Skip(skip),
     }
 }
 
-/// The Ethernet header and up to two VLAN tags (QinQ): the IP version and the offset of the
-/// IP header.
+/// The Ethernet header and what follows it up to the first IP header: VLAN tags (at most
+/// [`record::MAX_VLAN_TAGS`]), VN-Tag, LLC/SNAP, and the encapsulations a type field announces
+/// (MPLS, PPPoE, PBB, Cisco FabricPath). At TC the outer VLAN tag is often already stripped
+/// into `skb->vlan_tci` by the driver, and the data then simply starts with the inner type.
 #[inline(always)]
-pub fn ethernet<P: Packet>(pkt: &mut P) -> Result<(IpVersion, u32), Skip> {
-    let Some(eth) = pkt.bytes::<14>(0) else {
-        return Err(Skip::TruncatedLinkHeader);
-    };
-    let mut ethertype = u16::from_be_bytes([eth[12], eth[13]]);
-    let mut off: u32 = 14;
-    if is_vlan(ethertype) {
-        let Some(tag) = pkt.bytes::<4>(off) else {
-            return Err(Skip::TruncatedLinkHeader);
+pub fn ethernet<P: Packet>(pkt: &mut P) -> Result<Link, Skip> {
+    link::walk(pkt, link::ethernet_at(0), 0)
+}
+
+/// What one IP header led to.
+enum Step {
+    /// The packet ends here (skipped).
+    Done(Parsed),
+    /// A TCP header at `l4`; the record holds the IP fields.
+    Tcp(Tcp),
+    /// A tunnel: the next packet inside it.
+    Inner(Next),
+}
+
+/// Where the TCP header is and what the IP layer says about it.
+struct Tcp {
+    /// Offset of the IP header.
+    l3: u32,
+    l4: u32,
+    /// TCP segment length the IP header announces (header + payload).
+    l4_len: u16,
+    l3_bytes: u32,
+    /// A first fragment: the TCP header must lie within `l4_len`.
+    first_fragment: bool,
+    /// IPv4 header with options: (offset, length), to tell a cut IP header from a cut TCP
+    /// header; (0, 0) otherwise.
+    ip_opts: (u32, u32),
+}
+
+/// Parses the IP packet `link` points at into `rec`, which must be [`SynRecord::ZERO`] on entry
+/// (the record stays canonical because nothing writes past the bytes a field uses), looking
+/// through up to [`MAX_ENCAPS`] encapsulations in all: the record describes the innermost IP
+/// packet. With [`Syn::Record`] every field is filled except `ts_ns`, `ifindex`, `direction`,
+/// `source` and `record_flags`, which the caller owns; for other TCP packets at least what the
+/// flow key needs (version, addresses, ports) and the flags. After [`Parsed::Skip`] the
+/// record's contents are unspecified.
+#[inline(always)]
+pub fn ip<P: Packet>(pkt: &mut P, link: Link, rec: &mut SynRecord) -> Parsed {
+    let mut link = link;
+    // Each turn enters one more encapsulation, so the bound is never what ends the loop.
+    let mut i = 0;
+    while i <= MAX_ENCAPS {
+        let step = match link.version {
+            IpVersion::V4 => parse_ipv4(pkt, link.off, rec),
+            IpVersion::V6 => parse_ipv6(pkt, link.off, rec),
         };
-        ethertype = u16::from_be_bytes([tag[2], tag[3]]);
-        off += 4;
-    }
-    if is_vlan(ethertype) {
-        let Some(tag) = pkt.bytes::<4>(off) else {
-            return Err(Skip::TruncatedLinkHeader);
+        let next = match step {
+            Step::Tcp(t) => return tcp_of(pkt, t, rec),
+            Step::Done(parsed) => return parsed,
+            Step::Inner(next) => next,
         };
-        ethertype = u16::from_be_bytes([tag[2], tag[3]]);
-        off += 4;
+        clear_ip(rec);
+        let mut encaps = link.encaps;
+        if let Err(skip) = link::enter(&mut encaps) {
+            return Parsed::Skip(skip);
+        }
+        link = match link::walk(pkt, next, encaps) {
+            Ok(link) => link,
+            Err(skip) => return Parsed::Skip(skip),
+        };
+        i += 1;
     }
-    match ip_of_ethertype(ethertype) {
-        Some(version) => Ok((version, off)),
-        None if is_vlan(ethertype) => Err(Skip::VlanTooDeep),
-        None => Err(Skip::NotIp),
+    Parsed::Skip(Skip::EncapsulationTooDeep)
+}
+
+/// The TCP step after the IP layers.
+#[inline(always)]
+fn tcp_of<P: Packet>(pkt: &mut P, t: Tcp, rec: &mut SynRecord) -> Parsed {
+    match parse_tcp(pkt, &t, rec) {
+        // Options cut short make the IP header unreadable, whatever it carries.
+        Parsed::Skip(Skip::TruncatedTcpHeader)
+            if t.ip_opts.1 > 0 && !has(pkt, t.ip_opts.0, t.ip_opts.1) =>
+        {
+            Parsed::Skip(Skip::TruncatedIpHeader)
+        }
+        parsed => parsed,
     }
 }
 
+/// Zeroes what an outer IP header wrote into the record, so the inner one's record is
+/// canonical (an outer IPv6 address would leave bytes an inner IPv4 address does not cover).
 #[inline(always)]
-fn is_vlan(ethertype: u16) -> bool {
-    ethertype == ETH_P_8021Q || ethertype == ETH_P_8021AD || ethertype == ETH_P_QINQ_LEGACY
-}
-
-/// Parses the IP packet at `off` (of the version the link layer announced) into `rec`, which
-/// must be [`SynRecord::ZERO`] on entry (the record stays canonical because nothing writes past
-/// the bytes a field uses). With [`Syn::Record`] every field is filled except `ts_ns`,
-/// `ifindex`, `direction`, `source` and `record_flags`, which the caller owns; for other TCP
-/// packets at least what the flow key needs (version, addresses, ports) and the flags. After
-/// [`Parsed::Skip`] the record's contents are unspecified.
-#[inline(always)]
-pub fn ip<P: Packet>(pkt: &mut P, off: u32, version: IpVersion, rec: &mut SynRecord) -> Parsed {
-    match version {
-        IpVersion::V4 => parse_ipv4(pkt, off, rec),
-        IpVersion::V6 => parse_ipv6(pkt, off, rec),
-    }
+fn clear_ip(rec: &mut SynRecord) {
+    rec.tos = 0;
+    rec.flow_label = 0;
+    rec.ip_len = 0;
+    rec.ttl = 0;
+    rec.src_addr = [0; 16];
+    rec.dst_addr = [0; 16];
 }
 
 /// Whether the packet has `len` (> 0) bytes from `off`: one read of its last byte.
@@ -227,29 +194,36 @@ fn has<P: Packet>(pkt: &mut P, off: u32, len: u32) -> bool {
 }
 
 #[inline(always)]
-fn parse_ipv4<P: Packet>(pkt: &mut P, off: u32, rec: &mut SynRecord) -> Parsed {
+fn parse_ipv4<P: Packet>(pkt: &mut P, off: u32, rec: &mut SynRecord) -> Step {
     let Some(ip) = pkt.bytes::<20>(off) else {
-        return Parsed::Skip(Skip::TruncatedIpHeader);
+        return Step::Done(Parsed::Skip(Skip::TruncatedIpHeader));
     };
     let ihl = u16::from(ip[0] & 0x0f) * 4;
     if ip[0] >> 4 != 4 || ihl < 20 {
-        return Parsed::Skip(Skip::BadIpHeader);
+        return Step::Done(Parsed::Skip(Skip::BadIpHeader));
     }
     let proto = ip[9];
     let frag = u16::from_be_bytes([ip[6], ip[7]]);
-    // Options cut short make the header unreadable, whatever it carries.
     let ihl32 = u32::from(ihl);
-    let cut = |pkt: &mut P| ihl > 20 && !has(pkt, off, ihl32);
-    // Fragments are skipped: the TCP header is absent or not the whole story.
-    if proto != IPPROTO_TCP || frag & (record::ip_frag::MF | record::ip_frag::OFFSET_MASK) != 0 {
-        let skip = if cut(pkt) {
-            Skip::TruncatedIpHeader
-        } else if proto != IPPROTO_TCP {
+    // Later fragments are skipped: the TCP header is not in them. A first fragment (MF,
+    // offset 0) is read when it holds the whole TCP header ([`parse_tcp`]).
+    if proto != IPPROTO_TCP || frag & record::ip_frag::OFFSET_MASK != 0 {
+        // Options cut short make the header unreadable, whatever it carries.
+        if ihl > 20 && !has(pkt, off, ihl32) {
+            return Step::Done(Parsed::Skip(Skip::TruncatedIpHeader));
+        }
+        let skip = if proto != IPPROTO_TCP {
+            if frag & (record::ip_frag::MF | record::ip_frag::OFFSET_MASK) == 0 {
+                return match tunnel(pkt, proto, off + ihl32) {
+                    Ok(next) => Step::Inner(next),
+                    Err(skip) => Step::Done(Parsed::Skip(skip)),
+                };
+            }
             Skip::NotTcp
         } else {
             Skip::Fragment
         };
-        return Parsed::Skip(skip);
+        return Step::Done(Parsed::Skip(skip));
     }
     let total_len = u16::from_be_bytes([ip[2], ip[3]]);
     rec.ip_version = 4;
@@ -268,25 +242,23 @@ fn parse_ipv4<P: Packet>(pkt: &mut P, off: u32, rec: &mut SynRecord) -> Parsed {
     rec.dst_addr[2] = ip[18];
     rec.dst_addr[3] = ip[19];
     // The IP header's announced length is what counts, options included.
-    match parse_tcp(
-        pkt,
-        off + ihl32,
-        rec,
-        total_len.saturating_sub(ihl),
-        u32::from(total_len),
-    ) {
-        Parsed::Skip(Skip::TruncatedTcpHeader) if cut(pkt) => Parsed::Skip(Skip::TruncatedIpHeader),
-        parsed => parsed,
-    }
+    Step::Tcp(Tcp {
+        l3: off,
+        l4: off + ihl32,
+        l4_len: total_len.saturating_sub(ihl),
+        l3_bytes: u32::from(total_len),
+        first_fragment: frag & record::ip_frag::MF != 0,
+        ip_opts: if ihl > 20 { (off, ihl32) } else { (0, 0) },
+    })
 }
 
 #[inline(always)]
-fn parse_ipv6<P: Packet>(pkt: &mut P, off: u32, rec: &mut SynRecord) -> Parsed {
+fn parse_ipv6<P: Packet>(pkt: &mut P, off: u32, rec: &mut SynRecord) -> Step {
     let Some(ip) = pkt.bytes::<40>(off) else {
-        return Parsed::Skip(Skip::TruncatedIpHeader);
+        return Step::Done(Parsed::Skip(Skip::TruncatedIpHeader));
     };
     if ip[0] >> 4 != 6 {
-        return Parsed::Skip(Skip::BadIpHeader);
+        return Step::Done(Parsed::Skip(Skip::BadIpHeader));
     }
     let payload_len = u16::from_be_bytes([ip[4], ip[5]]);
     let mut next = ip[6];
@@ -298,6 +270,8 @@ fn parse_ipv6<P: Packet>(pkt: &mut P, off: u32, rec: &mut SynRecord) -> Parsed {
     copy16(&mut rec.src_addr, ip, 8);
     copy16(&mut rec.dst_addr, ip, 24);
     let mut hdr_len: u16 = 40;
+    let mut fragment = false;
+    let mut first_fragment = false;
     // Bounded walk over the extension headers we know how to skip; each must be there whole.
     let mut i = 0;
     while i < MAX_IPV6_EXT {
@@ -306,37 +280,59 @@ fn parse_ipv6<P: Packet>(pkt: &mut P, off: u32, rec: &mut SynRecord) -> Parsed {
         }
         let at = off + u32::from(hdr_len);
         let Some(ext) = pkt.bytes::<8>(at) else {
-            return Parsed::Skip(Skip::TruncatedIpHeader);
+            return Step::Done(Parsed::Skip(Skip::TruncatedIpHeader));
         };
+        let this = next;
         next = ext[0];
-        let len = (u16::from(ext[1]) + 1) * 8;
-        if len > 8 && !has(pkt, at, u32::from(len)) {
-            return Parsed::Skip(Skip::TruncatedIpHeader);
-        }
+        let len = if this == IPV6_FRAGMENT {
+            // Offset (13 bits), 2 reserved bits, M. Only the first fragment has the TCP header.
+            let offset_m = u16::from_be_bytes([ext[2], ext[3]]);
+            if offset_m & 0xfff8 != 0 {
+                return Step::Done(Parsed::Skip(Skip::Fragment));
+            }
+            fragment = true;
+            first_fragment = offset_m & 0x0001 != 0;
+            8
+        } else {
+            let len = (u16::from(ext[1]) + 1) * 8;
+            if len > 8 && !has(pkt, at, u32::from(len)) {
+                return Step::Done(Parsed::Skip(Skip::TruncatedIpHeader));
+            }
+            len
+        };
         hdr_len = hdr_len.saturating_add(len);
         i += 1;
     }
+    let l4 = off + u32::from(hdr_len);
     if next != IPPROTO_TCP {
         let skip = if is_walked_ext(next) {
             Skip::Ipv6ExtChainTooLong
-        } else if next == IPV6_FRAGMENT {
+        } else if fragment {
             Skip::Fragment
         } else {
-            Skip::NotTcp
+            return match tunnel(pkt, next, l4) {
+                Ok(next) => Step::Inner(next),
+                Err(skip) => Step::Done(Parsed::Skip(skip)),
+            };
         };
-        return Parsed::Skip(skip);
+        return Step::Done(Parsed::Skip(skip));
     }
     rec.ip_version = 6;
     rec.ip_hdr_len = hdr_len;
-    let l4 = off + u32::from(hdr_len);
     // Bytes after the extension headers, per the payload length field.
-    let l4_len = payload_len.saturating_sub(hdr_len - 40);
-    parse_tcp(pkt, l4, rec, l4_len, 40 + u32::from(payload_len))
+    Step::Tcp(Tcp {
+        l3: off,
+        l4,
+        l4_len: payload_len.saturating_sub(hdr_len - 40),
+        l3_bytes: 40 + u32::from(payload_len),
+        first_fragment,
+        ip_opts: (0, 0),
+    })
 }
 
 #[inline(always)]
 fn is_walked_ext(next: u8) -> bool {
-    next == IPV6_HOPOPTS || next == IPV6_ROUTING || next == IPV6_DSTOPTS
+    next == IPV6_HOPOPTS || next == IPV6_ROUTING || next == IPV6_FRAGMENT || next == IPV6_DSTOPTS
 }
 
 /// Copies 16 bytes of `src` starting at the constant `at` (8 or 24) into `dst`.
@@ -355,16 +351,15 @@ fn copy16(dst: &mut [u8; 16], src: &[u8; 40], at: usize) {
 /// Reads the TCP header at `l4`. `l4_len` is the TCP segment length the IP header announces
 /// (header + payload), `l3_bytes` the flow-counter byte count.
 #[inline(always)]
-fn parse_tcp<P: Packet>(
-    pkt: &mut P,
-    l4: u32,
-    rec: &mut SynRecord,
-    l4_len: u16,
-    l3_bytes: u32,
-) -> Parsed {
+fn parse_tcp<P: Packet>(pkt: &mut P, t: &Tcp, rec: &mut SynRecord) -> Parsed {
+    let (l4, l4_len, l3_bytes, l3_off) = (t.l4, t.l4_len, t.l3_bytes, t.l3);
     let Some(tcp) = pkt.bytes::<20>(l4) else {
         return Parsed::Skip(Skip::TruncatedTcpHeader);
     };
+    // A first fragment must hold the base header itself; bytes past it belong to no one.
+    if t.first_fragment && l4_len < 20 {
+        return Parsed::Skip(Skip::Fragment);
+    }
     // What the flow table needs, for every packet.
     rec.src_port = u16::from_be_bytes([tcp[0], tcp[1]]);
     rec.dst_port = u16::from_be_bytes([tcp[2], tcp[3]]);
@@ -372,6 +367,7 @@ fn parse_tcp<P: Packet>(
     if rec.tcp_flags & tcp_flag::SYN == 0 {
         return Parsed::Tcp {
             l3_bytes,
+            l3_off,
             syn: Syn::No,
         };
     }
@@ -380,6 +376,7 @@ fn parse_tcp<P: Packet>(
     if doff < 20 {
         return Parsed::Tcp {
             l3_bytes,
+            l3_off,
             syn: Syn::Unreadable(Skip::BadTcpHeader),
         };
     }
@@ -394,11 +391,21 @@ fn parse_tcp<P: Packet>(
     // even when it is not emitted.
     let syn = if load_opts(pkt, l4 + 20, opts_len, &mut rec.tcp_opts) {
         rec.tcp_opts_len = opts_len;
-        Syn::Record
+        // A first fragment whose announced length ends before the options do: the bytes
+        // after it are the next fragment's, not these options.
+        if t.first_fragment && l4_len < u16::from(doff) {
+            Syn::Unreadable(Skip::Fragment)
+        } else {
+            Syn::Record
+        }
     } else {
         Syn::Unreadable(Skip::TruncatedTcpHeader)
     };
-    Parsed::Tcp { l3_bytes, syn }
+    Parsed::Tcp {
+        l3_bytes,
+        l3_off,
+        syn,
+    }
 }
 
 /// Copies `len` (a multiple of 4, at most 40) option bytes into the front of `out` with a
@@ -499,6 +506,7 @@ mod tests {
             got,
             Parsed::Tcp {
                 l3_bytes: 24 + 40 + 2,
+                l3_off: 14,
                 syn: Syn::Record
             }
         );
@@ -541,6 +549,7 @@ mod tests {
                     parse(cut, &mut r),
                     Parsed::Tcp {
                         l3_bytes: 40 + n as u32,
+                        l3_off: 14,
                         syn: Syn::Unreadable(Skip::TruncatedTcpHeader)
                     }
                 );
@@ -612,6 +621,7 @@ mod tests {
                 parse(pkt.as_slice(), &mut r),
                 Parsed::Tcp {
                     l3_bytes: 40 + u32::from(hdr_len) - 40 + 28,
+                    l3_off: 14,
                     syn: Syn::Record
                 }
             );
@@ -627,10 +637,41 @@ mod tests {
             assert_eq!(r.options(), &OPTS[..8]);
             assert!(r.is_canonical());
         }
-        // A fragment header stops the walk.
+        // A fragment header: an atomic or first fragment is walked, a later one stops the walk.
         let frag = [0u8; 8];
         let pkt = v6_syn(&[(44u8, &frag[..])], 0x02);
+        let mut r = SynRecord::ZERO;
+        assert!(matches!(
+            parse(pkt.as_slice(), &mut r),
+            Parsed::Tcp {
+                syn: Syn::Record,
+                ..
+            }
+        ));
+        assert_eq!((r.ip_hdr_len, r.tcp_opts_len), (48, 8));
+        let first = [0u8, 0, 0, 1, 0, 0, 0, 9];
+        let pkt = v6_syn(&[(44u8, &first[..])], 0x02);
+        assert!(matches!(
+            parse(pkt.as_slice(), &mut zero()),
+            Parsed::Tcp {
+                syn: Syn::Record,
+                ..
+            }
+        ));
+        let later = [0u8, 0, 0, 8, 0, 0, 0, 9];
+        let pkt = v6_syn(&[(44u8, &later[..])], 0x02);
         assert_eq!(parse(pkt.as_slice(), &mut zero()), skip(Skip::Fragment));
+        // A first fragment too short for the SYN's options gives no record.
+        let mut short = v6_syn(&[(44u8, &first[..])], 0x02);
+        short[18..20].copy_from_slice(&(8u16 + 24).to_be_bytes());
+        assert_eq!(
+            parse(short.as_slice(), &mut zero()),
+            Parsed::Tcp {
+                l3_bytes: 40 + 32,
+                l3_off: 14,
+                syn: Syn::Unreadable(Skip::Fragment)
+            }
+        );
         // More extension headers than the walk allows.
         let many: Vec<(u8, &[u8])> = (0..=MAX_IPV6_EXT).map(|_| (60u8, &hop[..])).collect();
         let pkt = v6_syn(&many, 0x02);
@@ -674,6 +715,7 @@ mod tests {
             parse(pkt.as_slice(), &mut r),
             Parsed::Tcp {
                 l3_bytes: 44,
+                l3_off: 14,
                 syn: Syn::No
             }
         );
@@ -685,8 +727,19 @@ mod tests {
         let mut frag = pkt.clone();
         frag[14 + 7] = 1;
         assert_eq!(parse(frag.as_slice(), &mut zero()), skip(Skip::Fragment));
+        // A first fragment (MF, offset 0) holding the whole TCP header is read; one too
+        // short for the base header is not.
         let mut first = pkt.clone();
-        first[14 + 6] = 0x20; // MF, offset 0
+        first[14 + 6] = 0x20;
+        assert_eq!(
+            parse(first.as_slice(), &mut zero()),
+            Parsed::Tcp {
+                l3_bytes: 44,
+                l3_off: 14,
+                syn: Syn::No
+            }
+        );
+        first[16..18].copy_from_slice(&36u16.to_be_bytes());
         assert_eq!(parse(first.as_slice(), &mut zero()), skip(Skip::Fragment));
         // Total length shorter than the IP header: counted, as the header says.
         let mut short = pkt.clone();
@@ -695,6 +748,7 @@ mod tests {
             parse(short.as_slice(), &mut zero()),
             Parsed::Tcp {
                 l3_bytes: 19,
+                l3_off: 14,
                 syn: Syn::No
             }
         );
@@ -728,6 +782,7 @@ mod tests {
             parse(doff.as_slice(), &mut zero()),
             Parsed::Tcp {
                 l3_bytes: 40,
+                l3_off: 14,
                 syn: Syn::Unreadable(Skip::BadTcpHeader)
             }
         );
@@ -758,11 +813,23 @@ mod tests {
     }
 
     #[test]
-    fn vlan_tags_past_two_and_cut_tags() {
+    fn vlan_tags_past_the_bound_and_cut_tags() {
         let plain = v4_syn(&OPTS, &[], &[]);
-        let mut p = plain[..12].to_vec();
-        p.extend_from_slice(&[0x88, 0xa8, 0, 5, 0x81, 0x00, 0, 6, 0x91, 0x00, 0, 7]);
-        p.extend_from_slice(&plain[12..]);
+        let mut want = SynRecord::ZERO;
+        parse(plain.as_slice(), &mut want);
+        let tag = |n: usize| {
+            let mut p = plain[..12].to_vec();
+            for i in 0..n {
+                p.extend_from_slice(&[[0x88, 0xa8], [0x81, 0x00], [0x91, 0x00]][i % 3]);
+                p.extend_from_slice(&[0, i as u8]);
+            }
+            p.extend_from_slice(&plain[12..]);
+            p
+        };
+        let mut r = SynRecord::ZERO;
+        parse(tag(record::MAX_VLAN_TAGS).as_slice(), &mut r);
+        assert_eq!(r, want);
+        let p = tag(record::MAX_VLAN_TAGS + 1);
         assert_eq!(parse(p.as_slice(), &mut zero()), skip(Skip::VlanTooDeep));
         assert_eq!(
             parse(&p[..17], &mut zero()),

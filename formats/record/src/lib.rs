@@ -50,9 +50,40 @@ mod pod {
 /// Here, beside the records, because it decides which packets give one.
 pub const MAX_IPV6_EXT: usize = 4;
 
-/// How many VLAN tags (802.1Q / 802.1ad / 0x9100) the parser looks through, for the same
-/// reason.
-pub const MAX_VLAN_TAGS: usize = 2;
+/// How many VLAN tags (802.1Q / 802.1ad / 0x9100) the parser looks through in one Ethernet
+/// header, for the same reason. Four covers QinQ and provider stacks (QinQinQ) with room to
+/// spare; a fifth tag skips the packet ("vlan too deep").
+pub const MAX_VLAN_TAGS: usize = 4;
+
+/// How many encapsulations the parser looks through, outermost first: each tunnel (IP-in-IP,
+/// GRE, VXLAN, Geneve, GTP-U, AYIYA, Teredo, GRE-in-UDP) and each header that starts a new
+/// Ethernet or IP packet inside the frame (MPLS, PBB, Cisco FabricPath, PPPoE) counts one. One
+/// more skips the packet ("encapsulation too deep"): a bounded loop for the verifier, and a
+/// recursive tunnel (GRE in GRE in ...) cannot make the parser run away.
+pub const MAX_ENCAPS: usize = 3;
+
+/// How many link-layer headers (an Ethernet type field and what it announces: a VLAN tag, a
+/// VN-Tag, an LLC/SNAP header, an inner Ethernet header) one walk reads before giving up
+/// ("link headers too deep"). Larger than [`MAX_VLAN_TAGS`] + [`MAX_ENCAPS`] so those two
+/// bounds are the ones that normally decide.
+pub const MAX_LINK_HEADERS: usize = 10;
+
+/// How many MPLS labels the parser walks to reach the bottom of the stack ("mpls stack too
+/// deep" past it). Carrier stacks are 1-3 labels deep; 6 leaves room for VPN, entropy and
+/// segment-routing labels.
+pub const MAX_MPLS_LABELS: usize = 6;
+
+/// Whether the parser looks into encapsulations (everything [`MAX_ENCAPS`] counts) where it
+/// runs: in userspace (pcap replay) yes; in the kernel (`target_arch = "bpf"`) not yet. With
+/// them the verifier processes more than its limit of 1M instructions on the TC and XDP
+/// programs (6.18), so until the walk is split with `bpf_loop` or tail calls the datapath
+/// skips an encapsulated packet as "not ip" / "not tcp", as before. VLAN stacks, the VLAN
+/// bound and first fragments hold in both.
+pub const DECAP: bool = !cfg!(target_arch = "bpf");
+
+/// How many GTP-U extension headers the parser steps over ("encapsulation too deep" past
+/// it). Mobile cores send at most one or two (PDU session container, PDCP number).
+pub const MAX_GTP_EXT: usize = 2;
 
 /// Size of [`SynRecord::tcp_opts`]: the largest TCP option area (60-byte header minus 20).
 pub const TCP_OPTS_MAX: usize = 40;

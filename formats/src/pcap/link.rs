@@ -138,10 +138,11 @@ fn ether_type(proto: u16, rest: &[u8]) -> Result<(Net, &[u8]), SkipReason> {
     }
 }
 
-/// The shared parser's Ethernet and VLAN step, for callers that have a link type in hand.
+/// The shared parser's link-layer walk, for link types that wrap an Ethernet frame. (The
+/// encapsulations it entered are not carried over: the IP step starts counting afresh.)
 fn ethernet(data: &[u8]) -> Result<(Net, &[u8]), SkipReason> {
-    let (version, off) = packet::ethernet(&mut Frame(data))?;
-    Ok((Net::from(version), after(data, off as usize)))
+    let link = packet::ethernet(&mut Frame(data))?;
+    Ok((Net::from(link.version), after(data, link.off as usize)))
 }
 
 /// PPP protocol numbers for IPv4 and IPv6.

@@ -49,23 +49,26 @@ pub fn parse_packet(
     ifindex: u32,
     data: &[u8],
 ) -> Result<Parsed, SkipReason> {
-    let (version, l3) = if link == LinkType::ETHERNET {
-        let (version, off) = packet::ethernet(&mut Frame(data))?;
-        (version, data.get(off as usize..).unwrap_or(&[]))
+    let (frame, at) = if link == LinkType::ETHERNET {
+        (data, packet::ethernet(&mut Frame(data))?)
     } else {
         let (net, l3) = link::strip(link, data)?;
-        (ip_version(net, l3)?, l3)
+        (l3, packet::Link::ip(ip_version(net, l3)?, 0))
     };
     let mut rec = SynRecord::ZERO;
     // IPv4 inline, the rarer IPv6 (and its extension-header walk) out of line: that keeps the
     // per-frame loop small.
-    let parsed = match version {
-        IpVersion::V4 => packet::ip(&mut Frame(l3), 0, IpVersion::V4, &mut rec),
-        IpVersion::V6 => ipv6(l3, &mut rec),
+    let parsed = match at.version {
+        IpVersion::V4 => packet::ip(&mut Frame(frame), at, &mut rec),
+        IpVersion::V6 => ipv6(frame, at, &mut rec),
     };
-    let (l3_bytes, syn) = match parsed {
+    let (l3_bytes, l3_off, syn) = match parsed {
         packet::Parsed::Skip(skip) => return Err(skip.into()),
-        packet::Parsed::Tcp { l3_bytes, syn } => (u64::from(l3_bytes), syn),
+        packet::Parsed::Tcp {
+            l3_bytes,
+            l3_off,
+            syn,
+        } => (u64::from(l3_bytes), l3_off, syn),
     };
     let (key, dir) = rec.flow_key();
     let syn = match syn {
@@ -75,7 +78,8 @@ pub fn parse_packet(
             rec.ifindex = ifindex;
             rec.direction = direction::UNKNOWN;
             rec.source = source::PCAP;
-            if (l3.len() as u64) < l3_bytes {
+            let captured = frame.len().saturating_sub(l3_off as usize);
+            if (captured as u64) < l3_bytes {
                 rec.record_flags |= record_flag::SNAPPED;
             }
             Some(Ok(rec))
@@ -93,8 +97,8 @@ pub fn parse_packet(
 
 /// [`packet::ip`] for IPv6, out of line (see [`parse_packet`]).
 #[inline(never)]
-fn ipv6(l3: &[u8], rec: &mut SynRecord) -> packet::Parsed {
-    packet::ip(&mut Frame(l3), 0, IpVersion::V6, rec)
+fn ipv6(frame: &[u8], at: packet::Link, rec: &mut SynRecord) -> packet::Parsed {
+    packet::ip(&mut Frame(frame), at, rec)
 }
 
 /// The IP version of a raw-IP link layer's packet, which only its first nibble says.

@@ -371,12 +371,17 @@ fn vlan_and_qinq() {
     old[12..14].copy_from_slice(&[0x91, 0x00]);
     assert_eq!(syn_of(LinkType::ETHERNET, &old), want);
 
-    // A third tag is more than the datapath reads.
-    let mut triple = double[..16].to_vec();
-    triple.extend_from_slice(&[0x81, 0x00, 0, 30]);
-    triple.extend_from_slice(&double[16..]);
+    // Tags up to the bound are read; one more is skipped.
+    let mut deep = double.clone();
+    for n in 2..=record::MAX_VLAN_TAGS {
+        if n > 2 {
+            deep.splice(16..16, [0x81, 0x00, 0, 30]);
+        }
+        assert_eq!(syn_of(LinkType::ETHERNET, &deep), want, "{n} tags");
+    }
+    deep.splice(16..16, [0x81, 0x00, 0, 31]);
     assert_eq!(
-        parse(LinkType::ETHERNET, &triple),
+        parse(LinkType::ETHERNET, &deep),
         Err(SkipReason::Packet(Skip::VlanTooDeep))
     );
     // Cut inside the tag.
@@ -424,7 +429,8 @@ fn ipv4_options_are_counted_in_ip_hdr_len() {
 
 #[test]
 fn ipv4_fragments_are_skipped() {
-    for (mf, off) in [(true, 0u16), (false, 10), (true, 3)] {
+    // Later fragments; a first fragment (MF, offset 0) holding the whole header is read.
+    for (mf, off) in [(false, 10u16), (true, 3)] {
         let mut h = v4_header(0, 0);
         h.more_fragments = mf;
         h.fragment_offset = IpFragOffset::try_new(off).unwrap();
@@ -440,6 +446,15 @@ fn ipv4_fragments_are_skipped() {
             "{mf} {off}"
         );
     }
+    let mut h = v4_header(0, 0);
+    h.more_fragments = true;
+    let mut pkt = Vec::new();
+    PacketBuilder::ip(IpHeaders::Ipv4(h, Ipv4Extensions::default()))
+        .tcp(1, 2, 3, 4)
+        .syn()
+        .write(&mut pkt, &[])
+        .unwrap();
+    assert_ne!(syn_of(LinkType::RAW, &pkt).ip_frag & record::ip_frag::MF, 0);
 }
 
 /// An IPv6 SYN with the given extension headers, each an 8-byte raw header.
@@ -535,8 +550,20 @@ fn ipv6_extension_headers_are_walked() {
         )),
         ..Default::default()
     });
+    // A first fragment holding the whole TCP header is read; a later one is skipped.
+    let rec = syn_of(LinkType::IPV6, &frag);
+    assert_eq!((rec.ip_hdr_len, rec.dst_port), (48, 6));
+    let later = v6_with_exts(Ipv6Extensions {
+        fragment: Some(Ipv6FragmentHeader::new(
+            IpNumber::TCP,
+            IpFragOffset::try_new(5).unwrap(),
+            true,
+            99,
+        )),
+        ..Default::default()
+    });
     assert_eq!(
-        parse(LinkType::IPV6, &frag),
+        parse(LinkType::IPV6, &later),
         Err(SkipReason::Packet(Skip::Fragment))
     );
 }

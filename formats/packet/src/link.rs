@@ -1,0 +1,214 @@
+//! The link layer: Ethernet and what an Ethernet type field can announce before an IP header.
+//!
+//! One bounded walk ([`walk`]) over type fields: each step reads the 2-byte type at the current
+//! offset and either finds IP (done), steps over a header that leaves the frame's addressing as
+//! it is (VLAN tag, VN-Tag, LLC/SNAP), or enters an encapsulated frame or packet (PBB, Cisco
+//! FabricPath, MPLS, PPPoE), which counts towards [`record::MAX_ENCAPS`]. Tunnels found in IP
+//! (`crate::tunnel`) hand their inner Ethernet frame or MPLS stack back to the same walk.
+//!
+//! Offsets are `u32` from the start of the packet and only grow by small constants or by
+//! header lengths read as bytes, so they cannot overflow before a read fails.
+
+use record::{MAX_ENCAPS, MAX_LINK_HEADERS, MAX_MPLS_LABELS, MAX_VLAN_TAGS};
+
+use crate::layer::{IpVersion, Link, Packet, Skip};
+
+pub(crate) const ETH_P_IPV4: u16 = 0x0800;
+pub(crate) const ETH_P_IPV6: u16 = 0x86dd;
+/// 802.1Q, 802.1ad and the legacy QinQ tag.
+const ETH_P_8021Q: u16 = 0x8100;
+const ETH_P_8021AD: u16 = 0x88a8;
+const ETH_P_QINQ_LEGACY: u16 = 0x9100;
+/// MPLS unicast and multicast.
+pub(crate) const ETH_P_MPLS_UC: u16 = 0x8847;
+pub(crate) const ETH_P_MPLS_MC: u16 = 0x8848;
+/// PPPoE session stage (discovery, 0x8863, carries no IP).
+const ETH_P_PPPOE_SES: u16 = 0x8864;
+/// 802.1ah provider backbone bridging: a 4-byte I-TAG, then the customer's Ethernet frame.
+const ETH_P_PBB: u16 = 0x88e7;
+/// Cisco VN-Tag: 4 bytes of tag, then the next type field.
+const ETH_P_VNTAG: u16 = 0x8926;
+/// Cisco FabricPath: the outer addresses are FabricPath switch addresses; the type field is
+/// followed by 2 bytes of FTag/TTL and the original Ethernet frame.
+const ETH_P_FABRICPATH: u16 = 0x8903;
+/// Type fields up to this value are 802.3 lengths: an LLC header follows.
+const ETH_MAX_LEN: u16 = 1500;
+/// PPP protocol numbers of IPv4 and IPv6.
+const PPP_IPV4: u16 = 0x0021;
+const PPP_IPV6: u16 = 0x0057;
+
+/// What comes next while walking towards the IP header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Next {
+    /// An IP header of this version at this offset.
+    Ip(IpVersion, u32),
+    /// A 2-byte Ethernet type field at this offset (an Ethernet header's is at its start + 12).
+    Type(u32),
+    /// The first label of an MPLS stack at this offset.
+    Mpls(u32),
+}
+
+/// The type field of the Ethernet frame that starts at `eth`.
+#[inline(always)]
+pub(crate) fn ethernet_at(eth: u32) -> Next {
+    Next::Type(eth + 12)
+}
+
+#[inline(always)]
+fn is_vlan(ethertype: u16) -> bool {
+    ethertype == ETH_P_8021Q || ethertype == ETH_P_8021AD || ethertype == ETH_P_QINQ_LEGACY
+}
+
+/// The IP version an Ethertype announces, if any (for link layers that carry one).
+#[inline(always)]
+pub fn ip_of_ethertype(ethertype: u16) -> Option<IpVersion> {
+    match ethertype {
+        ETH_P_IPV4 => Some(IpVersion::V4),
+        ETH_P_IPV6 => Some(IpVersion::V6),
+        _ => None,
+    }
+}
+
+/// Walks from `next` to an IP header. `encaps` is how many encapsulations were entered before
+/// (a tunnel's caller passes its count); the result carries the new count.
+#[inline(always)]
+pub(crate) fn walk<P: Packet>(pkt: &mut P, mut next: Next, mut encaps: u8) -> Result<Link, Skip> {
+    let mut vlans: usize = 0;
+    let mut i = 0;
+    while i < MAX_LINK_HEADERS {
+        let at = match next {
+            Next::Ip(version, off) => {
+                return Ok(Link {
+                    version,
+                    off,
+                    encaps,
+                });
+            }
+            Next::Mpls(at) => {
+                next = mpls(pkt, at)?;
+                i += 1;
+                continue;
+            }
+            Next::Type(at) => at,
+        };
+        let Some(t) = pkt.bytes::<2>(at) else {
+            return Err(Skip::TruncatedLinkHeader);
+        };
+        let ethertype = u16::from_be_bytes(*t);
+        // The common cases first, each one compare.
+        if ethertype == ETH_P_IPV4 {
+            next = Next::Ip(IpVersion::V4, at + 2);
+        } else if ethertype == ETH_P_IPV6 {
+            next = Next::Ip(IpVersion::V6, at + 2);
+        } else if is_vlan(ethertype) {
+            if vlans == MAX_VLAN_TAGS {
+                return Err(Skip::VlanTooDeep);
+            }
+            vlans += 1;
+            // TCI, then the next type field.
+            next = Next::Type(at + 4);
+        } else if record::DECAP {
+            // Everything else enters an encapsulation or steps over a rarer header.
+            next = other(pkt, at, ethertype, &mut encaps)?;
+        } else {
+            return Err(Skip::NotIp);
+        }
+        i += 1;
+    }
+    match next {
+        Next::Ip(version, off) => Ok(Link {
+            version,
+            off,
+            encaps,
+        }),
+        _ => Err(Skip::LinkTooDeep),
+    }
+}
+
+/// Counts one more encapsulation, or fails past the bound.
+#[inline(always)]
+pub(crate) fn enter(encaps: &mut u8) -> Result<(), Skip> {
+    if usize::from(*encaps) >= MAX_ENCAPS {
+        return Err(Skip::EncapsulationTooDeep);
+    }
+    *encaps += 1;
+    Ok(())
+}
+
+/// The type fields other than IP and VLAN.
+#[inline(always)]
+fn other<P: Packet>(pkt: &mut P, at: u32, ethertype: u16, encaps: &mut u8) -> Result<Next, Skip> {
+    match ethertype {
+        ETH_P_VNTAG => Ok(Next::Type(at + 6)),
+        ETH_P_PBB => {
+            enter(encaps)?;
+            // Type, I-TAG (4), then the customer frame.
+            Ok(ethernet_at(at + 6))
+        }
+        ETH_P_FABRICPATH => {
+            enter(encaps)?;
+            // Type, FTag/TTL (2), then the original frame.
+            Ok(ethernet_at(at + 4))
+        }
+        ETH_P_MPLS_UC | ETH_P_MPLS_MC => {
+            enter(encaps)?;
+            Ok(Next::Mpls(at + 2))
+        }
+        ETH_P_PPPOE_SES => {
+            enter(encaps)?;
+            // Type, PPPoE header (6: version/type, code, session id, length), PPP protocol.
+            let Some(ppp) = pkt.bytes::<2>(at + 8) else {
+                return Err(Skip::TruncatedLinkHeader);
+            };
+            match u16::from_be_bytes(*ppp) {
+                PPP_IPV4 => Ok(Next::Ip(IpVersion::V4, at + 10)),
+                PPP_IPV6 => Ok(Next::Ip(IpVersion::V6, at + 10)),
+                _ => Err(Skip::NotIp),
+            }
+        }
+        len if len <= ETH_MAX_LEN => snap(pkt, at + 2),
+        _ => Err(Skip::NotIp),
+    }
+}
+
+/// An 802.2 LLC header at `llc`: only SNAP with an Ethertype (OUI 0) leads anywhere; its type
+/// field is the last 2 of its 8 bytes.
+#[inline(always)]
+pub(crate) fn snap<P: Packet>(pkt: &mut P, llc: u32) -> Result<Next, Skip> {
+    let Some(h) = pkt.bytes::<6>(llc) else {
+        return Err(Skip::TruncatedLinkHeader);
+    };
+    if h[0] == 0xaa && h[1] == 0xaa && h[2] == 0x03 && h[3] == 0 && h[4] == 0 && h[5] == 0 {
+        Ok(Next::Type(llc + 6))
+    } else {
+        Err(Skip::NotIp)
+    }
+}
+
+/// An MPLS label stack at `at`, walked to its bottom; the payload has no type field, so its
+/// first nibble decides: 4 or 6 is IP, 0 is the pseudowire control word before an Ethernet
+/// frame (RFC 4385), anything else is not read.
+#[inline(always)]
+pub(crate) fn mpls<P: Packet>(pkt: &mut P, mut at: u32) -> Result<Next, Skip> {
+    let mut i = 0;
+    while i < MAX_MPLS_LABELS {
+        let Some(label) = pkt.bytes::<4>(at) else {
+            return Err(Skip::TruncatedLinkHeader);
+        };
+        let bottom = label[2] & 0x01 != 0;
+        at += 4;
+        if bottom {
+            let Some(first) = pkt.bytes::<1>(at) else {
+                return Err(Skip::TruncatedLinkHeader);
+            };
+            return match first[0] >> 4 {
+                4 => Ok(Next::Ip(IpVersion::V4, at)),
+                6 => Ok(Next::Ip(IpVersion::V6, at)),
+                0 => Ok(ethernet_at(at + 4)),
+                _ => Err(Skip::NotIp),
+            };
+        }
+        i += 1;
+    }
+    Err(Skip::MplsTooDeep)
+}

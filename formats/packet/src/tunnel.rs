@@ -1,0 +1,298 @@
+//! Tunnels carried in IP: what an IP packet that is not TCP may hold that leads to another
+//! IP packet or Ethernet frame.
+//!
+//! Each tunnel is recognised by its IP protocol number or, over UDP, by its well-known
+//! destination port (AYIYA and Teredo, whose servers answer from their port, by either port),
+//! and its header is stepped over: only fixed fields and length fields are read, never a
+//! checksum or a signature. The inner packet is handed back as a [`Next`]: an IP header, an
+//! Ethernet type field or an MPLS stack, which the caller parses the same way as an outer one.
+
+use crate::layer::{IpVersion, Packet, Skip};
+use crate::link::{ETH_P_IPV4, ETH_P_IPV6, ETH_P_MPLS_MC, ETH_P_MPLS_UC, Next, ethernet_at, snap};
+use record::MAX_GTP_EXT;
+
+const IPPROTO_IPIP: u8 = 4;
+const IPPROTO_IPV6: u8 = 41;
+const IPPROTO_GRE: u8 = 47;
+const IPPROTO_UDP: u8 = 17;
+
+/// UDP destination ports.
+const PORT_VXLAN: u16 = 4789;
+const PORT_VXLAN_GPE: u16 = 4790;
+const PORT_GENEVE: u16 = 6081;
+const PORT_GTP_U: u16 = 2152;
+const PORT_GRE_UDP: u16 = 4754;
+const PORT_MPLS_UDP: u16 = 6635;
+const PORT_AYIYA: u16 = 5072;
+const PORT_TEREDO: u16 = 3544;
+
+/// GRE protocol types besides the Ethertypes of IP and MPLS.
+const GRE_TEB: u16 = 0x6558;
+const GRE_ERSPAN_II: u16 = 0x88be;
+const GRE_ERSPAN_III: u16 = 0x22eb;
+const GRE_WCCP: u16 = 0x883e;
+/// Aruba's access-point tunnel: an 802.11 data frame.
+const GRE_ARUBA: u16 = 0x8200;
+
+/// GRE flag bits (first 16 bits of the header).
+const GRE_C: u16 = 0x8000;
+const GRE_R: u16 = 0x4000;
+const GRE_K: u16 = 0x2000;
+const GRE_S: u16 = 0x1000;
+const GRE_VERSION: u16 = 0x0007;
+
+/// The inner packet of the tunnel IP protocol `proto` whose header starts at `l4`, or why
+/// there is none ([`Skip::NotTcp`] for a protocol or port that is no tunnel we read).
+#[inline(always)]
+pub(crate) fn tunnel<P: Packet>(pkt: &mut P, proto: u8, l4: u32) -> Result<Next, Skip> {
+    if !record::DECAP {
+        return Err(Skip::NotTcp);
+    }
+    match proto {
+        IPPROTO_IPIP => Ok(Next::Ip(IpVersion::V4, l4)),
+        IPPROTO_IPV6 => Ok(Next::Ip(IpVersion::V6, l4)),
+        IPPROTO_GRE => gre(pkt, l4),
+        IPPROTO_UDP => udp(pkt, l4),
+        _ => Err(Skip::NotTcp),
+    }
+}
+
+#[inline(always)]
+fn udp<P: Packet>(pkt: &mut P, l4: u32) -> Result<Next, Skip> {
+    let Some(h) = pkt.bytes::<4>(l4) else {
+        // Not even the ports: not a tunnel we can tell.
+        return Err(Skip::NotTcp);
+    };
+    let sport = u16::from_be_bytes([h[0], h[1]]);
+    let dport = u16::from_be_bytes([h[2], h[3]]);
+    let at = l4 + 8;
+    match dport {
+        PORT_VXLAN => vxlan(pkt, at),
+        PORT_VXLAN_GPE => vxlan_gpe(pkt, at),
+        PORT_GENEVE => geneve(pkt, at),
+        PORT_GTP_U => gtp_u(pkt, at),
+        PORT_GRE_UDP => gre(pkt, at),
+        PORT_MPLS_UDP => Ok(Next::Mpls(at)),
+        _ if dport == PORT_AYIYA || sport == PORT_AYIYA => ayiya(pkt, at),
+        _ if dport == PORT_TEREDO || sport == PORT_TEREDO => teredo(pkt, at),
+        _ => Err(Skip::NotTcp),
+    }
+}
+
+/// VXLAN (RFC 7348): 8 bytes, then an Ethernet frame.
+#[inline(always)]
+fn vxlan<P: Packet>(pkt: &mut P, at: u32) -> Result<Next, Skip> {
+    let Some(h) = pkt.bytes::<8>(at) else {
+        return Err(Skip::TruncatedTunnelHeader);
+    };
+    // The I flag says the VNI is valid; without it the frame is not VXLAN traffic we trust.
+    if h[0] & 0x08 == 0 {
+        return Err(Skip::NotTcp);
+    }
+    Ok(ethernet_at(at + 8))
+}
+
+/// VXLAN-GPE: 8 bytes whose fourth says what follows.
+#[inline(always)]
+fn vxlan_gpe<P: Packet>(pkt: &mut P, at: u32) -> Result<Next, Skip> {
+    let Some(h) = pkt.bytes::<8>(at) else {
+        return Err(Skip::TruncatedTunnelHeader);
+    };
+    let inner = at + 8;
+    match h[3] {
+        1 => Ok(Next::Ip(IpVersion::V4, inner)),
+        2 => Ok(Next::Ip(IpVersion::V6, inner)),
+        3 => Ok(ethernet_at(inner)),
+        5 => Ok(Next::Mpls(inner)),
+        _ => Err(Skip::NotTcp),
+    }
+}
+
+/// Geneve (RFC 8926): 8 bytes and the options they announce (skipped), then what the
+/// protocol type says.
+#[inline(always)]
+fn geneve<P: Packet>(pkt: &mut P, at: u32) -> Result<Next, Skip> {
+    let Some(h) = pkt.bytes::<8>(at) else {
+        return Err(Skip::TruncatedTunnelHeader);
+    };
+    if h[0] >> 6 != 0 {
+        return Err(Skip::NotTcp);
+    }
+    let inner = at + 8 + u32::from(h[0] & 0x3f) * 4;
+    ethertype_next(u16::from_be_bytes([h[2], h[3]]), inner)
+}
+
+/// An inner packet announced by an Ethertype (GRE, Geneve).
+#[inline(always)]
+fn ethertype_next(ethertype: u16, inner: u32) -> Result<Next, Skip> {
+    match ethertype {
+        ETH_P_IPV4 => Ok(Next::Ip(IpVersion::V4, inner)),
+        ETH_P_IPV6 => Ok(Next::Ip(IpVersion::V6, inner)),
+        GRE_TEB => Ok(ethernet_at(inner)),
+        ETH_P_MPLS_UC | ETH_P_MPLS_MC => Ok(Next::Mpls(inner)),
+        _ => Err(Skip::NotTcp),
+    }
+}
+
+/// GRE (RFC 2784/2890), version 0: optional checksum, key and sequence words; then what the
+/// protocol type says, with the fixed headers of ERSPAN II/III, WCCP and Aruba stepped over.
+#[inline(always)]
+fn gre<P: Packet>(pkt: &mut P, at: u32) -> Result<Next, Skip> {
+    let Some(h) = pkt.bytes::<4>(at) else {
+        return Err(Skip::TruncatedTunnelHeader);
+    };
+    let flags = u16::from_be_bytes([h[0], h[1]]);
+    let proto = u16::from_be_bytes([h[2], h[3]]);
+    // Version 1 is PPTP's enhanced GRE; source routing (R) is obsolete and variable.
+    if flags & (GRE_VERSION | GRE_R) != 0 {
+        return Err(Skip::NotTcp);
+    }
+    let words = u32::from(flags & GRE_C != 0)
+        + u32::from(flags & GRE_K != 0)
+        + u32::from(flags & GRE_S != 0);
+    let inner = at + 4 + 4 * words;
+    match proto {
+        // ERSPAN type II has a sequence number and an 8-byte header; type I neither.
+        GRE_ERSPAN_II if flags & GRE_S != 0 => Ok(ethernet_at(inner + 8)),
+        GRE_ERSPAN_II => Ok(ethernet_at(inner)),
+        GRE_ERSPAN_III => {
+            // 12 bytes; the O flag (last bit) adds an 8-byte platform sub-header.
+            let Some(e) = pkt.bytes::<12>(inner) else {
+                return Err(Skip::TruncatedTunnelHeader);
+            };
+            let platform = if e[11] & 0x01 != 0 { 8 } else { 0 };
+            Ok(ethernet_at(inner + 12 + platform))
+        }
+        GRE_WCCP => {
+            // The 4-byte redirect header is optional: an IPv4 version nibble means it is absent.
+            let Some(b) = pkt.bytes::<1>(inner) else {
+                return Err(Skip::TruncatedTunnelHeader);
+            };
+            let ip = if b[0] >> 4 == 4 { inner } else { inner + 4 };
+            Ok(Next::Ip(IpVersion::V4, ip))
+        }
+        GRE_ARUBA => wlan(pkt, inner),
+        _ => ethertype_next(proto, inner),
+    }
+}
+
+/// An 802.11 data frame (Aruba's GRE tunnel): its header length follows from the frame
+/// control field; the body must start with LLC/SNAP. Protected frames are not read.
+#[inline(always)]
+fn wlan<P: Packet>(pkt: &mut P, at: u32) -> Result<Next, Skip> {
+    let Some(fc) = pkt.bytes::<2>(at) else {
+        return Err(Skip::TruncatedTunnelHeader);
+    };
+    let (fc0, fc1) = (fc[0], fc[1]);
+    let data = (fc0 >> 2) & 0x03 == 2;
+    let subtype = fc0 >> 4;
+    // Data frames without a body (null function) and encrypted bodies carry nothing to read.
+    if !data || subtype & 0x04 != 0 || fc1 & 0x40 != 0 {
+        return Err(Skip::NotTcp);
+    }
+    let qos = subtype & 0x08 != 0;
+    let mut len = 24;
+    if fc1 & 0x03 == 0x03 {
+        len += 6; // fourth address (to and from the distribution system)
+    }
+    if qos {
+        len += 2;
+        if fc1 & 0x80 != 0 {
+            len += 4; // HT control
+        }
+    }
+    snap(pkt, at + len)
+}
+
+/// GTP-U (3GPP TS 29.281) G-PDU: 8 bytes, 4 more when any of E/S/PN is set, the extension
+/// headers (at most [`MAX_GTP_EXT`]), then an IP packet told by its version nibble.
+#[inline(always)]
+fn gtp_u<P: Packet>(pkt: &mut P, at: u32) -> Result<Next, Skip> {
+    let Some(h) = pkt.bytes::<8>(at) else {
+        return Err(Skip::TruncatedTunnelHeader);
+    };
+    // Version 1, protocol type GTP, message type G-PDU (255): the only ones carrying user data.
+    if h[0] >> 5 != 1 || h[0] & 0x10 == 0 || h[1] != 0xff {
+        return Err(Skip::NotTcp);
+    }
+    let mut inner = at + 8;
+    if h[0] & 0x07 != 0 {
+        let Some(opt) = pkt.bytes::<4>(inner) else {
+            return Err(Skip::TruncatedTunnelHeader);
+        };
+        let mut next_ext = opt[3];
+        inner += 4;
+        // Each extension header: a length in 4-byte units, its content, the next type last.
+        let mut i = 0;
+        while next_ext != 0 {
+            if i == MAX_GTP_EXT {
+                return Err(Skip::EncapsulationTooDeep);
+            }
+            let Some(l) = pkt.bytes::<1>(inner) else {
+                return Err(Skip::TruncatedTunnelHeader);
+            };
+            let len = u32::from(l[0]) * 4;
+            if len == 0 {
+                return Err(Skip::NotTcp);
+            }
+            let Some(n) = pkt.bytes::<1>(inner + len - 1) else {
+                return Err(Skip::TruncatedTunnelHeader);
+            };
+            next_ext = n[0];
+            inner += len;
+            i += 1;
+        }
+    }
+    ip_by_nibble(pkt, inner)
+}
+
+/// An IP packet at `at` with no type field before it: its version nibble says which.
+#[inline(always)]
+fn ip_by_nibble<P: Packet>(pkt: &mut P, at: u32) -> Result<Next, Skip> {
+    let Some(b) = pkt.bytes::<1>(at) else {
+        return Err(Skip::TruncatedTunnelHeader);
+    };
+    match b[0] >> 4 {
+        4 => Ok(Next::Ip(IpVersion::V4, at)),
+        6 => Ok(Next::Ip(IpVersion::V6, at)),
+        _ => Err(Skip::NotTcp),
+    }
+}
+
+/// AYIYA (anything in anything): 8 bytes, an identity of 2^n bytes and a signature of m
+/// 4-byte words (n, m in the header), then the packet its next-header byte names.
+#[inline(always)]
+fn ayiya<P: Packet>(pkt: &mut P, at: u32) -> Result<Next, Skip> {
+    let Some(h) = pkt.bytes::<8>(at) else {
+        return Err(Skip::TruncatedTunnelHeader);
+    };
+    let id_len = h[0] >> 4;
+    // Opcode 1 is "forward" (a packet follows); identities beyond 256 bytes are not AYIYA's.
+    if h[2] & 0x0f != 1 || id_len > 8 {
+        return Err(Skip::NotTcp);
+    }
+    let inner = at + 8 + (1u32 << id_len) + u32::from(h[1] >> 4) * 4;
+    match h[3] {
+        IPPROTO_IPIP => Ok(Next::Ip(IpVersion::V4, inner)),
+        IPPROTO_IPV6 => Ok(Next::Ip(IpVersion::V6, inner)),
+        _ => Err(Skip::NotTcp),
+    }
+}
+
+/// Teredo (RFC 4380): IPv6 in UDP, optionally after an 8-byte origin indication; packets with
+/// an authentication header (variable, rare) are not read.
+#[inline(always)]
+fn teredo<P: Packet>(pkt: &mut P, at: u32) -> Result<Next, Skip> {
+    let Some(h) = pkt.bytes::<2>(at) else {
+        return Err(Skip::NotTcp);
+    };
+    let inner = if h[0] == 0 && h[1] == 0 { at + 8 } else { at };
+    let Some(b) = pkt.bytes::<1>(inner) else {
+        return Err(Skip::NotTcp);
+    };
+    if b[0] >> 4 == 6 {
+        Ok(Next::Ip(IpVersion::V6, inner))
+    } else {
+        Err(Skip::NotTcp)
+    }
+}
