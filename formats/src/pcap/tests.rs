@@ -430,7 +430,7 @@ fn ipv4_options_are_counted_in_ip_hdr_len() {
 #[test]
 fn ipv4_fragments_are_skipped() {
     // Later fragments; a first fragment (MF, offset 0) holding the whole header is read.
-    for (mf, off) in [(false, 10u16), (true, 3)] {
+    let fragment = |mf: bool, off: u16| {
         let mut h = v4_header(0, 0);
         h.more_fragments = mf;
         h.fragment_offset = IpFragOffset::try_new(off).unwrap();
@@ -440,20 +440,16 @@ fn ipv4_fragments_are_skipped() {
             .syn()
             .write(&mut pkt, &[])
             .unwrap();
+        pkt
+    };
+    for (mf, off) in [(false, 10u16), (true, 3)] {
         assert_eq!(
-            parse(LinkType::RAW, &pkt),
+            parse(LinkType::RAW, &fragment(mf, off)),
             Err(SkipReason::Packet(Skip::Fragment)),
             "{mf} {off}"
         );
     }
-    let mut h = v4_header(0, 0);
-    h.more_fragments = true;
-    let mut pkt = Vec::new();
-    PacketBuilder::ip(IpHeaders::Ipv4(h, Ipv4Extensions::default()))
-        .tcp(1, 2, 3, 4)
-        .syn()
-        .write(&mut pkt, &[])
-        .unwrap();
+    let pkt = fragment(true, 0);
     assert_ne!(syn_of(LinkType::RAW, &pkt).ip_frag & record::ip_frag::MF, 0);
 }
 
