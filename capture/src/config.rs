@@ -61,7 +61,7 @@ pub struct Config {
 }
 
 /// Names of the kernel counters, by [`record::counter`] index, as used in metadata.
-pub const COUNTER_NAMES: [(u32, &str); 7] = [
+pub const COUNTER_NAMES: [(u32, &str); 8] = [
     (counter::SYN_RECORDS, "syn_records"),
     (counter::RINGBUF_FULL, "ringbuf_full"),
     (counter::FLOW_INSERT_FAILED, "flow_insert_failed"),
@@ -69,6 +69,7 @@ pub const COUNTER_NAMES: [(u32, &str); 7] = [
     (counter::TCP_PACKETS, "tcp_packets"),
     (counter::SYN_SEEN, "syn_seen"),
     (counter::SYN_SAMPLED_OUT, "syn_sampled_out"),
+    (counter::DECAP_LOST, "decap_lost"),
 ];
 
 /// What a capture wrote.
@@ -121,7 +122,8 @@ impl Summary {
             "stopped by {}; attached as {}\n\
              SYN seen {} | recorded {} | drained {} (longest gap {} ms) | dropped (ring full) {} | unparsed {} | \
              sampled out {}\n\
-             TCP packets {} | flow rows {} | flow insert failures {} | SYNs in no flow row {}",
+             TCP packets {} | flow rows {} | flow insert failures {} | SYNs in no flow row {} | \
+             lost to decapsulation {}",
             self.stopped_by,
             self.attachment,
             c(counter::SYN_SEEN),
@@ -135,6 +137,7 @@ impl Summary {
             self.flow_rows,
             c(counter::FLOW_INSERT_FAILED),
             self.flow_overflow,
+            c(counter::DECAP_LOST),
         ));
         match &self.outputs {
             Outputs::File(c) => {

@@ -9,7 +9,7 @@
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 
-use aya::maps::{Map, MapData, PerCpuArray};
+use aya::maps::{Map, MapData, PerCpuArray, ProgramArray};
 use aya::programs::links::LinkOrder;
 use aya::programs::tc::{self, NlOptions, TcAttachOptions};
 use aya::programs::{ProgramError, SchedClassifier, TcAttachType, Xdp, XdpFlags};
@@ -279,7 +279,8 @@ fn with_sources(e: &dyn std::error::Error) -> String {
 
 /// `capture --check`: whether this kernel can run the datapath, without touching any
 /// interface. Probes each feature of [`crate::floor`], then loads every program through the
-/// verifier (TC ingress, TC egress, XDP) and detaches nothing because nothing is attached.
+/// verifier (TC ingress, TC egress, XDP, and the two decapsulation programs) and detaches nothing
+/// because nothing is attached.
 /// Each result goes to `out` as one line (`feature ...: ok|MISSING`, `verifier PROGRAM:
 /// accepted|REJECTED`); a rejection is followed by the whole verifier log, since this is the
 /// command to run when the tail in the usual error is not enough. Fails with
@@ -316,7 +317,13 @@ pub fn check_kernel(out: &mut dyn FnMut(&str)) -> Result<()> {
             return Err(CaptureError::CheckFailed(failed.join("; ")));
         }
     };
-    for name in [names::PROG_TC, names::PROG_TC_EGRESS, names::PROG_XDP] {
+    for name in [
+        names::PROG_TC,
+        names::PROG_TC_EGRESS,
+        names::PROG_TC_DECAP,
+        names::PROG_XDP,
+        names::PROG_XDP_DECAP,
+    ] {
         let name: &'static str = name;
         let loaded = match ebpf.program_mut(name) {
             None => Err(CaptureError::Load(format!(
@@ -356,7 +363,44 @@ pub fn check_kernel(out: &mut dyn FnMut(&str)) -> Result<()> {
     }
 }
 
+/// Loads a decapsulation program and puts it at index 0 of the program array its hooks
+/// tail-call through, before any hook is attached: a hook that finds the array empty counts
+/// the packet as lost (`decap_lost`) instead of parsing it.
+fn fill_decap(ebpf: &mut Ebpf, program: &'static str, array: &'static str) -> Result<()> {
+    let missing = || CaptureError::Load(format!("program {program} not in the object"));
+    let fd = match ebpf.program_mut(program).ok_or_else(missing)? {
+        aya::programs::Program::SchedClassifier(p) => {
+            p.load()
+                .map_err(|e| load_err(program, e, Some(VERIFIER_TAIL_LINES)))?;
+            p.fd()
+        }
+        aya::programs::Program::Xdp(p) => {
+            p.load()
+                .map_err(|e| load_err(program, e, Some(VERIFIER_TAIL_LINES)))?;
+            p.fd()
+        }
+        _ => {
+            return Err(CaptureError::Load(format!(
+                "{program}: unexpected program type"
+            )));
+        }
+    }
+    .map_err(|e| CaptureError::Load(format!("{program}: {e}")))?
+    .try_clone()
+    .map_err(|e| CaptureError::Load(format!("{program}: {e}")))?;
+    let map_err = |reason: String| CaptureError::Map { map: array, reason };
+    let map = ebpf
+        .map_mut(array)
+        .ok_or_else(|| map_err("not in the object".into()))?;
+    let mut progs =
+        ProgramArray::try_from(map).map_err(|e| map_err(format!("not a program array: {e}")))?;
+    progs
+        .set(0, &fd, 0)
+        .map_err(|e| map_err(format!("setting index 0 to {program}: {e}")))
+}
+
 fn attach_tc(ebpf: &mut Ebpf, iface: &str) -> Result<String> {
+    fill_decap(ebpf, names::PROG_TC_DECAP, names::MAP_DECAP_TC)?;
     let mut how = "tcx";
     for (name, at) in [
         (names::PROG_TC, TcAttachType::Ingress),
@@ -400,6 +444,7 @@ fn attach_tc(ebpf: &mut Ebpf, iface: &str) -> Result<String> {
 }
 
 fn attach_xdp(ebpf: &mut Ebpf, iface: &str, ifindex: u32) -> Result<String> {
+    fill_decap(ebpf, names::PROG_XDP_DECAP, names::MAP_DECAP_XDP)?;
     let name = names::PROG_XDP;
     let prog: &mut Xdp = ebpf
         .program_mut(name)

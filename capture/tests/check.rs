@@ -46,7 +46,13 @@ fn check_reports_features_and_verifier_verdicts() {
             "{word}: {out}"
         );
     }
-    for prog in ["synscope_tc", "synscope_tc_egress", "synscope_xdp"] {
+    for prog in [
+        "synscope_tc",
+        "synscope_tc_egress",
+        "synscope_tc_decap",
+        "synscope_xdp",
+        "synscope_xdp_decap",
+    ] {
         assert!(
             lines.contains(&format!("verifier {prog}: accepted").as_str()),
             "{prog}: {out}"

@@ -1,26 +1,32 @@
-//! The BPF-only part: maps, hooks and the flow-table update.
+//! The BPF-only part: maps, hooks, the tail calls between a parse's steps and the flow-table
+//! update.
 //!
-//! Every hook is a thin wrapper that calls [`observe`] and returns "pass" whatever happens:
-//! the datapath only watches.
+//! Every hook is a thin wrapper that runs one step of the parse in [`observe`] (the hooks the
+//! first, the decapsulation programs the next) and returns "pass" whatever happens: the
+//! datapath only watches. A step that stops at an encapsulation hands its state to the next
+//! program ([`hand_off`]).
 
 use core::intrinsics::{AtomicOrdering::Relaxed, atomic_cxchg, atomic_or, atomic_xadd};
 use core::mem::MaybeUninit;
 
 use aya_ebpf::{
+    EbpfContext,
     bindings::{__sk_buff, BPF_NOEXIST, BPF_RB_NO_WAKEUP, xdp_action, xdp_md},
     helpers::{
         bpf_ktime_get_coarse_ns, bpf_ktime_get_ns, bpf_skb_load_bytes,
         r#gen::{bpf_skb_pull_data, bpf_xdp_load_bytes},
     },
     macros::{classifier, map, xdp},
-    maps::{LruHashMap, PerCpuArray, RingBuf},
+    maps::{LruHashMap, PerCpuArray, ProgramArray, RingBuf},
     programs::{TcContext, XdpContext},
 };
 use record::{
     CpuCounters, FlowCounters, FlowDirCounters, FlowKey, SynRecord, counter, direction, source,
 };
 
-use packet::{AlignedKey, Packet, Parsed, Syn, flow_key, parse_ethernet, words};
+use packet::{
+    AlignedKey, Packet, Parsed, Resume, Stepped, Syn, first_step, flow_key, next_step, words,
+};
 
 /// The licence the kernel reads from the object's `license` section. The programs only copy
 /// header bytes, but declaring a GPL-compatible licence keeps every helper available to them.
@@ -50,6 +56,32 @@ static FLOWS: LruHashMap<FlowKey, FlowCounters> = LruHashMap::with_max_entries(6
 /// Per-CPU counters and flood-guard window, one entry ([`CpuCounters`]).
 #[map]
 static COUNTERS: PerCpuArray<CpuCounters> = PerCpuArray::with_max_entries(1, 0);
+
+/// The decapsulation program for TC ([`synscope_tc_decap`]) at index 0, for the tail call that
+/// takes a packet's parse into its next encapsulation. The loader fills it. (A program array
+/// serves programs of one type only, hence one for TC and one for XDP.)
+#[map]
+static DECAP_TC: ProgramArray = ProgramArray::with_max_entries(1, 0);
+
+/// The same for XDP ([`synscope_xdp_decap`]).
+#[map]
+static DECAP_XDP: ProgramArray = ProgramArray::with_max_entries(1, 0);
+
+/// What one program of a packet's chain hands to the next: where the parse goes on and what
+/// the first program knew about the packet. Per CPU: a tail call runs on the same CPU, and
+/// TC and XDP programs do not nest there (softirq, or bottom halves disabled).
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct Handoff {
+    from: Resume,
+    ifindex: u32,
+    source: u8,
+    direction: u8,
+    _pad: [u8; 2],
+}
+
+#[map]
+static HANDOFF: PerCpuArray<Handoff> = PerCpuArray::with_max_entries(1, 0);
 
 /// [`record::names::GLOBAL_FLOWS`]: read-only data the loader sets, so the verifier prunes
 /// the flow update when it is 0.
@@ -81,8 +113,24 @@ static SCRATCH: PerCpuArray<[u8; MAX_READ]> = PerCpuArray::with_max_entries(1, 0
 /// A plain load is several times cheaper than a helper call and nothing is copied; the
 /// helpers stay as the fallback for bytes outside the linear part (a non-linear skb, a
 /// multi-buffer XDP frame).
+///
+/// `FENCED`: the decapsulation programs' offsets are sums of values read from the packet and
+/// from the hand-off map, and LLVM, knowing how they were built, may rebuild the offset it
+/// adds to `data` in another register than the one it bounds-checked, which the verifier
+/// then cannot bound ("R7 offset is outside of the packet"). An empty `asm!` makes the
+/// checked value and the added value one register. The hooks' first programs read at
+/// constant offsets and go without it.
 #[inline(always)]
-fn direct<'a, const N: usize>(data: usize, end: usize, off: u32) -> Option<&'a [u8; N]> {
+fn direct<'a, const N: usize, const FENCED: bool>(
+    data: usize,
+    end: usize,
+    off: u32,
+) -> Option<&'a [u8; N]> {
+    let mut off = off;
+    if FENCED {
+        // SAFETY: an empty instruction sequence; it reads and writes only `off`.
+        unsafe { core::arch::asm!("/* {0} */", inout(reg) off) };
+    }
     if off > MAX_DIRECT_OFFSET {
         return None;
     }
@@ -112,16 +160,17 @@ fn via_scratch<'a, const N: usize>(load: impl FnOnce(*mut u8) -> bool) -> Option
     }
 }
 
-struct Skb {
+/// An skb; `FENCED` for the decapsulation program (see [`direct`]).
+struct Skb<const FENCED: bool> {
     skb: *mut __sk_buff,
     data: usize,
     end: usize,
 }
 
-impl Packet for Skb {
+impl<const FENCED: bool> Packet for Skb<FENCED> {
     #[inline(always)]
     fn bytes<const N: usize>(&mut self, off: u32) -> Option<&[u8; N]> {
-        if let Some(b) = direct(self.data, self.end, off) {
+        if let Some(b) = direct::<N, FENCED>(self.data, self.end, off) {
             return Some(b);
         }
         let skb = self.skb;
@@ -133,16 +182,17 @@ impl Packet for Skb {
     }
 }
 
-struct Xdp {
+/// An XDP buffer; `FENCED` for the decapsulation program (see [`direct`]).
+struct Xdp<const FENCED: bool> {
     ctx: *mut xdp_md,
     data: usize,
     end: usize,
 }
 
-impl Packet for Xdp {
+impl<const FENCED: bool> Packet for Xdp<FENCED> {
     #[inline(always)]
     fn bytes<const N: usize>(&mut self, off: u32) -> Option<&[u8; N]> {
-        if let Some(b) = direct(self.data, self.end, off) {
+        if let Some(b) = direct::<N, FENCED>(self.data, self.end, off) {
             return Some(b);
         }
         let ctx = self.ctx;
@@ -171,6 +221,10 @@ const _: () = assert!(
     same_name(record::names::PROG_TC, "synscope_tc")
         && same_name(record::names::PROG_TC_EGRESS, "synscope_tc_egress")
         && same_name(record::names::PROG_XDP, "synscope_xdp")
+        && same_name(record::names::PROG_TC_DECAP, "synscope_tc_decap")
+        && same_name(record::names::PROG_XDP_DECAP, "synscope_xdp_decap")
+        && same_name(record::names::MAP_DECAP_TC, "DECAP_TC")
+        && same_name(record::names::MAP_DECAP_XDP, "DECAP_XDP")
         && same_name(record::names::MAP_SYN_EVENTS, "SYN_EVENTS")
         && same_name(record::names::MAP_FLOWS, "FLOWS")
         && same_name(record::names::MAP_COUNTERS, "COUNTERS")
@@ -193,19 +247,72 @@ pub fn synscope_tc_egress(ctx: TcContext) -> i32 {
     TC_ACT_UNSPEC
 }
 
+/// TC decapsulation: the next step of a packet's parse, reached by tail call from the TC
+/// hooks (and from itself, once per encapsulation).
+#[classifier]
+pub fn synscope_tc_decap(ctx: TcContext) -> i32 {
+    try_tc_decap(&ctx);
+    TC_ACT_UNSPEC
+}
+
 /// XDP hook (ingress only).
 #[xdp]
 pub fn synscope_xdp(ctx: XdpContext) -> u32 {
+    try_xdp(&ctx);
+    xdp_action::XDP_PASS
+}
+
+/// XDP decapsulation, as [`synscope_tc_decap`].
+#[xdp]
+pub fn synscope_xdp_decap(ctx: XdpContext) -> u32 {
+    try_xdp_decap(&ctx);
+    xdp_action::XDP_PASS
+}
+
+/// What a hook knows about a packet besides its bytes.
+#[derive(Clone, Copy)]
+struct Meta {
+    ifindex: u32,
+    source: u8,
+    direction: u8,
+}
+
+#[inline(always)]
+fn try_xdp(ctx: &XdpContext) {
     // SAFETY: `ctx.ctx` is the context pointer the kernel passed in; reading a field of it
     // is what the verifier allows for xdp_md.
     let ifindex = unsafe { (*ctx.ctx).ingress_ifindex };
-    let mut pkt = Xdp {
+    let meta = Meta {
+        ifindex,
+        source: source::XDP,
+        direction: direction::INGRESS,
+    };
+    let mut pkt = xdp_packet::<false>(ctx);
+    if let Some(from) = observe(&mut pkt, meta, first_subprog) {
+        hand_off(ctx, &DECAP_XDP, meta, from);
+    }
+}
+
+#[inline(always)]
+fn try_xdp_decap(ctx: &XdpContext) {
+    let Some((meta, from)) = handed() else {
+        return;
+    };
+    let mut pkt = xdp_packet::<true>(ctx);
+    if let Some(from) = observe(&mut pkt, meta, |p, rec, out| {
+        next_subprog(p, &from, rec, out)
+    }) {
+        hand_off(ctx, &DECAP_XDP, meta, from);
+    }
+}
+
+#[inline(always)]
+fn xdp_packet<const FENCED: bool>(ctx: &XdpContext) -> Xdp<FENCED> {
+    Xdp {
         ctx: ctx.ctx,
         data: ctx.data(),
         end: ctx.data_end(),
-    };
-    observe(&mut pkt, ifindex, source::XDP, direction::INGRESS);
-    xdp_action::XDP_PASS
+    }
 }
 
 #[inline(always)]
@@ -222,8 +329,72 @@ fn try_tc(ctx: &TcContext, dir: u8) {
         unsafe { bpf_skb_pull_data(skb, len.min(PULL_BYTES)) };
         (data, end) = (ctx.data(), ctx.data_end());
     }
-    let mut pkt = Skb { skb, data, end };
-    observe(&mut pkt, ifindex, source::TC, dir);
+    let meta = Meta {
+        ifindex,
+        source: source::TC,
+        direction: dir,
+    };
+    let mut pkt = Skb::<false> { skb, data, end };
+    if let Some(from) = observe(&mut pkt, meta, first_subprog) {
+        hand_off(ctx, &DECAP_TC, meta, from);
+    }
+}
+
+#[inline(always)]
+fn try_tc_decap(ctx: &TcContext) {
+    let Some((meta, from)) = handed() else {
+        return;
+    };
+    let mut pkt = Skb::<true> {
+        skb: ctx.skb.skb,
+        data: ctx.data(),
+        end: ctx.data_end(),
+    };
+    if let Some(from) = observe(&mut pkt, meta, |p, rec, out| {
+        next_subprog(p, &from, rec, out)
+    }) {
+        hand_off(ctx, &DECAP_TC, meta, from);
+    }
+}
+
+/// Passes the parse on to the decapsulation program: the state into [`HANDOFF`], then the
+/// tail call, which does not return when it succeeds. When it fails (the program array not
+/// filled, or the kernel's limit of 33 chained calls, which the bounds keep far away) the
+/// packet is counted as lost to decapsulation.
+#[inline(always)]
+fn hand_off<C: EbpfContext>(ctx: &C, progs: &ProgramArray, meta: Meta, from: Resume) {
+    if let Some(h) = HANDOFF.get_ptr_mut(0) {
+        // SAFETY: per-CPU value, see [`Handoff`]; a plain store of integers.
+        unsafe {
+            *h = Handoff {
+                from,
+                ifindex: meta.ifindex,
+                source: meta.source,
+                direction: meta.direction,
+                _pad: [0; 2],
+            };
+        }
+        // SAFETY: the context is the one this program was called with.
+        let _ = unsafe { progs.tail_call(ctx, 0) };
+    }
+    if let Some(cpu) = COUNTERS.get_ptr_mut(0) {
+        // SAFETY: per-CPU value, as in [`observe`].
+        bump(unsafe { &mut *cpu }, counter::DECAP_LOST);
+    }
+}
+
+/// The state the previous program of the chain handed over.
+#[inline(always)]
+fn handed() -> Option<(Meta, Resume)> {
+    let h = HANDOFF.get(0)?;
+    Some((
+        Meta {
+            ifindex: h.ifindex,
+            source: h.source,
+            direction: h.direction,
+        },
+        h.from,
+    ))
 }
 
 /// An skb whose linear part is shorter than this (Ethernet + IPv4 + TCP without options)
@@ -241,30 +412,38 @@ const MIN_LINEAR: usize = 54;
 /// header or two fit as well.
 const PULL_BYTES: u32 = 192;
 
-/// Parses one packet and accounts for it exactly once: a SYN whose record reaches the ring is
-/// counted there (userspace adds it to its flow), every other TCP packet in the flow table.
+/// Runs one step of a packet's parse and, when the parse is over, accounts for the packet
+/// exactly once: a SYN whose record reaches the ring is counted there (userspace adds it to
+/// its flow), every other TCP packet in the flow table. Returns where the parse goes on when
+/// the step stopped at an encapsulation.
 #[inline(always)]
-fn observe<P: Packet>(pkt: &mut P, ifindex: u32, src: u8, dir: u8) {
-    let Some(cpu) = COUNTERS.get_ptr_mut(0) else {
-        return;
-    };
+fn observe<P: Packet>(
+    pkt: &mut P,
+    meta: Meta,
+    step: impl FnOnce(&mut P, &mut SynRecord, &mut StepOut),
+) -> Option<Resume> {
+    let cpu = COUNTERS.get_ptr_mut(0)?;
     // SAFETY: per-CPU value; TC and XDP programs run with migration disabled, so nothing
     // else touches this CPU's copy while the program runs.
     let cpu = unsafe { &mut *cpu };
     let mut rec = MaybeUninit::<SynRecord>::uninit();
     let rec = zeroed(&mut rec);
-    let (l3_bytes, syn) = match parse_subprog(pkt, rec) {
-        Parsed::Skip(_) => return,
-        Parsed::Tcp { l3_bytes, syn, .. } => (l3_bytes, syn),
+    let mut out = StepOut::SKIP;
+    step(pkt, rec, &mut out);
+    let syn = match out.what {
+        StepOut::TCP => out.syn,
+        StepOut::INNER => return Some(out.from),
+        _ => return None,
     };
+    let l3_bytes = out.l3_bytes;
     bump(cpu, counter::TCP_PACKETS);
     // The exact time only for a record; the flow table's times have the kernel tick's
     // precision (CLOCK_MONOTONIC_COARSE, 1-10 ms), which costs a few ns where reading the
     // clock source costs tens (an rdtsc, in a VM more).
     let mut ts = 0;
-    if syn != Syn::No {
+    if syn != StepOut::SYN_NO {
         bump(cpu, counter::SYN_SEEN);
-        if syn != Syn::Record {
+        if syn != StepOut::SYN_RECORD {
             bump(cpu, counter::SYN_UNPARSED);
         } else {
             // SAFETY: a helper without arguments.
@@ -273,15 +452,15 @@ fn observe<P: Packet>(pkt: &mut P, ifindex: u32, src: u8, dir: u8) {
                 // Left out on purpose: neither recorded nor counted in the flow table, so
                 // that a flood past the limit costs the host as little as possible.
                 bump(cpu, counter::SYN_SAMPLED_OUT);
-                return;
+                return None;
             }
             rec.ts_ns = ts;
-            rec.ifindex = ifindex;
-            rec.source = src;
-            rec.direction = dir;
+            rec.ifindex = meta.ifindex;
+            rec.source = meta.source;
+            rec.direction = meta.direction;
             if submit(rec) {
                 bump(cpu, counter::SYN_RECORDS);
-                return;
+                return None;
             }
             bump(cpu, counter::RINGBUF_FULL);
         }
@@ -295,6 +474,7 @@ fn observe<P: Packet>(pkt: &mut P, ifindex: u32, src: u8, dir: u8) {
         }
         update_flow(cpu, rec, u64::from(l3_bytes), ts);
     }
+    None
 }
 
 /// A zeroed record, written a word at a time ([`words`]).
@@ -348,10 +528,76 @@ fn guard_keeps(cpu: &mut CpuCounters, ts: u64) -> bool {
     true
 }
 
-/// [`parse_ethernet`] as its own BPF subprogram (own stack frame).
+/// A step's result as the subprograms below hand it back: plain integers with every byte
+/// written. (Returned as the `Stepped` enum, the parts a variant leaves unset were stored
+/// from registers that held nothing, which the verifier rejects: "R1 !read_ok".)
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct StepOut {
+    /// [`StepOut::SKIP`], [`StepOut::TCP`] or [`StepOut::INNER`].
+    what: u32,
+    /// TCP: the packet's layer-3 bytes.
+    l3_bytes: u32,
+    /// TCP: [`StepOut::SYN_NO`], [`StepOut::SYN_RECORD`] or [`StepOut::SYN_UNREADABLE`].
+    syn: u32,
+    _pad: u32,
+    /// INNER: where the parse goes on.
+    from: Resume,
+}
+
+impl StepOut {
+    const SKIP: StepOut = StepOut {
+        what: 0,
+        l3_bytes: 0,
+        syn: 0,
+        _pad: 0,
+        from: Resume {
+            off: 0,
+            what: 0,
+            encaps: 0,
+            vlans: 0,
+            links: 0,
+            steps: 0,
+            _pad: [0; 3],
+        },
+    };
+    const TCP: u32 = 1;
+    const INNER: u32 = 2;
+    const SYN_NO: u32 = 0;
+    const SYN_RECORD: u32 = 1;
+    const SYN_UNREADABLE: u32 = 2;
+
+    #[inline(always)]
+    fn set(&mut self, stepped: Stepped) {
+        match stepped {
+            Stepped::Done(Parsed::Skip(_)) => self.what = 0,
+            Stepped::Done(Parsed::Tcp { l3_bytes, syn, .. }) => {
+                self.what = StepOut::TCP;
+                self.l3_bytes = l3_bytes;
+                self.syn = match syn {
+                    Syn::No => StepOut::SYN_NO,
+                    Syn::Record => StepOut::SYN_RECORD,
+                    Syn::Unreadable(_) => StepOut::SYN_UNREADABLE,
+                };
+            }
+            Stepped::Inner(from) => {
+                self.what = StepOut::INNER;
+                self.from = from;
+            }
+        }
+    }
+}
+
+/// [`first_step`] as its own BPF subprogram (own stack frame).
 #[inline(never)]
-fn parse_subprog<P: Packet>(pkt: &mut P, rec: &mut SynRecord) -> Parsed {
-    parse_ethernet(pkt, rec)
+fn first_subprog<P: Packet>(pkt: &mut P, rec: &mut SynRecord, out: &mut StepOut) {
+    out.set(first_step(pkt, rec));
+}
+
+/// [`next_step`] as its own BPF subprogram (own stack frame).
+#[inline(never)]
+fn next_subprog<P: Packet>(pkt: &mut P, from: &Resume, rec: &mut SynRecord, out: &mut StepOut) {
+    out.set(next_step(pkt, *from, rec));
 }
 
 #[inline(always)]

@@ -68,10 +68,26 @@ fn inner6() -> Vec<u8> {
     ipv6(6, &tcp_syn(), 1)
 }
 
+/// The frame's parse, checked to be the same in userspace's driver ([`parse_ethernet`]) and
+/// in the kernel's ([`by_steps`]).
 fn record(frame: &[u8]) -> (Parsed, SynRecord) {
     let mut r = SynRecord::ZERO;
     let p = parse_ethernet(&mut Frame(frame), &mut r);
+    let (steps, kernel_p, kernel_r) = by_steps(frame);
+    assert_eq!(kernel_p, p, "steps: {steps}");
+    if let Parsed::Tcp { .. } = p {
+        assert_eq!(kernel_r, r);
+    }
     (p, r)
+}
+
+/// [`crate::by_steps`] on a frame in memory, with the number of steps.
+pub(crate) fn by_steps(frame: &[u8]) -> (usize, Parsed, SynRecord) {
+    let mut r = SynRecord::ZERO;
+    let (steps, p) = crate::by_steps(&mut Frame(frame), &mut r);
+    // The step after the last allowed one only refuses: MAX_STEPS tail calls at most.
+    assert!(steps <= record::MAX_STEPS + 1, "{steps} steps");
+    (steps, p, r)
 }
 
 /// The record of the inner packet alone, on plain Ethernet.
@@ -473,4 +489,51 @@ fn what_is_no_tunnel_stays_not_tcp() {
     let mut frag = ipv4(4, &inner4(), 9);
     frag[6] = 0x20;
     assert_eq!(record(&eth(0x0800, &frag)).0, Parsed::Skip(Skip::NotTcp));
+}
+
+/// `k` VN-Tags (each 4 bytes of tag, then the next type field) in front of `ethertype`.
+fn vntags(k: usize, ethertype: u16, payload: &[u8]) -> Vec<u8> {
+    let mut p = Vec::new();
+    for _ in 0..k {
+        p.extend_from_slice(&[0x89, 0x26, 0, 0, 0, 0]);
+    }
+    p.extend_from_slice(&ethertype.to_be_bytes());
+    p.extend_from_slice(payload);
+    p
+}
+
+/// Every VN-Tag takes a step of its own (as does each tunnel header), so VXLAN in VXLAN in
+/// VXLAN with VN-Tags in each inner frame runs out of steps ([`record::MAX_STEPS`]) while
+/// every other bound still holds: both drivers stop at the same frame with the same reason
+/// (`record` holds them to one answer).
+#[test]
+fn the_step_budget_is_the_same_for_both_drivers() {
+    let mac = [2u8, 0, 0, 0, 0, 3, 2, 0, 0, 0, 0, 4];
+    let mut reasons = Vec::new();
+    for k in 0..record::MAX_LINK_HEADERS {
+        let mut pkt = inner4();
+        let mut ethertype = 0x0800;
+        for _ in 0..MAX_ENCAPS {
+            let frame = cat(&[&mac, &vntags(k, ethertype, &pkt)]);
+            let vxlan = cat(&[&[0x08, 0, 0, 0, 0, 0, 1, 0], &frame]);
+            pkt = ipv4(17, &udp(4789, &vxlan), 9);
+            ethertype = 0x0800;
+        }
+        let (p, r) = record(&eth(0x0800, &pkt));
+        if let Parsed::Tcp { .. } = p {
+            assert_eq!(r, want(&inner4()), "{k} VN-Tags");
+        }
+        reasons.push(p);
+    }
+    assert!(matches!(
+        reasons[0],
+        Parsed::Tcp {
+            syn: Syn::Record,
+            ..
+        }
+    ));
+    assert_eq!(
+        reasons.last(),
+        Some(&Parsed::Skip(Skip::EncapsulationTooDeep))
+    );
 }

@@ -1,5 +1,6 @@
 //! What every layer's parser speaks: the packet's bytes ([`Packet`]), where an IP header is
-//! ([`Link`]) and why a frame is skipped ([`Skip`]). A module of its own so that the IP step
+//! ([`Link`]), where a parse stopped at an encapsulation ([`Resume`]) and why a frame is
+//! skipped ([`Skip`]). A module of its own so that the IP step
 //! (`crate::parse`), the link layer (`crate::link`) and the tunnels (`crate::tunnel`) share
 //! it without importing each other in a circle.
 
@@ -100,6 +101,8 @@ pub struct Link {
     pub off: u32,
     /// Encapsulations entered so far (at most [`record::MAX_ENCAPS`]).
     pub encaps: u8,
+    /// Steps of the parse so far, the one that found this header included (see [`Resume`]).
+    pub steps: u8,
 }
 
 impl Link {
@@ -109,6 +112,58 @@ impl Link {
             version,
             off,
             encaps: 0,
+            steps: 1,
         }
     }
+}
+
+/// Where a parse stopped on entering an encapsulation, so that the next step ([`crate::next_step`])
+/// goes on from there. In userspace the next step follows at once; in the kernel it runs in
+/// the next program of a tail call, and this travels between them through a per-CPU map (plain
+/// integers, `#[repr(C)]`, 8 bytes). Each step is then verified once, from an unknown state,
+/// where one program walking every encapsulation made the verifier explore every combination
+/// of headers (more than its 1M instructions).
+///
+/// The counters carry the bounds across steps, so a parse split into steps is the same parse:
+/// `vlans` and `links` count the current Ethernet header's VLAN tags and link headers
+/// ([`record::MAX_VLAN_TAGS`], [`record::MAX_LINK_HEADERS`]), `encaps` the encapsulations
+/// entered so far ([`record::MAX_ENCAPS`]), `steps` the steps taken
+/// ([`record::MAX_STEPS`]). Userspace counts the same steps, so it stops where the kernel
+/// does.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Resume {
+    /// Offset from the start of the packet of what [`Self::what`] names.
+    pub off: u32,
+    /// What is at `off`: one of [`resume`].
+    pub what: u8,
+    /// Encapsulations entered so far.
+    pub encaps: u8,
+    /// VLAN tags read in the current Ethernet header.
+    pub vlans: u8,
+    /// Link-layer headers read in the current walk.
+    pub links: u8,
+    /// Steps taken so far, the one that stopped here included.
+    pub steps: u8,
+    /// Always zero.
+    pub _pad: [u8; 3],
+}
+
+/// [`Resume::what`] values.
+pub mod resume {
+    /// An IPv4 header.
+    pub const IPV4: u8 = 0;
+    /// An IPv6 header.
+    pub const IPV6: u8 = 1;
+    /// A 2-byte Ethernet type field.
+    pub const TYPE: u8 = 2;
+    /// The first label of an MPLS stack.
+    pub const MPLS: u8 = 3;
+    /// A GRE header (IP protocol 47), not yet counted as an encapsulation.
+    pub const GRE: u8 = 4;
+    /// A UDP header with a tunnel's port, not yet counted as an encapsulation.
+    pub const UDP: u8 = 5;
+    /// A type field other than IP and VLAN: an encapsulation (PBB, FabricPath, MPLS, PPPoE)
+    /// or a rarer link header (VN-Tag, LLC/SNAP), read by a step of its own.
+    pub const ENTER: u8 = 6;
 }

@@ -29,7 +29,9 @@ mod tunnel;
 pub mod words;
 
 pub use flow::{AlignedKey, flow_key};
+pub use layer::resume;
 pub use link::ip_of_ethertype;
 pub use parse::{
-    Frame, IpVersion, Link, MAX_IPV6_EXT, Packet, Parsed, Skip, Syn, ethernet, ip, parse_ethernet,
+    Frame, IpVersion, Link, MAX_IPV6_EXT, Packet, Parsed, Resume, Skip, Stepped, Syn, by_steps,
+    ethernet, first_step, ip, next_step, parse_ethernet,
 };

@@ -9,9 +9,9 @@
 //! Offsets are `u32` from the start of the packet and only grow by small constants or by
 //! header lengths read as bytes, so they cannot overflow before a read fails.
 
-use record::{MAX_ENCAPS, MAX_LINK_HEADERS, MAX_MPLS_LABELS, MAX_VLAN_TAGS};
+use record::{MAX_ENCAPS, MAX_LINK_HEADERS, MAX_MPLS_LABELS, MAX_STEPS, MAX_VLAN_TAGS};
 
-use crate::layer::{IpVersion, Link, Packet, Skip};
+use crate::layer::{IpVersion, Link, Packet, Resume, Skip, resume};
 
 pub(crate) const ETH_P_IPV4: u16 = 0x0800;
 pub(crate) const ETH_P_IPV6: u16 = 0x86dd;
@@ -69,20 +69,89 @@ pub fn ip_of_ethertype(ethertype: u16) -> Option<IpVersion> {
     }
 }
 
-/// Walks from `next` to an IP header. `encaps` is how many encapsulations were entered before
-/// (a tunnel's caller passes its count); the result carries the new count.
+/// What a walk over link-layer headers found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Walked {
+    /// An IP header.
+    Ip(Link),
+    /// An encapsulation entered (or, from a shallow walk, a type field that may start one):
+    /// the next step goes on from here.
+    Inner(Resume),
+}
+
+impl Next {
+    /// The step state that goes on at `self`.
+    #[inline(always)]
+    pub(crate) fn resume(self, encaps: u8, vlans: u8, links: u8, steps: u8) -> Resume {
+        let (what, off) = match self {
+            Next::Ip(IpVersion::V4, off) => (resume::IPV4, off),
+            Next::Ip(IpVersion::V6, off) => (resume::IPV6, off),
+            Next::Type(off) => (resume::TYPE, off),
+            Next::Mpls(off) => (resume::MPLS, off),
+        };
+        Resume {
+            off,
+            what,
+            encaps,
+            vlans,
+            links,
+            steps,
+            _pad: [0; 3],
+        }
+    }
+
+    /// Inverse of [`Next::resume`]; `None` for a `what` it does not write.
+    #[inline(always)]
+    pub(crate) fn of(r: &Resume) -> Option<Next> {
+        match r.what {
+            resume::IPV4 => Some(Next::Ip(IpVersion::V4, r.off)),
+            resume::IPV6 => Some(Next::Ip(IpVersion::V6, r.off)),
+            resume::TYPE => Some(Next::Type(r.off)),
+            resume::MPLS => Some(Next::Mpls(r.off)),
+            _ => None,
+        }
+    }
+}
+
+/// Walks from `from` (step number `step`) towards an IP header over VLAN tags and MPLS labels,
+/// and stops before any other type field ([`resume::ENTER`]: [`enter`] reads it in a step of
+/// its own). The loop's only continuing case is a VLAN tag, so the kernel's verifier sees one
+/// state per turn; and the first step, every packet's, stays as small as it was before
+/// encapsulations were read.
 #[inline(always)]
-pub(crate) fn walk<P: Packet>(pkt: &mut P, mut next: Next, mut encaps: u8) -> Result<Link, Skip> {
-    let mut vlans: usize = 0;
-    let mut i = 0;
-    while i < MAX_LINK_HEADERS {
+pub(crate) fn walk<P: Packet>(pkt: &mut P, from: Resume, step: u8) -> Result<Walked, Skip> {
+    let Some(next) = Next::of(&from) else {
+        return Err(Skip::NotIp);
+    };
+    walk_from(pkt, next, from.encaps, from.vlans, from.links, step)
+}
+
+#[inline(always)]
+fn walk_from<P: Packet>(
+    pkt: &mut P,
+    mut next: Next,
+    encaps: u8,
+    vlans: u8,
+    links: u8,
+    step: u8,
+) -> Result<Walked, Skip> {
+    let mut vlans = usize::from(vlans);
+    // Link headers read in this Ethernet header, earlier steps included: the bound.
+    let mut i = usize::from(links);
+    // This walk's own turns, from 0: in the kernel `i` comes from a map, unknown to the
+    // verifier, and a loop whose only counter is unknown looks the same on every turn to
+    // older verifiers (6.1), which then report an infinite loop.
+    let mut turn = 0;
+    while turn < MAX_LINK_HEADERS && i < MAX_LINK_HEADERS {
+        turn += 1;
         let at = match next {
             Next::Ip(version, off) => {
-                return Ok(Link {
+                return Ok(Walked::Ip(Link {
                     version,
                     off,
                     encaps,
-                });
+                    steps: step,
+                }));
             }
             Next::Mpls(at) => {
                 next = mpls(pkt, at)?;
@@ -101,33 +170,107 @@ pub(crate) fn walk<P: Packet>(pkt: &mut P, mut next: Next, mut encaps: u8) -> Re
         } else if ethertype == ETH_P_IPV6 {
             next = Next::Ip(IpVersion::V6, at + 2);
         } else if is_vlan(ethertype) {
-            if vlans == MAX_VLAN_TAGS {
+            if vlans >= MAX_VLAN_TAGS {
                 return Err(Skip::VlanTooDeep);
             }
             vlans += 1;
             // TCI, then the next type field.
             next = Next::Type(at + 4);
-        } else if record::DECAP {
-            // Everything else enters an encapsulation or steps over a rarer header.
-            next = other(pkt, at, ethertype, &mut encaps)?;
+        } else if is_other(ethertype) {
+            return Ok(Walked::Inner(Resume {
+                off: at,
+                what: resume::ENTER,
+                encaps,
+                vlans: vlans as u8,
+                links: i as u8,
+                steps: step,
+                _pad: [0; 3],
+            }));
         } else {
             return Err(Skip::NotIp);
         }
         i += 1;
     }
     match next {
-        Next::Ip(version, off) => Ok(Link {
+        Next::Ip(version, off) => Ok(Walked::Ip(Link {
             version,
             off,
             encaps,
-        }),
+            steps: step,
+        })),
         _ => Err(Skip::LinkTooDeep),
     }
 }
 
+/// The step that reads the type field a walk stopped at ([`resume::ENTER`]): an
+/// encapsulation is entered and the next step goes on inside it; a VN-Tag or LLC/SNAP header
+/// is stepped over and the walk goes on in this step.
+#[inline(always)]
+pub(crate) fn enter<P: Packet>(pkt: &mut P, from: Resume, step: u8) -> Result<Walked, Skip> {
+    let Some(t) = pkt.bytes::<2>(from.off) else {
+        return Err(Skip::TruncatedLinkHeader);
+    };
+    let ethertype = u16::from_be_bytes(*t);
+    let mut encaps = from.encaps;
+    let next = other(pkt, from.off, ethertype, &mut encaps)?;
+    let links = from.links.saturating_add(1);
+    if encaps != from.encaps {
+        return Ok(Walked::Inner(next.resume(encaps, from.vlans, links, step)));
+    }
+    walk_from(pkt, next, encaps, from.vlans, links, step)
+}
+
+/// Walks from `from` to an IP header through every link-level encapsulation on the way: the
+/// userspace driver of [`walk`] and [`enter`] steps (the kernel's are tail calls).
+#[inline(always)]
+pub(crate) fn walk_all<P: Packet>(pkt: &mut P, from: Resume) -> Result<Link, Skip> {
+    let mut walked = walk(pkt, from, from.steps)?;
+    let mut turn = 0;
+    while turn < MAX_STEPS {
+        match walked {
+            Walked::Ip(link) => return Ok(link),
+            Walked::Inner(r) => walked = link_step(pkt, r)?,
+        }
+        turn += 1;
+    }
+    match walked {
+        Walked::Ip(link) => Ok(link),
+        Walked::Inner(_) => Err(Skip::EncapsulationTooDeep),
+    }
+}
+
+/// The step after `from` when it is a link-layer one (not a tunnel header): within the
+/// budget of [`MAX_STEPS`], [`enter`] or [`walk`].
+#[inline(always)]
+pub(crate) fn link_step<P: Packet>(pkt: &mut P, from: Resume) -> Result<Walked, Skip> {
+    if usize::from(from.steps) >= MAX_STEPS {
+        return Err(Skip::EncapsulationTooDeep);
+    }
+    let step = from.steps + 1;
+    if from.what == resume::ENTER {
+        enter(pkt, from, step)
+    } else {
+        walk(pkt, from, step)
+    }
+}
+
+/// Whether a type field is one that [`other`] reads.
+#[inline(always)]
+fn is_other(ethertype: u16) -> bool {
+    matches!(
+        ethertype,
+        ETH_P_VNTAG
+            | ETH_P_PBB
+            | ETH_P_FABRICPATH
+            | ETH_P_MPLS_UC
+            | ETH_P_MPLS_MC
+            | ETH_P_PPPOE_SES
+    ) || ethertype <= ETH_MAX_LEN
+}
+
 /// Counts one more encapsulation, or fails past the bound.
 #[inline(always)]
-pub(crate) fn enter(encaps: &mut u8) -> Result<(), Skip> {
+pub(crate) fn count_encap(encaps: &mut u8) -> Result<(), Skip> {
     if usize::from(*encaps) >= MAX_ENCAPS {
         return Err(Skip::EncapsulationTooDeep);
     }
@@ -141,21 +284,21 @@ fn other<P: Packet>(pkt: &mut P, at: u32, ethertype: u16, encaps: &mut u8) -> Re
     match ethertype {
         ETH_P_VNTAG => Ok(Next::Type(at + 6)),
         ETH_P_PBB => {
-            enter(encaps)?;
+            count_encap(encaps)?;
             // Type, I-TAG (4), then the customer frame.
             Ok(ethernet_at(at + 6))
         }
         ETH_P_FABRICPATH => {
-            enter(encaps)?;
+            count_encap(encaps)?;
             // Type, FTag/TTL (2), then the original frame.
             Ok(ethernet_at(at + 4))
         }
         ETH_P_MPLS_UC | ETH_P_MPLS_MC => {
-            enter(encaps)?;
+            count_encap(encaps)?;
             Ok(Next::Mpls(at + 2))
         }
         ETH_P_PPPOE_SES => {
-            enter(encaps)?;
+            count_encap(encaps)?;
             // Type, PPPoE header (6: version/type, code, session id, length), PPP protocol.
             let Some(ppp) = pkt.bytes::<2>(at + 8) else {
                 return Err(Skip::TruncatedLinkHeader);

@@ -9,7 +9,15 @@
 //! - loops have constant bounds (the bounds in `record`: VLAN tags, encapsulations, MPLS
 //!   labels, link headers, GTP-U and IPv6 extension headers);
 //! - no slice indexing with run-time indexes, no arithmetic that can panic (all `wrapping_*` /
-//!   `saturating_*` / checked by construction).
+//!   `saturating_*` / checked by construction);
+//! - the parse is cut into steps at encapsulations ([`first_step`], [`next_step`], the state
+//!   between them a small [`Resume`]): the kernel runs each step in a program of its own,
+//!   joined by tail calls, because one program walking every encapsulation made the verifier
+//!   explore each combination of headers with exact offsets (more than its 1M instructions),
+//!   while a step that starts from a state read from a map is explored once. The first step
+//!   (every packet's) reads only Ethernet, VLAN tags, IP and TCP, so plain traffic costs what
+//!   it did before encapsulations were read. [`parse_ethernet`] and [`ip`] chain the same
+//!   steps in a loop for userspace.
 //!
 //! The rules:
 //! - the link layer and the tunnels are walked to the innermost IP packet (`crate::link`,
@@ -33,11 +41,11 @@
 //! next), so that replay can count them; checks that only choose between two reasons run on
 //! the path that skips, so a packet that is kept pays nothing for them.
 
-use record::{MAX_ENCAPS, SynRecord, TCP_OPTS_MAX, tcp_flag};
+use record::{MAX_STEPS, SynRecord, TCP_OPTS_MAX, tcp_flag};
 
-pub use crate::layer::{Frame, IpVersion, Link, Packet, Skip};
-use crate::link::{self, Next};
-use crate::tunnel::tunnel;
+pub use crate::layer::{Frame, IpVersion, Link, Packet, Resume, Skip, resume};
+use crate::link::{self, Walked};
+use crate::tunnel::{Carried, carried, tunnel};
 
 const IPPROTO_TCP: u8 = 6;
 /// IPv6 extension headers we step over: hop-by-hop options, routing, fragment (the first
@@ -97,7 +105,83 @@ pub fn parse_ethernet<P: Packet>(pkt: &mut P, rec: &mut SynRecord) -> Parsed {
 /// into `skb->vlan_tci` by the driver, and the data then simply starts with the inner type.
 #[inline(always)]
 pub fn ethernet<P: Packet>(pkt: &mut P) -> Result<Link, Skip> {
-    link::walk(pkt, link::ethernet_at(0), 0)
+    link::walk_all(pkt, ETHERNET)
+}
+
+/// Where every Ethernet frame's parse starts: its type field, in step 1.
+const ETHERNET: Resume = Resume {
+    off: 12,
+    what: resume::TYPE,
+    encaps: 0,
+    vlans: 0,
+    links: 0,
+    steps: 1,
+    _pad: [0; 3],
+};
+
+/// What one step of a parse ([`first_step`], [`next_step`]) found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stepped {
+    /// The parse is over.
+    Done(Parsed),
+    /// An encapsulation: the next step goes on from here.
+    Inner(Resume),
+}
+
+/// The first step of an Ethernet frame's parse, the kernel's first program: the Ethernet
+/// header, VLAN tags, IP and TCP, stopping at any encapsulation (a type field other than IP
+/// and VLAN, or a tunnel in IP). `rec` must be [`SynRecord::ZERO`] on entry, as for [`ip`].
+#[inline(always)]
+pub fn first_step<P: Packet>(pkt: &mut P, rec: &mut SynRecord) -> Stepped {
+    match link::walk(pkt, ETHERNET, ETHERNET.steps) {
+        Ok(Walked::Ip(link)) => ip_step(pkt, link, rec),
+        Ok(Walked::Inner(r)) => Stepped::Inner(r),
+        Err(skip) => Stepped::Done(Parsed::Skip(skip)),
+    }
+}
+
+/// A later step, from where the previous one stopped: a tunnel header, an encapsulating (or
+/// rarer) link header, or the walk through one Ethernet header to its IP packet and TCP
+/// header. `rec` must be [`SynRecord::ZERO`] on entry. The kernel's decapsulation program
+/// runs it, once per tail call; [`parse_ethernet`] and [`ip`] chain the same steps in
+/// userspace. Past [`MAX_STEPS`] steps the packet is skipped ("encapsulation too deep").
+#[inline(always)]
+pub fn next_step<P: Packet>(pkt: &mut P, from: Resume, rec: &mut SynRecord) -> Stepped {
+    // A tunnel header is a step of its own: read together with the walk after it, the
+    // kernel's verifier saw every tunnel's offsets combined with every link header's.
+    if from.what == resume::GRE || from.what == resume::UDP {
+        return match through_tunnel(pkt, from) {
+            Ok(from) => Stepped::Inner(from),
+            Err(skip) => Stepped::Done(Parsed::Skip(skip)),
+        };
+    }
+    match link::link_step(pkt, from) {
+        Ok(Walked::Ip(link)) => ip_step(pkt, link, rec),
+        Ok(Walked::Inner(r)) => Stepped::Inner(r),
+        Err(skip) => Stepped::Done(Parsed::Skip(skip)),
+    }
+}
+
+/// An Ethernet frame's parse the way the kernel runs it: [`first_step`], then [`next_step`]
+/// as its tail calls do, each step with a fresh record and only the [`Resume`] carried over.
+/// Gives what [`parse_ethernet`] gives (tests over every encapsulation and over the shared
+/// captures hold the two to that), and how many steps it ran: at most [`MAX_STEPS`] + 1, the
+/// last of which may only refuse to go on (in the kernel: [`MAX_STEPS`] tail calls).
+pub fn by_steps<P: Packet>(pkt: &mut P, rec: &mut SynRecord) -> (usize, Parsed) {
+    *rec = SynRecord::ZERO;
+    let mut stepped = first_step(pkt, rec);
+    let mut steps = 1;
+    while steps <= MAX_STEPS {
+        match stepped {
+            Stepped::Done(parsed) => return (steps, parsed),
+            Stepped::Inner(from) => {
+                *rec = SynRecord::ZERO;
+                stepped = next_step(pkt, from, rec);
+                steps += 1;
+            }
+        }
+    }
+    (steps, Parsed::Skip(Skip::EncapsulationTooDeep))
 }
 
 /// What one IP header led to.
@@ -106,8 +190,8 @@ enum Step {
     Done(Parsed),
     /// A TCP header at `l4`; the record holds the IP fields.
     Tcp(Tcp),
-    /// A tunnel: the next packet inside it.
-    Inner(Next),
+    /// Another IP protocol, carried at this offset: maybe a tunnel.
+    Tunnel(u8, u32),
 }
 
 /// Where the TCP header is and what the IP layer says about it.
@@ -127,38 +211,74 @@ struct Tcp {
 
 /// Parses the IP packet `link` points at into `rec`, which must be [`SynRecord::ZERO`] on entry
 /// (the record stays canonical because nothing writes past the bytes a field uses), looking
-/// through up to [`MAX_ENCAPS`] encapsulations in all: the record describes the innermost IP
+/// through up to [`record::MAX_ENCAPS`] encapsulations in all: the record describes the innermost IP
 /// packet. With [`Syn::Record`] every field is filled except `ts_ns`, `ifindex`, `direction`,
 /// `source` and `record_flags`, which the caller owns; for other TCP packets at least what the
 /// flow key needs (version, addresses, ports) and the flags. After [`Parsed::Skip`] the
 /// record's contents are unspecified.
 #[inline(always)]
 pub fn ip<P: Packet>(pkt: &mut P, link: Link, rec: &mut SynRecord) -> Parsed {
-    let mut link = link;
-    // Each turn enters one more encapsulation, so the bound is never what ends the loop.
-    let mut i = 0;
-    while i <= MAX_ENCAPS {
-        let step = match link.version {
-            IpVersion::V4 => parse_ipv4(pkt, link.off, rec),
-            IpVersion::V6 => parse_ipv6(pkt, link.off, rec),
-        };
-        let next = match step {
-            Step::Tcp(t) => return tcp_of(pkt, t, rec),
-            Step::Done(parsed) => return parsed,
-            Step::Inner(next) => next,
-        };
-        clear_ip(rec);
-        let mut encaps = link.encaps;
-        if let Err(skip) = link::enter(&mut encaps) {
-            return Parsed::Skip(skip);
+    let mut stepped = ip_step(pkt, link, rec);
+    // Each turn is one step, and a step past the bound skips the packet.
+    let mut turn = 0;
+    while turn < MAX_STEPS {
+        match stepped {
+            Stepped::Done(parsed) => return parsed,
+            Stepped::Inner(from) => stepped = next_step(pkt, from, rec),
         }
-        link = match link::walk(pkt, next, encaps) {
-            Ok(link) => link,
-            Err(skip) => return Parsed::Skip(skip),
-        };
-        i += 1;
+        turn += 1;
     }
-    Parsed::Skip(Skip::EncapsulationTooDeep)
+    match stepped {
+        Stepped::Done(parsed) => parsed,
+        Stepped::Inner(_) => Parsed::Skip(Skip::EncapsulationTooDeep),
+    }
+}
+
+/// One IP header: its TCP packet, or the tunnel it carries (one more encapsulation, which
+/// starts a new Ethernet header's count of VLAN tags and link headers).
+#[inline(always)]
+fn ip_step<P: Packet>(pkt: &mut P, link: Link, rec: &mut SynRecord) -> Stepped {
+    let step = match link.version {
+        IpVersion::V4 => parse_ipv4(pkt, link.off, rec),
+        IpVersion::V6 => parse_ipv6(pkt, link.off, rec),
+    };
+    let (proto, l4) = match step {
+        Step::Tcp(t) => return Stepped::Done(tcp_of(pkt, t, rec)),
+        Step::Done(parsed) => return Stepped::Done(parsed),
+        Step::Tunnel(proto, l4) => (proto, l4),
+    };
+    clear_ip(rec);
+    let mut encaps = link.encaps;
+    match carried(pkt, proto, l4) {
+        Carried::Ip(next) => match link::count_encap(&mut encaps) {
+            Ok(()) => Stepped::Inner(next.resume(encaps, 0, 0, link.steps)),
+            Err(skip) => Stepped::Done(Parsed::Skip(skip)),
+        },
+        // Read by the next step, which counts the encapsulation once the header is known.
+        Carried::Tunnel(what) => Stepped::Inner(Resume {
+            off: l4,
+            what,
+            encaps,
+            vlans: 0,
+            links: 0,
+            steps: link.steps,
+            _pad: [0; 3],
+        }),
+        Carried::Nothing => Stepped::Done(Parsed::Skip(Skip::NotTcp)),
+    }
+}
+
+/// The tunnel-header step ([`resume::GRE`], [`resume::UDP`]): past the header, counting the
+/// encapsulation and the step.
+#[inline(always)]
+fn through_tunnel<P: Packet>(pkt: &mut P, from: Resume) -> Result<Resume, Skip> {
+    if usize::from(from.steps) >= MAX_STEPS {
+        return Err(Skip::EncapsulationTooDeep);
+    }
+    let next = tunnel(pkt, from.what, from.off)?;
+    let mut encaps = from.encaps;
+    link::count_encap(&mut encaps)?;
+    Ok(next.resume(encaps, 0, 0, from.steps + 1))
 }
 
 /// The TCP step after the IP layers.
@@ -214,10 +334,7 @@ fn parse_ipv4<P: Packet>(pkt: &mut P, off: u32, rec: &mut SynRecord) -> Step {
         }
         let skip = if proto != IPPROTO_TCP {
             if frag & (record::ip_frag::MF | record::ip_frag::OFFSET_MASK) == 0 {
-                return match tunnel(pkt, proto, off + ihl32) {
-                    Ok(next) => Step::Inner(next),
-                    Err(skip) => Step::Done(Parsed::Skip(skip)),
-                };
+                return Step::Tunnel(proto, off + ihl32);
             }
             Skip::NotTcp
         } else {
@@ -310,10 +427,7 @@ fn parse_ipv6<P: Packet>(pkt: &mut P, off: u32, rec: &mut SynRecord) -> Step {
         } else if fragment {
             Skip::Fragment
         } else {
-            return match tunnel(pkt, next, l4) {
-                Ok(next) => Step::Inner(next),
-                Err(skip) => Step::Done(Parsed::Skip(skip)),
-            };
+            return Step::Tunnel(next, l4);
         };
         return Step::Done(Parsed::Skip(skip));
     }
@@ -448,8 +562,15 @@ mod tests {
         SynRecord::ZERO
     }
 
+    /// The userspace parse, checked against the kernel's chain of steps.
     fn parse(frame: &[u8], rec: &mut SynRecord) -> Parsed {
-        parse_ethernet(&mut Frame(frame), rec)
+        let p = parse_ethernet(&mut Frame(frame), rec);
+        let (_, kernel_p, kernel_r) = crate::encap_tests::by_steps(frame);
+        assert_eq!(kernel_p, p);
+        if let Parsed::Tcp { .. } = p {
+            assert_eq!(&kernel_r, rec);
+        }
+        p
     }
 
     fn skip(skip: Skip) -> Parsed {

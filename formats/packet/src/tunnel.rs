@@ -7,7 +7,7 @@
 //! checksum or a signature. The inner packet is handed back as a [`Next`]: an IP header, an
 //! Ethernet type field or an MPLS stack, which the caller parses the same way as an outer one.
 
-use crate::layer::{IpVersion, Packet, Skip};
+use crate::layer::{IpVersion, Packet, Skip, resume};
 use crate::link::{ETH_P_IPV4, ETH_P_IPV6, ETH_P_MPLS_MC, ETH_P_MPLS_UC, Next, ethernet_at, snap};
 use record::MAX_GTP_EXT;
 
@@ -41,20 +41,63 @@ const GRE_K: u16 = 0x2000;
 const GRE_S: u16 = 0x1000;
 const GRE_VERSION: u16 = 0x0007;
 
-/// The inner packet of the tunnel IP protocol `proto` whose header starts at `l4`, or why
-/// there is none ([`Skip::NotTcp`] for a protocol or port that is no tunnel we read).
+/// What an IP packet that is not TCP carries, told from its protocol number and, for UDP,
+/// its ports: what one step of the parse decides before any tunnel header is read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Carried {
+    /// An IP packet right after the header (IP-in-IP, 6in4, 4in6, 6in6).
+    Ip(Next),
+    /// A tunnel header to read in the next step: [`resume::GRE`] or [`resume::UDP`].
+    Tunnel(u8),
+    /// Nothing we read.
+    Nothing,
+}
+
+/// The first look at IP protocol `proto` whose header starts at `l4` (see [`Carried`]).
+/// Cheap on purpose: it runs in the kernel's first program for every IP packet that is not
+/// TCP, so a UDP packet costs one read of its ports unless they are a tunnel's.
 #[inline(always)]
-pub(crate) fn tunnel<P: Packet>(pkt: &mut P, proto: u8, l4: u32) -> Result<Next, Skip> {
-    if !record::DECAP {
-        return Err(Skip::NotTcp);
-    }
+pub(crate) fn carried<P: Packet>(pkt: &mut P, proto: u8, l4: u32) -> Carried {
     match proto {
-        IPPROTO_IPIP => Ok(Next::Ip(IpVersion::V4, l4)),
-        IPPROTO_IPV6 => Ok(Next::Ip(IpVersion::V6, l4)),
-        IPPROTO_GRE => gre(pkt, l4),
-        IPPROTO_UDP => udp(pkt, l4),
+        IPPROTO_IPIP => Carried::Ip(Next::Ip(IpVersion::V4, l4)),
+        IPPROTO_IPV6 => Carried::Ip(Next::Ip(IpVersion::V6, l4)),
+        IPPROTO_GRE => Carried::Tunnel(resume::GRE),
+        IPPROTO_UDP => match pkt.bytes::<4>(l4) {
+            Some(h) if is_tunnel_port([h[0], h[1]], [h[2], h[3]]) => Carried::Tunnel(resume::UDP),
+            _ => Carried::Nothing,
+        },
+        _ => Carried::Nothing,
+    }
+}
+
+/// The inner packet of a tunnel header ([`Carried::Tunnel`]: `what` is [`resume::GRE`] or
+/// [`resume::UDP`]) at `l4`, or why there is none ([`Skip::NotTcp`] for a header that is no
+/// tunnel we read).
+#[inline(always)]
+pub(crate) fn tunnel<P: Packet>(pkt: &mut P, what: u8, l4: u32) -> Result<Next, Skip> {
+    match what {
+        resume::GRE => gre(pkt, l4),
+        resume::UDP => udp(pkt, l4),
         _ => Err(Skip::NotTcp),
     }
+}
+
+/// Whether UDP ports (as on the wire) are a tunnel's that [`udp`] reads.
+#[inline(always)]
+fn is_tunnel_port(sport: [u8; 2], dport: [u8; 2]) -> bool {
+    let (sport, dport) = (u16::from_be_bytes(sport), u16::from_be_bytes(dport));
+    matches!(
+        dport,
+        PORT_VXLAN
+            | PORT_VXLAN_GPE
+            | PORT_GENEVE
+            | PORT_GTP_U
+            | PORT_GRE_UDP
+            | PORT_MPLS_UDP
+            | PORT_AYIYA
+            | PORT_TEREDO
+    ) || sport == PORT_AYIYA
+        || sport == PORT_TEREDO
 }
 
 #[inline(always)]

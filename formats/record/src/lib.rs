@@ -58,7 +58,8 @@ pub const MAX_VLAN_TAGS: usize = 4;
 /// How many encapsulations the parser looks through, outermost first: each tunnel (IP-in-IP,
 /// GRE, VXLAN, Geneve, GTP-U, AYIYA, Teredo, GRE-in-UDP) and each header that starts a new
 /// Ethernet or IP packet inside the frame (MPLS, PBB, Cisco FabricPath, PPPoE) counts one. One
-/// more skips the packet ("encapsulation too deep"): a bounded loop for the verifier, and a
+/// more skips the packet ("encapsulation too deep"): it bounds the kernel's chain of tail calls
+/// (one per step, see `packet::next_step`) and replay's loop over the same steps, and a
 /// recursive tunnel (GRE in GRE in ...) cannot make the parser run away.
 pub const MAX_ENCAPS: usize = 3;
 
@@ -68,18 +69,18 @@ pub const MAX_ENCAPS: usize = 3;
 /// bounds are the ones that normally decide.
 pub const MAX_LINK_HEADERS: usize = 10;
 
+/// How many steps one packet's parse may take (`packet::first_step`, then `packet::next_step`
+/// once per step: a tunnel header, an encapsulating link header, or the walk through one
+/// Ethernet header to its IP packet); one more skips it ("encapsulation too deep"). In the
+/// kernel each step after the first is a tail call, and a chain may hold 33: this keeps it
+/// far below that. Real frames need at most 2 x [`MAX_ENCAPS`] + a few (a VN-Tag or an
+/// LLC/SNAP header takes a step of its own).
+pub const MAX_STEPS: usize = 16;
+
 /// How many MPLS labels the parser walks to reach the bottom of the stack ("mpls stack too
 /// deep" past it). Carrier stacks are 1-3 labels deep; 6 leaves room for VPN, entropy and
 /// segment-routing labels.
 pub const MAX_MPLS_LABELS: usize = 6;
-
-/// Whether the parser looks into encapsulations (everything [`MAX_ENCAPS`] counts) where it
-/// runs: in userspace (pcap replay) yes; in the kernel (`target_arch = "bpf"`) not yet. With
-/// them the verifier processes more than its limit of 1M instructions on the TC and XDP
-/// programs (6.18), so until the walk is split with `bpf_loop` or tail calls the datapath
-/// skips an encapsulated packet as "not ip" / "not tcp", as before. VLAN stacks, the VLAN
-/// bound and first fragments hold in both.
-pub const DECAP: bool = !cfg!(target_arch = "bpf");
 
 /// How many GTP-U extension headers the parser steps over ("encapsulation too deep" past
 /// it). Mobile cores send at most one or two (PDU session container, PDCP number).
@@ -97,6 +98,15 @@ pub mod names {
     pub const PROG_TC_EGRESS: &str = "synscope_tc_egress";
     /// XDP program (ingress only).
     pub const PROG_XDP: &str = "synscope_xdp";
+    /// TC program that goes on with a packet's parse inside an encapsulation, reached by
+    /// tail call through [`MAP_DECAP_TC`] (from the TC hooks and from itself).
+    pub const PROG_TC_DECAP: &str = "synscope_tc_decap";
+    /// The same for XDP, through [`MAP_DECAP_XDP`].
+    pub const PROG_XDP_DECAP: &str = "synscope_xdp_decap";
+    /// Program array holding [`PROG_TC_DECAP`] at index 0 (the loader fills it).
+    pub const MAP_DECAP_TC: &str = "DECAP_TC";
+    /// Program array holding [`PROG_XDP_DECAP`] at index 0.
+    pub const MAP_DECAP_XDP: &str = "DECAP_XDP";
     /// Ring buffer carrying [`crate::SynRecord`]s to userspace.
     pub const MAP_SYN_EVENTS: &str = "SYN_EVENTS";
     /// LRU hash of [`crate::FlowKey`] -> [`crate::FlowCounters`].
@@ -732,6 +742,9 @@ pub mod counter {
     /// SYNs the flood guard left out (`--max-syn-rate`): this CPU had already kept its
     /// limit of records in the current second. Counted, never recorded.
     pub const SYN_SAMPLED_OUT: u32 = 6;
+    /// Encapsulated packets whose parse could not go on into the decapsulation program (its
+    /// tail call failed): neither recorded nor counted in the flow table.
+    pub const DECAP_LOST: u32 = 7;
     /// Number of counters (size of the array).
     pub const COUNT: u32 = 8;
 }

@@ -420,8 +420,19 @@ impl Tally {
     }
 }
 
-/// Checks one frame: the shared parser's answer is the oracle's.
+/// Checks one frame: the shared parser's answer is the oracle's, and on Ethernet the
+/// kernel's chain of steps ([`packet::by_steps`]) gives the same as the userspace driver.
 fn check(link_type: LinkType, frame: &[u8], tally: &mut Tally) {
+    if link_type == LinkType::ETHERNET {
+        let (mut whole, mut steps) = (SynRecord::ZERO, SynRecord::ZERO);
+        let want = packet::parse_ethernet(&mut packet::Frame(frame), &mut whole);
+        let (_, got) = packet::by_steps(&mut packet::Frame(frame), &mut steps);
+        assert_eq!(got, want, "kernel steps, frame {frame:02x?}");
+        if let packet::Parsed::Tcp { .. } = want {
+            assert_eq!(steps, whole, "kernel steps, frame {frame:02x?}");
+        }
+        tally.add("kernel steps compared");
+    }
     let Some(want) = oracle(link_type, TS, IFINDEX, frame) else {
         tally.add("opaque to the oracle");
         return;
@@ -542,6 +553,7 @@ fn agrees_with_etherparse_under(dir: &Path) {
     }
     eprintln!("{} frames: {tally:?}", frames.len());
     tally.assert_saw(&[
+        "kernel steps compared",
         "tcp",
         "syn record",
         "not tcp",
