@@ -9,13 +9,16 @@
 # 2. a smoke capture per mode on loopback in a namespace of its own, for the attach mode the
 #    kernel gives (TCX or clsact, XDP native or generic) and a non-zero record count;
 # 3. the live test binary, with SYNSCOPE_REQUIRE_LIVE=1 (and _ORACLE=1, for the tests that
-#    read a capture tree with DuckDB) so nothing can skip.
+#    read a capture tree with DuckDB, and _TUNNELS=1, for GRE, ERSPAN, Geneve and IP-in-IP)
+#    so nothing can skip.
 # Everything is also written to RESULTS (a directory shared with the host), which run.sh
 # summarises; each step's exit status goes to RESULTS/STEP.rc.
 set -uo pipefail
 res=$1 capture=$2 live=$3
 shift 3
 export SYNSCOPE_REQUIRE_LIVE=1
+# The Debian kernels have every tunnel driver the decapsulation tests build (as modules).
+export SYNSCOPE_REQUIRE_TUNNELS=1
 export RUST_BACKTRACE=1
 # The live tests that read a capture tree with DuckDB and polars need the Python environment
 # .ci/run builds (.venv-ci at the repository root, on the file system the guest shares): put

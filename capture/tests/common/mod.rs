@@ -70,3 +70,90 @@ pub static ANALYZE: Need = Need::new(
         }
     },
 );
+
+/// Whether a throwaway namespace can hold a link of each `ip link add ... type KIND ARGS`
+/// (the kernel has the driver built in, or loads its module on demand).
+fn can_add_links(kinds: &[&[&str]]) -> Result<(), String> {
+    use std::process::Command;
+    let ns = format!("synscope-probe-{}", std::process::id());
+    let ip = |args: &[&str]| Command::new("ip").args(args).output();
+    ip(&["netns", "add", &ns]).map_err(|e| format!("ip netns add: {e}"))?;
+    let mut result = Ok(());
+    for (i, kind) in kinds.iter().enumerate() {
+        let name = format!("probe{i}");
+        let mut args = vec!["-n", ns.as_str(), "link", "add", name.as_str(), "type"];
+        args.extend_from_slice(kind);
+        match ip(&args) {
+            Ok(o) if o.status.success() => {}
+            Ok(o) => {
+                result = Err(format!(
+                    "ip link add type {}: {}",
+                    kind.join(" "),
+                    String::from_utf8_lossy(&o.stderr).trim()
+                ));
+                break;
+            }
+            Err(e) => {
+                result = Err(format!("ip: {e}"));
+                break;
+            }
+        }
+    }
+    let _ = ip(&["netns", "del", &ns]);
+    result
+}
+
+/// VXLAN devices (CONFIG_VXLAN), for the live test of decapsulation in the datapath. Every
+/// kernel CI runs on has it (built in on the host, a module on the matrix's Debian kernels).
+pub static VXLAN: Need = Need::new(
+    "VXLAN devices (CONFIG_VXLAN)",
+    "SYNSCOPE_REQUIRE_LIVE",
+    || {
+        can_add_links(&[&[
+            "vxlan",
+            "id",
+            "1",
+            "dstport",
+            "4789",
+            "remote",
+            "198.51.100.9",
+        ]])
+    },
+);
+
+/// GRE, ERSPAN, Geneve and IP-in-IP devices. The kernel matrix's Debian kernels have them as
+/// modules (and its guests set `SYNSCOPE_REQUIRE_TUNNELS=1`); a host kernel built without
+/// them shows the test as ignored, with this reason.
+pub static TUNNELS: Need = Need::new(
+    "GRE, ERSPAN, Geneve and IP-in-IP devices (CONFIG_NET_IPGRE, CONFIG_GENEVE, CONFIG_NET_IPIP)",
+    "SYNSCOPE_REQUIRE_TUNNELS",
+    || {
+        can_add_links(&[
+            &[
+                "gretap",
+                "local",
+                "198.51.100.1",
+                "remote",
+                "198.51.100.9",
+                "key",
+                "1",
+            ],
+            &[
+                "erspan",
+                "local",
+                "198.51.100.1",
+                "remote",
+                "198.51.100.9",
+                "seq",
+                "key",
+                "2",
+                "erspan_ver",
+                "1",
+                "erspan",
+                "3",
+            ],
+            &["geneve", "id", "1", "remote", "198.51.100.9"],
+            &["ipip", "local", "198.51.100.1", "remote", "198.51.100.9"],
+        ])
+    },
+);
