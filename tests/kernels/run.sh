@@ -8,7 +8,8 @@
 # KERNEL is a series (6.1: the newest unpacked linux-image-6.1.*), a release
 # (6.1.0-57-amd64) or the path of a vmlinuz whose modules sit in ../lib/modules/RELEASE.
 # Per kernel it reports the kernel features capture needs, the verifier's verdict on each
-# program (TC ingress, TC egress, XDP; a rejection's log is printed whole), the attach mode
+# program (TC ingress, TC egress, XDP and their decapsulation programs; a rejection's log is
+# printed whole), the attach mode
 # each hook gets, and every live test's result; it exits 1 if anything failed on any kernel.
 #
 # The guest is qemu without KVM (TCG): with KVM, Debian's qemu 7.2 stops on an MSR error in
@@ -145,7 +146,11 @@ for k in "$@"; do
   kline=$(sed -n 's/^kernel //p' "$res/check.txt" 2>/dev/null | head -n 1)
   block="kernel ${kline:-$rel}: $([[ ${#fail[@]} == 0 ]] && echo PASS || echo FAIL) in ${secs} s"
   block+=$'\n'"  features  ring buffer $(feature "$res" 'ring buffer'), atomics $(feature "$res" atomics), bpf_xdp_load_bytes $(feature "$res" bpf_xdp_load_bytes)"
-  block+=$'\n'"  verifier  synscope_tc $(verdict "$res" synscope_tc), synscope_tc_egress $(verdict "$res" synscope_tc_egress), synscope_xdp $(verdict "$res" synscope_xdp)"
+  verdicts=()
+  for prog in synscope_tc synscope_tc_egress synscope_tc_decap synscope_xdp synscope_xdp_decap; do
+    verdicts+=("$prog $(verdict "$res" "$prog")")
+  done
+  block+=$'\n'"  verifier  $(IFS=,; sed 's/,/, /g' <<<"${verdicts[*]}")"
   block+=$'\n'"  attach    tc: $tc; xdp: $xdp"
   block+=$'\n'"  live      $(tr '\n' ',' <<<"$tests" | sed 's/,$//; s/,/, /g')"
   for f in "${fail[@]}"; do
