@@ -18,6 +18,12 @@
 #   ack1     pure ACKs (54 bytes, no payload) of one flow: flow-counter update of one entry.
 #   ackmany  pure ACKs cycling over ACK_FLOWS flows (source ports 20000...): flow-counter updates
 #            spread over a table that holds every flow.
+#   vxsyn    the syn workload's SYNs inside VXLAN (VNI 4242; outer 198.51.100.1 -> .3, UDP 4789,
+#            random outer source port), as a traffic-mirror target receives them: every SYN
+#            takes the decapsulation programs' tail calls (124 bytes; inner checksums are not
+#            filled in, nobody checks them: B's stack drops the outer packet, not addressed to
+#            it). tcpdump's filter for it is 'udp dst port 4789' (its SYN filter would match
+#            nothing). Not in the default workloads.
 # Sources stay inside 198.51.100.0/24 (the documentation range the namespaces use) rather than,
 # say, 198.18.0.0/15: nothing here ever leaves the two namespaces either way.
 #
@@ -130,7 +136,7 @@ done
 [[ $TEST_RING_MIB =~ ^[0-9]+$ ]] || die "TEST_RING_MIB is an integer (MiB, a power of two)"
 [ "$ROUNDS" -ge 1 ] && [ "$FLOOD_SECS" -ge 1 ] || die "ROUNDS and FLOOD_SECS must be >= 1"
 [ "$ACK_FLOWS" -ge 1 ] && [ "$ACK_FLOWS" -le 45000 ] || die "ACK_FLOWS must be in 1..45000"
-for w in $WORKLOADS; do case $w in syn | ack1 | ackmany) ;; *) die "unknown workload $w" ;; esac; done
+for w in $WORKLOADS; do case $w in syn | ack1 | ackmany | vxsyn) ;; *) die "unknown workload $w" ;; esac; done
 # The binary of a tc-L / xdp-L row: $CAPTURE_L.
 alt_capture() {
     local var=CAPTURE_${1#*-}
@@ -225,6 +231,27 @@ EOF
   tcp(sp=40000, dp=80, seq=1000, aseq=2000, ack, win=502)
 }
 EOF
+    cat >"$WORK/vxsyn.trafgen" <<EOF
+{
+  eth(da=$VB_MAC),
+  ipv4(sa=198.51.100.1, da=198.51.100.3, ttl=64, df),
+  udp(sp=drnd(), dp=4789),
+  /* VXLAN: I flag, VNI 4242 */
+  0x08, 0x00, 0x00, 0x00, 0x00, 0x10, 0x92, 0x00,
+  /* inner Ethernet */
+  0x02, 0x00, 0x00, 0x00, 0x00, 0x03, 0x02, 0x00, 0x00, 0x00, 0x00, 0x04, 0x08, 0x00,
+  /* inner IPv4: 198.51.100.x (random x: raw bytes take no range) -> .3, total 60, random
+     id, DF, TTL 64, TCP */
+  0x45, 0x00, 0x00, 0x3c, drnd(), drnd(), 0x40, 0x00, 0x40, 0x06, 0x00, 0x00,
+  0xc6, 0x33, 0x64, drnd(), 0xc6, 0x33, 0x64, 0x03,
+  /* inner TCP: random port and sequence -> 80, doff 10, SYN, win 64240 */
+  drnd(), drnd(), 0x00, 0x50, drnd(), drnd(), drnd(), drnd(), 0x00, 0x00, 0x00, 0x00,
+  0xa0, 0x02, 0xfa, 0xf0, 0x00, 0x00, 0x00, 0x00,
+  /* mss 1460, sackOK, TS val 66051 ecr 0, nop, wscale 7 */
+  0x02, 0x04, 0x05, 0xb4, 0x04, 0x02, 0x08, 0x0a, 0x00, 0x01, 0x02, 0x03,
+  0x00, 0x00, 0x00, 0x00, 0x01, 0x03, 0x03, 0x07
+}
+EOF
     cat >"$WORK/ackmany.trafgen" <<EOF
 {
   eth(da=$VB_MAC),
@@ -260,8 +287,10 @@ hex_to_file() { printf "$(sed 's/../\\x&/g' <<<"$1")" >"$2"; }
 hex_to_file "$(build_frame 9c4000500000000100000000a002faf0 0000020405b40402080a000102030000000001030307)" "$WORK/syn.bin"
 # 40000 -> 80, seq 2, ack 2000, ACK, win 502, no options, no payload: 54 bytes.
 hex_to_file "$(build_frame 9c40005000000002000007d0501001f6 0000)" "$WORK/ack.bin"
-[ "$(stat -c %s "$WORK/syn.bin")" = 74 ] && [ "$(stat -c %s "$WORK/ack.bin")" = 54 ] ||
-    die "test frames have the wrong size"
+# The same SYN inside VXLAN (VNI 4242), 198.51.100.1:54321 -> .2:4789: 124 bytes.
+hex_to_file "02000000000202000000000108004500006e000140004011e613c6336401c6336402d43112b5005a00000800000000109200$(od -An -v -tx1 "$WORK/syn.bin" | tr -d ' \n')" "$WORK/vxsyn.bin"
+[ "$(stat -c %s "$WORK/syn.bin")" = 74 ] && [ "$(stat -c %s "$WORK/ack.bin")" = 54 ] &&
+    [ "$(stat -c %s "$WORK/vxsyn.bin")" = 124 ] || die "test frames have the wrong size"
 
 # From here on a missing figure (a grep that finds nothing) must not abort the run: it shows
 # up as "?" in the report. Steps that must work check themselves and die.
@@ -338,9 +367,9 @@ prog_id_named() {
 }
 # One round of test runs and idle readings, for each hook: $1 = round. Appends to $TESTS:
 # round, mode, program, id, attachment, idle RSS KiB, idle CPU %, SYN ns, ACK ns, SYN seen,
-# SYN recorded, ring full.
+# SYN recorded, ring full, VXLAN SYN ns.
 test_round() {
-    local round=$1 mode prog base t0 t1 rss att id f out ns idle ns_syn=- ns_ack=-
+    local round=$1 mode prog base t0 t1 rss att id f out ns idle ns_syn=- ns_ack=- ns_vxsyn=-
     local seen=- rec=- full=-
     for mode in tc xdp; do
         prog=synscope_tc
@@ -363,8 +392,9 @@ test_round() {
         [ -n "$id" ] || die "no program named $prog among capture's fds (bpftool prog show)"
         if [ "$TEST_REPEAT" -gt 0 ]; then
             # The SYN first: every run reserves a ring record until the ring is full (capture
-            # drains it meanwhile); the ACK only updates the one flow the SYN created.
-            for f in syn ack; do
+            # drains it meanwhile); the ACK only updates the one flow the SYN created; the
+            # VXLAN SYN (a record each too) takes the decapsulation programs' tail calls.
+            for f in syn ack vxsyn; do
                 out=$(timeout 600 bpftool prog run id "$id" data_in "$WORK/$f.bin" repeat "$TEST_REPEAT" 2>&1)
                 ns=$(grep -o 'duration (average): [0-9]*' <<<"$out" | grep -o '[0-9]*$')
                 [ -n "$ns" ] || log "bpftool prog run failed: $out"
@@ -377,10 +407,11 @@ test_round() {
             seen=$(num_after "$base.log" "SYN seen")
             rec=$(num_after "$base.log" "recorded")
             full=$(num_after "$base.log" "ring full)")
-            log "    SYN ${ns_syn} ns, ACK ${ns_ack} ns; SYN seen ${seen:-?}, recorded ${rec:-?}, ring full ${full:-?}"
+            log "    SYN ${ns_syn} ns, ACK ${ns_ack} ns, VXLAN SYN ${ns_vxsyn} ns; SYN seen ${seen:-?}, recorded ${rec:-?}, ring full ${full:-?}"
         fi
-        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$mode" "$prog" "$id" \
-            "$att" "${rss:-?}" "$idle" "$ns_syn" "$ns_ack" "${seen:-?}" "${rec:-?}" "${full:-?}" >>"$TESTS"
+        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$mode" "$prog" "$id" \
+            "$att" "${rss:-?}" "$idle" "$ns_syn" "$ns_ack" "${seen:-?}" "${rec:-?}" "${full:-?}" \
+            "$ns_vxsyn" >>"$TESTS"
     done
 }
 
@@ -392,7 +423,11 @@ run_one() {
     local seen=- kept=- drops=- ident=- cpu_flood=- cpu_work=- cpu_total=- rss=- tcp=- stop=-
     case $row in
     none) ;;
-    tcpdump) start_watcher "$base.log" tcpdump -Z root -i vb -w "$base.pcap" 'tcp[tcpflags] & tcp-syn != 0' ;;
+    tcpdump)
+        local filter='tcp[tcpflags] & tcp-syn != 0'
+        [ "$wl" = vxsyn ] && filter='udp dst port 4789'
+        start_watcher "$base.log" tcpdump -Z root -i vb -w "$base.pcap" "$filter"
+        ;;
     tc) start_watcher "$base.log" "$CAPTURE" --iface vb --mode tc --out "$base.parquet" ;;
     xdp) start_watcher "$base.log" "$CAPTURE" --iface vb --mode xdp --out "$base.parquet" ;;
     noflows) start_watcher "$base.log" "$CAPTURE" --iface vb --mode tc --no-flows --out "$base.parquet" ;;
@@ -513,6 +548,7 @@ wl_label() {
     syn) echo "SYN flood, random src addr+port" ;;
     ack1) echo "pure ACKs, one flow" ;;
     ackmany) echo "pure ACKs, $ACK_FLOWS flows" ;;
+    vxsyn) echo "SYN flood in VXLAN, random inner src addr+port" ;;
     esac
 }
 row_label() {
@@ -564,12 +600,14 @@ git_rev=$(git --no-optional-locks -C "$ROOT" describe --always --dirty 2>/dev/nu
         echo "after it), with capture attached (ring $TEST_RING_MIB MiB) and draining. SYN: 74 bytes, one"
         echo "flow; each run reserves a ring record, and once the ring is full the cheaper ring-full"
         echo "path runs instead (the split is shown: a ring that holds every run keeps the figure pure)."
-        echo "Pure ACK: 54 bytes, the same flow (flow-counter update only)."
+        echo "Pure ACK: 54 bytes, the same flow (flow-counter update only). VXLAN SYN: the same SYN in"
+        echo "VXLAN (124 bytes; the hook's program, then two tail calls: the UDP tunnel header, the inner"
+        echo "frame), run after the SYNs, so the ring is as full as they left it."
         echo
-        echo "| program | SYN ns | SYN, each round | SYN runs recorded / ring full, each round | pure ACK ns | ACK, each round |"
-        echo "|---|---:|---|---|---:|---|"
+        echo "| program | SYN ns | SYN, each round | SYN runs recorded / ring full, each round | pure ACK ns | ACK, each round | VXLAN SYN ns | VXLAN SYN, each round |"
+        echo "|---|---:|---|---|---:|---|---:|---|"
         for mode in tc xdp; do
-            echo "| $(awk -F'\t' -v m="$mode" '$2 == m { print $3 " (" $5 ")"; exit }' "$TESTS") | $(tests_col "$mode" 8) | $(tests_col "$mode" 8 all) | $(awk -F'\t' -v m="$mode" '$2 == m { printf "%s%s / %s", (n++ ? ", " : ""), $11, $12 } END { print "" }' "$TESTS") | $(tests_col "$mode" 9) | $(tests_col "$mode" 9 all) |"
+            echo "| $(awk -F'\t' -v m="$mode" '$2 == m { print $3 " (" $5 ")"; exit }' "$TESTS") | $(tests_col "$mode" 8) | $(tests_col "$mode" 8 all) | $(awk -F'\t' -v m="$mode" '$2 == m { printf "%s%s / %s", (n++ ? ", " : ""), $11, $12 } END { print "" }' "$TESTS") | $(tests_col "$mode" 9) | $(tests_col "$mode" 9 all) | $(tests_col "$mode" 13) | $(tests_col "$mode" 13 all) |"
         done
         echo
     fi
