@@ -565,7 +565,8 @@ mod tests {
     /// The userspace parse, checked against the kernel's chain of steps.
     fn parse(frame: &[u8], rec: &mut SynRecord) -> Parsed {
         let p = parse_ethernet(&mut Frame(frame), rec);
-        let (_, kernel_p, kernel_r) = crate::encap_tests::by_steps(frame);
+        let mut kernel_r = SynRecord::ZERO;
+        let (_, kernel_p) = by_steps(&mut Frame(frame), &mut kernel_r);
         assert_eq!(kernel_p, p);
         if let Parsed::Tcp { .. } = p {
             assert_eq!(&kernel_r, rec);
