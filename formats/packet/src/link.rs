@@ -74,7 +74,7 @@ pub fn ip_of_ethertype(ethertype: u16) -> Option<IpVersion> {
 pub(crate) enum Walked {
     /// An IP header.
     Ip(Link),
-    /// An encapsulation entered (or, from a shallow walk, a type field that may start one):
+    /// An encapsulation entered, or a type field other than IP and VLAN that [`enter`] reads:
     /// the next step goes on from here.
     Inner(Resume),
 }
