@@ -642,7 +642,7 @@ pub fn sibling_flows(recording: &Path) -> Result<Option<FlowShards>, ReplayError
 const WINDOWS_AHEAD: usize = 8;
 
 /// Records of consecutive windows handed to the consumer at a time (at least). Small
-/// enough that a batch (twice this, 128 bytes a record) stays below glibc's mmap threshold
+/// enough that a batch (twice this, 136 bytes a record) stays below glibc's mmap threshold
 /// (128 KiB): a larger batch is mapped afresh and page-faulted in every time.
 const WINDOW_BATCH: usize = 384;
 

@@ -35,7 +35,7 @@ pub struct Cli {
     /// of it within the UTC hour, and at every hour).
     #[arg(long, value_name = "DURATION", value_parser = positive_duration)]
     pub rotate: Option<Duration>,
-    /// With --out-dir: also end a span once its journals (uncompressed, 128 bytes a SYN)
+    /// With --out-dir: also end a span once its journals (uncompressed, 136 bytes a SYN)
     /// hold this much (`256MiB`, `1GB`, plain bytes); its Parquet files are several times
     /// smaller.
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]

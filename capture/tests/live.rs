@@ -1263,7 +1263,7 @@ fn service_disk_full() {
             .collect();
         before.iter().any(|(_, n)| *n > 0)
     });
-    // 128 bytes a record in the journal: 20 000 SYNs are 2.5 MiB, more than the disk.
+    // 136 bytes a record in the journal: 20 000 SYNs are 2.6 MiB, more than the disk.
     send_raw_syns(&a, 20_000);
     let mut cap = cap;
     let mut child = cap.child.take().unwrap();
@@ -1326,12 +1326,16 @@ struct Tunnel {
     args: &'static str,
     /// Carries Ethernet (so IPv6 too); IP-in-IP carries IPv4 only.
     ethernet: bool,
+    /// What the records must say they came through: the [`record::encap`] kind and the
+    /// identifier the device's arguments set.
+    encap: (u8, Option<u32>),
 }
 
 const VXLAN_TUNNEL: Tunnel = Tunnel {
     kind: "vxlan",
     args: "vxlan id 4242 local {L} remote {R} dstport 4789",
     ethernet: true,
+    encap: (record::encap::VXLAN, Some(4242)),
 };
 
 /// Connections over each of `tunnels` between two namespaces, captured on the underlay
@@ -1344,6 +1348,7 @@ fn tunnels_mode(mode: &str, tunnels: &[Tunnel]) {
     // Inner networks: 198.51.100.(128 + 16 i)/28 and fd00:db8::(i+1):0/112, inside the
     // underlay's /24 and /64 but more specific, so they route through the tunnel.
     let mut servers: Vec<SocketAddr> = Vec::new();
+    let mut encaps: Vec<(u8, Option<u32>)> = Vec::new();
     for (i, t) in tunnels.iter().enumerate() {
         let dev = format!("{}{i}", t.kind);
         for (ns, (l, r), host) in [
@@ -1368,9 +1373,11 @@ fn tunnels_mode(mode: &str, tunnels: &[Tunnel]) {
             Ipv4Addr::new(198, 51, 100, 128 + 16 * i as u8 + 2),
             0,
         )));
+        encaps.push(t.encap);
         if t.ethernet {
             let v6: Ipv6Addr = format!("fd00:db8::{}:2", i + 1).parse().unwrap();
             servers.push(SocketAddr::from((v6, 0)));
+            encaps.push(t.encap);
         }
     }
     let out = dir.path().join("tunnels.parquet");
@@ -1413,7 +1420,7 @@ fn tunnels_mode(mode: &str, tunnels: &[Tunnel]) {
     let (rows, _) = read_syn(&out);
     let syns: Vec<&SynRecord> = rows.iter().filter(|r| !r.is_syn_ack()).collect();
     assert_eq!(syns.len(), N * targets.len(), "one SYN per connection");
-    for at in &targets {
+    for (at, &(kind, id)) in targets.iter().zip(&encaps) {
         let (addr, port) = match at {
             SocketAddr::V4(v4) => {
                 let mut a = [0u8; 16];
@@ -1422,11 +1429,19 @@ fn tunnels_mode(mode: &str, tunnels: &[Tunnel]) {
             }
             SocketAddr::V6(v6) => (v6.ip().octets(), v6.port()),
         };
-        let to_it = syns
+        let to_it: Vec<_> = syns
             .iter()
             .filter(|r| r.dst_addr == addr && r.dst_port == port)
-            .count();
-        assert_eq!(to_it, N, "inner SYNs to {at}");
+            .collect();
+        assert_eq!(to_it.len(), N, "inner SYNs to {at}");
+        for r in to_it {
+            let e = record::Encap::of(r);
+            assert_eq!(
+                (e.kind, e.id(), e.depth),
+                (kind, id, 1),
+                "the encapsulation of the SYN to {at}"
+            );
+        }
     }
     let mut replay = read_pcap(&pcap);
     if mode == "xdp" {
@@ -1464,21 +1479,27 @@ fn gre_erspan_geneve_ipip_tc() {
                 kind: "gretap",
                 args: "gretap local {L} remote {R} key 77",
                 ethernet: true,
+                encap: (record::encap::GRE, Some(77)),
             },
             Tunnel {
                 kind: "erspan",
                 args: "erspan local {L} remote {R} seq key 99 erspan_ver 1 erspan 123",
                 ethernet: true,
+                // Linux sends the key as the ERSPAN session id (`erspan 123` is the index);
+                // the GRE header itself carries only a sequence number.
+                encap: (record::encap::ERSPAN, Some(99)),
             },
             Tunnel {
                 kind: "geneve",
                 args: "geneve id 5151 remote {R}",
                 ethernet: true,
+                encap: (record::encap::GENEVE, Some(5151)),
             },
             Tunnel {
                 kind: "ipip",
                 args: "ipip local {L} remote {R}",
                 ethernet: false,
+                encap: (record::encap::IP_IN_IP, None),
             },
         ],
     );

@@ -21,7 +21,8 @@ use aya_ebpf::{
     programs::{TcContext, XdpContext},
 };
 use record::{
-    CpuCounters, FlowCounters, FlowDirCounters, FlowKey, SynRecord, counter, direction, source,
+    CpuCounters, Encap, FlowCounters, FlowDirCounters, FlowKey, SynRecord, counter, direction,
+    source,
 };
 
 use packet::{
@@ -35,7 +36,7 @@ use packet::{
 static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";
 
 /// Ring buffer of [`SynRecord`]s. The loader sets its size (`capture --ring-mib`, default 4 MiB:
-/// ~30 000 records of 128 bytes + an 8-byte header, tens of milliseconds of a flood).
+/// ~29 000 records of 136 bytes + an 8-byte header, tens of milliseconds of a flood).
 ///
 /// Records are submitted without waking the reader (`BPF_RB_NO_WAKEUP`): userspace drains the
 /// ring on a fixed short period instead (`capture::drain::DRAIN_PERIOD`). A wakeup per record
@@ -108,6 +109,13 @@ const MAX_READ: usize = 40;
 /// up only then, so it costs the common path nothing.
 #[map]
 static SCRATCH: PerCpuArray<[u8; MAX_READ]> = PerCpuArray::with_max_entries(1, 0);
+
+/// Per-CPU room for a new flow's first counters, which [`update_flow`] inserts. Off the
+/// stack: the key, these counters and the caller's record together passed the 512 bytes a
+/// chain of BPF frames may hold once the key carried the encapsulation. Looked up only for a
+/// flow's first packet.
+#[map]
+static NEW_FLOW: PerCpuArray<FlowCounters> = PerCpuArray::with_max_entries(1, 0);
 
 /// Direct packet access: the `N` bytes at `off` in place, when they lie in `[data, end)`.
 /// A plain load is several times cheaper than a helper call and nothing is copied; the
@@ -420,7 +428,7 @@ const PULL_BYTES: u32 = 192;
 fn observe<P: Packet>(
     pkt: &mut P,
     meta: Meta,
-    step: impl FnOnce(&mut P, &mut SynRecord, &mut StepOut),
+    step: impl FnOnce(&mut P, &mut SynRecord, &mut StepOut) -> u32,
 ) -> Option<Resume> {
     let cpu = COUNTERS.get_ptr_mut(0)?;
     // SAFETY: per-CPU value; TC and XDP programs run with migration disabled, so nothing
@@ -429,8 +437,8 @@ fn observe<P: Packet>(
     let mut rec = MaybeUninit::<SynRecord>::uninit();
     let rec = zeroed(&mut rec);
     let mut out = StepOut::SKIP;
-    step(pkt, rec, &mut out);
-    let syn = match out.what {
+    let what = step(pkt, rec, &mut out);
+    let syn = match what {
         StepOut::TCP => out.syn,
         StepOut::INNER => return Some(out.from),
         _ => return None,
@@ -480,7 +488,7 @@ fn observe<P: Packet>(
 /// A zeroed record, written a word at a time ([`words`]).
 #[inline(always)]
 fn zeroed(rec: &mut MaybeUninit<SynRecord>) -> &mut SynRecord {
-    // SAFETY: the record is 128 bytes, 8-aligned; all-zero is a valid SynRecord (integers).
+    // SAFETY: the record is 136 bytes, 8-aligned; all-zero is a valid SynRecord (integers).
     unsafe {
         words::zero::<{ SynRecord::SIZE / 8 }>(rec.as_mut_ptr().cast::<u64>());
         rec.assume_init_mut()
@@ -494,7 +502,7 @@ fn submit(rec: &SynRecord) -> bool {
         Some(mut entry) => {
             // Reserved memory is not zeroed; writing the whole (canonical) record covers
             // every byte.
-            // SAFETY: the entry and the record are both 128 bytes, 8-aligned.
+            // SAFETY: the entry and the record are both 136 bytes, 8-aligned.
             unsafe {
                 words::copy::<{ SynRecord::SIZE / 8 }>(
                     entry.as_mut_ptr().cast::<u64>(),
@@ -554,11 +562,10 @@ impl StepOut {
         from: Resume {
             off: 0,
             what: 0,
-            encaps: 0,
             vlans: 0,
             links: 0,
             steps: 0,
-            _pad: [0; 3],
+            encaps: Encap::NONE,
         },
     };
     const TCP: u32 = 1;
@@ -588,16 +595,26 @@ impl StepOut {
     }
 }
 
-/// [`first_step`] as its own BPF subprogram (own stack frame).
+/// [`first_step`] as its own BPF subprogram (own stack frame). Returns the result's
+/// [`StepOut::what`]: a subprogram's `r0` must hold a value when it returns, and with no
+/// return value LLVM may leave a pointer to the caller's stack there, which newer verifiers
+/// refuse ("cannot return stack pointer to the caller").
 #[inline(never)]
-fn first_subprog<P: Packet>(pkt: &mut P, rec: &mut SynRecord, out: &mut StepOut) {
+fn first_subprog<P: Packet>(pkt: &mut P, rec: &mut SynRecord, out: &mut StepOut) -> u32 {
     out.set(first_step(pkt, rec));
+    out.what
 }
 
-/// [`next_step`] as its own BPF subprogram (own stack frame).
+/// [`next_step`] as its own BPF subprogram (own stack frame); returns as [`first_subprog`].
 #[inline(never)]
-fn next_subprog<P: Packet>(pkt: &mut P, from: &Resume, rec: &mut SynRecord, out: &mut StepOut) {
+fn next_subprog<P: Packet>(
+    pkt: &mut P,
+    from: &Resume,
+    rec: &mut SynRecord,
+    out: &mut StepOut,
+) -> u32 {
     out.set(next_step(pkt, *from, rec));
+    out.what
 }
 
 #[inline(always)]
@@ -610,14 +627,14 @@ fn bump(cpu: &mut CpuCounters, idx: u32) {
 /// Race-free flow update: lookup, else insert-if-absent, else (someone else inserted first)
 /// look up again. Counter updates are atomic adds so concurrent CPUs never lose packets.
 ///
-/// Not inlined: as a BPF subprogram its stack frame (key, fresh counters) is separate from
+/// Not inlined: as a BPF subprogram its stack frame (the key) is separate from
 /// the caller's record, which keeps every frame and the whole call chain under 512 bytes.
 #[inline(never)]
 fn update_flow(cpu: &mut CpuCounters, rec: &SynRecord, bytes: u64, ts: u64) {
     let mut key = MaybeUninit::<AlignedKey>::uninit();
-    // SAFETY: five zero words make a valid all-zero key (40 bytes, 8-aligned, integers).
+    // SAFETY: six zero words make a valid all-zero key (48 bytes, 8-aligned, integers).
     let key = unsafe {
-        words::zero::<5>(key.as_mut_ptr().cast::<u64>());
+        words::zero::<{ FlowKey::SIZE / 8 }>(key.as_mut_ptr().cast::<u64>());
         key.assume_init_mut()
     };
     let dir = flow_key(rec, key);
@@ -626,15 +643,18 @@ fn update_flow(cpu: &mut CpuCounters, rec: &SynRecord, bytes: u64, ts: u64) {
         add_to(v, dir, bytes, ts, rec.tcp_flags);
         return;
     }
-    let mut fresh = MaybeUninit::<FlowCounters>::uninit();
-    // SAFETY: FlowCounters is 80 bytes of u64-aligned integers: ten zero words make a valid,
-    // all-zero value.
+    let Some(fresh) = NEW_FLOW.get_ptr_mut(0) else {
+        bump(cpu, counter::FLOW_INSERT_FAILED);
+        return;
+    };
+    // SAFETY: per-CPU value, as in [`observe`]; FlowCounters is 80 bytes of u64-aligned
+    // integers, so ten zero words make a valid, all-zero value.
     let fresh = unsafe {
-        words::zero::<{ FlowCounters::SIZE / 8 }>(fresh.as_mut_ptr().cast::<u64>());
-        fresh.assume_init_mut()
+        words::zero::<{ FlowCounters::SIZE / 8 }>(fresh.cast::<u64>());
+        &mut *fresh
     };
     fresh.dir_mut(dir).add(ts, bytes, rec.tcp_flags);
-    match FLOWS.insert(key, fresh, u64::from(BPF_NOEXIST)) {
+    match FLOWS.insert(key, &*fresh, u64::from(BPF_NOEXIST)) {
         Ok(()) => {}
         Err(e) if e == -EEXIST => match FLOWS.get_ptr_mut(&key) {
             Some(v) => add_to(v, dir, bytes, ts, rec.tcp_flags),

@@ -20,7 +20,8 @@ use record::{FlowCounters, FlowDirCounters, FlowKey};
 
 use crate::meta::RecordType;
 use crate::recording::columns::{
-    TextColumn, addr_from_text, addr_is_canonical, get, prim, text, ts_from_i64, ts_to_i64,
+    EncapColumns, TextColumn, addr_from_text, addr_is_canonical, encap_arrays, get, prim, text,
+    ts_from_i64, ts_to_i64,
 };
 use crate::recording::{DecodeError, RecordKind, RecordingReader, RecordingWriter, WriteKind};
 
@@ -67,6 +68,10 @@ pub mod col {
     pub const BA_FIRST_SEEN: &str = "ba_first_seen";
     pub const BA_LAST_SEEN: &str = "ba_last_seen";
     pub const BA_TCP_FLAGS: &str = "ba_tcp_flags";
+    /// Schema version 2: [`record::FlowKey::encap_kind`] by name.
+    pub const ENCAP: &str = "encap";
+    /// Schema version 2: [`record::FlowKey::encap_id`], null without the ID flag.
+    pub const ENCAP_ID: &str = "encap_id";
 }
 
 /// Column names of one direction, so both directions share the code.
@@ -113,6 +118,8 @@ static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         fields.push(Field::new(d.last_seen, timestamp_type(), true));
         fields.push(f(d.tcp_flags, DataType::UInt16));
     }
+    fields.push(f(col::ENCAP, DataType::Utf8));
+    fields.push(Field::new(col::ENCAP_ID, DataType::UInt32, true));
     Arc::new(Schema::new(fields))
 });
 
@@ -150,7 +157,8 @@ fn addr_column(rows: &[FlowRow], pick: fn(&FlowKey) -> &[u8; 16]) -> Result<Arra
 /// Whether endpoint a is the smaller one, as [`FlowKey::new`] orders them; both directions of
 /// a connection must land on the same key, so a swapped key is not a valid row.
 fn endpoints_ordered(k: &FlowKey) -> bool {
-    FlowKey::new(k.ip_version, k.addr_a, k.port_a, k.addr_b, k.port_b).0 == *k
+    let (key, _) = FlowKey::new(k.ip_version, k.addr_a, k.port_a, k.addr_b, k.port_b);
+    key.in_encap(k.encap_kind, k.encap_flags, k.encap_id) == *k
 }
 
 impl WriteKind for Flows {
@@ -158,7 +166,8 @@ impl WriteKind for Flows {
     type Context = ();
 
     /// The addresses (a host talks to few others); every other column is a number.
-    const DICTIONARY_COLUMNS: &'static [&'static str] = &[col::ADDR_A, col::ADDR_B];
+    const DICTIONARY_COLUMNS: &'static [&'static str] =
+        &[col::ADDR_A, col::ADDR_B, col::ENCAP, col::ENCAP_ID];
     const DELTA_COLUMNS: &'static [&'static str] = &[
         col::INTERVAL_START,
         col::INTERVAL_END,
@@ -179,10 +188,17 @@ impl WriteKind for Flows {
         let k = &r.key;
         if !addr_is_canonical(k.ip_version, &k.addr_a)
             || !addr_is_canonical(k.ip_version, &k.addr_b)
-            || k._pad0 != [0; 3]
+            || k._pad0 != 0
+            || k._pad1 != [0; 4]
+            || (k.encap_kind != record::encap::NONE && !record::encap::keys_flows(k.encap_kind))
+            || k.encap_flags & !record::encap::flag::ID != 0
+            || (k.encap_flags == 0 && k.encap_id != 0)
+            || (k.encap_kind == record::encap::NONE && k.encap_flags != 0)
         {
             return Err(
-                "flow key is not canonical (IP version 4/6, zero tails and padding)".into(),
+                "flow key is not canonical (IP version 4/6, zero tails and padding, a VNI \
+                 encapsulation or none, an id only with its flag)"
+                    .into(),
             );
         }
         if !endpoints_ordered(k) {
@@ -249,6 +265,9 @@ impl WriteKind for Flows {
                 rows.iter().map(|r| dir(r).tcp_flags),
             )));
         }
+        columns.extend(encap_arrays(rows, |r| {
+            (r.key.encap_kind, r.key.encap_flags, r.key.encap_id)
+        }));
         RecordBatch::try_new(schema(), columns)
     }
 }
@@ -274,6 +293,7 @@ impl RecordKind for Flows {
         col::BA_LAST_SEEN,
         col::BA_TCP_FLAGS,
     ];
+    const ADDED_COLUMNS: &'static [(&'static str, u32)] = &[(col::ENCAP, 2), (col::ENCAP_ID, 2)];
 
     fn decode(batch: &RecordBatch, out: &mut Vec<FlowRow>) -> Result<(), DecodeError> {
         let start = prim::<TimestampNanosecondType>(batch, col::INTERVAL_START)?;
@@ -283,6 +303,7 @@ impl RecordKind for Flows {
         let port_a = prim::<UInt16Type>(batch, col::PORT_A)?;
         let addr_b = text(batch, col::ADDR_B)?;
         let port_b = prim::<UInt16Type>(batch, col::PORT_B)?;
+        let encap = EncapColumns::read(batch, col::ENCAP, col::ENCAP_ID)?;
         struct Dir<'a> {
             names: &'static DirCols,
             packets: &'a UInt64Array,
@@ -325,17 +346,18 @@ impl RecordKind for Flows {
                 c.tcp_flags = d.flags.value(i);
             }
             let [a_to_b, b_to_a] = counters;
+            let (kind, flags, id) = encap.at(i, col::ENCAP)?;
+            let (key, _) = FlowKey::new(
+                v,
+                addr_from_text(v, addr_a.value(i), i, col::ADDR_A)?,
+                port_a.value(i),
+                addr_from_text(v, addr_b.value(i), i, col::ADDR_B)?,
+                port_b.value(i),
+            );
             let row = FlowRow {
                 interval_start_ns: ts_from_i64(start.value(i), i, col::INTERVAL_START)?,
                 interval_end_ns: ts_from_i64(end.value(i), i, col::INTERVAL_END)?,
-                key: FlowKey {
-                    addr_a: addr_from_text(v, addr_a.value(i), i, col::ADDR_A)?,
-                    addr_b: addr_from_text(v, addr_b.value(i), i, col::ADDR_B)?,
-                    port_a: port_a.value(i),
-                    port_b: port_b.value(i),
-                    ip_version: v,
-                    _pad0: [0; 3],
-                },
+                key: key.in_encap(kind, flags, id),
                 counters: FlowCounters { a_to_b, b_to_a },
             };
             if !endpoints_ordered(&row.key) {
@@ -371,6 +393,36 @@ mod tests {
             key,
             counters,
         }
+    }
+
+    #[test]
+    fn encapsulated_keys_round_trip() {
+        let plain = sample();
+        let mut vxlan = sample();
+        vxlan.key = vxlan
+            .key
+            .in_encap(record::encap::VXLAN, record::encap::flag::ID, 4242);
+        let mut geneve = sample();
+        geneve.key = geneve.key.in_encap(record::encap::GENEVE, 0, 0);
+        let rows = [plain, vxlan, geneve];
+        for r in &rows {
+            assert!(Flows::check(r).is_ok());
+        }
+        let batch = Flows::encode(&rows, &()).unwrap();
+        let mut back = Vec::new();
+        Flows::decode(&batch, &mut back).unwrap();
+        assert_eq!(back, rows);
+        let mut bad = sample();
+        bad.key.encap_id = 3;
+        assert!(Flows::check(&bad).is_err());
+        let mut bad = sample();
+        bad.key.encap_kind = record::encap::GTP_U;
+        assert!(Flows::check(&bad).is_err());
+        // Version 1 batches (no encapsulation columns) read as outside any.
+        let keep: Vec<usize> = (0..batch.num_columns() - 2).collect();
+        let mut back = Vec::new();
+        Flows::decode(&batch.project(&keep).unwrap(), &mut back).unwrap();
+        assert_eq!(back, [plain, plain, plain]);
     }
 
     #[test]

@@ -24,13 +24,21 @@ use std::fmt;
 use parquet::file::metadata::KeyValue;
 use thiserror::Error;
 
-/// Version of the column layout of both recording types.
+/// Version of the column layout of both recording types, the one this build writes.
 ///
 /// Policy: any change to a recording's columns (a column added, removed, renamed, retyped or
-/// given a new meaning) bumps this number. Readers accept exactly the versions they know — today
-/// only this one — and reject others with [`MetaError::UnsupportedVersion`], because a silently
-/// misread column is worse than a clear refusal.
-pub const SCHEMA_VERSION: u32 = 1;
+/// given a new meaning) bumps this number. Readers accept the versions they know, from
+/// [`OLDEST_SCHEMA_VERSION`] to this one, and reject others with
+/// [`MetaError::UnsupportedVersion`], because a silently misread column is worse than a clear
+/// refusal.
+///
+/// History: 1, the first layout; 2 added the encapsulation columns (`encap`, `encap_id`, and
+/// in SYN recordings `encaps`). A version 1 file reads as records outside any encapsulation,
+/// which is what its producers could see.
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// The oldest schema version readers still accept.
+pub const OLDEST_SCHEMA_VERSION: u32 = 1;
 
 /// Prefix of every key synscope writes.
 pub const KEY_PREFIX: &str = "synscope.";
@@ -103,12 +111,14 @@ pub enum MetaError {
     },
     /// The file was written with a schema version this reader does not know.
     #[error(
-        "recording schema version {found} is not supported (this build reads version {supported})"
+        "recording schema version {found} is not supported (this build reads versions {oldest} to {supported})"
     )]
     UnsupportedVersion {
         /// Version in the file.
         found: u32,
-        /// Version this build reads.
+        /// The oldest version this build reads.
+        oldest: u32,
+        /// The newest version this build reads (and the one it writes).
         supported: u32,
     },
     /// The record type is neither `syn` nor `flows`.
@@ -126,6 +136,9 @@ pub enum MetaError {
 /// replay does not know the capturing kernel, for example).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RecordingMeta {
+    /// The file's schema version: [`SCHEMA_VERSION`] for files this build writes (writers
+    /// always store that, whatever this says), older ones for older files read back.
+    pub schema_version: u32,
     /// What the file holds. Writers check it against the writer type.
     pub record_type: RecordType,
     /// Host name of the capturing machine.
@@ -150,6 +163,7 @@ impl RecordingMeta {
     /// anonymous.
     pub fn new(record_type: RecordType) -> RecordingMeta {
         RecordingMeta {
+            schema_version: SCHEMA_VERSION,
             record_type,
             host: String::new(),
             interface: String::new(),
@@ -219,9 +233,10 @@ impl RecordingMeta {
             .map_err(|_| MetaError::BadVersion {
                 found: version_text.to_string(),
             })?;
-        if version != SCHEMA_VERSION {
+        if !(OLDEST_SCHEMA_VERSION..=SCHEMA_VERSION).contains(&version) {
             return Err(MetaError::UnsupportedVersion {
                 found: version,
+                oldest: OLDEST_SCHEMA_VERSION,
                 supported: SCHEMA_VERSION,
             });
         }
@@ -242,6 +257,7 @@ impl RecordingMeta {
             })
             .collect();
         Ok(RecordingMeta {
+            schema_version: version,
             record_type,
             host: text(KEY_HOST),
             interface: text(KEY_INTERFACE),
@@ -324,9 +340,23 @@ mod tests {
             RecordingMeta::from_key_values(&kv),
             Err(MetaError::UnsupportedVersion {
                 found: SCHEMA_VERSION + 1,
+                oldest: OLDEST_SCHEMA_VERSION,
                 supported: SCHEMA_VERSION
             })
         );
+        kv[0].value = Some("0".into());
+        assert!(matches!(
+            RecordingMeta::from_key_values(&kv),
+            Err(MetaError::UnsupportedVersion { found: 0, .. })
+        ));
+        // Every version from the oldest on reads, and says which it is.
+        for v in OLDEST_SCHEMA_VERSION..=SCHEMA_VERSION {
+            kv[0].value = Some(v.to_string());
+            assert_eq!(
+                RecordingMeta::from_key_values(&kv).map(|m| m.schema_version),
+                Ok(v)
+            );
+        }
         kv[0].value = Some("one".into());
         assert!(matches!(
             RecordingMeta::from_key_values(&kv),

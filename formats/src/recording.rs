@@ -226,8 +226,14 @@ pub trait RecordKind: WriteKind<Context = ()> {
     /// Columns the reader needs to rebuild a row (derived, human-friendly columns are not
     /// read back).
     const RAW_COLUMNS: &'static [&'static str];
-    /// A batch holding at least the [`RecordKind::RAW_COLUMNS`] (with the schema's types,
-    /// checked when the file was opened) -> rows, appended to `out`.
+    /// Raw columns added after the first schema version, each with the
+    /// [`crate::meta::SCHEMA_VERSION`] that added it: files of that version or later must
+    /// hold them, older files do not, and `decode` gives their rows the value such a file's
+    /// producer could only have meant (see [`columns::EncapColumns`]).
+    const ADDED_COLUMNS: &'static [(&'static str, u32)];
+    /// A batch holding at least the [`RecordKind::RAW_COLUMNS`] and the
+    /// [`RecordKind::ADDED_COLUMNS`] of its file's version (with the schema's types, checked
+    /// when the file was opened) -> rows, appended to `out`.
     fn decode(batch: &RecordBatch, out: &mut Vec<Self::Row>) -> Result<(), DecodeError>;
 }
 
@@ -584,7 +590,7 @@ impl<K: RecordKind> RecordingReader<K> {
                 found: meta.record_type,
             });
         }
-        let projection = Self::check_columns(&arrow_meta, &name)?;
+        let projection = Self::check_columns(&arrow_meta, &name, meta.schema_version)?;
         Ok(RecordingReader {
             path,
             name,
@@ -595,16 +601,21 @@ impl<K: RecordKind> RecordingReader<K> {
         })
     }
 
-    /// Checks that every raw column exists with the schema's type; returns the projection
-    /// that reads only them.
+    /// Checks that every raw column of the file's schema `version` exists with the schema's
+    /// type; returns the projection that reads only them.
     fn check_columns(
         arrow_meta: &ArrowReaderMetadata,
         name: &str,
+        version: u32,
     ) -> Result<ProjectionMask, RecordingError> {
         let want = K::schema();
         let have = arrow_meta.schema();
-        let mut roots = Vec::with_capacity(K::RAW_COLUMNS.len());
-        for col in K::RAW_COLUMNS {
+        let mut roots = Vec::with_capacity(K::RAW_COLUMNS.len() + K::ADDED_COLUMNS.len());
+        let added = K::ADDED_COLUMNS
+            .iter()
+            .filter(|(_, since)| version >= *since)
+            .map(|(col, _)| col);
+        for col in K::RAW_COLUMNS.iter().chain(added) {
             let schema_err = |reason: String| RecordingError::Schema {
                 file: name.to_string(),
                 column: col.to_string(),
@@ -814,7 +825,7 @@ impl<K: RecordKind> Iterator for Records<'_, K> {
 /// Column access and value conversion shared by the two recordings' `encode`/`decode`.
 pub(crate) mod columns {
     use super::*;
-    use arrow::array::{ArrowPrimitiveType, PrimitiveArray, StringArray};
+    use arrow::array::{ArrayRef, ArrowPrimitiveType, PrimitiveArray, StringArray};
     use arrow::buffer::{Buffer, OffsetBuffer, ScalarBuffer};
 
     /// Column `name` of `batch` as array type `A`; a wrong type is an error, not a panic
@@ -859,6 +870,68 @@ pub(crate) mod columns {
         let a = get::<StringArray>(batch, name)?;
         no_nulls(a, name)?;
         Ok(a)
+    }
+
+    /// The encapsulation columns both recordings have (schema version 2): `encap`, the
+    /// outermost encapsulation's name ([`record::encap::name`], `none` outside any), and
+    /// `encap_id`, its identifier, null where it has none (so a GRE key of 0 and no key stay
+    /// apart). In flow recordings they are the flow key's: set only for VXLAN, VXLAN-GPE and
+    /// Geneve ([`record::encap::keys_flows`]). Absent from version 1 files: their rows read as
+    /// outside any encapsulation.
+    pub struct EncapColumns<'a> {
+        kinds: Option<&'a StringArray>,
+        ids: Option<&'a arrow::array::UInt32Array>,
+    }
+
+    impl<'a> EncapColumns<'a> {
+        /// The `kind` and `id` columns of `batch`, when it has them (a version 2 file's
+        /// batch; the reader checked at open that such a file has them).
+        pub fn read(
+            batch: &'a RecordBatch,
+            kind: &str,
+            id: &str,
+        ) -> Result<EncapColumns<'a>, DecodeError> {
+            if batch.column_by_name(kind).is_none() {
+                return Ok(EncapColumns {
+                    kinds: None,
+                    ids: None,
+                });
+            }
+            Ok(EncapColumns {
+                kinds: Some(text(batch, kind)?),
+                ids: Some(get::<arrow::array::UInt32Array>(batch, id)?),
+            })
+        }
+
+        /// Row `i`'s kind, flags and id; `kind_col` names the column in errors.
+        pub fn at(&self, i: usize, kind_col: &str) -> Result<(u8, u8, u32), DecodeError> {
+            let (Some(kinds), Some(ids)) = (self.kinds, self.ids) else {
+                return Ok((record::encap::NONE, 0, 0));
+            };
+            let name = kinds.value(i);
+            let kind = record::encap::from_name(name).ok_or_else(|| {
+                DecodeError::new(i, kind_col, format!("unknown encapsulation {name:?}"))
+            })?;
+            Ok(if ids.is_null(i) {
+                (kind, 0, 0)
+            } else {
+                (kind, record::encap::flag::ID, ids.value(i))
+            })
+        }
+    }
+
+    /// The two encapsulation columns ([`EncapColumns`]) of rows whose kind, flags and id
+    /// `pick` gives.
+    pub fn encap_arrays<R>(rows: &[R], pick: impl Fn(&R) -> (u8, u8, u32)) -> [ArrayRef; 2] {
+        let kinds = StringArray::from_iter_values(
+            rows.iter()
+                .map(|r| record::encap::name(pick(r).0).unwrap_or("invalid")),
+        );
+        let ids = arrow::array::UInt32Array::from_iter(rows.iter().map(|r| {
+            let (_, flags, id) = pick(r);
+            (flags & record::encap::flag::ID != 0).then_some(id)
+        }));
+        [Arc::new(kinds), Arc::new(ids)]
     }
 
     /// A record timestamp (u64 ns) as the i64 Arrow stores; `None` past year 2262.

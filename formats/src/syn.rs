@@ -39,7 +39,8 @@ use record::{SynRecord, TCP_OPTS_MAX, direction, ip_frag, source, tcp_flag};
 
 use crate::meta::RecordType;
 use crate::recording::columns::{
-    TextColumn, addr_from_text, get, no_nulls, prim, text, ts_from_i64, ts_to_i64,
+    EncapColumns, TextColumn, addr_from_text, encap_arrays, get, no_nulls, prim, text,
+    ts_from_i64, ts_to_i64,
 };
 use crate::recording::{DecodeError, RecordKind, RecordingReader, RecordingWriter, WriteKind};
 
@@ -85,6 +86,12 @@ pub mod col {
     pub const TCP_HDR_LEN: &str = "tcp_hdr_len";
     pub const TCP_OPTIONS: &str = "tcp_options";
     pub const RECORD_FLAGS: &str = "record_flags";
+    /// Schema version 2: [`record::SynRecord::encap_kind`] by name.
+    pub const ENCAP: &str = "encap";
+    /// Schema version 2: [`record::SynRecord::encap_id`], null without the ID flag.
+    pub const ENCAP_ID: &str = "encap_id";
+    /// Schema version 2: [`record::SynRecord::encaps`].
+    pub const ENCAPS: &str = "encaps";
 }
 
 static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
@@ -118,6 +125,9 @@ static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         f(col::TCP_HDR_LEN, DataType::UInt8),
         f(col::TCP_OPTIONS, DataType::Binary),
         f(col::RECORD_FLAGS, DataType::UInt8),
+        f(col::ENCAP, DataType::Utf8),
+        Field::new(col::ENCAP_ID, DataType::UInt32, true),
+        f(col::ENCAPS, DataType::UInt8),
     ]))
 });
 
@@ -159,6 +169,8 @@ impl WriteKind for Syn {
         col::DST_IP,
         col::TCP_FLAGS_TEXT,
         col::TCP_OPTIONS,
+        col::ENCAP,
+        col::ENCAP_ID,
     ];
     const DELTA_COLUMNS: &'static [&'static str] = &[col::TS];
 
@@ -202,6 +214,8 @@ impl WriteKind for Syn {
                 .collect::<Vec<_>>(),
         )
         .with_timezone("UTC");
+        let [encap, encap_id] =
+            encap_arrays(rows, |r| (r.encap_kind, r.encap_flags, r.encap_id));
         let columns: Vec<ArrayRef> = vec![
             Arc::new(ts),
             col::<_, UInt32Array>(rows, |r| r.ifindex),
@@ -232,6 +246,9 @@ impl WriteKind for Syn {
                 rows.iter().map(|r| r.options()),
             )),
             col::<_, UInt8Array>(rows, |r| r.record_flags),
+            encap,
+            encap_id,
+            col::<_, UInt8Array>(rows, |r| r.encaps),
         ];
         RecordBatch::try_new(schema(), columns)
     }
@@ -266,6 +283,8 @@ impl RecordKind for Syn {
         col::TCP_OPTIONS,
         col::RECORD_FLAGS,
     ];
+    const ADDED_COLUMNS: &'static [(&'static str, u32)] =
+        &[(col::ENCAP, 2), (col::ENCAP_ID, 2), (col::ENCAPS, 2)];
 
     fn decode(batch: &RecordBatch, out: &mut Vec<SynRecord>) -> Result<(), DecodeError> {
         let ts = prim::<TimestampNanosecondType>(batch, col::TS)?;
@@ -294,6 +313,11 @@ impl RecordKind for Syn {
         let opts = get::<BinaryArray>(batch, col::TCP_OPTIONS)?;
         no_nulls(opts, col::TCP_OPTIONS)?;
         let record_flags = prim::<UInt8Type>(batch, col::RECORD_FLAGS)?;
+        let encap = EncapColumns::read(batch, col::ENCAP, col::ENCAP_ID)?;
+        let encaps = match batch.column_by_name(col::ENCAPS) {
+            Some(_) => Some(prim::<UInt8Type>(batch, col::ENCAPS)?),
+            None => None,
+        };
 
         out.reserve(batch.num_rows());
         for i in 0..batch.num_rows() {
@@ -342,6 +366,8 @@ impl RecordKind for Syn {
             // In range by the check above.
             r.tcp_opts_len = o.len() as u8;
             r.record_flags = record_flags.value(i);
+            (r.encap_kind, r.encap_flags, r.encap_id) = encap.at(i, col::ENCAP)?;
+            r.encaps = encaps.map_or(0, |e| e.value(i));
             if !r.is_canonical() {
                 return Err(DecodeError::new(
                     i,
@@ -359,6 +385,7 @@ impl RecordKind for Syn {
 mod tests {
     use super::*;
     use crate::meta::RecordingMeta;
+    use arrow::array::Array;
     use crate::recording::{RecordingError, WriterOptions};
 
     fn sample(i: u32) -> SynRecord {
@@ -383,7 +410,12 @@ mod tests {
 
     #[test]
     fn batch_round_trip_and_derived_columns() {
-        let rows = vec![sample(1), sample(2)];
+        let mut in_vxlan = sample(3);
+        (in_vxlan.encap_kind, in_vxlan.encaps) = (record::encap::VXLAN, 2);
+        (in_vxlan.encap_flags, in_vxlan.encap_id) = (record::encap::flag::ID, 4242);
+        let mut in_gre = sample(4);
+        (in_gre.encap_kind, in_gre.encaps) = (record::encap::GRE, 1);
+        let rows = vec![sample(1), sample(2), in_vxlan, in_gre];
         let batch = Syn::encode(&rows, &()).unwrap();
         assert_eq!(batch.schema(), schema());
         let letters = get::<StringArray>(&batch, col::TCP_FLAGS_TEXT).unwrap();
@@ -392,9 +424,38 @@ mod tests {
         assert!(df.value(0));
         let src_ip = get::<StringArray>(&batch, col::SRC_IP).unwrap();
         assert_eq!(src_ip.value(1), "198.51.100.7");
+        let kinds = get::<StringArray>(&batch, col::ENCAP).unwrap();
+        let ids = get::<UInt32Array>(&batch, col::ENCAP_ID).unwrap();
+        assert_eq!((kinds.value(0), ids.is_null(0)), ("none", true));
+        assert_eq!((kinds.value(2), ids.value(2)), ("vxlan", 4242));
+        assert_eq!((kinds.value(3), ids.is_null(3)), ("gre", true));
         let mut back = Vec::new();
         Syn::decode(&batch, &mut back).unwrap();
         assert_eq!(back, rows);
+    }
+
+    /// A version 1 batch has no encapsulation columns: its rows read as outside any.
+    #[test]
+    fn batches_without_encapsulation_columns_read_as_plain() {
+        let rows = vec![sample(1), sample(2)];
+        let full = Syn::encode(&rows, &()).unwrap();
+        let keep: Vec<usize> = (0..full.num_columns())
+            .filter(|&i| {
+                let name = full.schema().field(i).name().clone();
+                !Syn::ADDED_COLUMNS.iter().any(|(c, _)| *c == name)
+            })
+            .collect();
+        let old = full.project(&keep).unwrap();
+        let mut back = Vec::new();
+        Syn::decode(&old, &mut back).unwrap();
+        assert_eq!(back, rows);
+        // An unknown name is corrupt, not "none".
+        let idx = schema().index_of(col::ENCAP).unwrap();
+        let mut cols = full.columns().to_vec();
+        cols[idx] = Arc::new(StringArray::from(vec!["none", "vxlan-ng"]));
+        let bad = RecordBatch::try_new(schema(), cols).unwrap();
+        let e = Syn::decode(&bad, &mut Vec::new()).unwrap_err();
+        assert_eq!((e.row, e.column.as_str()), (1, col::ENCAP));
     }
 
     #[test]

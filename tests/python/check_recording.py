@@ -5,14 +5,15 @@ Usage: check_recording.py PATH...
 
 Each PATH is a recording (`synscope.record_type` = `syn` or `flows`). For each file this
 opens it with pyarrow AND polars and checks:
-  - the synscope.* metadata keys (schema version 1, record type);
+  - the synscope.* metadata keys (schema version 2, record type);
   - column names and types as documented in formats/README.md (timestamps are ns UTC,
     addresses and enums are text, integers unsigned of the documented width);
   - that both libraries see the same rows;
   - that values are sane: addresses parse as the row's IP version, enum texts are known,
     option blobs fit 40 bytes and match the TCP header length, decoded columns agree with
     the raw ones (recomputed here independently), flow endpoints are in canonical order,
-    first/last-seen times are null exactly when a direction saw no packet.
+    first/last-seen times are null exactly when a direction saw no packet, encapsulation names
+    are known (flow keys carry only the VNI kinds), and a depth goes with every encapsulation.
 
 Prints one line per file and exits 1 if any check failed, 2 on bad usage.
 """
@@ -24,7 +25,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 
 META_KEYS = [
     "synscope.schema_version",
@@ -66,6 +67,9 @@ SYN_COLUMNS = [
     ("tcp_hdr_len", pa.uint8()),
     ("tcp_options", pa.binary()),
     ("record_flags", pa.uint8()),
+    ("encap", pa.string()),
+    ("encap_id", pa.uint32()),
+    ("encaps", pa.uint8()),
 ]
 
 FLOW_COLUMNS = [
@@ -85,6 +89,7 @@ for _d in ("ab", "ba"):
         (f"{_d}_last_seen", TS),
         (f"{_d}_tcp_flags", pa.uint16()),
     ]
+FLOW_COLUMNS += [("encap", pa.string()), ("encap_id", pa.uint32())]
 
 # What polars must call the same columns.
 POLARS_TYPES = {
@@ -99,6 +104,12 @@ POLARS_TYPES = {
 }
 
 DIRECTIONS = {"unknown", "ingress", "egress"}
+# record::encap names (formats/README.md); flow keys carry only the virtual-network ones.
+ENCAPS = {
+    "none", "vxlan", "vxlan-gpe", "geneve", "gre", "erspan", "gre-udp", "gtp-u", "ip-in-ip",
+    "mpls", "mpls-udp", "pppoe", "pbb", "fabricpath", "ayiya", "teredo",
+}
+FLOW_ENCAPS = {"none", "vxlan", "vxlan-gpe", "geneve"}
 SOURCES = {"tc", "xdp", "pcap"}
 # TCP flag bits and the letter order synscope documents: S A F R P U E C N.
 FLAG_LETTERS = [
@@ -211,6 +222,12 @@ def check_syn_rows(c, rows):
             c.check(r["ip_hdr_len"] >= 40, f"{where}: IPv6 ip_hdr_len {r['ip_hdr_len']}")
             c.check(r["flow_label"] < (1 << 20), f"{where}: flow label {r['flow_label']:#x} over 20 bits")
             c.check(r["ip_id"] == 0 and r["ip_frag"] == 0, f"{where}: IPv6 with ip_id/ip_frag")
+        e, depth = r["encap"], r["encaps"]
+        c.check(e in ENCAPS, f"{where}: encap {e!r}")
+        if e == "none":
+            c.check(depth == 0 and r["encap_id"] is None, f"{where}: depth or id without encapsulation")
+        else:
+            c.check(1 <= depth <= 3, f"{where}: {e} at depth {depth}")
 
 
 def check_flow_rows(c, rows):
@@ -226,6 +243,9 @@ def check_flow_rows(c, rows):
         if a is not None and b is not None:
             c.check((a, r["port_a"]) <= (b, r["port_b"]), f"{where}: endpoints not in canonical order")
         c.check(r["interval_start"] <= r["interval_end"], f"{where}: interval ends before it starts")
+        c.check(r["encap"] in FLOW_ENCAPS, f"{where}: flow key encap {r['encap']!r}")
+        if r["encap"] == "none":
+            c.check(r["encap_id"] is None, f"{where}: encap_id without encapsulation")
         for d in ("ab", "ba"):
             n = r[f"{d}_packets"]
             first, last = r[f"{d}_first_seen"], r[f"{d}_last_seen"]

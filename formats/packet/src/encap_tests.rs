@@ -4,7 +4,7 @@
 //! never give a record; one encapsulation past a bound is skipped with the bound's reason.
 
 use crate::{Frame, Parsed, Skip, Syn, parse_ethernet};
-use record::{MAX_ENCAPS, MAX_GTP_EXT, MAX_MPLS_LABELS, SynRecord};
+use record::{Encap, MAX_ENCAPS, MAX_GTP_EXT, MAX_MPLS_LABELS, SynRecord, encap};
 
 const OPTS: [u8; 12] = [2, 4, 5, 0xb4, 1, 3, 3, 7, 4, 2, 0, 0];
 
@@ -128,8 +128,26 @@ fn mpls(labels: usize, payload: &[u8]) -> Vec<u8> {
     p
 }
 
-/// Every encapsulation: (name, frame, inner IP packet).
-fn cases() -> Vec<(&'static str, Vec<u8>, Vec<u8>)> {
+/// The record of the inner packet found inside `depth` encapsulations, the outermost of
+/// `kind` with identifier `id`.
+fn want_in(inner_ip: &[u8], kind: u8, depth: u8, id: Option<u32>) -> SynRecord {
+    let mut r = want(inner_ip);
+    Encap {
+        id: id.unwrap_or(0),
+        kind,
+        depth,
+        flags: if id.is_some() { encap::flag::ID } else { 0 },
+        _pad: 0,
+    }
+    .write(&mut r);
+    r
+}
+
+/// Every encapsulation: (name, frame, inner IP packet, outermost encapsulation kind, depth,
+/// identifier).
+type Case = (&'static str, Vec<u8>, Vec<u8>, (u8, u8, Option<u32>));
+
+fn cases() -> Vec<Case> {
     let (i4, i6) = (inner4(), inner6());
     let ieth4 = eth(0x0800, &i4);
     let ieth6 = eth(0x86dd, &i6);
@@ -160,13 +178,25 @@ fn cases() -> Vec<(&'static str, Vec<u8>, Vec<u8>)> {
             "qinq",
             eth(0x88a8, &cat(&[&[0, 5, 0x81, 0, 0, 6, 8, 0], &i4])),
             i4.clone(),
+            (encap::NONE, 0, None),
         ),
-        ("mpls ipv4", eth(0x8847, &mpls(3, &i4)), i4.clone()),
-        ("mpls ipv6", eth(0x8847, &mpls(1, &i6)), i6.clone()),
+        (
+            "mpls ipv4",
+            eth(0x8847, &mpls(3, &i4)),
+            i4.clone(),
+            (encap::MPLS, 1, Some(0x100)),
+        ),
+        (
+            "mpls ipv6",
+            eth(0x8847, &mpls(1, &i6)),
+            i6.clone(),
+            (encap::MPLS, 1, Some(0x100)),
+        ),
         (
             "mpls pseudowire",
             eth(0x8847, &mpls(2, &cat(&[&[0, 0, 0, 0], &ieth4]))),
             i4.clone(),
+            (encap::MPLS, 1, Some(0x100)),
         ),
         (
             "pppoe over qinq",
@@ -179,16 +209,19 @@ fn cases() -> Vec<(&'static str, Vec<u8>, Vec<u8>)> {
                 ]),
             ),
             i4.clone(),
+            (encap::PPPOE, 1, Some(1)),
         ),
         (
             "llc/snap",
             eth(60, &cat(&[&[0xaa, 0xaa, 3, 0, 0, 0, 0x86, 0xdd], &i6])),
             i6.clone(),
+            (encap::NONE, 0, None),
         ),
         (
             "pbb",
             eth(0x88e7, &cat(&[&[0, 1, 2, 3], &ieth4])),
             i4.clone(),
+            (encap::PBB, 1, Some(0x01_0203)),
         ),
         (
             "vn-tag in vlans",
@@ -197,20 +230,43 @@ fn cases() -> Vec<(&'static str, Vec<u8>, Vec<u8>)> {
                 &cat(&[&[0, 5, 0x89, 0x26, 1, 2, 3, 4, 0x81, 0, 0, 6, 8, 0], &i4]),
             ),
             i4.clone(),
+            (encap::NONE, 0, None),
         ),
         (
             "fabricpath",
             eth(0x8903, &cat(&[&[0, 0x3f], &ieth6])),
             i6.clone(),
+            (encap::FABRICPATH, 1, None),
         ),
-        ("ip-in-ip", eth(0x0800, &ipv4(4, &i4, 9)), i4.clone()),
-        ("6in4", eth(0x0800, &ipv4(41, &i6, 9)), i6.clone()),
-        ("4in6", eth(0x86dd, &ipv6(4, &i4, 9)), i4.clone()),
-        ("6in6", eth(0x86dd, &ipv6(41, &i6, 9)), i6.clone()),
+        (
+            "ip-in-ip",
+            eth(0x0800, &ipv4(4, &i4, 9)),
+            i4.clone(),
+            (encap::IP_IN_IP, 1, None),
+        ),
+        (
+            "6in4",
+            eth(0x0800, &ipv4(41, &i6, 9)),
+            i6.clone(),
+            (encap::IP_IN_IP, 1, None),
+        ),
+        (
+            "4in6",
+            eth(0x86dd, &ipv6(4, &i4, 9)),
+            i4.clone(),
+            (encap::IP_IN_IP, 1, None),
+        ),
+        (
+            "6in6",
+            eth(0x86dd, &ipv6(41, &i6, 9)),
+            i6.clone(),
+            (encap::IP_IN_IP, 1, None),
+        ),
         (
             "gre key seq csum",
             eth(0x0800, &ipv4(47, &gre(0xb000, 0x0800, &[0, 7, 9], &i4), 9)),
             i4.clone(),
+            (encap::GRE, 1, Some(7)),
         ),
         (
             "gre teb",
@@ -219,11 +275,13 @@ fn cases() -> Vec<(&'static str, Vec<u8>, Vec<u8>)> {
                 &ipv4(47, &gre(0x2000, 0x6558, &[0x0200_0000], &ieth4), 9),
             ),
             i4.clone(),
+            (encap::GRE, 1, Some(0x0200_0000)),
         ),
         (
             "erspan i",
             eth(0x0800, &ipv4(47, &gre(0, 0x88be, &[], &ieth6), 9)),
             i6.clone(),
+            (encap::ERSPAN, 1, None),
         ),
         (
             "erspan ii",
@@ -232,6 +290,7 @@ fn cases() -> Vec<(&'static str, Vec<u8>, Vec<u8>)> {
                 &ipv4(47, &gre(0x1000, 0x88be, &[5, 0x1001_0064, 0], &ieth4), 9),
             ),
             i4.clone(),
+            (encap::ERSPAN, 1, Some(100)),
         ),
         (
             "erspan iii with platform header",
@@ -249,11 +308,13 @@ fn cases() -> Vec<(&'static str, Vec<u8>, Vec<u8>)> {
                 ),
             ),
             i4.clone(),
+            (encap::ERSPAN, 1, Some(100)),
         ),
         (
             "wccp",
             eth(0x0800, &ipv4(47, &gre(0, 0x883e, &[0x0000_0001], &i4), 9)),
             i4.clone(),
+            (encap::GRE, 1, None),
         ),
         (
             "aruba",
@@ -265,16 +326,19 @@ fn cases() -> Vec<(&'static str, Vec<u8>, Vec<u8>)> {
                 ]),
             ),
             i4.clone(),
+            (encap::GRE, 1, None),
         ),
         (
             "gre in udp",
             eth(0x0800, &ipv4(17, &udp(4754, &gre(0, 0x86dd, &[], &i6)), 9)),
             i6.clone(),
+            (encap::GRE_UDP, 1, None),
         ),
         (
             "mpls in gre",
             eth(0x0800, &ipv4(47, &gre(0, 0x8847, &[], &mpls(2, &i4)), 9)),
             i4.clone(),
+            (encap::GRE, 1, None),
         ),
         (
             "vxlan",
@@ -287,6 +351,7 @@ fn cases() -> Vec<(&'static str, Vec<u8>, Vec<u8>)> {
                 ),
             ),
             i4.clone(),
+            (encap::VXLAN, 1, Some(0x1234)),
         ),
         (
             "vxlan-gpe",
@@ -299,6 +364,7 @@ fn cases() -> Vec<(&'static str, Vec<u8>, Vec<u8>)> {
                 ),
             ),
             i6.clone(),
+            (encap::VXLAN_GPE, 1, Some(1)),
         ),
         (
             "geneve with options",
@@ -314,16 +380,19 @@ fn cases() -> Vec<(&'static str, Vec<u8>, Vec<u8>)> {
                 ),
             ),
             i6.clone(),
+            (encap::GENEVE, 1, Some(9)),
         ),
         (
             "gtp-u with extension",
             eth(0x0800, &ipv4(17, &udp(2152, &gtp), 9)),
             i6.clone(),
+            (encap::GTP_U, 1, Some(0xdead_beef)),
         ),
         (
             "ayiya",
             eth(0x0800, &ipv4(17, &udp(5072, &ayiya), 9)),
             i6.clone(),
+            (encap::AYIYA, 1, None),
         ),
         (
             "teredo origin indication",
@@ -332,6 +401,7 @@ fn cases() -> Vec<(&'static str, Vec<u8>, Vec<u8>)> {
                 &ipv4(17, &udp(3544, &cat(&[&[0, 0, 1, 2, 3, 4, 5, 6], &i6])), 9),
             ),
             i6.clone(),
+            (encap::TEREDO, 1, None),
         ),
         (
             "vxlan in gre in 6in4",
@@ -357,13 +427,14 @@ fn cases() -> Vec<(&'static str, Vec<u8>, Vec<u8>)> {
                 ),
             ),
             i4.clone(),
+            (encap::IP_IN_IP, 3, None),
         ),
     ]
 }
 
 #[test]
 fn every_encapsulation_gives_the_inner_record() {
-    for (name, frame, inner) in cases() {
+    for (name, frame, inner, (kind, depth, id)) in cases() {
         let (p, r) = record(&frame);
         let off = (frame.len() - inner.len()) as u32;
         assert_eq!(
@@ -375,7 +446,7 @@ fn every_encapsulation_gives_the_inner_record() {
             },
             "{name}"
         );
-        assert_eq!(r, want(&inner), "{name}");
+        assert_eq!(r, want_in(&inner, kind, depth, id), "{name}");
         assert!(r.is_canonical(), "{name}");
     }
 }
@@ -383,7 +454,7 @@ fn every_encapsulation_gives_the_inner_record() {
 /// The SYN ends with its options: any cut loses some, so no cut may give a record.
 #[test]
 fn truncation_at_every_byte_never_gives_a_record() {
-    for (name, frame, _) in cases() {
+    for (name, frame, _, _) in cases() {
         for end in 0..frame.len() {
             let (p, r) = record(&frame[..end]);
             assert!(
@@ -414,7 +485,10 @@ fn one_encapsulation_too_many_is_skipped() {
             ..
         }
     ));
-    assert_eq!(r, want(&inner4()));
+    assert_eq!(
+        r,
+        want_in(&inner4(), encap::IP_IN_IP, MAX_ENCAPS as u8, None)
+    );
     let (p, _) = record(&eth(0x0800, &ipv4(4, &pkt, 9)));
     assert_eq!(p, Parsed::Skip(Skip::EncapsulationTooDeep));
     // Link-layer encapsulations count towards the same bound.
@@ -521,7 +595,8 @@ fn the_step_budget_is_the_same_for_both_drivers() {
         }
         let (p, r) = record(&eth(0x0800, &pkt));
         if let Parsed::Tcp { .. } = p {
-            assert_eq!(r, want(&inner4()), "{k} VN-Tags");
+            let vxlan = want_in(&inner4(), encap::VXLAN, MAX_ENCAPS as u8, Some(1));
+            assert_eq!(r, vxlan, "{k} VN-Tags");
         }
         reasons.push(p);
     }

@@ -6,7 +6,7 @@
 //! byte arrays by value scalarises, in BPF, into 32 spilled registers and overflows the
 //! 512-byte stack.
 
-use record::{FlowKey, SynRecord};
+use record::{Encap, FlowKey, SynRecord};
 
 use crate::words;
 
@@ -24,11 +24,15 @@ impl AlignedKey {
         port_a: 0,
         port_b: 0,
         ip_version: 0,
-        _pad0: [0; 3],
+        encap_kind: 0,
+        encap_flags: 0,
+        _pad0: 0,
+        encap_id: 0,
+        _pad1: [0; 4],
     });
 }
 
-const _: () = assert!(FlowKey::SIZE == 40 && core::mem::size_of::<AlignedKey>() == 40);
+const _: () = assert!(FlowKey::SIZE == 48 && core::mem::size_of::<AlignedKey>() == 48);
 
 /// The record's address as two words in memory order.
 #[inline(always)]
@@ -40,7 +44,7 @@ fn words_of(a: &[u8; 16]) -> [u64; 2] {
 }
 
 /// Fills `key` for the packet in `rec` and returns its [`record::flow_dir`], exactly like
-/// [`FlowKey::new`]`(rec.ip_version, rec.src_addr, rec.src_port, rec.dst_addr, rec.dst_port)`.
+/// [`SynRecord::flow_key`] (addresses, ports and the outermost encapsulation).
 #[inline(always)]
 pub fn flow_key(rec: &SynRecord, key: &mut AlignedKey) -> u8 {
     let (out, dir) = FlowKey::words(
@@ -49,9 +53,10 @@ pub fn flow_key(rec: &SynRecord, key: &mut AlignedKey) -> u8 {
         rec.src_port,
         words_of(&rec.dst_addr),
         rec.dst_port,
+        &Encap::of(rec),
     );
-    // SAFETY: `AlignedKey` is 40 bytes, 8-aligned; `out` is five words.
-    unsafe { words::copy::<5>((key as *mut AlignedKey).cast::<u64>(), out.as_ptr()) };
+    // SAFETY: `AlignedKey` is 48 bytes, 8-aligned; `out` is six words.
+    unsafe { words::copy::<6>((key as *mut AlignedKey).cast::<u64>(), out.as_ptr()) };
     dir
 }
 
@@ -87,13 +92,13 @@ mod tests {
             }
             rec.src_port = (rng.next() % 4) as u16;
             rec.dst_port = (rng.next() % 4) as u16;
-            let want = FlowKey::new(
-                rec.ip_version,
-                rec.src_addr,
-                rec.src_port,
-                rec.dst_addr,
-                rec.dst_port,
-            );
+            if i % 3 == 0 {
+                rec.encap_kind = (rng.next() % 16) as u8;
+                rec.encaps = 1;
+                rec.encap_flags = record::encap::flag::ID;
+                rec.encap_id = rng.next() as u32;
+            }
+            let want = rec.flow_key();
             let mut key = AlignedKey::ZERO;
             let dir = flow_key(&rec, &mut key);
             assert_eq!((key.0, dir), want, "case {i}: {rec:?}");

@@ -4,6 +4,8 @@
 //! (`crate::parse`), the link layer (`crate::link`) and the tunnels (`crate::tunnel`) share
 //! it without importing each other in a circle.
 
+use record::{Encap, MAX_ENCAPS, MAX_STEPS};
+
 /// Read access to one packet.
 pub trait Packet {
     /// The `N` bytes starting at `off`, or `None` when the packet is shorter than `off + N`.
@@ -92,15 +94,15 @@ pub enum IpVersion {
     V6,
 }
 
-/// Where an IP header starts, and how many encapsulations were entered to reach it.
+/// Where an IP header starts, and the encapsulations entered to reach it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Link {
     /// The IP version announced.
     pub version: IpVersion,
     /// Offset of the IP header from the start of the packet.
     pub off: u32,
-    /// Encapsulations entered so far (at most [`record::MAX_ENCAPS`]).
-    pub encaps: u8,
+    /// Encapsulations entered so far (at most [`record::MAX_ENCAPS`]), and the outermost one.
+    pub encaps: Encap,
     /// Steps of the parse so far, the one that found this header included (see [`Resume`]).
     pub steps: u8,
 }
@@ -111,7 +113,7 @@ impl Link {
         Link {
             version,
             off,
-            encaps: 0,
+            encaps: Encap::NONE,
             steps: 1,
         }
     }
@@ -120,7 +122,7 @@ impl Link {
 /// Where a parse stopped on entering an encapsulation, so that the next step ([`crate::next_step`])
 /// goes on from there. In userspace the next step follows at once; in the kernel it runs in
 /// the next program of a tail call, and this travels between them through a per-CPU map (plain
-/// integers, `#[repr(C)]`, 8 bytes). Each step is then verified once, from an unknown state,
+/// integers, `#[repr(C)]`, 16 bytes). Each step is then verified once, from an unknown state,
 /// where one program walking every encapsulation made the verifier explore every combination
 /// of headers (more than its 1M instructions).
 ///
@@ -129,7 +131,8 @@ impl Link {
 /// ([`record::MAX_VLAN_TAGS`], [`record::MAX_LINK_HEADERS`]), `encaps` the encapsulations
 /// entered so far ([`record::MAX_ENCAPS`]), `steps` the steps taken
 /// ([`record::MAX_STEPS`]). Userspace counts the same steps, so it stops where the kernel
-/// does.
+/// does. `encaps` also carries the outermost encapsulation's kind and identifier to the step
+/// that writes the record.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Resume {
@@ -137,16 +140,64 @@ pub struct Resume {
     pub off: u32,
     /// What is at `off`: one of [`resume`].
     pub what: u8,
-    /// Encapsulations entered so far.
-    pub encaps: u8,
     /// VLAN tags read in the current Ethernet header.
     pub vlans: u8,
     /// Link-layer headers read in the current walk.
     pub links: u8,
     /// Steps taken so far, the one that stopped here included.
     pub steps: u8,
-    /// Always zero.
-    pub _pad: [u8; 3],
+    /// Encapsulations entered so far, and the outermost one.
+    pub encaps: Encap,
+}
+
+/// The number of the step after `from`, or ("encapsulation too deep") none past
+/// [`record::MAX_STEPS`]: the one budget every later step checks.
+#[inline(always)]
+pub(crate) fn next_step_number(from: &Resume) -> Result<u8, Skip> {
+    if usize::from(from.steps) >= MAX_STEPS {
+        return Err(Skip::EncapsulationTooDeep);
+    }
+    Ok(from.steps + 1)
+}
+
+/// An encapsulation's identifier as the records keep it: [`record::encap::flag`] bits and
+/// the value, 0 without one. Plain integers from the moment an identifier is read: an
+/// `Option<u32>` that is `None` leaves its value undefined, and the kernel's verifier rejects
+/// a program that stores such a register ("!read_ok").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct EncapId {
+    pub(crate) flags: u8,
+    pub(crate) id: u32,
+}
+
+impl EncapId {
+    /// No identifier.
+    pub(crate) const NONE: EncapId = EncapId { flags: 0, id: 0 };
+
+    /// The identifier `id`.
+    #[inline(always)]
+    pub(crate) fn new(id: u32) -> EncapId {
+        EncapId {
+            flags: record::encap::flag::ID,
+            id,
+        }
+    }
+}
+
+/// Counts one more encapsulation of `kind` with identifier `id`, or fails past
+/// [`record::MAX_ENCAPS`]. The first one entered is the outermost: its kind and id are kept.
+#[inline(always)]
+pub(crate) fn enter_encap(encaps: &mut Encap, kind: u8, id: EncapId) -> Result<(), Skip> {
+    if usize::from(encaps.depth) >= MAX_ENCAPS {
+        return Err(Skip::EncapsulationTooDeep);
+    }
+    if encaps.depth == 0 {
+        encaps.kind = kind;
+        encaps.flags = id.flags;
+        encaps.id = id.id;
+    }
+    encaps.depth += 1;
+    Ok(())
 }
 
 /// [`Resume::what`] values.

@@ -9,9 +9,11 @@
 //! Offsets are `u32` from the start of the packet and only grow by small constants or by
 //! header lengths read as bytes, so they cannot overflow before a read fails.
 
-use record::{MAX_ENCAPS, MAX_LINK_HEADERS, MAX_MPLS_LABELS, MAX_STEPS, MAX_VLAN_TAGS};
+use record::{Encap, MAX_LINK_HEADERS, MAX_MPLS_LABELS, MAX_STEPS, MAX_VLAN_TAGS, encap};
 
-use crate::layer::{IpVersion, Link, Packet, Resume, Skip, resume};
+use crate::layer::{
+    EncapId, IpVersion, Link, Packet, Resume, Skip, enter_encap, next_step_number, resume,
+};
 
 pub(crate) const ETH_P_IPV4: u16 = 0x0800;
 pub(crate) const ETH_P_IPV6: u16 = 0x86dd;
@@ -82,7 +84,7 @@ pub(crate) enum Walked {
 impl Next {
     /// The step state that goes on at `self`.
     #[inline(always)]
-    pub(crate) fn resume(self, encaps: u8, vlans: u8, links: u8, steps: u8) -> Resume {
+    pub(crate) fn resume(self, encaps: Encap, vlans: u8, links: u8, steps: u8) -> Resume {
         let (what, off) = match self {
             Next::Ip(IpVersion::V4, off) => (resume::IPV4, off),
             Next::Ip(IpVersion::V6, off) => (resume::IPV6, off),
@@ -92,11 +94,10 @@ impl Next {
         Resume {
             off,
             what,
-            encaps,
             vlans,
             links,
             steps,
-            _pad: [0; 3],
+            encaps,
         }
     }
 
@@ -130,7 +131,7 @@ pub(crate) fn walk<P: Packet>(pkt: &mut P, from: Resume, step: u8) -> Result<Wal
 fn walk_from<P: Packet>(
     pkt: &mut P,
     mut next: Next,
-    encaps: u8,
+    encaps: Encap,
     vlans: u8,
     links: u8,
     step: u8,
@@ -180,11 +181,10 @@ fn walk_from<P: Packet>(
             return Ok(Walked::Inner(Resume {
                 off: at,
                 what: resume::ENTER,
-                encaps,
                 vlans: vlans as u8,
                 links: i as u8,
                 steps: step,
-                _pad: [0; 3],
+                encaps,
             }));
         } else {
             return Err(Skip::NotIp);
@@ -214,7 +214,7 @@ pub(crate) fn enter<P: Packet>(pkt: &mut P, from: Resume, step: u8) -> Result<Wa
     let mut encaps = from.encaps;
     let next = other(pkt, from.off, ethertype, &mut encaps)?;
     let links = from.links.saturating_add(1);
-    if encaps != from.encaps {
+    if encaps.depth != from.encaps.depth {
         return Ok(Walked::Inner(next.resume(encaps, from.vlans, links, step)));
     }
     walk_from(pkt, next, encaps, from.vlans, links, step)
@@ -243,10 +243,7 @@ pub(crate) fn walk_all<P: Packet>(pkt: &mut P, from: Resume) -> Result<Link, Ski
 /// budget of [`MAX_STEPS`], [`enter`] or [`walk`].
 #[inline(always)]
 pub(crate) fn link_step<P: Packet>(pkt: &mut P, from: Resume) -> Result<Walked, Skip> {
-    if usize::from(from.steps) >= MAX_STEPS {
-        return Err(Skip::EncapsulationTooDeep);
-    }
-    let step = from.steps + 1;
+    let step = next_step_number(&from)?;
     if from.what == resume::ENTER {
         enter(pkt, from, step)
     } else {
@@ -268,37 +265,43 @@ fn is_other(ethertype: u16) -> bool {
     ) || ethertype <= ETH_MAX_LEN
 }
 
-/// Counts one more encapsulation, or fails past the bound.
+/// The type fields other than IP and VLAN. An encapsulation's identifier is read only to be
+/// kept: when its bytes are cut off the parse goes on without it and fails where it did
+/// before identifiers were read.
 #[inline(always)]
-pub(crate) fn count_encap(encaps: &mut u8) -> Result<(), Skip> {
-    if usize::from(*encaps) >= MAX_ENCAPS {
-        return Err(Skip::EncapsulationTooDeep);
-    }
-    *encaps += 1;
-    Ok(())
-}
-
-/// The type fields other than IP and VLAN.
-#[inline(always)]
-fn other<P: Packet>(pkt: &mut P, at: u32, ethertype: u16, encaps: &mut u8) -> Result<Next, Skip> {
+fn other<P: Packet>(
+    pkt: &mut P,
+    at: u32,
+    ethertype: u16,
+    encaps: &mut Encap,
+) -> Result<Next, Skip> {
     match ethertype {
         ETH_P_VNTAG => Ok(Next::Type(at + 6)),
         ETH_P_PBB => {
-            count_encap(encaps)?;
-            // Type, I-TAG (4), then the customer frame.
+            // Type, I-TAG (4: flags, then the 24-bit I-SID), then the customer frame.
+            let isid = match pkt.bytes::<4>(at + 2) {
+                Some(t) => EncapId::new(be24([t[1], t[2], t[3]])),
+                None => EncapId::NONE,
+            };
+            enter_encap(encaps, encap::PBB, isid)?;
             Ok(ethernet_at(at + 6))
         }
         ETH_P_FABRICPATH => {
-            count_encap(encaps)?;
+            enter_encap(encaps, encap::FABRICPATH, EncapId::NONE)?;
             // Type, FTag/TTL (2), then the original frame.
             Ok(ethernet_at(at + 4))
         }
         ETH_P_MPLS_UC | ETH_P_MPLS_MC => {
-            count_encap(encaps)?;
+            enter_encap(encaps, encap::MPLS, mpls_label(pkt, at + 2))?;
             Ok(Next::Mpls(at + 2))
         }
         ETH_P_PPPOE_SES => {
-            count_encap(encaps)?;
+            // Type, then version/type, code, the 16-bit session id.
+            let session = match pkt.bytes::<2>(at + 4) {
+                Some(s) => EncapId::new(u32::from(u16::from_be_bytes(*s))),
+                None => EncapId::NONE,
+            };
+            enter_encap(encaps, encap::PPPOE, session)?;
             // Type, PPPoE header (6: version/type, code, session id, length), PPP protocol.
             let Some(ppp) = pkt.bytes::<2>(at + 8) else {
                 return Err(Skip::TruncatedLinkHeader);
@@ -311,6 +314,21 @@ fn other<P: Packet>(pkt: &mut P, at: u32, ethertype: u16, encaps: &mut u8) -> Re
         }
         len if len <= ETH_MAX_LEN => snap(pkt, at + 2),
         _ => Err(Skip::NotIp),
+    }
+}
+
+/// A 24-bit big-endian field.
+#[inline(always)]
+pub(crate) fn be24(b: [u8; 3]) -> u32 {
+    u32::from_be_bytes([0, b[0], b[1], b[2]])
+}
+
+/// The 20-bit label of the MPLS label stack entry at `at`, if the packet holds it.
+#[inline(always)]
+pub(crate) fn mpls_label<P: Packet>(pkt: &mut P, at: u32) -> EncapId {
+    match pkt.bytes::<3>(at) {
+        Some(l) => EncapId::new(be24([l[0], l[1], l[2]]) >> 4),
+        None => EncapId::NONE,
     }
 }
 

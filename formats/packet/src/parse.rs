@@ -41,8 +41,9 @@
 //! next), so that replay can count them; checks that only choose between two reasons run on
 //! the path that skips, so a packet that is kept pays nothing for them.
 
-use record::{MAX_STEPS, SynRecord, TCP_OPTS_MAX, tcp_flag};
+use record::{Encap, MAX_STEPS, SynRecord, TCP_OPTS_MAX, encap, tcp_flag};
 
+use crate::layer::{EncapId, enter_encap, next_step_number};
 pub use crate::layer::{Frame, IpVersion, Link, Packet, Resume, Skip, resume};
 use crate::link::{self, Walked};
 use crate::tunnel::{Carried, carried, tunnel};
@@ -112,11 +113,10 @@ pub fn ethernet<P: Packet>(pkt: &mut P) -> Result<Link, Skip> {
 const ETHERNET: Resume = Resume {
     off: 12,
     what: resume::TYPE,
-    encaps: 0,
     vlans: 0,
     links: 0,
     steps: 1,
-    _pad: [0; 3],
+    encaps: Encap::NONE,
 };
 
 /// What one step of a parse ([`first_step`], [`next_step`]) found.
@@ -243,14 +243,17 @@ fn ip_step<P: Packet>(pkt: &mut P, link: Link, rec: &mut SynRecord) -> Stepped {
         IpVersion::V6 => parse_ipv6(pkt, link.off, rec),
     };
     let (proto, l4) = match step {
-        Step::Tcp(t) => return Stepped::Done(tcp_of(pkt, t, rec)),
+        Step::Tcp(t) => {
+            link.encaps.write(rec);
+            return Stepped::Done(tcp_of(pkt, t, rec));
+        }
         Step::Done(parsed) => return Stepped::Done(parsed),
         Step::Tunnel(proto, l4) => (proto, l4),
     };
     clear_ip(rec);
     let mut encaps = link.encaps;
     match carried(pkt, proto, l4) {
-        Carried::Ip(next) => match link::count_encap(&mut encaps) {
+        Carried::Ip(next) => match enter_encap(&mut encaps, encap::IP_IN_IP, EncapId::NONE) {
             Ok(()) => Stepped::Inner(next.resume(encaps, 0, 0, link.steps)),
             Err(skip) => Stepped::Done(Parsed::Skip(skip)),
         },
@@ -258,11 +261,10 @@ fn ip_step<P: Packet>(pkt: &mut P, link: Link, rec: &mut SynRecord) -> Stepped {
         Carried::Tunnel(what) => Stepped::Inner(Resume {
             off: l4,
             what,
-            encaps,
             vlans: 0,
             links: 0,
             steps: link.steps,
-            _pad: [0; 3],
+            encaps,
         }),
         Carried::Nothing => Stepped::Done(Parsed::Skip(Skip::NotTcp)),
     }
@@ -272,13 +274,11 @@ fn ip_step<P: Packet>(pkt: &mut P, link: Link, rec: &mut SynRecord) -> Stepped {
 /// encapsulation and the step.
 #[inline(always)]
 fn through_tunnel<P: Packet>(pkt: &mut P, from: Resume) -> Result<Resume, Skip> {
-    if usize::from(from.steps) >= MAX_STEPS {
-        return Err(Skip::EncapsulationTooDeep);
-    }
-    let next = tunnel(pkt, from.what, from.off)?;
+    let step = next_step_number(&from)?;
+    let inner = tunnel(pkt, from.what, from.off)?;
     let mut encaps = from.encaps;
-    link::count_encap(&mut encaps)?;
-    Ok(next.resume(encaps, 0, 0, from.steps + 1))
+    enter_encap(&mut encaps, inner.kind, inner.id)?;
+    Ok(inner.next.resume(encaps, 0, 0, step))
 }
 
 /// The TCP step after the IP layers.

@@ -7,9 +7,11 @@
 //! checksum or a signature. The inner packet is handed back as a [`Next`]: an IP header, an
 //! Ethernet type field or an MPLS stack, which the caller parses the same way as an outer one.
 
-use crate::layer::{IpVersion, Packet, Skip, resume};
-use crate::link::{ETH_P_IPV4, ETH_P_IPV6, ETH_P_MPLS_MC, ETH_P_MPLS_UC, Next, ethernet_at, snap};
-use record::MAX_GTP_EXT;
+use crate::layer::{EncapId, IpVersion, Packet, Skip, resume};
+use crate::link::{
+    ETH_P_IPV4, ETH_P_IPV6, ETH_P_MPLS_MC, ETH_P_MPLS_UC, Next, be24, ethernet_at, mpls_label, snap,
+};
+use record::{MAX_GTP_EXT, encap};
 
 const IPPROTO_IPIP: u8 = 4;
 const IPPROTO_IPV6: u8 = 41;
@@ -70,13 +72,29 @@ pub(crate) fn carried<P: Packet>(pkt: &mut P, proto: u8, l4: u32) -> Carried {
     }
 }
 
+/// What a tunnel header leads to: the inner packet, and the tunnel's [`encap`] kind and
+/// identifier (VNI, key, session, TEID, label) when its header carries one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Tunnel {
+    pub(crate) next: Next,
+    pub(crate) kind: u8,
+    pub(crate) id: EncapId,
+}
+
+impl Tunnel {
+    #[inline(always)]
+    fn new(next: Next, kind: u8, id: EncapId) -> Tunnel {
+        Tunnel { next, kind, id }
+    }
+}
+
 /// The inner packet of a tunnel header ([`Carried::Tunnel`]: `what` is [`resume::GRE`] or
 /// [`resume::UDP`]) at `l4`, or why there is none ([`Skip::NotTcp`] for a header that is no
 /// tunnel we read).
 #[inline(always)]
-pub(crate) fn tunnel<P: Packet>(pkt: &mut P, what: u8, l4: u32) -> Result<Next, Skip> {
+pub(crate) fn tunnel<P: Packet>(pkt: &mut P, what: u8, l4: u32) -> Result<Tunnel, Skip> {
     match what {
-        resume::GRE => gre(pkt, l4),
+        resume::GRE => gre(pkt, l4, encap::GRE),
         resume::UDP => udp(pkt, l4),
         _ => Err(Skip::NotTcp),
     }
@@ -101,7 +119,7 @@ fn is_tunnel_port(sport: [u8; 2], dport: [u8; 2]) -> bool {
 }
 
 #[inline(always)]
-fn udp<P: Packet>(pkt: &mut P, l4: u32) -> Result<Next, Skip> {
+fn udp<P: Packet>(pkt: &mut P, l4: u32) -> Result<Tunnel, Skip> {
     let Some(h) = pkt.bytes::<4>(l4) else {
         // Not even the ports: not a tunnel we can tell.
         return Err(Skip::NotTcp);
@@ -114,17 +132,27 @@ fn udp<P: Packet>(pkt: &mut P, l4: u32) -> Result<Next, Skip> {
         PORT_VXLAN_GPE => vxlan_gpe(pkt, at),
         PORT_GENEVE => geneve(pkt, at),
         PORT_GTP_U => gtp_u(pkt, at),
-        PORT_GRE_UDP => gre(pkt, at),
-        PORT_MPLS_UDP => Ok(Next::Mpls(at)),
+        PORT_GRE_UDP => gre(pkt, at, encap::GRE_UDP),
+        PORT_MPLS_UDP => Ok(Tunnel::new(
+            Next::Mpls(at),
+            encap::MPLS_UDP,
+            mpls_label(pkt, at),
+        )),
         _ if dport == PORT_AYIYA || sport == PORT_AYIYA => ayiya(pkt, at),
         _ if dport == PORT_TEREDO || sport == PORT_TEREDO => teredo(pkt, at),
         _ => Err(Skip::NotTcp),
     }
 }
 
+/// The 24-bit VNI in bytes 4..7 of a VXLAN, VXLAN-GPE or Geneve header.
+#[inline(always)]
+fn vni(h: &[u8; 8]) -> EncapId {
+    EncapId::new(be24([h[4], h[5], h[6]]))
+}
+
 /// VXLAN (RFC 7348): 8 bytes, then an Ethernet frame.
 #[inline(always)]
-fn vxlan<P: Packet>(pkt: &mut P, at: u32) -> Result<Next, Skip> {
+fn vxlan<P: Packet>(pkt: &mut P, at: u32) -> Result<Tunnel, Skip> {
     let Some(h) = pkt.bytes::<8>(at) else {
         return Err(Skip::TruncatedTunnelHeader);
     };
@@ -132,29 +160,30 @@ fn vxlan<P: Packet>(pkt: &mut P, at: u32) -> Result<Next, Skip> {
     if h[0] & 0x08 == 0 {
         return Err(Skip::NotTcp);
     }
-    Ok(ethernet_at(at + 8))
+    Ok(Tunnel::new(ethernet_at(at + 8), encap::VXLAN, vni(h)))
 }
 
 /// VXLAN-GPE: 8 bytes whose fourth says what follows.
 #[inline(always)]
-fn vxlan_gpe<P: Packet>(pkt: &mut P, at: u32) -> Result<Next, Skip> {
+fn vxlan_gpe<P: Packet>(pkt: &mut P, at: u32) -> Result<Tunnel, Skip> {
     let Some(h) = pkt.bytes::<8>(at) else {
         return Err(Skip::TruncatedTunnelHeader);
     };
     let inner = at + 8;
-    match h[3] {
-        1 => Ok(Next::Ip(IpVersion::V4, inner)),
-        2 => Ok(Next::Ip(IpVersion::V6, inner)),
-        3 => Ok(ethernet_at(inner)),
-        5 => Ok(Next::Mpls(inner)),
-        _ => Err(Skip::NotTcp),
-    }
+    let next = match h[3] {
+        1 => Next::Ip(IpVersion::V4, inner),
+        2 => Next::Ip(IpVersion::V6, inner),
+        3 => ethernet_at(inner),
+        5 => Next::Mpls(inner),
+        _ => return Err(Skip::NotTcp),
+    };
+    Ok(Tunnel::new(next, encap::VXLAN_GPE, vni(h)))
 }
 
 /// Geneve (RFC 8926): 8 bytes and the options they announce (skipped), then what the
 /// protocol type says.
 #[inline(always)]
-fn geneve<P: Packet>(pkt: &mut P, at: u32) -> Result<Next, Skip> {
+fn geneve<P: Packet>(pkt: &mut P, at: u32) -> Result<Tunnel, Skip> {
     let Some(h) = pkt.bytes::<8>(at) else {
         return Err(Skip::TruncatedTunnelHeader);
     };
@@ -162,7 +191,8 @@ fn geneve<P: Packet>(pkt: &mut P, at: u32) -> Result<Next, Skip> {
         return Err(Skip::NotTcp);
     }
     let inner = at + 8 + u32::from(h[0] & 0x3f) * 4;
-    ethertype_next(u16::from_be_bytes([h[2], h[3]]), inner)
+    let next = ethertype_next(u16::from_be_bytes([h[2], h[3]]), inner)?;
+    Ok(Tunnel::new(next, encap::GENEVE, vni(h)))
 }
 
 /// An inner packet announced by an Ethertype (GRE, Geneve).
@@ -179,8 +209,10 @@ fn ethertype_next(ethertype: u16, inner: u32) -> Result<Next, Skip> {
 
 /// GRE (RFC 2784/2890), version 0: optional checksum, key and sequence words; then what the
 /// protocol type says, with the fixed headers of ERSPAN II/III, WCCP and Aruba stepped over.
+/// `kind` is [`encap::GRE`] or, over UDP, [`encap::GRE_UDP`]; ERSPAN is [`encap::ERSPAN`]
+/// either way, identified by its session rather than the key.
 #[inline(always)]
-fn gre<P: Packet>(pkt: &mut P, at: u32) -> Result<Next, Skip> {
+fn gre<P: Packet>(pkt: &mut P, at: u32, kind: u8) -> Result<Tunnel, Skip> {
     let Some(h) = pkt.bytes::<4>(at) else {
         return Err(Skip::TruncatedTunnelHeader);
     };
@@ -194,17 +226,34 @@ fn gre<P: Packet>(pkt: &mut P, at: u32) -> Result<Next, Skip> {
         + u32::from(flags & GRE_K != 0)
         + u32::from(flags & GRE_S != 0);
     let inner = at + 4 + 4 * words;
-    match proto {
+    let next = match proto {
         // ERSPAN type II has a sequence number and an 8-byte header; type I neither.
-        GRE_ERSPAN_II if flags & GRE_S != 0 => Ok(ethernet_at(inner + 8)),
-        GRE_ERSPAN_II => Ok(ethernet_at(inner)),
+        GRE_ERSPAN_II if flags & GRE_S != 0 => {
+            let session = match pkt.bytes::<4>(inner) {
+                Some(w) => EncapId::new(erspan_session(w)),
+                None => EncapId::NONE,
+            };
+            return Ok(Tunnel::new(ethernet_at(inner + 8), encap::ERSPAN, session));
+        }
+        GRE_ERSPAN_II => {
+            return Ok(Tunnel::new(
+                ethernet_at(inner),
+                encap::ERSPAN,
+                EncapId::NONE,
+            ));
+        }
         GRE_ERSPAN_III => {
             // 12 bytes; the O flag (last bit) adds an 8-byte platform sub-header.
             let Some(e) = pkt.bytes::<12>(inner) else {
                 return Err(Skip::TruncatedTunnelHeader);
             };
             let platform = if e[11] & 0x01 != 0 { 8 } else { 0 };
-            Ok(ethernet_at(inner + 12 + platform))
+            let session = erspan_session(&[e[0], e[1], e[2], e[3]]);
+            return Ok(Tunnel::new(
+                ethernet_at(inner + 12 + platform),
+                encap::ERSPAN,
+                EncapId::new(session),
+            ));
         }
         GRE_WCCP => {
             // The 4-byte redirect header is optional: an IPv4 version nibble means it is absent.
@@ -212,11 +261,29 @@ fn gre<P: Packet>(pkt: &mut P, at: u32) -> Result<Next, Skip> {
                 return Err(Skip::TruncatedTunnelHeader);
             };
             let ip = if b[0] >> 4 == 4 { inner } else { inner + 4 };
-            Ok(Next::Ip(IpVersion::V4, ip))
+            Next::Ip(IpVersion::V4, ip)
         }
-        GRE_ARUBA => wlan(pkt, inner),
-        _ => ethertype_next(proto, inner),
-    }
+        GRE_ARUBA => wlan(pkt, inner)?,
+        _ => ethertype_next(proto, inner)?,
+    };
+    // The key follows the checksum word when there is one.
+    let key = if flags & GRE_K != 0 {
+        let key_at = at + 4 + 4 * u32::from(flags & GRE_C != 0);
+        match pkt.bytes::<4>(key_at) {
+            Some(k) => EncapId::new(u32::from_be_bytes(*k)),
+            None => EncapId::NONE,
+        }
+    } else {
+        EncapId::NONE
+    };
+    Ok(Tunnel::new(next, kind, key))
+}
+
+/// The 10-bit session id in the first word of an ERSPAN type II or III header (version,
+/// VLAN; then COS, encapsulation type, truncation bit, session id).
+#[inline(always)]
+fn erspan_session(w: &[u8; 4]) -> u32 {
+    u32::from(u16::from_be_bytes([w[2], w[3]]) & 0x03ff)
 }
 
 /// An 802.11 data frame (Aruba's GRE tunnel): its header length follows from the frame
@@ -250,7 +317,7 @@ fn wlan<P: Packet>(pkt: &mut P, at: u32) -> Result<Next, Skip> {
 /// GTP-U (3GPP TS 29.281) G-PDU: 8 bytes, 4 more when any of E/S/PN is set, the extension
 /// headers (at most [`MAX_GTP_EXT`]), then an IP packet told by its version nibble.
 #[inline(always)]
-fn gtp_u<P: Packet>(pkt: &mut P, at: u32) -> Result<Next, Skip> {
+fn gtp_u<P: Packet>(pkt: &mut P, at: u32) -> Result<Tunnel, Skip> {
     let Some(h) = pkt.bytes::<8>(at) else {
         return Err(Skip::TruncatedTunnelHeader);
     };
@@ -258,6 +325,7 @@ fn gtp_u<P: Packet>(pkt: &mut P, at: u32) -> Result<Next, Skip> {
     if h[0] >> 5 != 1 || h[0] & 0x10 == 0 || h[1] != 0xff {
         return Err(Skip::NotTcp);
     }
+    let teid = u32::from_be_bytes([h[4], h[5], h[6], h[7]]);
     let mut inner = at + 8;
     if h[0] & 0x07 != 0 {
         let Some(opt) = pkt.bytes::<4>(inner) else {
@@ -286,7 +354,11 @@ fn gtp_u<P: Packet>(pkt: &mut P, at: u32) -> Result<Next, Skip> {
             i += 1;
         }
     }
-    ip_by_nibble(pkt, inner)
+    Ok(Tunnel::new(
+        ip_by_nibble(pkt, inner)?,
+        encap::GTP_U,
+        EncapId::new(teid),
+    ))
 }
 
 /// An IP packet at `at` with no type field before it: its version nibble says which.
@@ -305,7 +377,7 @@ fn ip_by_nibble<P: Packet>(pkt: &mut P, at: u32) -> Result<Next, Skip> {
 /// AYIYA (anything in anything): 8 bytes, an identity of 2^n bytes and a signature of m
 /// 4-byte words (n, m in the header), then the packet its next-header byte names.
 #[inline(always)]
-fn ayiya<P: Packet>(pkt: &mut P, at: u32) -> Result<Next, Skip> {
+fn ayiya<P: Packet>(pkt: &mut P, at: u32) -> Result<Tunnel, Skip> {
     let Some(h) = pkt.bytes::<8>(at) else {
         return Err(Skip::TruncatedTunnelHeader);
     };
@@ -315,17 +387,18 @@ fn ayiya<P: Packet>(pkt: &mut P, at: u32) -> Result<Next, Skip> {
         return Err(Skip::NotTcp);
     }
     let inner = at + 8 + (1u32 << id_len) + u32::from(h[1] >> 4) * 4;
-    match h[3] {
-        IPPROTO_IPIP => Ok(Next::Ip(IpVersion::V4, inner)),
-        IPPROTO_IPV6 => Ok(Next::Ip(IpVersion::V6, inner)),
-        _ => Err(Skip::NotTcp),
-    }
+    let next = match h[3] {
+        IPPROTO_IPIP => Next::Ip(IpVersion::V4, inner),
+        IPPROTO_IPV6 => Next::Ip(IpVersion::V6, inner),
+        _ => return Err(Skip::NotTcp),
+    };
+    Ok(Tunnel::new(next, encap::AYIYA, EncapId::NONE))
 }
 
 /// Teredo (RFC 4380): IPv6 in UDP, optionally after an 8-byte origin indication; packets with
 /// an authentication header (variable, rare) are not read.
 #[inline(always)]
-fn teredo<P: Packet>(pkt: &mut P, at: u32) -> Result<Next, Skip> {
+fn teredo<P: Packet>(pkt: &mut P, at: u32) -> Result<Tunnel, Skip> {
     let Some(h) = pkt.bytes::<2>(at) else {
         return Err(Skip::NotTcp);
     };
@@ -334,7 +407,11 @@ fn teredo<P: Packet>(pkt: &mut P, at: u32) -> Result<Next, Skip> {
         return Err(Skip::NotTcp);
     };
     if b[0] >> 4 == 6 {
-        Ok(Next::Ip(IpVersion::V6, inner))
+        Ok(Tunnel::new(
+            Next::Ip(IpVersion::V6, inner),
+            encap::TEREDO,
+            EncapId::NONE,
+        ))
     } else {
         Err(Skip::NotTcp)
     }

@@ -272,6 +272,100 @@ pub mod record_flag {
     pub const SNAPPED: u8 = 0x01;
 }
 
+/// [`SynRecord::encap_kind`] values: the outermost encapsulation a packet was found inside.
+///
+/// Only headers that start a new packet or frame count (the ones [`MAX_ENCAPS`] bounds);
+/// VLAN tags, VN-Tags and LLC/SNAP headers do not. Plain integers, not an enum, because the
+/// kernel writes them and the flow table's key holds them.
+pub mod encap {
+    /// Not encapsulated.
+    pub const NONE: u8 = 0;
+    /// VXLAN (UDP 4789); id: the 24-bit VNI.
+    pub const VXLAN: u8 = 1;
+    /// VXLAN-GPE (UDP 4790); id: the 24-bit VNI.
+    pub const VXLAN_GPE: u8 = 2;
+    /// Geneve (UDP 6081); id: the 24-bit VNI.
+    pub const GENEVE: u8 = 3;
+    /// GRE (IP protocol 47), including transparent Ethernet bridging, WCCP and Aruba's
+    /// access-point tunnel; id: the 32-bit key, when the K flag says one is present.
+    pub const GRE: u8 = 4;
+    /// ERSPAN type I, II or III (in GRE); id: the 10-bit session id (types II and III).
+    pub const ERSPAN: u8 = 5;
+    /// GRE in UDP (port 4754); id: the GRE key, when present.
+    pub const GRE_UDP: u8 = 6;
+    /// GTP-U (UDP 2152); id: the 32-bit TEID.
+    pub const GTP_U: u8 = 7;
+    /// IP in IP: 4in4, 6in4, 4in6 or 6in6. No id.
+    pub const IP_IN_IP: u8 = 8;
+    /// An MPLS label stack after an Ethernet type field; id: the top (outermost) 20-bit label.
+    pub const MPLS: u8 = 9;
+    /// MPLS in UDP (port 6635); id: the top 20-bit label.
+    pub const MPLS_UDP: u8 = 10;
+    /// PPPoE session stage; id: the 16-bit session id.
+    pub const PPPOE: u8 = 11;
+    /// 802.1ah provider backbone bridging; id: the 24-bit I-SID.
+    pub const PBB: u8 = 12;
+    /// Cisco FabricPath. No id.
+    pub const FABRICPATH: u8 = 13;
+    /// AYIYA (UDP 5072). No id.
+    pub const AYIYA: u8 = 14;
+    /// Teredo (UDP 3544). No id.
+    pub const TEREDO: u8 = 15;
+
+    /// Every kind's name, indexed by value.
+    const NAMES: [&str; 16] = [
+        "none",
+        "vxlan",
+        "vxlan-gpe",
+        "geneve",
+        "gre",
+        "erspan",
+        "gre-udp",
+        "gtp-u",
+        "ip-in-ip",
+        "mpls",
+        "mpls-udp",
+        "pppoe",
+        "pbb",
+        "fabricpath",
+        "ayiya",
+        "teredo",
+    ];
+
+    /// Human name, as used in Parquet columns and reports.
+    pub const fn name(v: u8) -> Option<&'static str> {
+        if (v as usize) < NAMES.len() {
+            Some(NAMES[v as usize])
+        } else {
+            None
+        }
+    }
+
+    /// Inverse of [`name`].
+    pub fn from_name(s: &str) -> Option<u8> {
+        NAMES.iter().position(|n| *n == s).map(|i| i as u8)
+    }
+
+    /// Whether a kind's identifier names one virtual network for both directions of a
+    /// connection, so that it belongs in the flow key ([`super::FlowKey`]): the VNIs of
+    /// VXLAN, VXLAN-GPE and Geneve, which overlays reuse private addresses under. The other
+    /// identifiers often differ by direction (GTP-U TEIDs always do; GRE keys and ERSPAN
+    /// sessions of mirrored traffic may: the shared corpus's `erspan.pcap` has key 0 one way
+    /// and 0x2000000 the other; MPLS labels are per hop), and keying by them would split a
+    /// handshake in two.
+    pub const fn keys_flows(kind: u8) -> bool {
+        matches!(kind, VXLAN | VXLAN_GPE | GENEVE)
+    }
+
+    /// Bits of [`super::SynRecord::encap_flags`] (and [`super::FlowKey::encap_flags`]).
+    pub mod flag {
+        /// `encap_id` holds the encapsulation's identifier. Without it `encap_id` is 0: the
+        /// kind has none (IP in IP), this packet's header did not carry one (GRE without a
+        /// key, ERSPAN type I), or the capture cut the header before it.
+        pub const ID: u8 = 0x01;
+    }
+}
+
 /// Bits of the IPv4 flags/fragment-offset word ([`SynRecord::ip_frag`]).
 pub mod ip_frag {
     /// The reserved ("evil", must-be-zero) bit.
@@ -317,7 +411,11 @@ pub mod ip_frag {
 /// | 82 | 1 | `tcp_opts_len` |
 /// | 83 | 1 | `record_flags` |
 /// | 84 | 40 | `tcp_opts` |
-/// | 124 | 4 | `_pad0` |
+/// | 124 | 4 | `encap_id` |
+/// | 128 | 1 | `encap_kind` |
+/// | 129 | 1 | `encaps` |
+/// | 130 | 1 | `encap_flags` |
+/// | 131 | 5 | `_pad0` |
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct SynRecord {
@@ -377,13 +475,25 @@ pub struct SynRecord {
     pub record_flags: u8,
     /// The raw TCP option bytes, as on the wire; bytes past `tcp_opts_len` are zero.
     pub tcp_opts: [u8; TCP_OPTS_MAX],
+    /// Identifier of the outermost encapsulation, host order (see [`encap`] for each kind's:
+    /// VNI, GRE key, ERSPAN session, TEID, MPLS label, PPPoE session, I-SID); 0 unless
+    /// `encap_flags` has [`encap::flag::ID`].
+    pub encap_id: u32,
+    /// The outermost encapsulation the packet was found inside, see [`encap`]; the other
+    /// fields describe the innermost IP packet and its TCP header.
+    pub encap_kind: u8,
+    /// How many encapsulations the packet was found inside (0..=[`MAX_ENCAPS`]); 0 exactly
+    /// when `encap_kind` is [`encap::NONE`].
+    pub encaps: u8,
+    /// See [`encap::flag`].
+    pub encap_flags: u8,
     /// Explicit padding to a multiple of 8; always zero.
-    pub _pad0: [u8; 4],
+    pub _pad0: [u8; 5],
 }
 
 impl SynRecord {
     /// Size in bytes (pinned by a test).
-    pub const SIZE: usize = 128;
+    pub const SIZE: usize = 136;
 
     /// An all-zero record, the starting point for every producer.
     pub const ZERO: SynRecord = SynRecord {
@@ -413,7 +523,11 @@ impl SynRecord {
         tcp_opts_len: 0,
         record_flags: 0,
         tcp_opts: [0; TCP_OPTS_MAX],
-        _pad0: [0; 4],
+        encap_id: 0,
+        encap_kind: 0,
+        encaps: 0,
+        encap_flags: 0,
+        _pad0: [0; 5],
     };
 
     /// The valid option bytes.
@@ -423,15 +537,16 @@ impl SynRecord {
     }
 
     /// The packet's flow (canonical [`FlowKey`]) and its direction in it
-    /// ([`flow_dir`]), from the record's addresses and ports.
+    /// ([`flow_dir`]), from the record's addresses, ports and outermost encapsulation.
     pub fn flow_key(&self) -> (FlowKey, u8) {
-        FlowKey::new(
+        let (key, dir) = FlowKey::new(
             self.ip_version,
             self.src_addr,
             self.src_port,
             self.dst_addr,
             self.dst_port,
-        )
+        );
+        (key.in_encap(self.encap_kind, self.encap_flags, self.encap_id), dir)
     }
 
     /// Whether this is a SYN+ACK (as opposed to a plain SYN).
@@ -467,14 +582,32 @@ impl SynRecord {
             && v4_ok
             && n <= TCP_OPTS_MAX
             && self.tcp_opts[n..].iter().all(|b| *b == 0)
-            && self._pad0 == [0; 4]
+            && self._pad0 == [0; 5]
+            && encap_is_canonical(self.encap_kind, self.encaps, self.encap_flags, self.encap_id)
     }
+}
+
+/// Whether encapsulation fields are canonical: a known kind; no depth, flags or id without
+/// one, and a depth within [`MAX_ENCAPS`] with one; only known flags; an id only with its flag.
+fn encap_is_canonical(kind: u8, depth: u8, flags: u8, id: u32) -> bool {
+    let known = encap::name(kind).is_some() && flags & !encap::flag::ID == 0;
+    let id_ok = flags & encap::flag::ID != 0 || id == 0;
+    let depth_ok = if kind == encap::NONE {
+        depth == 0 && flags == 0
+    } else {
+        depth >= 1 && usize::from(depth) <= MAX_ENCAPS
+    };
+    known && id_ok && depth_ok
 }
 
 /// Identifies a TCP flow regardless of direction.
 ///
 /// The two endpoints are stored in a canonical order (endpoint `a` is the smaller one, see
-/// [`FlowKey::new`]) so both directions of a connection update the same entry.
+/// [`FlowKey::new`]) so both directions of a connection update the same entry. The virtual
+/// network of the outermost encapsulation is part of the key, where it names one
+/// ([`encap::keys_flows`]: a VXLAN, VXLAN-GPE or Geneve VNI), so inner flows of different
+/// segments reusing the same private addresses stay apart; other encapsulations leave the
+/// `encap_*` fields zero.
 ///
 /// | offset | size | field |
 /// |---|---|---|
@@ -483,7 +616,11 @@ impl SynRecord {
 /// | 32 | 2 | `port_a` |
 /// | 34 | 2 | `port_b` |
 /// | 36 | 1 | `ip_version` |
-/// | 37 | 3 | `_pad0` |
+/// | 37 | 1 | `encap_kind` |
+/// | 38 | 1 | `encap_flags` |
+/// | 39 | 1 | `_pad0` |
+/// | 40 | 4 | `encap_id` |
+/// | 44 | 4 | `_pad1` |
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct FlowKey {
@@ -497,8 +634,17 @@ pub struct FlowKey {
     pub port_b: u16,
     /// 4 or 6.
     pub ip_version: u8,
+    /// [`SynRecord::encap_kind`] of the flow's packets when [`encap::keys_flows`], else 0.
+    pub encap_kind: u8,
+    /// [`SynRecord::encap_flags`] of the flow's packets when [`encap::keys_flows`], else 0.
+    pub encap_flags: u8,
     /// Always zero.
-    pub _pad0: [u8; 3],
+    pub _pad0: u8,
+    /// [`SynRecord::encap_id`] of the flow's packets (the VNI) when [`encap::keys_flows`],
+    /// else 0.
+    pub encap_id: u32,
+    /// Always zero.
+    pub _pad1: [u8; 4],
 }
 
 /// Which way a packet went relative to a [`FlowKey`]'s endpoints.
@@ -511,10 +657,11 @@ pub mod flow_dir {
 
 impl FlowKey {
     /// Size in bytes (pinned by a test).
-    pub const SIZE: usize = 40;
+    pub const SIZE: usize = 48;
 
-    /// The key for a packet from `src:sport` to `dst:dport`, and the packet's direction
-    /// ([`flow_dir`]). Endpoint a is the smaller of the two by address bytes, then port.
+    /// The key for a packet from `src:sport` to `dst:dport` outside any encapsulation, and
+    /// the packet's direction ([`flow_dir`]). Endpoint a is the smaller of the two by address
+    /// bytes, then port. See [`FlowKey::in_encap`] for packets inside one.
     ///
     /// A thin wrapper over [`FlowKey::words`], where the order is decided.
     #[inline(always)]
@@ -525,13 +672,32 @@ impl FlowKey {
         dst: [u8; 16],
         dport: u16,
     ) -> (FlowKey, u8) {
-        let (w, dir) = FlowKey::words(ip_version, addr_words(src), sport, addr_words(dst), dport);
+        let (w, dir) = FlowKey::words(
+            ip_version,
+            addr_words(src),
+            sport,
+            addr_words(dst),
+            dport,
+            &Encap::NONE,
+        );
         (FlowKey::from_words(w), dir)
     }
 
+    /// This key for the same endpoints inside an encapsulation ([`SynRecord::encap_kind`],
+    /// `encap_flags`, `encap_id`): the same key unless the kind [`encap::keys_flows`].
+    pub fn in_encap(mut self, kind: u8, flags: u8, id: u32) -> FlowKey {
+        if encap::keys_flows(kind) {
+            self.encap_kind = kind;
+            self.encap_flags = flags;
+            self.encap_id = id;
+        }
+        self
+    }
+
     /// The canonicalisation itself, on addresses given as two 8-byte words each in memory
-    /// order (`u64::from_ne_bytes` of bytes 0..8 and 8..16): the key's five words in memory
-    /// order, and the packet's [`flow_dir`].
+    /// order (`u64::from_ne_bytes` of bytes 0..8 and 8..16): the key's six words in memory
+    /// order, and the packet's [`flow_dir`]. `encap`'s kind, flags and id go into the key
+    /// when the kind [`encap::keys_flows`] (its depth never does).
     ///
     /// Words, not byte arrays, because this is what the kernel can afford: it reads the
     /// addresses straight out of an 8-aligned [`SynRecord`] as words and writes the key a word
@@ -544,7 +710,8 @@ impl FlowKey {
         sport: u16,
         dst: [u64; 2],
         dport: u16,
-    ) -> ([u64; 5], u8) {
+        encap: &Encap,
+    ) -> ([u64; 6], u8) {
         // Big-endian values order the addresses as their bytes compare.
         let (s_hi, s_lo) = (u64::from_be(src[0]), u64::from_be(src[1]));
         let (d_hi, d_lo) = (u64::from_be(dst[0]), u64::from_be(dst[1]));
@@ -560,7 +727,8 @@ impl FlowKey {
         } else {
             (dst, src, dport, sport, flow_dir::B_TO_A)
         };
-        // Last word: port_a, port_b, ip_version, three zero bytes (offsets 32..40).
+        // Word 4: port_a, port_b, ip_version, encap_kind, encap_flags, a zero byte (offsets
+        // 32..40); word 5: encap_id and four zero bytes (40..48).
         let mut tail = [0u8; 8];
         let (pa, pb) = (port_a.to_ne_bytes(), port_b.to_ne_bytes());
         tail[0] = pa[0];
@@ -568,22 +736,90 @@ impl FlowKey {
         tail[2] = pb[0];
         tail[3] = pb[1];
         tail[4] = ip_version;
-        ([a[0], a[1], b[0], b[1], u64::from_ne_bytes(tail)], dir)
+        let keyed = encap::keys_flows(encap.kind);
+        tail[5] = if keyed { encap.kind } else { 0 };
+        tail[6] = if keyed { encap.flags } else { 0 };
+        let [i0, i1, i2, i3] = if keyed { encap.id } else { 0 }.to_ne_bytes();
+        let id = u64::from_ne_bytes([i0, i1, i2, i3, 0, 0, 0, 0]);
+        (
+            [a[0], a[1], b[0], b[1], u64::from_ne_bytes(tail), id],
+            dir,
+        )
     }
 
-    /// The key whose memory is the five words `w` (see [`FlowKey::words`]).
+    /// The key whose memory is the six words `w` (see [`FlowKey::words`]).
     #[inline(always)]
-    fn from_words(w: [u64; 5]) -> FlowKey {
-        let [a0, a1, b0, b1, tail] = w;
+    fn from_words(w: [u64; 6]) -> FlowKey {
+        let [a0, a1, b0, b1, tail, id] = w;
         let t = tail.to_ne_bytes();
+        let i = id.to_ne_bytes();
         FlowKey {
             addr_a: join_words(a0, a1),
             addr_b: join_words(b0, b1),
             port_a: u16::from_ne_bytes([t[0], t[1]]),
             port_b: u16::from_ne_bytes([t[2], t[3]]),
             ip_version: t[4],
-            _pad0: [0; 3],
+            encap_kind: t[5],
+            encap_flags: t[6],
+            _pad0: 0,
+            encap_id: u32::from_ne_bytes([i[0], i[1], i[2], i[3]]),
+            _pad1: [0; 4],
         }
+    }
+}
+
+/// A packet's outermost encapsulation and how deep it was found: the four encapsulation
+/// fields of a [`SynRecord`] together, as the parser carries them from step to step and the
+/// flow key takes them (8 bytes, `#[repr(C)]`: it travels between the kernel's programs).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Encap {
+    /// [`SynRecord::encap_id`].
+    pub id: u32,
+    /// [`SynRecord::encap_kind`].
+    pub kind: u8,
+    /// [`SynRecord::encaps`]: how many encapsulations deep.
+    pub depth: u8,
+    /// [`SynRecord::encap_flags`].
+    pub flags: u8,
+    /// Always zero.
+    pub _pad: u8,
+}
+
+impl Encap {
+    /// Outside any encapsulation.
+    pub const NONE: Encap = Encap {
+        id: 0,
+        kind: encap::NONE,
+        depth: 0,
+        flags: 0,
+        _pad: 0,
+    };
+
+    /// A record's encapsulation fields.
+    #[inline(always)]
+    pub fn of(rec: &SynRecord) -> Encap {
+        Encap {
+            id: rec.encap_id,
+            kind: rec.encap_kind,
+            depth: rec.encaps,
+            flags: rec.encap_flags,
+            _pad: 0,
+        }
+    }
+
+    /// Writes these fields into a record.
+    #[inline(always)]
+    pub fn write(&self, rec: &mut SynRecord) {
+        rec.encap_id = self.id;
+        rec.encap_kind = self.kind;
+        rec.encaps = self.depth;
+        rec.encap_flags = self.flags;
+    }
+
+    /// The identifier, when there is one.
+    pub fn id(&self) -> Option<u32> {
+        (self.flags & encap::flag::ID != 0).then_some(self.id)
     }
 }
 
@@ -812,7 +1048,11 @@ mod tests {
             (offset_of!(SynRecord, tcp_opts_len), 82),
             (offset_of!(SynRecord, record_flags), 83),
             (offset_of!(SynRecord, tcp_opts), 84),
-            (offset_of!(SynRecord, _pad0), 124),
+            (offset_of!(SynRecord, encap_id), 124),
+            (offset_of!(SynRecord, encap_kind), 128),
+            (offset_of!(SynRecord, encaps), 129),
+            (offset_of!(SynRecord, encap_flags), 130),
+            (offset_of!(SynRecord, _pad0), 131),
         ];
         for (i, (got, want)) in expect.iter().enumerate() {
             assert_eq!(got, want, "field #{i}");
@@ -826,7 +1066,12 @@ mod tests {
         assert_eq!(offset_of!(FlowKey, port_a), 32);
         assert_eq!(offset_of!(FlowKey, port_b), 34);
         assert_eq!(offset_of!(FlowKey, ip_version), 36);
-        assert_eq!(offset_of!(FlowKey, _pad0), 37);
+        assert_eq!(offset_of!(FlowKey, encap_kind), 37);
+        assert_eq!(offset_of!(FlowKey, encap_flags), 38);
+        assert_eq!(offset_of!(FlowKey, _pad0), 39);
+        assert_eq!(offset_of!(FlowKey, encap_id), 40);
+        assert_eq!(offset_of!(FlowKey, _pad1), 44);
+        assert_eq!(size_of::<Encap>(), 8);
         assert_eq!(size_of::<FlowDirCounters>(), 40);
         assert_eq!(offset_of!(FlowDirCounters, tcp_flags), 32);
         assert_eq!(size_of::<FlowCounters>(), FlowCounters::SIZE);
@@ -888,7 +1133,8 @@ mod tests {
                                 (key.addr_a, key.port_a, key.addr_b, key.port_b),
                                 (*a, pa, *b, pb)
                             );
-                            assert_eq!((key.ip_version, key._pad0), (version, [0; 3]));
+                            assert_eq!((key.ip_version, key._pad0), (version, 0));
+                            assert_eq!((key.encap_kind, key.encap_id), (0, 0));
                         }
                     }
                 }
@@ -985,7 +1231,77 @@ mod tests {
             if let Some(n) = source::name(v) {
                 assert_eq!(source::from_name(n), Some(v));
             }
+            if let Some(n) = encap::name(v) {
+                assert_eq!(encap::from_name(n), Some(v));
+            }
         }
+        assert_eq!(encap::name(encap::TEREDO), Some("teredo"));
+        assert_eq!(encap::name(encap::TEREDO + 1), None);
+    }
+
+    #[test]
+    fn encap_fields_are_canonical_only_when_consistent() {
+        let mut r = SynRecord::ZERO;
+        r.ip_version = 4;
+        let set = |r: &mut SynRecord, kind, depth, flags, id| {
+            r.encap_kind = kind;
+            r.encaps = depth;
+            r.encap_flags = flags;
+            r.encap_id = id;
+        };
+        let mut cases = [
+            (encap::NONE, 0, 0, 0, true),
+            (encap::VXLAN, 1, encap::flag::ID, 4242, true),
+            (encap::VXLAN, 1, encap::flag::ID, 0, true),
+            (encap::IP_IN_IP, MAX_ENCAPS as u8, 0, 0, true),
+            // An id without its flag, a depth without a kind, a kind without a depth, too
+            // deep, an unknown flag, an unknown kind.
+            (encap::GRE, 1, 0, 77, false),
+            (encap::NONE, 1, 0, 0, false),
+            (encap::GRE, 0, 0, 0, false),
+            (encap::GRE, MAX_ENCAPS as u8 + 1, 0, 0, false),
+            (encap::GRE, 1, 0x80, 0, false),
+            (16, 1, 0, 0, false),
+        ];
+        for (kind, depth, flags, id, ok) in &mut cases {
+            set(&mut r, *kind, *depth, *flags, *id);
+            assert_eq!(r.is_canonical(), *ok, "{kind} {depth} {flags} {id}");
+        }
+    }
+
+    #[test]
+    fn flow_key_keeps_tunnels_apart() {
+        let a = [10, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        let b = [10, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        let mut r = SynRecord::ZERO;
+        r.ip_version = 4;
+        (r.src_addr, r.src_port, r.dst_addr, r.dst_port) = (b, 80, a, 5000);
+        let (plain, dir) = r.flow_key();
+        assert_eq!((plain, dir), FlowKey::new(4, b, 80, a, 5000));
+        Encap {
+            id: 4242,
+            kind: encap::VXLAN,
+            depth: 1,
+            flags: encap::flag::ID,
+            _pad: 0,
+        }
+        .write(&mut r);
+        let (vni_4242, dir2) = r.flow_key();
+        assert_eq!(dir2, dir);
+        assert_ne!(vni_4242, plain);
+        assert_eq!(
+            (vni_4242.encap_kind, vni_4242.encap_flags, vni_4242.encap_id),
+            (encap::VXLAN, encap::flag::ID, 4242)
+        );
+        assert_eq!(vni_4242, plain.in_encap(encap::VXLAN, encap::flag::ID, 4242));
+        r.encap_id = 4243;
+        assert_ne!(r.flow_key().0, vni_4242);
+        assert_eq!(Encap::of(&r).id(), Some(4243));
+        // Identifiers that may differ by direction stay out of the key: a GTP-U SYN and its
+        // SYN+ACK (other TEID) share their flow.
+        r.encap_kind = encap::GTP_U;
+        assert_eq!(r.flow_key(), (plain, dir));
+        assert_eq!(plain.in_encap(encap::GRE, encap::flag::ID, 77), plain);
     }
 
     /// The `user` feature's byte views see the layout the table above pins: the bytes of a
