@@ -13,7 +13,7 @@ use std::thread::ScopedJoinHandle;
 
 use formats::pcap::IngestStats;
 use p0f::{Database, Engine, Event, EventKind, Status};
-use record::{FlowKey, SynRecord};
+use record::SynRecord;
 
 use crate::inputs::Input;
 use crate::parallel::{self, Consumer, InputDone, Progress, ReplayOptions};
@@ -199,15 +199,8 @@ impl Outputs<'_> {
             && self.flows.wanted()
             && event.subject == p0f::Subject::Client
         {
-            let e = &event.endpoints;
-            let (key, _) = FlowKey::new(
-                e.ip_version,
-                e.client_addr,
-                e.client_port,
-                e.server_addr,
-                e.server_port,
-            );
-            self.flows.label_connection(key, t.label.as_ref());
+            self.flows
+                .label_connection(event.endpoints.flow_key(), t.label.as_ref());
         }
         if let Some(r) = self.results {
             r.write(obs)?;
@@ -396,6 +389,9 @@ impl<W: Write> Consumer for Analysis<'_, W> {
             }
             let status = self.engine.process(r, &mut self.events);
             count(&mut self.statuses, status);
+            if r.encap_kind != record::encap::NONE {
+                self.totals.count_encapsulated(r);
+            }
             if let Err(e) = self.observe_events(index) {
                 self.error = Some(e);
             }

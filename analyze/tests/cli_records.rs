@@ -16,6 +16,7 @@ use record::{FlowDirCounters, FlowKey};
 testkit::main! {
     recording_equals_ingestion_of_every_fixture,
     recording_replays_to_the_same_p0f_lines_as_its_capture,
+    version_1_recordings_still_read,
     python_reads_the_recording needs [testkit::PYTHON],
     bad_inputs_exit_2_naming_the_file,
     unsupported_link_type_is_named,
@@ -105,6 +106,59 @@ fn recording_replays_to_the_same_p0f_lines_as_its_capture() {
             cap.display()
         );
     }
+}
+
+/// `fixtures/recordings/v1/` holds the recording (and flows) that schema version 1 made of the
+/// bundled captures of its day, before the encapsulation columns: it reads, as the same
+/// records and flows a version 2 recording of the same captures holds, and replays to the
+/// same lines.
+fn version_1_recordings_still_read() {
+    let v1 = root().join("fixtures/recordings/v1/day.parquet");
+    let old = SynReader::open(&v1).unwrap();
+    assert_eq!(old.meta().schema_version, 1);
+    // The captures of that day: every bundled one but the VXLAN trace added with version 2.
+    let caps: Vec<_> = fixture_captures()
+        .into_iter()
+        .filter(|c| !c.to_string_lossy().contains("vxlan"))
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("v2.parquet");
+    let inputs: Vec<&Path> = caps.iter().map(|p| p.as_path()).collect();
+    records(&out, &inputs);
+    let new = SynReader::open(&out).unwrap();
+    assert_eq!(new.meta().schema_version, formats::meta::SCHEMA_VERSION);
+    let sorted = |r: &SynReader| {
+        let mut v: Vec<_> = r.records().map(|r| format!("{:?}", r.unwrap())).collect();
+        v.sort();
+        v
+    };
+    let old_rows = sorted(&old);
+    assert!(old_rows.len() >= 50, "{} rows", old_rows.len());
+    assert_eq!(old_rows, sorted(&new));
+    let flows = |p: &Path| {
+        let mut v: Vec<_> = FlowReader::open(p)
+            .unwrap()
+            .records()
+            .map(|r| format!("{:?}", r.unwrap().key))
+            .collect();
+        v.sort();
+        v
+    };
+    let v1_flows = root().join("fixtures/recordings/v1/day.flows.parquet");
+    assert_eq!(flows(&v1_flows), flows(&dir.path().join("v2.flows.parquet")));
+    let a = analyze(&[os("--format"), os("p0f"), v1.as_os_str()]);
+    let b = analyze(&[os("--format"), os("p0f"), out.as_os_str()]);
+    assert!(a.status.success() && b.status.success());
+    let lines = |o: &std::process::Output| {
+        let mut v: Vec<String> = String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .map(String::from)
+            .collect();
+        v.sort();
+        v
+    };
+    assert!(!a.stdout.is_empty());
+    assert_eq!(lines(&a), lines(&b));
 }
 
 fn python_reads_the_recording() {

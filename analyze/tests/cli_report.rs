@@ -357,7 +357,7 @@ expect = [json.loads(l) for l in open(expect_path)]
 meta = pq.read_metadata(path)
 kv = {k.decode(): v.decode() for k, v in meta.metadata.items()}
 assert kv.get("synscope.record_type") == "results", kv
-assert kv.get("synscope.results_schema_version") == "1", kv
+assert kv.get("synscope.results_schema_version") == "2", kv
 assert meta.row_group(0).column(0).compression == "ZSTD"
 df = pl.read_parquet(path)
 assert df.height == len(expect), (df.height, len(expect))

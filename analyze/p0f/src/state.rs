@@ -18,7 +18,7 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use record::{FlowKey, SynRecord};
+use record::{Encap, FlowKey, SynRecord};
 use rustc_hash::FxHashMap;
 
 use super::db::{Database, SysRef};
@@ -119,6 +119,8 @@ struct Flow {
     syn_mss: u16,
     cli_tps: i32,
     srv_tps: i32,
+    /// The encapsulation its SYN came through (observations report it).
+    encap: Encap,
 }
 
 const NAT_SCORES: usize = 32;
@@ -253,7 +255,8 @@ impl Engine {
             Ok(p) => p,
             Err(s) => return Status::Skipped(s),
         };
-        let (key, _) = FlowKey::new(r.ip_version, r.src_addr, r.src_port, r.dst_addr, r.dst_port);
+        // Inner connections of different tunnels stay apart, as in the flow counters.
+        let (key, _) = r.flow_key();
         let key = Hashed::new(key);
         let ctx = Ctx {
             key,
@@ -343,6 +346,9 @@ impl Engine {
                 client_port: f.cli_port,
                 server_addr: f.server.key().1,
                 server_port: f.srv_port,
+                encap_kind: f.encap.kind,
+                encap_flags: f.encap.flags,
+                encap_id: f.encap.id,
             },
             f.client,
             f.server,
@@ -691,6 +697,7 @@ impl Engine {
                 syn_mss: 0,
                 cli_tps: 0,
                 srv_tps: 0,
+                encap: Encap::of(r),
             },
         );
         self.flow_age.push_back((serial, key));

@@ -25,6 +25,10 @@ pub fn value(s: &Summary) -> Value {
             "records": map(&mut t.engine.iter().map(|(k, v)| (k.clone(), *v))),
             "observations": map(&mut t.observations.iter().map(|(k, v)| (k.clone(), *v))),
         },
+        "encapsulations": t.encapsulations.iter().map(|((kind, id), c)| json!({
+            "encapsulation": record::encap::name(*kind), "id": id,
+            "syn": c.syn, "syn_ack": c.syn_ack, "max_depth": c.max_depth,
+        })).collect::<Vec<_>>(),
         "tcp_observations": s.tcp_observations,
         "os_mix": s.os_mix.iter().map(|r| json!({
             "label_type": r.label_type, "class": r.class, "name": r.name, "flavor": r.flavor,

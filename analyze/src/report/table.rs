@@ -77,6 +77,7 @@ pub fn render(s: &Summary) -> String {
     mtu(&mut out, s);
     distance(&mut out, s);
     traffic(&mut out, s);
+    encapsulations(&mut out, &s.totals);
     failed(&mut out, &s.totals);
     out
 }
@@ -257,6 +258,39 @@ fn traffic(out: &mut String, s: &Summary) {
     grid(
         out,
         &[("os", L), ("flows", R), ("packets", R), ("bytes", R)],
+        &rows,
+    );
+}
+
+/// Records by the outermost encapsulation they were found inside (VXLAN by VNI, GRE by key,
+/// ...); left out when every record was plain.
+fn encapsulations(out: &mut String, t: &Totals) {
+    if t.encapsulations.is_empty() {
+        return;
+    }
+    section(out, "Encapsulations (records by outermost encapsulation)");
+    let rows: Vec<Vec<String>> = t
+        .encapsulations
+        .iter()
+        .map(|((kind, id), c)| {
+            vec![
+                record::encap::name(*kind).unwrap_or("invalid").to_string(),
+                id.map_or_else(|| "-".to_string(), |id| id.to_string()),
+                c.syn.to_string(),
+                c.syn_ack.to_string(),
+                c.max_depth.to_string(),
+            ]
+        })
+        .collect();
+    grid(
+        out,
+        &[
+            ("encapsulation", L),
+            ("id", R),
+            ("SYN", R),
+            ("SYN+ACK", R),
+            ("max depth", R),
+        ],
         &rows,
     );
 }

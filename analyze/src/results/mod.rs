@@ -129,6 +129,8 @@ columns! {
     HostChange = ("host_change", Bool, false),
     IpSharing = ("ip_sharing", Bool, false),
     NatReasons = ("nat_reasons", Str, true),
+    Encap = ("encap", Str, false),
+    EncapId = ("encap_id", U32, true),
 }
 
 impl<'a> std::ops::Index<Col> for [Cell<'a>; NCOLS] {
@@ -148,7 +150,9 @@ impl<'a> std::ops::IndexMut<Col> for [Cell<'a>; NCOLS] {
 pub const NCOLS: usize = COLUMNS.len();
 
 /// Version of the results column layout, stored in the Parquet metadata.
-pub const RESULTS_SCHEMA_VERSION: u32 = 1;
+///
+/// History: 1, the first layout; 2 added `encap` and `encap_id`.
+pub const RESULTS_SCHEMA_VERSION: u32 = 2;
 
 /// Metadata key holding [`RESULTS_SCHEMA_VERSION`] (defined in `formats`, where the input
 /// side checks for it).
@@ -324,6 +328,8 @@ pub fn cells<'a>(
     row[Col::HostAddr] = Ip(host_ip, host);
     row[Col::HostChange] = Bool(false);
     row[Col::IpSharing] = Bool(false);
+    row[Col::Encap] = s(record::encap::name(e.encap_kind).unwrap_or("invalid"));
+    row[Col::EncapId] = e.encap_id().map_or(Null, |id| UInt(u64::from(id)));
     match &ev.kind {
         EventKind::Tcp(t) => {
             // 0..=2: a code of 1..=3.
@@ -413,6 +419,9 @@ pub(crate) mod tests {
             client_port: 40000,
             server_addr: s,
             server_port: 443,
+            encap_kind: 0,
+            encap_flags: 0,
+            encap_id: 0,
         }
     }
 
