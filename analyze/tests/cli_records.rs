@@ -145,7 +145,10 @@ fn version_1_recordings_still_read() {
         v
     };
     let v1_flows = root().join("fixtures/recordings/v1/day.flows.parquet");
-    assert_eq!(flows(&v1_flows), flows(&dir.path().join("v2.flows.parquet")));
+    assert_eq!(
+        flows(&v1_flows),
+        flows(&dir.path().join("v2.flows.parquet"))
+    );
     let a = analyze(&[os("--format"), os("p0f"), v1.as_os_str()]);
     let b = analyze(&[os("--format"), os("p0f"), out.as_os_str()]);
     assert!(a.status.success() && b.status.success());

@@ -39,8 +39,8 @@ use record::{SynRecord, TCP_OPTS_MAX, direction, ip_frag, source, tcp_flag};
 
 use crate::meta::RecordType;
 use crate::recording::columns::{
-    EncapColumns, TextColumn, addr_from_text, encap_arrays, get, no_nulls, prim, text,
-    ts_from_i64, ts_to_i64,
+    EncapColumns, TextColumn, addr_from_text, encap_arrays, get, no_nulls, prim, text, ts_from_i64,
+    ts_to_i64,
 };
 use crate::recording::{DecodeError, RecordKind, RecordingReader, RecordingWriter, WriteKind};
 
@@ -214,8 +214,7 @@ impl WriteKind for Syn {
                 .collect::<Vec<_>>(),
         )
         .with_timezone("UTC");
-        let [encap, encap_id] =
-            encap_arrays(rows, |r| (r.encap_kind, r.encap_flags, r.encap_id));
+        let [encap, encap_id] = encap_arrays(rows, |r| (r.encap_kind, r.encap_flags, r.encap_id));
         let columns: Vec<ArrayRef> = vec![
             Arc::new(ts),
             col::<_, UInt32Array>(rows, |r| r.ifindex),
@@ -385,8 +384,8 @@ impl RecordKind for Syn {
 mod tests {
     use super::*;
     use crate::meta::RecordingMeta;
-    use arrow::array::Array;
     use crate::recording::{RecordingError, WriterOptions};
+    use arrow::array::Array;
 
     fn sample(i: u32) -> SynRecord {
         let mut r = SynRecord::ZERO;

@@ -98,9 +98,10 @@ fn other_schema_version_is_refused() {
     let e = SynReader::open(&path).unwrap_err();
     match &e {
         RecordingError::Meta {
-            cause: MetaError::UnsupportedVersion {
-                found, supported, ..
-            },
+            cause:
+                MetaError::UnsupportedVersion {
+                    found, supported, ..
+                },
             ..
         } => assert_eq!((*found, *supported), (SCHEMA_VERSION + 1, SCHEMA_VERSION)),
         other => panic!("unexpected {other:?}"),

@@ -79,7 +79,11 @@ fn fixtures_match_golden_counts() {
     }
     let bundled = std::fs::read_dir(fixture(""))
         .unwrap()
-        .flat_map(|project| std::fs::read_dir(project.unwrap().path()).into_iter().flatten())
+        .flat_map(|project| {
+            std::fs::read_dir(project.unwrap().path())
+                .into_iter()
+                .flatten()
+        })
         .filter(|f| {
             let name = f.as_ref().unwrap().file_name();
             let name = name.to_string_lossy();

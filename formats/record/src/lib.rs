@@ -546,7 +546,10 @@ impl SynRecord {
             self.dst_addr,
             self.dst_port,
         );
-        (key.in_encap(self.encap_kind, self.encap_flags, self.encap_id), dir)
+        (
+            key.in_encap(self.encap_kind, self.encap_flags, self.encap_id),
+            dir,
+        )
     }
 
     /// Whether this is a SYN+ACK (as opposed to a plain SYN).
@@ -583,7 +586,12 @@ impl SynRecord {
             && n <= TCP_OPTS_MAX
             && self.tcp_opts[n..].iter().all(|b| *b == 0)
             && self._pad0 == [0; 5]
-            && encap_is_canonical(self.encap_kind, self.encaps, self.encap_flags, self.encap_id)
+            && encap_is_canonical(
+                self.encap_kind,
+                self.encaps,
+                self.encap_flags,
+                self.encap_id,
+            )
     }
 }
 
@@ -741,10 +749,7 @@ impl FlowKey {
         tail[6] = if keyed { encap.flags } else { 0 };
         let [i0, i1, i2, i3] = if keyed { encap.id } else { 0 }.to_ne_bytes();
         let id = u64::from_ne_bytes([i0, i1, i2, i3, 0, 0, 0, 0]);
-        (
-            [a[0], a[1], b[0], b[1], u64::from_ne_bytes(tail), id],
-            dir,
-        )
+        ([a[0], a[1], b[0], b[1], u64::from_ne_bytes(tail), id], dir)
     }
 
     /// The key whose memory is the six words `w` (see [`FlowKey::words`]).
@@ -1293,7 +1298,10 @@ mod tests {
             (vni_4242.encap_kind, vni_4242.encap_flags, vni_4242.encap_id),
             (encap::VXLAN, encap::flag::ID, 4242)
         );
-        assert_eq!(vni_4242, plain.in_encap(encap::VXLAN, encap::flag::ID, 4242));
+        assert_eq!(
+            vni_4242,
+            plain.in_encap(encap::VXLAN, encap::flag::ID, 4242)
+        );
         r.encap_id = 4243;
         assert_ne!(r.flow_key().0, vni_4242);
         assert_eq!(Encap::of(&r).id(), Some(4243));
