@@ -157,7 +157,18 @@ fn general(net: Net, l3: &[u8], ts_ns: u64, ifindex: u32, encaps: usize) -> Resu
     };
     let next = if version == 4 { ipv4(l3)? } else { ipv6(l3)? };
     match next {
-        IpNext::Tcp(ip) => tcp(&ip, ts_ns, ifindex),
+        IpNext::Tcp(ip) => {
+            let mut parsed = tcp(&ip, ts_ns, ifindex)?;
+            // The only encapsulation the oracle enters is IP in IP, which has no identifier
+            // and stays out of the flow key.
+            if let Some(Ok(r)) = &mut parsed.syn
+                && encaps > 0
+            {
+                r.encap_kind = record::encap::IP_IN_IP;
+                r.encaps = encaps as u8;
+            }
+            Ok(parsed)
+        }
         IpNext::Inner(net, inner) => {
             if encaps == MAX_ENCAPS {
                 return Err(skip(Skip::EncapsulationTooDeep));
