@@ -154,11 +154,26 @@ fn addr_column(rows: &[FlowRow], pick: fn(&FlowKey) -> &[u8; 16]) -> Result<Arra
     Ok(Arc::new(c.finish()?))
 }
 
-/// Whether endpoint a is the smaller one, as [`FlowKey::new`] orders them; both directions of
-/// a connection must land on the same key, so a swapped key is not a valid row.
-fn endpoints_ordered(k: &FlowKey) -> bool {
-    let (key, _) = FlowKey::new(k.ip_version, k.addr_a, k.port_a, k.addr_b, k.port_b);
-    key.in_encap(k.encap_kind, k.encap_flags, k.encap_id) == *k
+/// Whether the key is the one [`FlowKey::new_in`] makes of its own endpoints and
+/// encapsulation: endpoint a the smaller one (both directions of a connection must land on the
+/// same key, so a swapped key is not a valid row), and an encapsulation only of a kind that
+/// [`record::encap::keys_flows`].
+fn key_is_made_by_new_in(k: &FlowKey) -> bool {
+    FlowKey::new_in(
+        k.ip_version,
+        k.addr_a,
+        k.port_a,
+        k.addr_b,
+        k.port_b,
+        &k.encap(),
+    )
+    .0 == *k
+}
+
+/// Whether the key's encapsulation id goes with its flags: only the ID flag, and an id only
+/// with it.
+fn encap_id_is_canonical(k: &FlowKey) -> bool {
+    k.encap_flags & !record::encap::flag::ID == 0 && (k.encap_flags != 0 || k.encap_id == 0)
 }
 
 impl WriteKind for Flows {
@@ -190,19 +205,20 @@ impl WriteKind for Flows {
             || !addr_is_canonical(k.ip_version, &k.addr_b)
             || k._pad0 != 0
             || k._pad1 != [0; 4]
-            || (k.encap_kind != record::encap::NONE && !record::encap::keys_flows(k.encap_kind))
-            || k.encap_flags & !record::encap::flag::ID != 0
-            || (k.encap_flags == 0 && k.encap_id != 0)
-            || (k.encap_kind == record::encap::NONE && k.encap_flags != 0)
+            || !encap_id_is_canonical(k)
         {
             return Err(
-                "flow key is not canonical (IP version 4/6, zero tails and padding, a VNI \
-                 encapsulation or none, an id only with its flag)"
+                "flow key is not canonical (IP version 4/6, zero tails and padding, an id \
+                 only with its flag)"
                     .into(),
             );
         }
-        if !endpoints_ordered(k) {
-            return Err("flow key endpoints are not in canonical order (see FlowKey::new)".into());
+        if !key_is_made_by_new_in(k) {
+            return Err(
+                "flow key endpoints are not in canonical order, or its encapsulation is not \
+                 one flow keys carry (see FlowKey::new_in)"
+                    .into(),
+            );
         }
         if ts_to_i64(r.interval_start_ns).is_none() || ts_to_i64(r.interval_end_ns).is_none() {
             return Err("interval time past year 2262".into());
@@ -346,27 +362,35 @@ impl RecordKind for Flows {
                 c.tcp_flags = d.flags.value(i);
             }
             let [a_to_b, b_to_a] = counters;
-            let (kind, flags, id) = encap.at(i, col::ENCAP)?;
-            let (key, _) = FlowKey::new(
-                v,
-                addr_from_text(v, addr_a.value(i), i, col::ADDR_A)?,
-                port_a.value(i),
-                addr_from_text(v, addr_b.value(i), i, col::ADDR_B)?,
-                port_b.value(i),
-            );
-            let row = FlowRow {
-                interval_start_ns: ts_from_i64(start.value(i), i, col::INTERVAL_START)?,
-                interval_end_ns: ts_from_i64(end.value(i), i, col::INTERVAL_END)?,
-                key: key.in_encap(kind, flags, id),
-                counters: FlowCounters { a_to_b, b_to_a },
+            let (encap_kind, encap_flags, encap_id) = encap.at(i, col::ENCAP)?;
+            // The key as stored, so that a swapped or otherwise non-canonical one is refused
+            // rather than silently put in order (its counters would change direction).
+            let key = FlowKey {
+                addr_a: addr_from_text(v, addr_a.value(i), i, col::ADDR_A)?,
+                addr_b: addr_from_text(v, addr_b.value(i), i, col::ADDR_B)?,
+                port_a: port_a.value(i),
+                port_b: port_b.value(i),
+                ip_version: v,
+                encap_kind,
+                encap_flags,
+                _pad0: 0,
+                encap_id,
+                _pad1: [0; 4],
             };
-            if !endpoints_ordered(&row.key) {
+            if !key_is_made_by_new_in(&key) {
                 return Err(DecodeError::new(
                     i,
                     col::ADDR_A,
-                    "endpoints a and b are not in canonical order",
+                    "endpoints a and b are not in canonical order, or the encapsulation is \
+                     not one flow keys carry",
                 ));
             }
+            let row = FlowRow {
+                interval_start_ns: ts_from_i64(start.value(i), i, col::INTERVAL_START)?,
+                interval_end_ns: ts_from_i64(end.value(i), i, col::INTERVAL_END)?,
+                key,
+                counters: FlowCounters { a_to_b, b_to_a },
+            };
             out.push(row);
         }
         Ok(())
@@ -399,11 +423,11 @@ mod tests {
     fn encapsulated_keys_round_trip() {
         let plain = sample();
         let mut vxlan = sample();
-        vxlan.key = vxlan
-            .key
-            .in_encap(record::encap::VXLAN, record::encap::flag::ID, 4242);
+        (vxlan.key.encap_kind, vxlan.key.encap_flags) =
+            (record::encap::VXLAN, record::encap::flag::ID);
+        vxlan.key.encap_id = 4242;
         let mut geneve = sample();
-        geneve.key = geneve.key.in_encap(record::encap::GENEVE, 0, 0);
+        geneve.key.encap_kind = record::encap::GENEVE;
         let rows = [plain, vxlan, geneve];
         for r in &rows {
             assert!(Flows::check(r).is_ok());
@@ -418,6 +442,26 @@ mod tests {
         let mut bad = sample();
         bad.key.encap_kind = record::encap::GTP_U;
         assert!(Flows::check(&bad).is_err());
+        // The reader refuses what the writer refuses: an encapsulation flow keys do not carry,
+        // and endpoints out of order (not put in order, which would swap the counters).
+        let gtp = {
+            let mut cols = batch.columns().to_vec();
+            let idx = schema().index_of(col::ENCAP).unwrap();
+            cols[idx] = Arc::new(StringArray::from(vec!["none", "gtp-u", "none"]));
+            RecordBatch::try_new(schema(), cols).unwrap()
+        };
+        let e = Flows::decode(&gtp, &mut Vec::new()).unwrap_err();
+        assert_eq!((e.row, e.column.as_str()), (1, col::ADDR_A));
+        let swapped = {
+            let mut cols = batch.columns().to_vec();
+            for (x, y) in [(col::ADDR_A, col::ADDR_B), (col::PORT_A, col::PORT_B)] {
+                let (ix, iy) = (schema().index_of(x).unwrap(), schema().index_of(y).unwrap());
+                cols.swap(ix, iy);
+            }
+            RecordBatch::try_new(schema(), cols).unwrap()
+        };
+        let e = Flows::decode(&swapped, &mut Vec::new()).unwrap_err();
+        assert_eq!((e.row, e.column.as_str()), (0, col::ADDR_A));
         // Version 1 batches (no encapsulation columns) read as outside any.
         let keep: Vec<usize> = (0..batch.num_columns() - 2).collect();
         let mut back = Vec::new();

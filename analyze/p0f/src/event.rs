@@ -38,13 +38,9 @@ pub struct Endpoints {
     pub server_addr: [u8; 16],
     /// Server port.
     pub server_port: u16,
-    /// The outermost encapsulation the connection was seen inside ([`record::encap`];
-    /// [`record::encap::NONE`] for plain traffic).
-    pub encap_kind: u8,
-    /// [`record::encap::flag`] bits of `encap_id`.
-    pub encap_flags: u8,
-    /// The encapsulation's identifier (VNI, GRE key, ...), 0 without the ID flag.
-    pub encap_id: u32,
+    /// The outermost encapsulation the connection's SYN was seen inside
+    /// ([`record::Encap::NONE`] for plain traffic).
+    pub encap: record::Encap,
 }
 
 impl Endpoints {
@@ -59,19 +55,15 @@ impl Endpoints {
     /// The connection's flow key, as the flow counters have it (with the encapsulation where
     /// it [`record::encap::keys_flows`]).
     pub fn flow_key(&self) -> record::FlowKey {
-        let (key, _) = record::FlowKey::new(
+        let (key, _) = record::FlowKey::new_in(
             self.ip_version,
             self.client_addr,
             self.client_port,
             self.server_addr,
             self.server_port,
+            &self.encap,
         );
-        key.in_encap(self.encap_kind, self.encap_flags, self.encap_id)
-    }
-
-    /// The encapsulation's identifier, when it has one.
-    pub fn encap_id(&self) -> Option<u32> {
-        (self.encap_flags & record::encap::flag::ID != 0).then_some(self.encap_id)
+        key
     }
 
     /// Client address.

@@ -328,8 +328,8 @@ pub fn cells<'a>(
     row[Col::HostAddr] = Ip(host_ip, host);
     row[Col::HostChange] = Bool(false);
     row[Col::IpSharing] = Bool(false);
-    row[Col::Encap] = s(record::encap::name(e.encap_kind).unwrap_or("invalid"));
-    row[Col::EncapId] = e.encap_id().map_or(Null, |id| UInt(u64::from(id)));
+    row[Col::Encap] = s(record::encap::name(e.encap.kind).unwrap_or("invalid"));
+    row[Col::EncapId] = e.encap.id().map_or(Null, |id| UInt(u64::from(id)));
     match &ev.kind {
         EventKind::Tcp(t) => {
             // 0..=2: a code of 1..=3.
@@ -419,9 +419,7 @@ pub(crate) mod tests {
             client_port: 40000,
             server_addr: s,
             server_port: 443,
-            encap_kind: 0,
-            encap_flags: 0,
-            encap_id: 0,
+            encap: record::Encap::NONE,
         }
     }
 

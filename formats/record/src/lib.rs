@@ -539,16 +539,13 @@ impl SynRecord {
     /// The packet's flow (canonical [`FlowKey`]) and its direction in it
     /// ([`flow_dir`]), from the record's addresses, ports and outermost encapsulation.
     pub fn flow_key(&self) -> (FlowKey, u8) {
-        let (key, dir) = FlowKey::new(
+        FlowKey::new_in(
             self.ip_version,
             self.src_addr,
             self.src_port,
             self.dst_addr,
             self.dst_port,
-        );
-        (
-            key.in_encap(self.encap_kind, self.encap_flags, self.encap_id),
-            dir,
+            &Encap::of(self),
         )
     }
 
@@ -669,9 +666,7 @@ impl FlowKey {
 
     /// The key for a packet from `src:sport` to `dst:dport` outside any encapsulation, and
     /// the packet's direction ([`flow_dir`]). Endpoint a is the smaller of the two by address
-    /// bytes, then port. See [`FlowKey::in_encap`] for packets inside one.
-    ///
-    /// A thin wrapper over [`FlowKey::words`], where the order is decided.
+    /// bytes, then port. See [`FlowKey::new_in`] for packets inside one.
     #[inline(always)]
     pub fn new(
         ip_version: u8,
@@ -680,26 +675,42 @@ impl FlowKey {
         dst: [u8; 16],
         dport: u16,
     ) -> (FlowKey, u8) {
+        FlowKey::new_in(ip_version, src, sport, dst, dport, &Encap::NONE)
+    }
+
+    /// The key for a packet from `src:sport` to `dst:dport` found inside `encap`, and its
+    /// direction: [`FlowKey::new`]'s, with the encapsulation where it [`encap::keys_flows`].
+    ///
+    /// A thin wrapper over [`FlowKey::words`], where the order and the keying are decided.
+    #[inline(always)]
+    pub fn new_in(
+        ip_version: u8,
+        src: [u8; 16],
+        sport: u16,
+        dst: [u8; 16],
+        dport: u16,
+        encap: &Encap,
+    ) -> (FlowKey, u8) {
         let (w, dir) = FlowKey::words(
             ip_version,
             addr_words(src),
             sport,
             addr_words(dst),
             dport,
-            &Encap::NONE,
+            encap,
         );
         (FlowKey::from_words(w), dir)
     }
 
-    /// This key for the same endpoints inside an encapsulation ([`SynRecord::encap_kind`],
-    /// `encap_flags`, `encap_id`): the same key unless the kind [`encap::keys_flows`].
-    pub fn in_encap(mut self, kind: u8, flags: u8, id: u32) -> FlowKey {
-        if encap::keys_flows(kind) {
-            self.encap_kind = kind;
-            self.encap_flags = flags;
-            self.encap_id = id;
+    /// The encapsulation this key holds (depth 0: keys do not carry it).
+    pub fn encap(&self) -> Encap {
+        Encap {
+            id: self.encap_id,
+            kind: self.encap_kind,
+            depth: 0,
+            flags: self.encap_flags,
+            _pad: 0,
         }
-        self
     }
 
     /// The canonicalisation itself, on addresses given as two 8-byte words each in memory
@@ -1298,10 +1309,7 @@ mod tests {
             (vni_4242.encap_kind, vni_4242.encap_flags, vni_4242.encap_id),
             (encap::VXLAN, encap::flag::ID, 4242)
         );
-        assert_eq!(
-            vni_4242,
-            plain.in_encap(encap::VXLAN, encap::flag::ID, 4242)
-        );
+        assert_eq!(vni_4242.encap().id(), Some(4242));
         r.encap_id = 4243;
         assert_ne!(r.flow_key().0, vni_4242);
         assert_eq!(Encap::of(&r).id(), Some(4243));
@@ -1309,7 +1317,14 @@ mod tests {
         // SYN+ACK (other TEID) share their flow.
         r.encap_kind = encap::GTP_U;
         assert_eq!(r.flow_key(), (plain, dir));
-        assert_eq!(plain.in_encap(encap::GRE, encap::flag::ID, 77), plain);
+        let gre = Encap {
+            id: 77,
+            kind: encap::GRE,
+            depth: 1,
+            flags: encap::flag::ID,
+            _pad: 0,
+        };
+        assert_eq!(FlowKey::new_in(4, b, 80, a, 5000, &gre), (plain, dir));
     }
 
     /// The `user` feature's byte views see the layout the table above pins: the bytes of a
