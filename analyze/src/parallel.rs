@@ -30,7 +30,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
 
 use formats::flows::FlowReader;
 use formats::pcap::{
-    CaptureReader, IngestStats, PacketSink, PcapError, SkipReason, WINDOW_SIZE, Windows,
+    CaptureReader, IngestStats, PacketSink, PcapError, Segment, SkipReason, WINDOW_SIZE, Windows,
 };
 use formats::syn::SynReader;
 use rayon::prelude::*;
@@ -769,13 +769,14 @@ impl PacketSink for TableSink<'_> {
     }
 
     #[inline]
-    fn tcp(&mut self, key: &FlowKey, _dir: u8, _ts_ns: u64, l3_bytes: u64, _tcp_flags: u16) {
-        if !matches!(&self.run, Some((k, _)) if k == key) {
+    fn tcp(&mut self, seg: &Segment<'_>) {
+        let (key, _) = seg.flow();
+        if !matches!(&self.run, Some((k, _)) if *k == key) {
             self.flush();
-            self.run = Some((*key, Traffic::default()));
+            self.run = Some((key, Traffic::default()));
         }
         if let Some((_, c)) = &mut self.run {
-            c.add_packet(l3_bytes);
+            c.add_packet(seg.l3_bytes);
         }
     }
 }
@@ -821,9 +822,9 @@ impl PacketSink for BatchSink<'_> {
     }
 
     #[inline]
-    fn tcp(&mut self, key: &FlowKey, _dir: u8, _ts_ns: u64, l3_bytes: u64, _tcp_flags: u16) {
+    fn tcp(&mut self, seg: &Segment<'_>) {
         if let Some(f) = &mut self.flows {
-            f.entry(*key).or_default().add_packet(l3_bytes);
+            f.entry(seg.flow().0).or_default().add_packet(seg.l3_bytes);
         }
     }
 }

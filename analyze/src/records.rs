@@ -15,10 +15,10 @@ use std::sync::atomic::AtomicBool;
 use formats::files::Staged;
 use formats::flows::{FlowRow, FlowWriter};
 use formats::meta::{RecordType, RecordingMeta};
-use formats::pcap::{CaptureReader, IngestStats, PacketSink, PcapError};
+use formats::pcap::{CaptureReader, IngestStats, PacketSink, PcapError, Segment};
 use formats::recording::{RecordingError, WriteSummary, WriterOptions};
 use formats::syn::SynWriter;
-use record::{FlowKey, SynRecord};
+use record::SynRecord;
 
 use crate::flow_intervals::FlowIntervals;
 
@@ -217,16 +217,22 @@ impl PacketSink for RecordingSink {
         }
     }
 
-    fn tcp(&mut self, key: &FlowKey, dir: u8, ts_ns: u64, l3_bytes: u64, tcp_flags: u16) {
+    fn tcp(&mut self, seg: &Segment<'_>) {
+        let (key, dir) = seg.flow();
         let Self {
             flows,
             intervals,
             error,
             ..
         } = self;
-        intervals.add(key, dir, ts_ns, l3_bytes, tcp_flags, &mut |row| {
-            write_flow(flows, error, &row)
-        });
+        intervals.add(
+            &key,
+            dir,
+            seg.ts_ns,
+            seg.l3_bytes,
+            seg.tcp_flags(),
+            &mut |row| write_flow(flows, error, &row),
+        );
     }
 }
 

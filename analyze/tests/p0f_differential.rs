@@ -36,7 +36,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
-use formats::pcap::PacketSink;
+use formats::pcap::{PacketSink, Segment};
 use p0f::log::p0f_line;
 use p0f::{Database, Engine, Event};
 use rayon::prelude::*;
@@ -86,8 +86,9 @@ impl PacketSink for EngineSink {
         self.engine.process(rec, &mut self.events);
     }
 
-    fn tcp(&mut self, key: &FlowKey, _dir: u8, ts_ns: u64, _l3_bytes: u64, tcp_flags: u16) {
-        self.engine.tcp_packet(key, ts_ns, tcp_flags);
+    fn tcp(&mut self, seg: &Segment<'_>) {
+        self.engine
+            .tcp_packet(&seg.flow().0, seg.ts_ns, seg.tcp_flags());
     }
 }
 

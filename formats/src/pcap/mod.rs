@@ -33,7 +33,7 @@ use std::collections::HashMap;
 use record::{FlowCounters, FlowKey, SynRecord};
 
 pub use link_type::LinkType;
-pub use packet::{MAX_IPV6_EXT, Parsed, parse_packet};
+pub use packet::{MAX_IPV6_EXT, Parsed, Segment, parse_packet};
 pub use reader::{CHUNK_SIZE, CaptureReader, Chunk, Format, MAX_RECORD, PcapError, open};
 pub use stats::{IngestStats, SkipReason};
 pub use windows::{WINDOW_SIZE, Windows};
@@ -44,12 +44,12 @@ pub trait PacketSink {
     fn syn(&mut self, rec: &SynRecord);
 
     /// Every TCP packet with a readable header (SYNs included, before their [`Self::syn`]
-    /// call), for the flow table: the packet's flow key and direction
-    /// ([`record::flow_dir`]), time, layer-3 bytes and TCP flags. The default does nothing, so
-    /// sinks that only want records pay for an empty inlined call.
+    /// call), for the flow table: its flow key and direction ([`Segment::flow`], made only
+    /// when asked for), time, layer-3 bytes and TCP flags. The default does nothing, so sinks
+    /// that only want records pay for an empty inlined call.
     #[inline]
-    fn tcp(&mut self, key: &FlowKey, dir: u8, ts_ns: u64, l3_bytes: u64, tcp_flags: u16) {
-        let _ = (key, dir, ts_ns, l3_bytes, tcp_flags);
+    fn tcp(&mut self, seg: &Segment<'_>) {
+        let _ = seg;
     }
 
     /// Everything read so far has been handed over and the reader is about to read on,
@@ -84,12 +84,13 @@ impl PacketSink for Collect {
         self.records.push(*rec);
     }
 
-    fn tcp(&mut self, key: &FlowKey, dir: u8, ts_ns: u64, l3_bytes: u64, tcp_flags: u16) {
-        self.flows
-            .entry(*key)
-            .or_default()
-            .dir_mut(dir)
-            .add(ts_ns, l3_bytes, tcp_flags);
+    fn tcp(&mut self, seg: &Segment<'_>) {
+        let (key, dir) = seg.flow();
+        self.flows.entry(key).or_default().dir_mut(dir).add(
+            seg.ts_ns,
+            seg.l3_bytes,
+            seg.tcp_flags(),
+        );
     }
 }
 

@@ -38,10 +38,6 @@ pub struct Parsed {
 /// Pure and allocation-free, so callers may run it on any thread. `ts_ns` and `ifindex` are
 /// copied into the record unchanged. Returns why the frame was skipped when it carries no TCP
 /// header we can read.
-///
-/// Always inlined so the caller (the reader's per-frame loop) gets the result in registers
-/// instead of a ~200-byte `Result<Parsed, _>` written to and read back through memory. Link
-/// types other than Ethernet are stripped by one out-of-line function.
 #[inline(always)]
 pub fn parse_packet(
     link: LinkType,
@@ -49,18 +45,48 @@ pub fn parse_packet(
     ifindex: u32,
     data: &[u8],
 ) -> Result<Parsed, SkipReason> {
+    let mut rec = SynRecord::ZERO;
+    let (l3_bytes, syn) = parse_frame(link, ts_ns, ifindex, data, &mut rec)?;
+    let (key, dir) = rec.flow_key();
+    Ok(Parsed {
+        key,
+        dir,
+        l3_bytes,
+        tcp_flags: rec.tcp_flags,
+        syn: match syn {
+            Syn::No => None,
+            Syn::Record => Some(Ok(rec)),
+            Syn::Unreadable(skip) => Some(Err(skip.into())),
+        },
+    })
+}
+
+/// [`parse_packet`] without the flow key, which [`handle`] makes only for a sink that asks
+/// for it ([`Segment::flow`]): the TCP packet's layer-3 bytes and SYN state, and its fields
+/// in `rec`, which must be [`SynRecord::ZERO`] on entry.
+///
+/// Always inlined, and the record filled in place, so that the caller (the reader's per-frame
+/// loop) gets the result in registers instead of a 136-byte record copied out of a returned
+/// value. Link types other than Ethernet are stripped by one out-of-line function.
+#[inline(always)]
+fn parse_frame(
+    link: LinkType,
+    ts_ns: u64,
+    ifindex: u32,
+    data: &[u8],
+    rec: &mut SynRecord,
+) -> Result<(u64, Syn), SkipReason> {
     let (frame, at) = if link == LinkType::ETHERNET {
         (data, packet::ethernet(&mut Frame(data))?)
     } else {
         let (net, l3) = link::strip(link, data)?;
         (l3, packet::Link::ip(ip_version(net, l3)?, 0))
     };
-    let mut rec = SynRecord::ZERO;
     // IPv4 inline, the rarer IPv6 (and its extension-header walk) out of line: that keeps the
     // per-frame loop small.
     let parsed = match at.version {
-        IpVersion::V4 => packet::ip(&mut Frame(frame), at, &mut rec),
-        IpVersion::V6 => ipv6(frame, at, &mut rec),
+        IpVersion::V4 => packet::ip(&mut Frame(frame), at, rec),
+        IpVersion::V6 => ipv6(frame, at, rec),
     };
     let (l3_bytes, l3_off, syn) = match parsed {
         packet::Parsed::Skip(skip) => return Err(skip.into()),
@@ -70,29 +96,44 @@ pub fn parse_packet(
             syn,
         } => (u64::from(l3_bytes), l3_off, syn),
     };
-    let (key, dir) = rec.flow_key();
-    let syn = match syn {
-        Syn::No => None,
-        Syn::Record => {
-            rec.ts_ns = ts_ns;
-            rec.ifindex = ifindex;
-            rec.direction = direction::UNKNOWN;
-            rec.source = source::PCAP;
-            let captured = frame.len().saturating_sub(l3_off as usize);
-            if (captured as u64) < l3_bytes {
-                rec.record_flags |= record_flag::SNAPPED;
-            }
-            Some(Ok(rec))
+    if syn == Syn::Record {
+        rec.ts_ns = ts_ns;
+        rec.ifindex = ifindex;
+        rec.direction = direction::UNKNOWN;
+        rec.source = source::PCAP;
+        let captured = frame.len().saturating_sub(l3_off as usize);
+        if (captured as u64) < l3_bytes {
+            rec.record_flags |= record_flag::SNAPPED;
         }
-        Syn::Unreadable(skip) => Some(Err(skip.into())),
-    };
-    Ok(Parsed {
-        key,
-        dir,
-        l3_bytes,
-        tcp_flags: rec.tcp_flags,
-        syn,
-    })
+    }
+    Ok((l3_bytes, syn))
+}
+
+/// A TCP packet with a readable header, as [`PacketSink::tcp`] gets it.
+///
+/// The flow key is made on demand ([`Segment::flow`]): it is about a sixth of the parse's
+/// instructions, and a sink without a flow table (the p0f lines, a records-only replay)
+/// never needs it.
+pub struct Segment<'a> {
+    rec: &'a SynRecord,
+    /// When the packet was captured, ns since the Unix epoch.
+    pub ts_ns: u64,
+    /// Layer-3 bytes: IPv4 total length, or 40 + IPv6 payload length (as the header says).
+    pub l3_bytes: u64,
+}
+
+impl Segment<'_> {
+    /// The packet's flow and its direction in it ([`record::flow_dir`]).
+    #[inline(always)]
+    pub fn flow(&self) -> (FlowKey, u8) {
+        self.rec.flow_key()
+    }
+
+    /// TCP flags ([`record::tcp_flag`] bits).
+    #[inline(always)]
+    pub fn tcp_flags(&self) -> u16 {
+        self.rec.tcp_flags
+    }
 }
 
 /// [`packet::ip`] for IPv6, out of line (see [`parse_packet`]).
@@ -128,21 +169,28 @@ pub(super) fn handle(
 ) {
     stats.packets += 1;
     stats.bytes += data.len() as u64;
-    match parse_packet(link, ts_ns, ifindex, data) {
-        Ok(p) => {
+    let mut rec = SynRecord::ZERO;
+    match parse_frame(link, ts_ns, ifindex, data, &mut rec) {
+        Ok((l3_bytes, syn)) => {
             stats.tcp += 1;
-            sink.tcp(&p.key, p.dir, ts_ns, p.l3_bytes, p.tcp_flags);
-            match &p.syn {
-                None => {}
-                Some(Ok(rec)) => {
+            sink.tcp(&Segment {
+                rec: &rec,
+                ts_ns,
+                l3_bytes,
+            });
+            match syn {
+                Syn::No => {}
+                Syn::Record => {
                     if rec.is_syn_ack() {
                         stats.syn_ack += 1;
                     } else {
                         stats.syn += 1;
                     }
-                    sink.syn(rec);
+                    sink.syn(&rec);
                 }
-                Some(Err(reason)) => *stats.syn_skipped.entry(*reason).or_default() += 1,
+                Syn::Unreadable(skip) => {
+                    *stats.syn_skipped.entry(skip.into()).or_default() += 1;
+                }
             }
         }
         Err(reason) => stats.skip(reason),
