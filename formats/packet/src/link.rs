@@ -226,7 +226,18 @@ pub(crate) fn enter<P: Packet>(pkt: &mut P, from: Resume, step: u8) -> Result<Wa
 /// userspace driver of [`walk`] and [`enter`] steps (the kernel's are tail calls).
 #[inline(always)]
 pub(crate) fn walk_all<P: Packet>(pkt: &mut P, from: Resume) -> Result<Link, Skip> {
-    let mut walked = walk(pkt, from, from.steps)?;
+    // An IP header in this walk returns here; only an encapsulation goes on, out of line (as
+    // `crate::ip` does, for the same reason).
+    match walk(pkt, from, from.steps)? {
+        Walked::Ip(link) => Ok(link),
+        Walked::Inner(r) => walk_inner(pkt, r),
+    }
+}
+
+/// [`walk_all`] after its first walk stopped at an encapsulation or rarer link header `from`.
+#[inline(never)]
+fn walk_inner<P: Packet>(pkt: &mut P, from: Resume) -> Result<Link, Skip> {
+    let mut walked = Walked::Inner(from);
     let mut turn = 0;
     while turn < MAX_STEPS {
         match walked {
