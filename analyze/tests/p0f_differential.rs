@@ -40,7 +40,7 @@ use formats::pcap::{PacketSink, Segment};
 use p0f::log::p0f_line;
 use p0f::{Database, Engine, Event};
 use rayon::prelude::*;
-use record::{FlowKey, SynRecord};
+use record::SynRecord;
 
 const COMPARED: [&str; 3] = ["syn", "syn+ack", "mtu"];
 /// Compared and reported, not judged: p0f derives these partly from packets synscope does not

@@ -220,7 +220,8 @@ struct Tcp {
 pub fn ip<P: Packet>(pkt: &mut P, link: Link, rec: &mut SynRecord) -> Parsed {
     // The common packet (TCP in this IP header) returns here. Only an encapsulation goes on,
     // out of line: the loop's step state, carried from turn to turn, is then not packed and
-    // unpacked on every frame's path (a tenth of replay's per-frame instructions).
+    // unpacked on every frame's path (7% of a release build's instructions on the bench
+    // slice, BENCHMARKS.md).
     match ip_step(pkt, link, rec) {
         Stepped::Done(parsed) => parsed,
         Stepped::Inner(from) => ip_inner(pkt, from, rec),
