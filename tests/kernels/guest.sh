@@ -30,6 +30,10 @@ export SYNSCOPE_REQUIRE_ORACLE=1
 
 echo "== guest: $(uname -r) ($(uname -v)), $(nproc) CPUs"
 uname -r >"$res/uname"
+# run.sh boots with the kernel's log on the console, for a boot that hangs; from here on it
+# would cut into the test lines, so it goes to RESULTS/dmesg.txt at the end instead.
+dmesg -n 1
+trap 'dmesg >"$res/dmesg.txt" 2>&1' EXIT
 
 echo "== guest: capture --check"
 "$capture" --check 2>&1 | tee "$res/check.txt"

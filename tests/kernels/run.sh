@@ -14,7 +14,9 @@
 #
 # The guest is qemu without KVM (TCG): with KVM, Debian's qemu 7.2 stops on an MSR error in
 # nested VMs, and TCG works everywhere. Tuning: SYNSCOPE_KERNEL_TIMEOUT (seconds per kernel,
-# default 900), SYNSCOPE_KERNEL_MEMORY (default 2G), SYNSCOPE_KERNEL_CPUS (default 2),
+# default 900), SYNSCOPE_KERNEL_BOOT_TIMEOUT (seconds for the guest to start its script before
+# the VM is stopped and booted once more, default 300; a boot takes about 30 s here),
+# SYNSCOPE_KERNEL_MEMORY (default 2G), SYNSCOPE_KERNEL_CPUS (default 2),
 # SYNSCOPE_LIVE_ARGS (extra arguments for the live test binary, e.g. a test name filter).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -75,13 +77,13 @@ resolve() {
 # Field helpers over a guest's result files.
 verdict() { # verdict RES PROGRAM -> accepted | REJECTED | not checked
   local v
-  v=$(sed -n "s/^verifier $2: \([A-Za-z ]*\).*/\1/p" "$1/check.txt" 2>/dev/null | head -n 1)
+  v=$(sed -n "s/^verifier $2: \([A-Za-z ]*\).*/\1/p" "$1/check.txt" 2>/dev/null | head -n 1) || true
   echo "${v:-not checked}"
 }
 feature() { # feature RES WORD -> ok | MISSING | not checked
   local v
   v=$(grep "^feature .*$2" "$1/check.txt" 2>/dev/null | sed -n 's/.*: \(ok\|MISSING\).*/\1/p' |
-    head -n 1)
+    head -n 1) || true
   echo "${v:-not checked}"
 }
 attach() { # attach RES MODE -> "clsact ingress+egress, 10 SYN recorded" | FAILED (...)
@@ -93,6 +95,47 @@ attach() { # attach RES MODE -> "clsact ingress+egress, 10 SYN recorded" | FAILE
   else
     echo "FAILED (${how:-not attached}, ${rec:-0} recorded; see smoke-$2.txt)"
   fi
+}
+
+# boot IMG RES: one VM run of guest.sh; its exit status, or 125 if the guest script had not
+# started (written RES/uname) within the boot limit. The kernel's own log (vng --verbose)
+# goes to RES/console.txt only, with everything else; the caller's output gets the rest
+# through a pipe (qemu reopens its output, and when that was the caller's log file it
+# truncated it: a CI log redirected to a file lost everything before the matrix).
+boot() {
+  local img=$1 res=$2 pid waited=0
+  rm -f "$res/uname" "$res/vm.pid" "$res/vm.rc"
+  # The VM runs in the background so that the boot limit can be watched; the pipe's first
+  # command records timeout's pid (to stop it) and its exit status (the pipe's is grep's).
+  # shellcheck disable=SC2016,SC2086 # expanded by the inner bash; SYNSCOPE_LIVE_ARGS is a list
+  {
+    bash -c '"$@" & echo $! >"$0/vm.pid"; wait $!; echo $? >"$0/vm.rc"' "$res" \
+      timeout --kill-after=30 "${SYNSCOPE_KERNEL_TIMEOUT:-900}" \
+      vng -r "$img" --user root --disable-kvm --verbose \
+      --cpus "${SYNSCOPE_KERNEL_CPUS:-2}" --memory "${SYNSCOPE_KERNEL_MEMORY:-2G}" \
+      --rwdir "$res" -- \
+      "bash $root/tests/kernels/guest.sh $res $capture $live ${SYNSCOPE_LIVE_ARGS:-}" \
+      </dev/null 2>&1 | tee -a "$res/console.txt" |
+      grep --line-buffered -v '^\[ *[0-9]*\.[0-9]*\]'
+  } &
+  local job=$!
+  until [[ -s $res/vm.pid ]]; do sleep 0.1; done
+  pid=$(cat "$res/vm.pid")
+  # timeout(1) leads a process group of its own and passes a TERM on to all of it (vng,
+  # virtme-run, qemu); the KILL is for whatever ignored that.
+  while kill -0 "$pid" 2>/dev/null; do
+    if [[ ! -f $res/uname ]] && ((waited >= ${SYNSCOPE_KERNEL_BOOT_TIMEOUT:-300})); then
+      kill -TERM "$pid" 2>/dev/null
+      sleep 10
+      kill -KILL -- "-$pid" 2>/dev/null
+      wait "$job"
+      return 125
+    fi
+    sleep 1
+    waited=$((waited + 1))
+  done
+  wait "$job"
+  return "$(cat "$res/vm.rc" 2>/dev/null || echo 1)"
 }
 
 summary=()
@@ -107,43 +150,58 @@ for k in "$@"; do
   echo
   echo "===== kernel $rel ($img)"
   start=$(date +%s)
-  set +e
-  # shellcheck disable=SC2086 # SYNSCOPE_LIVE_ARGS is a list of arguments
-  timeout --kill-after=30 "${SYNSCOPE_KERNEL_TIMEOUT:-900}" \
-    vng -r "$img" --user root --disable-kvm \
-    --cpus "${SYNSCOPE_KERNEL_CPUS:-2}" --memory "${SYNSCOPE_KERNEL_MEMORY:-2G}" \
-    --rwdir "$res" -- \
-    "bash $root/tests/kernels/guest.sh $res $capture $live ${SYNSCOPE_LIVE_ARGS:-}" </dev/null 2>&1 |
-    tee "$res/console.txt"
-  # Through a pipe so everything the guest printed is out before the summary (qemu's relay
-  # can outlive vng by a moment), stderr included: qemu reopens its output, and when that is
-  # the caller's log file it truncated it (a CI log redirected to a file lost everything
-  # before the matrix).
-  vm_rc=${PIPESTATUS[0]}
-  set -e
+  # A guest that did not start guest.sh (stuck in boot past the boot limit, or a VM that ended
+  # first) is booted once more, and the summary says so; once CI saw 6.12 end without a line
+  # of output. A guest that fails after starting is not retried.
+  vm_rc=1
+  boots=()
+  for attempt in 1 2; do
+    vm_rc=0
+    boot "$img" "$res" || vm_rc=$?
+    [[ ! -f $res/uname ]] || break
+    if [[ $vm_rc == 125 ]]; then
+      boots+=("boot attempt $attempt: the guest script had not started after ${SYNSCOPE_KERNEL_BOOT_TIMEOUT:-300} s; the VM was stopped")
+    else
+      boots+=("boot attempt $attempt: the VM ended (vng exited $vm_rc) before the guest script started")
+    fi
+    echo "== host: ${boots[-1]}"
+  done
   secs=$(($(date +%s) - start))
 
   fail=()
-  [[ $vm_rc == 0 ]] || fail+=("vng exited $vm_rc$([[ $vm_rc == 124 ]] && echo ' (timeout)')")
-  [[ -f $res/uname ]] || fail+=("the guest script did not run")
-  [[ $(cat "$res/check.rc" 2>/dev/null) == 0 ]] || fail+=("capture --check failed (its output, a rejected program's whole verifier log included, is above and in $res/check.txt)")
-  # Names are padded to a common width before the dots.
-  tests=$(sed -n 's/^test \([A-Za-z0-9_:]*\) *\.\.\. \(.*\)$/\1 \2/p' "$res/live.txt" 2>/dev/null || true)
-  if [[ -z $tests ]]; then
-    fail+=("no live test ran")
-  elif grep -qv ' ok$' <<<"$tests"; then
-    fail+=("live tests not ok: $(grep -v ' ok$' <<<"$tests" | tr '\n' ',' | sed 's/,$//')")
+  # (No `$([[ ... ]] && echo ...)` in these: a substitution that fails makes the whole
+  # assignment fail, and set -e then ended the script before its summary.)
+  case $vm_rc in
+    0) ;;
+    124) fail+=("vng exited 124 (the ${SYNSCOPE_KERNEL_TIMEOUT:-900} s timeout)") ;;
+    125) fail+=("the guest never started its script") ;;
+    *) fail+=("vng exited $vm_rc") ;;
+  esac
+  tests=""
+  tc=FAILED xdp=FAILED
+  if [[ ! -f $res/uname ]]; then
+    # Nothing below can have run: one line says so instead of a line for every step.
+    fail+=("the guest script did not run")
+  else
+    [[ $(cat "$res/check.rc" 2>/dev/null) == 0 ]] || fail+=("capture --check failed (its output, a rejected program's whole verifier log included, is above and in $res/check.txt)")
+    # Names are padded to a common width before the dots.
+    tests=$(sed -n 's/^test \([A-Za-z0-9_:]*\) *\.\.\. \(.*\)$/\1 \2/p' "$res/live.txt" 2>/dev/null || true)
+    if [[ -z $tests ]]; then
+      fail+=("no live test ran")
+    elif grep -qv ' ok$' <<<"$tests"; then
+      fail+=("live tests not ok: $(grep -v ' ok$' <<<"$tests" | tr '\n' ',' | sed 's/,$//')")
+    fi
+    for t in "${expected[@]}"; do
+      grep -qx "$t ok" <<<"$tests" || fail+=("live test $t did not pass")
+    done
+    [[ $(cat "$res/live.rc" 2>/dev/null) == 0 ]] || fail+=("live test binary exited $(cat "$res/live.rc" 2>/dev/null || echo '?')")
+    tc=$(attach "$res" tc)
+    xdp=$(attach "$res" xdp)
+    [[ $tc != FAILED* ]] || fail+=("tc smoke capture failed")
+    [[ $xdp != FAILED* ]] || fail+=("xdp smoke capture failed")
   fi
-  for t in "${expected[@]}"; do
-    grep -qx "$t ok" <<<"$tests" || fail+=("live test $t did not pass")
-  done
-  [[ $(cat "$res/live.rc" 2>/dev/null) == 0 ]] || fail+=("live test binary exited $(cat "$res/live.rc" 2>/dev/null || echo '?')")
-  tc=$(attach "$res" tc)
-  xdp=$(attach "$res" xdp)
-  [[ $tc != FAILED* ]] || fail+=("tc smoke capture failed")
-  [[ $xdp != FAILED* ]] || fail+=("xdp smoke capture failed")
 
-  kline=$(sed -n 's/^kernel //p' "$res/check.txt" 2>/dev/null | head -n 1)
+  kline=$(sed -n 's/^kernel //p' "$res/check.txt" 2>/dev/null | head -n 1) || true
   block="kernel ${kline:-$rel}: $([[ ${#fail[@]} == 0 ]] && echo PASS || echo FAIL) in ${secs} s"
   block+=$'\n'"  features  ring buffer $(feature "$res" 'ring buffer'), atomics $(feature "$res" atomics), bpf_xdp_load_bytes $(feature "$res" bpf_xdp_load_bytes)"
   verdicts=()
@@ -153,10 +211,19 @@ for k in "$@"; do
   block+=$'\n'"  verifier  $(IFS=,; sed 's/,/, /g' <<<"${verdicts[*]}")"
   block+=$'\n'"  attach    tc: $tc; xdp: $xdp"
   block+=$'\n'"  live      $(tr '\n' ',' <<<"$tests" | sed 's/,$//; s/,/, /g')"
+  for b in "${boots[@]}"; do
+    block+=$'\n'"  retried   $b"
+  done
   for f in "${fail[@]}"; do
     block+=$'\n'"  FAILED    $f"
     overall=1
   done
+  if [[ ${#fail[@]} -gt 0 ]]; then
+    # The kernel's log is kept out of the caller's output while all goes well; a failure shows
+    # where the guest got to.
+    echo "== host: the last 60 lines of $res/console.txt (kernel log included)"
+    tail -n 60 "$res/console.txt" 2>/dev/null || true
+  fi
   summary+=("$block")
   echo "$block"
 done
