@@ -335,10 +335,7 @@ fn render(
         text.set_buffer(bytes);
         for obs in &batch {
             match format {
-                OutputFormat::P0f => {
-                    // Writing into memory cannot fail.
-                    let _ = p0f::log::write_p0f_line(db, &obs.event, text.buffer());
-                }
+                OutputFormat::P0f => p0f::log::push_p0f_line(db, &obs.event, text.buffer()),
                 OutputFormat::Ndjson => {
                     text.json_object(obs, sources, db);
                     text.push(b"\n");

@@ -8,7 +8,7 @@
 //! Everything here is `Copy` and allocation-free: the signature is rendered lazily through
 //! [`RawSig`]'s `Display`.
 
-use core::fmt::{self, Write as _};
+use core::fmt;
 
 use record::{SynRecord, ip_frag, record_flag, tcp_flag};
 
@@ -234,7 +234,10 @@ impl Layout {
                 f.write_char(',')?;
             }
             match *k {
-                opt::EOL => write!(f, "eol+{eol_pad}")?,
+                opt::EOL => {
+                    f.write_str("eol+")?;
+                    f.write_str(itoa::Buffer::new().format(eol_pad))?;
+                }
                 opt::NOP => f.write_str("nop")?,
                 opt::MSS => f.write_str("mss")?,
                 opt::WS => f.write_str("ws")?,
@@ -617,26 +620,52 @@ impl RawSig {
 
 impl fmt::Display for RawSig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.write_to(f)
+    }
+}
+
+impl RawSig {
+    /// Writes the signature in p0f.fp syntax, as [`fmt::Display`] does, into any writer:
+    /// called directly (not through `write!` and a `Formatter`), every piece is a direct
+    /// call to `out`, and numbers go through itoa rather than `fmt`'s integer padding.
+    pub fn write_to(&self, out: &mut impl fmt::Write) -> fmt::Result {
+        let mut digits = itoa::Buffer::new();
+        out.write_str(digits.format(self.ip_ver))?;
+        out.write_char(':')?;
+        out.write_str(digits.format(self.ttl))?;
         match self.guessed_dist() {
-            Some(d) => write!(f, "{}:{}+{}:{}:", self.ip_ver, self.ttl, d, self.ip_opt_len)?,
-            None => write!(f, "{}:{}+?:{}:", self.ip_ver, self.ttl, self.ip_opt_len)?,
+            Some(d) => {
+                out.write_char('+')?;
+                out.write_str(digits.format(d))?;
+            }
+            None => out.write_str("+?")?,
         }
+        out.write_char(':')?;
+        out.write_str(digits.format(self.ip_opt_len))?;
+        out.write_char(':')?;
         if self.wildcard_mss {
-            f.write_str("*:")?;
+            out.write_char('*')?;
         } else {
-            write!(f, "{}:", self.mss)?;
+            out.write_str(digits.format(self.mss))?;
         }
+        out.write_char(':')?;
         if self.win_multi.multi > 0 {
-            let kind = if self.win_multi.use_mtu { "mtu" } else { "mss" };
-            write!(f, "{kind}*{}", self.win_multi.multi)?;
+            out.write_str(if self.win_multi.use_mtu {
+                "mtu*"
+            } else {
+                "mss*"
+            })?;
+            out.write_str(digits.format(self.win_multi.multi))?;
         } else {
-            write!(f, "{}", self.win)?;
+            out.write_str(digits.format(self.win))?;
         }
-        write!(f, ",{}:", self.wscale)?;
-        self.layout.write(self.eol_pad, f)?;
-        f.write_char(':')?;
-        write_quirks(self.quirks, f)?;
-        f.write_str(if self.has_payload { ":+" } else { ":0" })
+        out.write_char(',')?;
+        out.write_str(digits.format(self.wscale))?;
+        out.write_char(':')?;
+        self.layout.write(self.eol_pad, out)?;
+        out.write_char(':')?;
+        write_quirks(self.quirks, out)?;
+        out.write_str(if self.has_payload { ":+" } else { ":0" })
     }
 }
 
@@ -698,6 +727,117 @@ pub(crate) mod tests {
 
     fn quirks(r: &SynRecord) -> u32 {
         Packet::from_record(r).map(|p| p.quirks).unwrap_or(u32::MAX)
+    }
+
+    /// The signature text as `write!` with `{}` fields gives it: what `write_to` replaced.
+    fn reference_text(s: &RawSig) -> String {
+        let mut t = match s.guessed_dist() {
+            Some(d) => format!("{}:{}+{}:{}:", s.ip_ver, s.ttl, d, s.ip_opt_len),
+            None => format!("{}:{}+?:{}:", s.ip_ver, s.ttl, s.ip_opt_len),
+        };
+        if s.wildcard_mss {
+            t.push_str("*:");
+        } else {
+            t += &format!("{}:", s.mss);
+        }
+        if s.win_multi.multi > 0 {
+            let kind = if s.win_multi.use_mtu { "mtu" } else { "mss" };
+            t += &format!("{kind}*{}", s.win_multi.multi);
+        } else {
+            t += &format!("{}", s.win);
+        }
+        t += &format!(",{}:", s.wscale);
+        let kinds: Vec<String> = s
+            .layout
+            .as_slice()
+            .iter()
+            .map(|k| match *k {
+                opt::EOL => format!("eol+{}", s.eol_pad),
+                opt::NOP => "nop".into(),
+                opt::MSS => "mss".into(),
+                opt::WS => "ws".into(),
+                opt::SOK => "sok".into(),
+                opt::SACK => "sack".into(),
+                opt::TS => "ts".into(),
+                other => format!("?{other}"),
+            })
+            .collect();
+        t += &kinds.join(",");
+        t.push(':');
+        let names: Vec<&str> = quirk::ALL
+            .iter()
+            .filter(|(bit, _)| s.quirks & bit != 0)
+            .map(|(_, name)| *name)
+            .collect();
+        t += &names.join(",");
+        t += if s.has_payload { ":+" } else { ":0" };
+        t
+    }
+
+    #[test]
+    fn signature_text_agrees_with_fmt() {
+        let base = Packet::from_record(&linux_syn())
+            .map(|p| p.raw_sig(0))
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        let mut cases = vec![base];
+        for ttl in [0, 1, 64, 128, 200, 255] {
+            cases.push(RawSig { ttl, ..base });
+        }
+        for (mss, wildcard_mss) in [(0, false), (65535, false), (1460, true)] {
+            cases.push(RawSig {
+                mss,
+                wildcard_mss,
+                ..base
+            });
+        }
+        for (multi, use_mtu, win) in [
+            (0, false, 0),
+            (-1, false, 65535),
+            (1, true, 9),
+            (44, false, 1),
+        ] {
+            cases.push(RawSig {
+                win_multi: WinMulti { multi, use_mtu },
+                win,
+                ..base
+            });
+        }
+        let mut layout = Layout::default();
+        for (i, k) in [
+            opt::MSS,
+            opt::NOP,
+            opt::SACK,
+            99,
+            opt::TS,
+            opt::WS,
+            opt::SOK,
+            opt::EOL,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            layout.kinds[i] = k;
+            layout.len = i as u8 + 1;
+        }
+        for eol_pad in [0, 7, 255] {
+            cases.push(RawSig {
+                layout,
+                eol_pad,
+                ..base
+            });
+        }
+        cases.push(RawSig {
+            layout: Layout::default(),
+            quirks: u32::MAX,
+            has_payload: true,
+            ip_ver: 6,
+            ip_opt_len: 40,
+            wscale: 14,
+            ..base
+        });
+        for s in cases {
+            assert_eq!(s.to_string(), reference_text(&s), "{s:?}");
+        }
     }
 
     #[test]
