@@ -119,8 +119,12 @@ boot() {
       grep --line-buffered -v '^\[ *[0-9]*\.[0-9]*\]'
   } &
   local job=$!
-  until [[ -s $res/vm.pid ]]; do sleep 0.1; done
-  pid=$(cat "$res/vm.pid")
+  # (A job that ended without writing its pid, e.g. no bash, would leave this waiting.)
+  until [[ -s $res/vm.pid ]] || ! kill -0 "$job" 2>/dev/null; do sleep 0.1; done
+  pid=$(cat "$res/vm.pid" 2>/dev/null) || {
+    wait "$job"
+    return 1
+  }
   # timeout(1) leads a process group of its own and passes a TERM on to all of it (vng,
   # virtme-run, qemu); the KILL is for whatever ignored that.
   while kill -0 "$pid" 2>/dev/null; do
@@ -153,7 +157,6 @@ for k in "$@"; do
   # A guest that did not start guest.sh (stuck in boot past the boot limit, or a VM that ended
   # first) is booted once more, and the summary says so; once CI saw 6.12 end without a line
   # of output. A guest that fails after starting is not retried.
-  vm_rc=1
   boots=()
   for attempt in 1 2; do
     vm_rc=0

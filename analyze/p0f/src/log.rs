@@ -51,10 +51,9 @@ pub fn push_p0f_line_with_offset(
     bytes.0.push(b'\n');
 }
 
-/// A byte buffer as a `fmt::Write`: each piece of a line is one inlined append. Lines were
-/// written through `io::Write::write_all` per piece and `write!` per number, and that
-/// machinery was most of the cost of a line (callgrind: ~2,900 instructions a line, more
-/// than the rest of the replay spends on a SYN).
+/// A byte buffer as a `fmt::Write`: each piece of a line is one inlined append, with no
+/// I/O error to carry, so a line costs its copies and little else (BENCHMARKS.md, "p0f lines
+/// without core::fmt").
 struct Bytes<'a>(&'a mut Vec<u8>);
 
 impl std::fmt::Write for Bytes<'_> {
