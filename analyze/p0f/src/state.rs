@@ -19,6 +19,10 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use record::{Encap, FlowKey, SynRecord};
+
+mod http;
+use http::HttpRef;
+pub use http::PayloadStatus;
 use rustc_hash::FxHashMap;
 
 use super::db::{Database, SysRef};
@@ -27,6 +31,7 @@ use super::event::{
     Subject, TcpKind, TcpObservation,
 };
 use super::hashed::Hashed;
+use super::http::{HttpFlow, HttpTables};
 use super::matcher::{Probe, Quality, find_match};
 use super::sig::{Layout, MAX_DIST, MIN_TCP4, MIN_TCP6, Packet, Skip, quirk};
 
@@ -103,6 +108,11 @@ struct Host {
     cli_scores: [u8; NAT_SCORES],
     srv_scores: [u8; NAT_SCORES],
     nat_reasons: u16,
+    /// The last request that matched an HTTP OS signature (p0f's `http_req_os`).
+    http_req_os: Option<HttpRef>,
+    /// The last response (p0f's `http_resp`), and the server port it came from.
+    http_resp: Option<HttpRef>,
+    http_resp_port: u16,
 }
 
 struct Flow {
@@ -121,6 +131,8 @@ struct Flow {
     srv_tps: i32,
     /// The encapsulation its SYN came through (observations report it).
     encap: Encap,
+    /// HTTP state, from the connection's first segment with payload on.
+    http: Option<Box<HttpFlow>>,
 }
 
 const NAT_SCORES: usize = 32;
@@ -140,6 +152,8 @@ const NEAR_TTL_LIMIT: u8 = 9;
 /// The p0f engine: feed records in capture order, collect events.
 pub struct Engine {
     db: Arc<Database>,
+    /// The database's HTTP signatures, prepared once.
+    http: HttpTables,
     cfg: EngineConfig,
     flows: FxHashMap<ConnKey, Flow>,
     flow_age: VecDeque<(u64, ConnKey)>,
@@ -176,6 +190,7 @@ impl Engine {
     /// An engine with explicit limits.
     pub fn with_config(db: Arc<Database>, cfg: EngineConfig) -> Engine {
         Engine {
+            http: HttpTables::new(&db),
             db,
             cfg,
             flows: FxHashMap::default(),
@@ -218,7 +233,16 @@ impl Engine {
     /// packet-driven bookkeeping more closely: cache expiry every 50 packets (p0f's
     /// `EXPIRE_INTERVAL`), connections closed by FIN/RST, and connections dropped when an ACK
     /// arrives before any SYN+ACK. Without it (live records), expiry runs on every record.
+    ///
+    /// A packet with payload goes to [`Engine::payload`] instead, which does this and more.
     pub fn tcp_packet(&mut self, key: &FlowKey, ts_ns: u64, tcp_flags: u16) {
+        let _ = self.non_syn_packet(key, ts_ns, tcp_flags);
+    }
+
+    /// [`Engine::tcp_packet`]: p0f's bookkeeping for a packet that is not a SYN record.
+    /// Returns the connection when the packet is a plain ACK of a live, answered connection
+    /// (the case where p0f goes on to look at its payload).
+    fn non_syn_packet(&mut self, key: &FlowKey, ts_ns: u64, tcp_flags: u16) -> Option<ConnKey> {
         use record::tcp_flag::{ACK, FIN, RST, SYN};
         self.packet_cnt += 1;
         self.set_time(ts_ns);
@@ -230,17 +254,19 @@ impl Engine {
             || (tcp_flags & FIN != 0 && tcp_flags & RST != 0)
             || tcp_type == 0;
         if silly || tcp_type & SYN != 0 {
-            return;
+            return None;
         }
         let key = Hashed::new(*key);
-        let Some(f) = self.flows.get(&key) else {
-            return;
-        };
+        let f = self.flows.get(&key)?;
         if tcp_type & (FIN | RST) != 0 {
             // p0f checks the timestamp (we do not see it) and forgets the connection.
             self.destroy_flow(&key);
+            None
         } else if tcp_type == ACK && (f.sendsyn || !f.acked) {
             self.destroy_flow(&key);
+            None
+        } else {
+            Some(key)
         }
     }
 
@@ -696,6 +722,7 @@ impl Engine {
                 cli_tps: 0,
                 srv_tps: 0,
                 encap: Encap::of(r),
+                http: None,
             },
         );
         self.flow_age.push_back((serial, key));
@@ -752,6 +779,9 @@ impl Engine {
                 cli_scores: [0; NAT_SCORES],
                 srv_scores: [0; NAT_SCORES],
                 nat_reasons: 0,
+                http_req_os: None,
+                http_resp: None,
+                http_resp_port: 0,
             },
         );
         self.push_host_age(serial, hk);
