@@ -22,6 +22,7 @@
 use rustc_hash::FxHashMap;
 
 use crate::db::{Database, LabelId, SysRef};
+use crate::event::{HttpKind, HttpObservation, LabelType, MatchedLabel};
 
 /// Bytes of each direction p0f keeps (`MAX_FLOW_DATA`), the same bound as
 /// [`record::PAYLOAD_HEAD_MAX`].
@@ -399,9 +400,19 @@ pub struct PreparedSig {
     /// The label's `sys =` line.
     pub sys: Vec<SysRef>,
     version: Option<u8>,
-    headers: Vec<(u32, bool, Option<Box<[u8]>>)>,
+    headers: Vec<SigHeader>,
     absent: Vec<u32>,
     software: Option<Box<[u8]>>,
+}
+
+/// One header of a prepared signature.
+#[derive(Clone, Debug)]
+struct SigHeader {
+    id: u32,
+    /// `?`: may be absent (but not out of order).
+    optional: bool,
+    /// `=[..]`: a substring the value must contain.
+    value: Option<Box<[u8]>>,
 }
 
 /// The database's HTTP side, ready for matching: header name ids, the prepared signatures
@@ -449,7 +460,11 @@ impl HttpTables {
                 .map(|h| {
                     let id = t.intern(h.name.as_bytes());
                     let value = h.value.as_ref().map(|v| Box::from(v.as_bytes()));
-                    (id, h.optional, value)
+                    SigHeader {
+                        id,
+                        optional: h.optional,
+                        value,
+                    }
                 })
                 .collect();
             let absent = s.absent.iter().map(|n| t.intern(n.as_bytes())).collect();
@@ -544,6 +559,43 @@ impl HttpTables {
         }
     }
 
+    /// p0f's `fingerprint_http()` observation of a parsed head: its match (with the
+    /// prepared signature, which the engine's host checks need), `lang=`, `params=` and
+    /// `raw_sig=`. `direction` is the record direction to report.
+    pub fn observe(
+        &self,
+        to_srv: bool,
+        head: &WireSig,
+        direction: u8,
+    ) -> (HttpObservation, Option<&PreparedSig>) {
+        let (m, dishonest) = self.find_match(to_srv, head);
+        let sig = m.and_then(|i| self.sig(to_srv, i));
+        let label = sig.map(|s| MatchedLabel {
+            label_type: if s.app { LabelType::App } else { LabelType::Os },
+            id: s.label,
+            generic: s.generic,
+            sig_line: s.line,
+        });
+        let obs = HttpObservation {
+            kind: if to_srv {
+                HttpKind::Request
+            } else {
+                HttpKind::Response
+            },
+            label,
+            // Only requests collect Accept-Language.
+            lang: language(head.lang.as_deref()),
+            params: HttpParams {
+                dishonest,
+                anonymous: head.software.is_none(),
+                generic: sig.is_some_and(|s| s.generic),
+            },
+            raw_sig: self.raw_sig(to_srv, head).into_boxed_str(),
+            direction,
+        };
+        (obs, sig)
+    }
+
     /// p0f's `dump_sig()`: the `raw_sig=` text of a head.
     pub fn raw_sig(&self, to_srv: bool, s: &WireSig) -> String {
         let (optional, skipval, common) = if to_srv {
@@ -608,7 +660,12 @@ fn sig_matches(rs: &PreparedSig, ts: &WireSig) -> bool {
     }
     let n = ts.headers.len();
     let mut t = 0;
-    for (id, optional, value) in &rs.headers {
+    for SigHeader {
+        id,
+        optional,
+        value,
+    } in &rs.headers
+    {
         let from = t;
         while t < n && ts.headers[t].id != Some(*id) {
             t += 1;
@@ -777,7 +834,7 @@ impl HttpFlow {
         let n = payload.len().min(room);
         if n > 0 {
             if buf.capacity() == 0 {
-                buf.reserve(n.max(1024).min(MAX_FLOW_DATA));
+                buf.reserve(n.clamp(1024, MAX_FLOW_DATA));
             }
             buf.extend_from_slice(&payload[..n]);
         }
@@ -1094,4 +1151,437 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     let doy = (153 * mp + 2) / 5 + d - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     era * 146_097 + doe - 719_468
+}
+
+#[cfg(test)]
+mod tests {
+    //! Heads from `fixtures/http/make_pcaps.py`; every expected text is from the line p0f
+    //! 3.09b wrote for that head (`fixtures/http/*.p0f.log`). The replay test
+    //! (`tests/http_replay.rs`) checks the whole lines, timing and host state; these check
+    //! the parser and formatter on their own, and that no input makes them panic.
+    use super::*;
+    use crate::event::{Endpoints, Event, EventKind, Subject};
+    use crate::log::p0f_line;
+
+    fn db() -> Database {
+        Database::embedded().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn crlf(lines: &[&str]) -> Vec<u8> {
+        let mut v = lines.join("\r\n").into_bytes();
+        v.extend_from_slice(b"\r\n\r\n");
+        v
+    }
+
+    /// The `app=...|lang=...|params=...|raw_sig=...` part of the line for one head.
+    fn fields(db: &Database, t: &HttpTables, to_srv: bool, head: &[u8]) -> Option<String> {
+        let sig = parse_head(t, to_srv, head)?;
+        let (obs, _) = t.observe(to_srv, &sig, 0);
+        let mut a = [0u8; 16];
+        a[..4].copy_from_slice(&[192, 0, 2, 1]);
+        let ev = Event {
+            ts_ns: 0,
+            endpoints: Endpoints {
+                ip_version: 4,
+                client_addr: a,
+                client_port: 1,
+                server_addr: a,
+                server_port: 80,
+                encap: record::Encap::NONE,
+            },
+            subject: if to_srv {
+                Subject::Client
+            } else {
+                Subject::Server
+            },
+            kind: EventKind::Http(obs),
+        };
+        let line = p0f_line(db, &ev);
+        line.find("|app=")
+            .or_else(|| line.find("|os="))
+            .map(|i| line[i + 1..].to_owned())
+    }
+
+    fn firefox() -> Vec<u8> {
+        crlf(&[
+            "GET /index.html HTTP/1.1",
+            "Host: www.example.com",
+            "User-Agent: Mozilla/5.0 (X11; Linux x86_64; rv:115.0) Gecko/20100101 Firefox/115.0",
+            "Accept: text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8",
+            "Accept-Language: en-US,en;q=0.5",
+            "Accept-Encoding: gzip, deflate",
+            "Connection: keep-alive",
+            "Upgrade-Insecure-Requests: 1",
+        ])
+    }
+
+    fn curl() -> Vec<u8> {
+        crlf(&[
+            "GET / HTTP/1.1",
+            "Host: example.org",
+            "User-Agent: curl/7.88.1",
+            "Accept: */*",
+        ])
+    }
+
+    #[test]
+    fn browser_and_server_heads_read_as_p0f_reads_them() {
+        let db = db();
+        let t = HttpTables::new(&db);
+        let apache = crlf(&[
+            "HTTP/1.1 200 OK",
+            "Date: Mon, 02 Jan 2023 10:00:01 GMT",
+            "Server: Apache/2.4.57 (Debian)",
+            "Last-Modified: Mon, 02 Jan 2023 09:00:00 GMT",
+            "ETag: \"29cd-5f1f3bb0c6c1b\"",
+            "Accept-Ranges: bytes",
+            "Content-Length: 10701",
+            "Vary: Accept-Encoding",
+            "Keep-Alive: timeout=5, max=100",
+            "Connection: Keep-Alive",
+            "Content-Type: text/html",
+        ]);
+        let nginx = crlf(&[
+            "HTTP/1.1 200 OK",
+            "Server: nginx/1.24.0",
+            "Date: Mon, 02 Jan 2023 10:00:00 GMT",
+            "Content-Type: text/html",
+            "Content-Length: 612",
+            "Last-Modified: Tue, 11 Apr 2023 01:45:34 GMT",
+            "Connection: keep-alive",
+            "ETag: \"6434bbbe-264\"",
+            "Accept-Ranges: bytes",
+        ]);
+        let msie = crlf(&[
+            "HEAD /favicon.ico HTTP/1.0",
+            "Accept: */*",
+            "Referer: http://www.example.net/",
+            "Accept-Language: fr-FR",
+            "User-Agent: Mozilla/4.0 (compatible; MSIE 8.0; Windows NT 6.1; Trident/4.0)",
+            "Accept-Encoding: gzip, deflate",
+            "Host: www.example.net",
+            "Connection: Keep-Alive",
+        ]);
+        let cases: [(bool, Vec<u8>, &str); 5] = [
+            (
+                true,
+                firefox(),
+                "app=Firefox 10.x or newer|lang=English|params=none|raw_sig=1:Host,User-Agent,Accept=[text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8],Accept-Language=[en-US,en;q=0.5],Accept-Encoding=[gzip, deflate],Connection=[keep-alive],Upgrade-Insecure-Requests=[1]:Accept-Charset,Keep-Alive:Mozilla/5.0 (X11; Linux x86_64; rv:115.0) Gecko/20100101 Firefox/115.0",
+            ),
+            (
+                true,
+                curl(),
+                "app=???|lang=none|params=none|raw_sig=1:Host,User-Agent,Accept=[*/*]:Connection,Accept-Encoding,Accept-Language,Accept-Charset,Keep-Alive:curl/7.88.1",
+            ),
+            (
+                true,
+                msie,
+                "app=???|lang=French|params=none|raw_sig=0:Accept=[*/*],?Referer,Accept-Language=[fr-FR],User-Agent,Accept-Encoding=[gzip, deflate],Host,Connection=[Keep-Alive]:Accept-Charset,Keep-Alive:Mozilla/4.0 (compatible; MSIE 8.0; Windows NT 6.1; Trident/4.0)",
+            ),
+            (
+                false,
+                apache,
+                "app=Apache 2.x|lang=none|params=none|raw_sig=1:Date,Server,?Last-Modified,?ETag,Accept-Ranges=[bytes],?Content-Length,?Vary,Keep-Alive=[timeout=5, max=100],Connection=[Keep-Alive],Content-Type::Apache/2.4.57 (Debian)",
+            ),
+            (
+                false,
+                nginx,
+                "app=???|lang=none|params=none|raw_sig=1:Server,Date,Content-Type,?Content-Length,?Last-Modified,Connection=[keep-alive],?ETag,Accept-Ranges=[bytes]:Keep-Alive:nginx/1.24.0",
+            ),
+        ];
+        for (to_srv, head, want) in cases {
+            assert_eq!(
+                fields(&db, &t, to_srv, &head).as_deref(),
+                Some(want),
+                "{}",
+                String::from_utf8_lossy(&head)
+            );
+        }
+    }
+
+    /// Names are matched case-sensitively, `|` ends a known header's shown value but not an
+    /// unknown one's, `]` ends both, 200 bytes at most are shown, NUL ends a value, and
+    /// `EN` / `xx` are languages p0f does not know.
+    #[test]
+    fn value_and_name_rules() {
+        let db = db();
+        let t = HttpTables::new(&db);
+        let e300 = "e".repeat(300);
+        let l300 = "l".repeat(300);
+        let head = crlf(&[
+            "GET / HTTP/1.1",
+            "host: x",
+            "user-agent: lower/1.0",
+            "Accept: a|b]c",
+            "X-Pipe: a|b]c",
+            &format!("Accept-Encoding: {e300}"),
+            &format!("X-Long: {l300}"),
+            "Accept-Language: EN-us",
+        ]);
+        let want = format!(
+            "app=???|lang=???|params=anonymous|raw_sig=1:host=[x],user-agent=[lower/1.0],Accept=[a],X-Pipe=[a|b],Accept-Encoding=[{}],X-Long=[{}],Accept-Language=[EN-us]:Host,User-Agent,Connection,Accept-Charset,Keep-Alive:",
+            "e".repeat(200),
+            "l".repeat(200)
+        );
+        assert_eq!(fields(&db, &t, true, &head), Some(want));
+        let head = b"GET / HTTP/1.1\r\nUser-Agent: a\x00b\r\nAccept-Language: xx\r\nX-Bin: \xff\xfe\r\n\r\n";
+        assert_eq!(
+            fields(&db, &t, true, head).as_deref(),
+            Some(
+                "app=???|lang=???|params=none|raw_sig=1:User-Agent,Accept-Language=[xx],X-Bin:Host,Connection,Accept,Accept-Encoding,Accept-Charset,Keep-Alive:a"
+            )
+        );
+        let head = b"HTTP/1.1 200 OK\r\nServer: \x00\r\nX-Bin: \x80\x81\r\n\r\n";
+        assert_eq!(
+            fields(&db, &t, false, head).as_deref(),
+            Some(
+                "app=???|lang=none|params=none|raw_sig=1:Server,X-Bin:Content-Type,Connection,Keep-Alive,Accept-Ranges,Date:"
+            )
+        );
+        // Empty value, a tab after the colon, and a lone CR ending the head.
+        let head = b"GET / HTTP/1.1\r\nHost:\r\nUser-Agent:\tcurl/1\r\nAccept: \r\n\rX";
+        assert_eq!(
+            fields(&db, &t, true, head).as_deref(),
+            Some(
+                "app=???|lang=none|params=none|raw_sig=1:Host,User-Agent,Accept:Connection,Accept-Encoding,Accept-Language,Accept-Charset,Keep-Alive:curl/1"
+            )
+        );
+    }
+
+    /// Heads p0f wrote no line for (`malformed.p0f.log` has none for their connections).
+    #[test]
+    fn heads_p0f_gives_up_on() {
+        let db = db();
+        let t = HttpTables::new(&db);
+        let many = |n: usize| {
+            let mut l = vec!["GET / HTTP/1.1".to_owned()];
+            l.extend((0..n).map(|i| format!("X-H{i}: {i}")));
+            let l: Vec<&str> = l.iter().map(String::as_str).collect();
+            crlf(&l)
+        };
+        let mut long_line = b"GET /".to_vec();
+        long_line.extend_from_slice(&[b'a'; 1100]);
+        long_line.extend_from_slice(b" HTTP/1.1\r\n\r\n");
+        let long_value = crlf(&[
+            "GET / HTTP/1.1",
+            "Host: x",
+            &format!("Cookie: {}", "c".repeat(1100)),
+        ]);
+        let long_name = crlf(&["GET / HTTP/1.1", &format!("X-{}: 1", "N".repeat(40))]);
+        let mut post = curl();
+        post.splice(0..3, b"POST".iter().copied());
+        let cases: Vec<(&str, Vec<u8>)> = vec![
+            ("POST", post),
+            (
+                "binary first line",
+                b"GET /\x01\x02\x03 HTTP/1.1\r\n\r\n".to_vec(),
+            ),
+            ("HTTP/2.0", b"GET / HTTP/2.0\r\nHost: x\r\n\r\n".to_vec()),
+            ("long first line", long_line),
+            ("long value", long_value),
+            ("long name", long_name),
+            ("33 headers", many(33)),
+            ("no colon", crlf(&["GET / HTTP/1.1", "Host example.com"])),
+            ("no empty line", b"GET / HTTP/1.1\r\nHost: x\r\n".to_vec()),
+        ];
+        for (what, head) in cases {
+            assert_eq!(parse_head(&t, true, &head), None, "{what}");
+        }
+        // 32 headers are fine, and so is a first line whose LF is at offset 14 (p0f logged
+        // both).
+        assert_eq!(
+            parse_head(&t, true, &many(32)).map(|s| s.headers.len()),
+            Some(32)
+        );
+        let short = b"GET / HTTP/1.1\nHost: xxxxxxxx\n\n";
+        assert_eq!(
+            parse_head(&t, true, short)
+                .map(|s| t.raw_sig(true, &s))
+                .as_deref(),
+            Some(
+                "1:Host:User-Agent,Connection,Accept,Accept-Encoding,Accept-Language,Accept-Charset,Keep-Alive:"
+            )
+        );
+    }
+
+    /// The request parser resumes where it stopped, so how a request is cut into segments
+    /// does not change what is read (p0f logged the same line for the four-segment request
+    /// in `segmented.pcap` as for the one-segment one in `browsers.pcap`).
+    #[test]
+    fn request_segmentation_does_not_matter() {
+        let db = db();
+        let t = HttpTables::new(&db);
+        let head = firefox();
+        let whole = parse_head(&t, true, &head);
+        assert!(whole.is_some());
+        for cut in 1..head.len() {
+            let mut f = HttpFlow::new();
+            f.append(true, &head[..cut]);
+            let first = f.process(&t, true);
+            assert!(first.need_more, "cut {cut}");
+            // A line starting with CR already ends the head, so the last cut completes it.
+            let got = match first.head {
+                Some(h) => Some(h),
+                None => {
+                    f.append(true, &head[cut..]);
+                    f.process(&t, true).head
+                }
+            };
+            assert_eq!(got, whole, "cut {cut}");
+        }
+    }
+
+    /// p0f 3.09b checks a response's first line again at every segment, from where it
+    /// stopped, so a header line cut by a segment boundary is lost (`segmented.pcap`: the
+    /// nginx response cut inside `Content-Type` was logged without it).
+    #[test]
+    fn response_segmentation_loses_the_cut_line() {
+        let db = db();
+        let t = HttpTables::new(&db);
+        let nginx = crlf(&[
+            "HTTP/1.1 200 OK",
+            "Server: nginx/1.24.0",
+            "Date: Mon, 02 Jan 2023 10:00:00 GMT",
+            "Content-Type: text/html",
+            "Content-Length: 612",
+            "Last-Modified: Tue, 11 Apr 2023 01:45:34 GMT",
+            "Connection: keep-alive",
+            "ETag: \"6434bbbe-264\"",
+            "Accept-Ranges: bytes",
+        ]);
+        let mut f = HttpFlow::new();
+        f.append(true, &curl());
+        assert!(f.process(&t, true).head.is_some());
+        let cut = nginx
+            .windows(12)
+            .position(|w| w == b"Content-Type")
+            .map_or(0, |i| i + 5);
+        f.append(false, &nginx[..cut]);
+        assert_eq!(f.process(&t, false).head, None);
+        f.append(false, &nginx[cut..]);
+        let step = f.process(&t, false);
+        assert!(!step.need_more);
+        let head = step.head.unwrap_or_default();
+        assert_eq!(
+            t.raw_sig(false, &head),
+            "1:Server,Date,?Content-Length,?Last-Modified,Connection=[keep-alive],?ETag,Accept-Ranges=[bytes]:Content-Type,Keep-Alive:nginx/1.24.0"
+        );
+    }
+
+    /// A response needs a complete request first; server-first protocols end HTTP.
+    #[test]
+    fn response_without_request_is_not_http() {
+        let db = db();
+        let t = HttpTables::new(&db);
+        let mut f = HttpFlow::new();
+        f.append(false, b"220 smtp.example ESMTP ready\r\n");
+        let step = f.process(&t, false);
+        assert!(!step.need_more && step.head.is_none() && f.given_up());
+        let mut f = HttpFlow::new();
+        f.append(true, &curl()[..30]);
+        assert!(f.process(&t, true).need_more);
+        f.append(false, b"HTTP/1.1 200 OK\r\n\r\n");
+        assert!(!f.process(&t, false).need_more);
+        // Once given up, nothing more is read.
+        f.append(true, &curl()[30..]);
+        assert_eq!(
+            f.process(&t, true),
+            Step {
+                need_more: false,
+                head: None
+            }
+        );
+    }
+
+    /// Only 8192 bytes of a direction are kept; a head not done by then is given up on.
+    #[test]
+    fn direction_limit() {
+        let db = db();
+        let t = HttpTables::new(&db);
+        let mut lines = vec!["GET / HTTP/1.1".to_owned(), "Host: x".to_owned()];
+        lines.extend((0..9).map(|i| format!("Cookie{i}: {}", "k".repeat(1000))));
+        let l: Vec<&str> = lines.iter().map(String::as_str).collect();
+        let big = crlf(&l);
+        let mut f = HttpFlow::new();
+        let mut last = None;
+        for chunk in big.chunks(1400) {
+            f.append(true, chunk);
+            last = Some(f.process(&t, true));
+        }
+        assert_eq!(f.len(true), MAX_FLOW_DATA);
+        assert_eq!(
+            last,
+            Some(Step {
+                need_more: false,
+                head: None
+            })
+        );
+    }
+
+    /// Nothing panics: every prefix of real heads, any segmentation, and noise.
+    #[test]
+    fn arbitrary_bytes_do_not_panic() {
+        let db = db();
+        let t = HttpTables::new(&db);
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let alphabet = b"GET /HTTP1.0\r\n: \t-_aZ|]\x00\xff";
+        for round in 0..3000 {
+            let mut f = HttpFlow::new();
+            let base = if round % 2 == 0 { firefox() } else { curl() };
+            for _ in 0..(next() % 6) {
+                let to_srv = next() % 3 != 0;
+                let len = (next() % 600) as usize;
+                let seg: Vec<u8> = (0..len)
+                    .map(|i| {
+                        if next() % 4 == 0 {
+                            alphabet[(next() % alphabet.len() as u64) as usize]
+                        } else {
+                            base[i % base.len()]
+                        }
+                    })
+                    .collect();
+                f.append(to_srv, &seg);
+                let step = f.process(&t, to_srv);
+                if let Some(h) = step.head {
+                    let _ = t.observe(to_srv, &h, 0);
+                }
+            }
+        }
+        let head = firefox();
+        for n in 0..head.len() {
+            let _ = parse_head(&t, true, &head[..n]);
+            let _ = parse_head(&t, false, &head[..n]);
+        }
+    }
+
+    #[test]
+    fn languages() {
+        assert_eq!(language(Some(b"en-US,en;q=0.5")), Lang::Known("English"));
+        assert_eq!(language(Some(b"de-DE,de;q=0.9")), Lang::Known("German"));
+        assert_eq!(language(Some(b"fr-FR")), Lang::Known("French"));
+        assert_eq!(language(Some(b"EN-us")), Lang::Unknown);
+        assert_eq!(language(Some(b"xx")), Lang::Unknown);
+        assert_eq!(language(Some(b"eng")), Lang::None);
+        assert_eq!(language(Some(b"e")), Lang::None);
+        assert_eq!(language(None), Lang::None);
+    }
+
+    #[test]
+    fn dates() {
+        // 2023-01-02 10:00:00 UTC.
+        assert_eq!(parse_date(b"Mon, 02 Jan 2023 10:00:00 GMT"), 1_672_653_600);
+        assert_eq!(
+            parse_date(b"monday, 2 january 2023 10:00:00"),
+            1_672_653_600
+        );
+        assert_eq!(parse_date(b"02 Jan 2023 10:00:00 GMT"), 0);
+        assert_eq!(parse_date(b"Mon, 02 Foo 2023 10:00:00 GMT"), 0);
+        assert_eq!(parse_date(b""), 0);
+    }
 }

@@ -6,10 +6,8 @@ use record::PayloadRecord;
 
 use super::{Ctx, Engine, NatScore};
 use crate::db::SysRef;
-use crate::event::{
-    Event, EventKind, HttpKind, HttpObservation, LabelType, MatchedLabel, NatReasons,
-};
-use crate::http::{HTTP_MAX_DATE_DIFF, HttpParams, Lang, MAX_FLOW_DATA, WireSig, language};
+use crate::event::{Event, EventKind, NatReasons};
+use crate::http::{HTTP_MAX_DATE_DIFF, MAX_FLOW_DATA, WireSig};
 
 /// What [`Engine::payload`] did with a segment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -45,7 +43,6 @@ pub(super) struct HttpRef {
 
 /// The matched signature, as far as scoring and reporting need it.
 struct Hit {
-    matched: MatchedLabel,
     app: bool,
     class: Option<u32>,
     name_id: u32,
@@ -119,43 +116,15 @@ impl Engine {
 
     /// p0f's `fingerprint_http()`: match, report, score, remember.
     fn fingerprint_http(&mut self, to_srv: bool, head: &WireSig, ctx: Ctx, out: &mut Vec<Event>) {
-        let (m, dishonest) = self.http.find_match(to_srv, head);
-        let hit = m.and_then(|i| self.http.sig(to_srv, i)).map(|s| {
-            let class = self.db.label(s.label).and_then(|l| l.class);
-            Hit {
-                matched: MatchedLabel {
-                    label_type: if s.app { LabelType::App } else { LabelType::Os },
-                    id: s.label,
-                    generic: s.generic,
-                    sig_line: s.line,
-                },
-                app: s.app,
-                class,
-                name_id: s.name_id,
-                number: s.label_number,
-                sys: if s.app { s.sys.clone() } else { Vec::new() },
-            }
+        let (obs, sig) = self.http.observe(to_srv, head, ctx.direction);
+        let dishonest = obs.params.dishonest;
+        let hit = sig.map(|s| Hit {
+            app: s.app,
+            class: self.db.label(s.label).and_then(|l| l.class),
+            name_id: s.name_id,
+            number: s.label_number,
+            sys: if s.app { s.sys.clone() } else { Vec::new() },
         });
-        let obs = HttpObservation {
-            kind: if to_srv {
-                HttpKind::Request
-            } else {
-                HttpKind::Response
-            },
-            label: hit.as_ref().map(|h| h.matched),
-            lang: if to_srv {
-                language(head.lang.as_deref())
-            } else {
-                Lang::None
-            },
-            params: HttpParams {
-                dishonest,
-                anonymous: head.software.is_none(),
-                generic: hit.as_ref().is_some_and(|h| h.matched.generic),
-            },
-            raw_sig: self.http.raw_sig(to_srv, head).into_boxed_str(),
-            direction: ctx.direction,
-        };
         self.emit(ctx, to_srv, EventKind::Http(obs), out);
         self.score_nat_http(to_srv, hit.as_ref(), head, dishonest, ctx, out);
 
