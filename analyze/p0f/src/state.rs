@@ -2,9 +2,10 @@
 //!
 //! This mirrors p0f 3.09b's `flow_dispatch()` (process.c) for SYN and SYN+ACK packets, plus
 //! `score_nat()`, `add_nat_score()`, `verify_tool_class()`, `check_ts_tcp()` and
-//! `fingerprint_mtu()`. Time comes only from record timestamps, never from the wall clock, and
-//! nothing iterates a randomly-seeded hash map, so the same records always give the same
-//! events.
+//! `fingerprint_mtu()`; and, for packets with payload ([`Engine::payload`], in the `http`
+//! submodule), p0f's handling of data segments and its HTTP module's effects on hosts. Time
+//! comes only from record timestamps, never from the wall clock, and nothing iterates a
+//! randomly-seeded hash map, so the same records always give the same events.
 //!
 //! Known, inherent difference: p0f also sees the ACK/FIN/RST/data packets of a connection,
 //! which close its flow entries and feed uptime; synscope records only carry SYNs and
@@ -13,7 +14,8 @@
 //! the caller also has the other TCP packets' flags (pcap replay, see
 //! [`Engine::tcp_packet`]), FIN/RST and early ACKs close connections as in p0f and cache
 //! expiry runs every 50 packets like p0f's; otherwise expiry runs on every record (at most
-//! once per second of record time, as p0f).
+//! once per second of record time, as p0f). With payload records too ([`Engine::payload`]),
+//! connections also end where p0f's end after their first data (not HTTP, or done).
 
 use std::collections::VecDeque;
 use std::sync::Arc;

@@ -250,3 +250,142 @@ impl Engine {
         self.add_nat_score(to_srv, ctx, s.reason, (s.score & 0xff) as u8, out);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! What [`Engine::payload`] does with segments around a connection's life; the lines it
+    //! makes are checked against p0f in `tests/http_replay.rs`.
+    use std::sync::Arc;
+
+    use record::{PayloadRecord, SynRecord, tcp_flag};
+
+    use super::PayloadStatus;
+    use crate::sig::tests::linux_syn;
+    use crate::{Database, Engine, EventKind};
+
+    fn engine() -> Engine {
+        Engine::new(Arc::new(
+            Database::embedded().unwrap_or_else(|e| panic!("{e}")),
+        ))
+    }
+
+    /// A Linux SYN (seq 1) and its SYN+ACK (seq 77): next bytes are 2 and 78.
+    fn connect(e: &mut Engine) -> SynRecord {
+        let syn = linux_syn();
+        let mut sa = syn;
+        sa.src_addr = syn.dst_addr;
+        sa.dst_addr = syn.src_addr;
+        sa.src_port = syn.dst_port;
+        sa.dst_port = syn.src_port;
+        sa.tcp_flags = tcp_flag::SYN | tcp_flag::ACK;
+        sa.seq = 77;
+        let mut out = Vec::new();
+        e.process(&syn, &mut out);
+        e.process(&sa, &mut out);
+        syn
+    }
+
+    fn segment(syn: &SynRecord, to_srv: bool, seq: u32, data: &[u8]) -> PayloadRecord {
+        let mut r = PayloadRecord::ZERO;
+        r.ip_version = 4;
+        let (src, dst, sp, dp) = if to_srv {
+            (syn.src_addr, syn.dst_addr, syn.src_port, syn.dst_port)
+        } else {
+            (syn.dst_addr, syn.src_addr, syn.dst_port, syn.src_port)
+        };
+        r.src_addr = src;
+        r.dst_addr = dst;
+        r.src_port = sp;
+        r.dst_port = dp;
+        r.seq = seq;
+        r.tcp_flags = tcp_flag::ACK | tcp_flag::PSH;
+        r.payload_len = data.len() as u16;
+        r.set_head(data);
+        r
+    }
+
+    const REQ: &[u8] = b"GET / HTTP/1.1\r\nHost: x\r\nUser-Agent: curl/8\r\nAccept: */*\r\n\r\n";
+    const RESP: &[u8] = b"HTTP/1.1 200 OK\r\nServer: nginx/1.24.0\r\n\r\n";
+
+    #[test]
+    fn request_then_response_then_forgotten() {
+        let mut e = engine();
+        let syn = connect(&mut e);
+        let mut out = Vec::new();
+        let first = segment(&syn, true, 2, &REQ[..20]);
+        assert_eq!(e.payload(&first, &mut out), PayloadStatus::Tracked);
+        // The same segment again, and one past a gap: dropped.
+        assert_eq!(e.payload(&first, &mut out), PayloadStatus::OutOfOrder);
+        let later = segment(&syn, true, 2 + 30, &REQ[30..]);
+        assert_eq!(e.payload(&later, &mut out), PayloadStatus::OutOfOrder);
+        assert!(out.is_empty());
+        let rest = segment(&syn, true, 22, &REQ[20..]);
+        assert_eq!(e.payload(&rest, &mut out), PayloadStatus::Tracked);
+        assert!(matches!(&out[..], [ev] if matches!(ev.kind, EventKind::Http(_))));
+        let resp = segment(&syn, false, 78, RESP);
+        assert_eq!(e.payload(&resp, &mut out), PayloadStatus::Done);
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[1].module(), "http response");
+        assert_eq!(e.flow_count(), 0);
+        let again = segment(&syn, false, 78 + RESP.len() as u32, RESP);
+        assert_eq!(e.payload(&again, &mut out), PayloadStatus::Untracked);
+    }
+
+    #[test]
+    fn not_http_ends_the_connection() {
+        let mut e = engine();
+        let syn = connect(&mut e);
+        let mut out = Vec::new();
+        let tls = segment(
+            &syn,
+            true,
+            2,
+            &[0x16, 3, 1, 0, 200, 1, 0, 0, 196, 3, 3, 0, 0, 0, 0, 0],
+        );
+        assert_eq!(e.payload(&tls, &mut out), PayloadStatus::Done);
+        assert_eq!(e.flow_count(), 0);
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn before_the_handshake_and_fin_with_data() {
+        let mut e = engine();
+        let syn = linux_syn();
+        let mut out = Vec::new();
+        // No connection at all.
+        assert_eq!(
+            e.payload(&segment(&syn, true, 2, REQ), &mut out),
+            PayloadStatus::Untracked
+        );
+        // A SYN without SYN+ACK: data ends the connection, as p0f's ACK handling does.
+        e.process(&syn, &mut out);
+        assert_eq!(e.flow_count(), 1);
+        assert_eq!(
+            e.payload(&segment(&syn, true, 2, REQ), &mut out),
+            PayloadStatus::Untracked
+        );
+        assert_eq!(e.flow_count(), 0);
+        // FIN with data: the connection ends, its data unread.
+        let mut e = engine();
+        let syn = connect(&mut e);
+        let mut out = Vec::new();
+        let mut fin = segment(&syn, true, 2, REQ);
+        fin.tcp_flags |= tcp_flag::FIN;
+        assert_eq!(e.payload(&fin, &mut out), PayloadStatus::Untracked);
+        assert_eq!(e.flow_count(), 0);
+        assert!(out.iter().all(|ev| !matches!(ev.kind, EventKind::Http(_))));
+    }
+
+    #[test]
+    fn a_short_record_gives_up() {
+        let mut e = engine();
+        let syn = connect(&mut e);
+        let mut out = Vec::new();
+        let mut r = segment(&syn, true, 2, REQ);
+        // The record claims more payload than it holds, within p0f's 8192 bytes.
+        r.payload_len += 10;
+        assert_eq!(e.payload(&r, &mut out), PayloadStatus::Short);
+        assert_eq!(e.flow_count(), 0);
+        assert!(out.is_empty());
+    }
+}
