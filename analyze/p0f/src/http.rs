@@ -1052,6 +1052,13 @@ pub fn parse_head(tables: &HttpTables, to_srv: bool, head: &[u8]) -> Option<Wire
 /// p0f's `parse_date()`: `strptime(.., "%a, %d %b %Y %H:%M:%S %Z")` as glibc reads it, then
 /// `mktime()`. The zone is not read (glibc's `%Z` converts nothing) and the time is taken
 /// as UTC, which is what p0f computes under `TZ=UTC`. 0 when the text does not fit.
+///
+/// p0f hands `strptime()` an uninitialised `struct tm`, and `strptime()` leaves `tm_isdst`
+/// alone, so `mktime()` sees whatever the stack held: when that is positive, glibc 2.36
+/// under `TZ=UTC` returns an hour earlier (measured). p0f's `date` host-change verdicts
+/// therefore vary from run to run of p0f itself on the same capture (zeek's
+/// `concurrent-range-requests-complete.pcap` gives 0 or 2 such lines). This is the value
+/// with `tm_isdst` = 0, what the code means.
 pub fn parse_date(v: &[u8]) -> u32 {
     parse_date_fields(v).unwrap_or(0)
 }
