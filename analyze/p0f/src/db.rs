@@ -147,7 +147,7 @@ pub struct HttpHeader {
     pub value: Option<String>,
 }
 
-/// An HTTP signature (parsed and kept; not matched by the engine).
+/// An HTTP signature, as written; [`crate::http::HttpTables`] prepares it for matching.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HttpSig {
     /// Line number.

@@ -3,6 +3,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::db::{LabelId, LinkId};
+use super::http::{HttpParams, Lang};
 use super::matcher::Quality;
 use super::sig::RawSig;
 
@@ -199,6 +200,42 @@ pub struct NatObservation {
     pub raw_hits: [u8; 4],
 }
 
+/// Which head an HTTP observation is about (p0f's `mod=http request|response`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum HttpKind {
+    /// `http request`: the client's request head.
+    Request,
+    /// `http response`: the server's response head.
+    Response,
+}
+
+impl HttpKind {
+    /// The `mod=` keyword.
+    pub fn keyword(self) -> &'static str {
+        match self {
+            HttpKind::Request => "http request",
+            HttpKind::Response => "http response",
+        }
+    }
+}
+
+/// An HTTP request or response fingerprint.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpObservation {
+    pub kind: HttpKind,
+    /// Matched label (`app=` for userland labels, `os=` otherwise), `None` when unknown
+    /// (`app=???`).
+    pub label: Option<MatchedLabel>,
+    /// `lang=`.
+    pub lang: Lang,
+    /// `params=`.
+    pub params: HttpParams,
+    /// `raw_sig=`, as p0f's `dump_sig()` writes it (printable ASCII).
+    pub raw_sig: Box<str>,
+    /// Record direction ([`record::direction`]) of the segment that completed the head.
+    pub direction: u8,
+}
+
 /// What an [`Event`] says.
 #[derive(Clone, Debug, PartialEq)]
 pub enum EventKind {
@@ -225,6 +262,8 @@ pub enum EventKind {
     HostChange(NatObservation),
     /// Enough changes to conclude the address is shared (NAT).
     IpSharing(NatObservation),
+    /// HTTP request or response fingerprint.
+    Http(HttpObservation),
 }
 
 /// One observation, the equivalent of one p0f log line.
@@ -246,6 +285,7 @@ impl Event {
             EventKind::Uptime { .. } => "uptime",
             EventKind::HostChange(_) => "host change",
             EventKind::IpSharing(_) => "ip sharing",
+            EventKind::Http(h) => h.kind.keyword(),
         }
     }
 }

@@ -12,6 +12,8 @@
 //! - [`matcher`]: p0f's matching tiers (exact specific, exact generic, fuzzy).
 //! - [`state`]: [`Engine`], the per-connection and per-host state (SYN/SYN+ACK pairing, MTU,
 //!   uptime, host change and IP sharing).
+//! - [`http`]: p0f's HTTP fingerprinting (request / response heads, their signatures and
+//!   matching), fed by [`record::PayloadRecord`]s through [`Engine::payload`].
 //! - [`event`]: the typed observations the engine emits.
 //! - [`log`]: the p0f log-line formatter.
 //!
@@ -34,6 +36,7 @@
 pub mod db;
 pub mod event;
 pub(crate) mod hashed;
+pub mod http;
 pub mod log;
 pub mod matcher;
 pub mod parse;
@@ -41,8 +44,12 @@ pub mod sig;
 pub mod state;
 
 pub use db::{Database, LabelId, LabelNames, LinkId};
-pub use event::{Endpoints, Event, EventKind, LabelType, MatchedLabel, Params, Subject, TcpKind};
+pub use event::{
+    Endpoints, Event, EventKind, HttpKind, HttpObservation, LabelType, MatchedLabel, Params,
+    Subject, TcpKind,
+};
+pub use http::{HttpParams, HttpTables, Lang};
 pub use matcher::{MatchResult, Quality};
 pub use parse::{DbError, DbErrorKind};
 pub use sig::{Packet, RawSig, Skip};
-pub use state::{Engine, EngineConfig, Status};
+pub use state::{Engine, EngineConfig, PayloadStatus, Status};

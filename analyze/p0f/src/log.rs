@@ -11,7 +11,10 @@
 use std::io::{self, Write};
 
 use super::db::Database;
-use super::event::{Event, EventKind, LabelType, NatObservation, NatReasons, Params};
+use super::event::{
+    Event, EventKind, HttpObservation, LabelType, NatObservation, NatReasons, Params,
+};
+use super::http::Lang;
 
 /// Writes the p0f log line for `ev` (with a trailing newline), timestamps in UTC; `db` is
 /// the database of the engine that made `ev`.
@@ -226,6 +229,50 @@ fn write_nat(n: &NatObservation, out: &mut impl std::fmt::Write) -> std::fmt::Re
     Ok(())
 }
 
+/// The fields of p0f's `fingerprint_http()` observation.
+fn write_http(
+    db: &Database,
+    h: &HttpObservation,
+    out: &mut impl std::fmt::Write,
+) -> std::fmt::Result {
+    match &h.label {
+        Some(l) => {
+            out.write_str(match l.label_type {
+                LabelType::Os => "|os=",
+                LabelType::App => "|app=",
+            })?;
+            let names = db.label_names(l.id);
+            out.write_str(names.name)?;
+            if let Some(f) = names.flavor {
+                out.write_char(' ')?;
+                out.write_str(f)?;
+            }
+        }
+        None => out.write_str("|app=???")?,
+    }
+    out.write_str("|lang=")?;
+    out.write_str(match h.lang {
+        Lang::None => "none",
+        Lang::Unknown => "???",
+        Lang::Known(name) => name,
+    })?;
+    out.write_str("|params=")?;
+    let mut w = Words { out, any: false };
+    let p = &h.params;
+    if p.dishonest {
+        w.word(format_args!("dishonest"))?;
+    }
+    if p.anonymous {
+        w.word(format_args!("anonymous"))?;
+    }
+    if p.generic {
+        w.word(format_args!("generic"))?;
+    }
+    w.finish("none")?;
+    out.write_str("|raw_sig=")?;
+    out.write_str(&h.raw_sig)
+}
+
 fn format_line(
     db: &Database,
     ev: &Event,
@@ -300,6 +347,7 @@ fn format_line(
             )?;
         }
         EventKind::HostChange(n) | EventKind::IpSharing(n) => write_nat(n, out)?,
+        EventKind::Http(h) => write_http(db, h, out)?,
     }
     Ok(())
 }

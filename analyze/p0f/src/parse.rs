@@ -7,8 +7,9 @@
 //! skips one extra character) because those decide what a line means.
 //!
 //! Sections: `classes = ...` (before any section), `[mtu]`, `[tcp:request]`,
-//! `[tcp:response]`, `[http:request]`, `[http:response]`. HTTP signatures are parsed and kept
-//! (for reports and for completeness) but the engine does not match HTTP.
+//! `[tcp:response]`, `[http:request]`, `[http:response]`. HTTP signatures are kept as text
+//! here; [`crate::http::HttpTables`] prepares them for matching. (p0f also refuses an HTTP
+//! signature that an earlier one already covers; this parser does not check that.)
 //!
 //! Values are read with a `Cursor`, which reads a byte past the end as NUL the way p0f
 //! walks its C strings, so every field is one call (`c.field(b':', 0..=255, ...)`) instead of

@@ -2,9 +2,10 @@
 //!
 //! This mirrors p0f 3.09b's `flow_dispatch()` (process.c) for SYN and SYN+ACK packets, plus
 //! `score_nat()`, `add_nat_score()`, `verify_tool_class()`, `check_ts_tcp()` and
-//! `fingerprint_mtu()`. Time comes only from record timestamps, never from the wall clock, and
-//! nothing iterates a randomly-seeded hash map, so the same records always give the same
-//! events.
+//! `fingerprint_mtu()`; and, for packets with payload ([`Engine::payload`], in the `http`
+//! submodule), p0f's handling of data segments and its HTTP module's effects on hosts. Time
+//! comes only from record timestamps, never from the wall clock, and nothing iterates a
+//! randomly-seeded hash map, so the same records always give the same events.
 //!
 //! Known, inherent difference: p0f also sees the ACK/FIN/RST/data packets of a connection,
 //! which close its flow entries and feed uptime; synscope records only carry SYNs and
@@ -13,12 +14,17 @@
 //! the caller also has the other TCP packets' flags (pcap replay, see
 //! [`Engine::tcp_packet`]), FIN/RST and early ACKs close connections as in p0f and cache
 //! expiry runs every 50 packets like p0f's; otherwise expiry runs on every record (at most
-//! once per second of record time, as p0f).
+//! once per second of record time, as p0f). With payload records too ([`Engine::payload`]),
+//! connections also end where p0f's end after their first data (not HTTP, or done).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 
 use record::{Encap, FlowKey, SynRecord};
+
+mod http;
+use http::HttpRef;
+pub use http::PayloadStatus;
 use rustc_hash::FxHashMap;
 
 use super::db::{Database, SysRef};
@@ -27,6 +33,7 @@ use super::event::{
     Subject, TcpKind, TcpObservation,
 };
 use super::hashed::Hashed;
+use super::http::{HttpFlow, HttpTables};
 use super::matcher::{Probe, Quality, find_match};
 use super::sig::{Layout, MAX_DIST, MIN_TCP4, MIN_TCP6, Packet, Skip, quirk};
 
@@ -103,6 +110,11 @@ struct Host {
     cli_scores: [u8; NAT_SCORES],
     srv_scores: [u8; NAT_SCORES],
     nat_reasons: u16,
+    /// The last request that matched an HTTP OS signature (p0f's `http_req_os`).
+    http_req_os: Option<HttpRef>,
+    /// The last response (p0f's `http_resp`), and the server port it came from.
+    http_resp: Option<HttpRef>,
+    http_resp_port: u16,
 }
 
 struct Flow {
@@ -121,6 +133,8 @@ struct Flow {
     srv_tps: i32,
     /// The encapsulation its SYN came through (observations report it).
     encap: Encap,
+    /// HTTP state, from the connection's first segment with payload on.
+    http: Option<Box<HttpFlow>>,
 }
 
 const NAT_SCORES: usize = 32;
@@ -140,6 +154,8 @@ const NEAR_TTL_LIMIT: u8 = 9;
 /// The p0f engine: feed records in capture order, collect events.
 pub struct Engine {
     db: Arc<Database>,
+    /// The database's HTTP signatures, prepared once.
+    http: HttpTables,
     cfg: EngineConfig,
     flows: FxHashMap<ConnKey, Flow>,
     flow_age: VecDeque<(u64, ConnKey)>,
@@ -176,6 +192,7 @@ impl Engine {
     /// An engine with explicit limits.
     pub fn with_config(db: Arc<Database>, cfg: EngineConfig) -> Engine {
         Engine {
+            http: HttpTables::new(&db),
             db,
             cfg,
             flows: FxHashMap::default(),
@@ -218,7 +235,16 @@ impl Engine {
     /// packet-driven bookkeeping more closely: cache expiry every 50 packets (p0f's
     /// `EXPIRE_INTERVAL`), connections closed by FIN/RST, and connections dropped when an ACK
     /// arrives before any SYN+ACK. Without it (live records), expiry runs on every record.
+    ///
+    /// A packet with payload goes to [`Engine::payload`] instead, which does this and more.
     pub fn tcp_packet(&mut self, key: &FlowKey, ts_ns: u64, tcp_flags: u16) {
+        let _ = self.non_syn_packet(key, ts_ns, tcp_flags);
+    }
+
+    /// [`Engine::tcp_packet`]: p0f's bookkeeping for a packet that is not a SYN record.
+    /// Returns the connection when the packet is a plain ACK of a live, answered connection
+    /// (the case where p0f goes on to look at its payload).
+    fn non_syn_packet(&mut self, key: &FlowKey, ts_ns: u64, tcp_flags: u16) -> Option<ConnKey> {
         use record::tcp_flag::{ACK, FIN, RST, SYN};
         self.packet_cnt += 1;
         self.set_time(ts_ns);
@@ -230,17 +256,19 @@ impl Engine {
             || (tcp_flags & FIN != 0 && tcp_flags & RST != 0)
             || tcp_type == 0;
         if silly || tcp_type & SYN != 0 {
-            return;
+            return None;
         }
         let key = Hashed::new(*key);
-        let Some(f) = self.flows.get(&key) else {
-            return;
-        };
+        let f = self.flows.get(&key)?;
         if tcp_type & (FIN | RST) != 0 {
             // p0f checks the timestamp (we do not see it) and forgets the connection.
             self.destroy_flow(&key);
+            None
         } else if tcp_type == ACK && (f.sendsyn || !f.acked) {
             self.destroy_flow(&key);
+            None
+        } else {
+            Some(key)
         }
     }
 
@@ -696,6 +724,7 @@ impl Engine {
                 cli_tps: 0,
                 srv_tps: 0,
                 encap: Encap::of(r),
+                http: None,
             },
         );
         self.flow_age.push_back((serial, key));
@@ -752,6 +781,9 @@ impl Engine {
                 cli_scores: [0; NAT_SCORES],
                 srv_scores: [0; NAT_SCORES],
                 nat_reasons: 0,
+                http_req_os: None,
+                http_resp: None,
+                http_resp_port: 0,
             },
         );
         self.push_host_age(serial, hk);

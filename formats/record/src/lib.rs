@@ -28,9 +28,9 @@
 #[cfg(feature = "user")]
 #[allow(unsafe_code)]
 mod pod {
-    use super::{CpuCounters, FlowCounters, FlowDirCounters, FlowKey, SynRecord};
+    use super::{CpuCounters, FlowCounters, FlowDirCounters, FlowKey, PayloadRecord, SynRecord};
 
-    // SAFETY (all five): `#[repr(C)]`, integers and integer arrays only, no implicit padding
+    // SAFETY (all six): `#[repr(C)]`, integers and integer arrays only, no implicit padding
     // (explicit `_pad*` fields; the layout tests pin every size and offset), so every bit
     // pattern is a valid value and all-zero is one.
     unsafe impl bytemuck::Zeroable for SynRecord {}
@@ -43,7 +43,12 @@ mod pod {
     unsafe impl bytemuck::Pod for FlowCounters {}
     unsafe impl bytemuck::Zeroable for CpuCounters {}
     unsafe impl bytemuck::Pod for CpuCounters {}
+    unsafe impl bytemuck::Zeroable for PayloadRecord {}
+    unsafe impl bytemuck::Pod for PayloadRecord {}
 }
+
+mod payload;
+pub use payload::{PAYLOAD_HEAD_MAX, PayloadRecord, payload_side};
 
 /// How many IPv6 extension headers (hop-by-hop, routing, destination options) the parser
 /// (`packet`) walks before giving up on a packet: the kernel needs a constant loop bound.
