@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use p0f::event::{NatReasons, TcpKind};
 use p0f::sig::RawSig;
-use p0f::{Database, Event, EventKind, LabelType, Params, Quality, Subject};
+use p0f::{Database, Event, EventKind, HttpKind, HttpParams, LabelType, Params, Quality, Subject};
 
 pub mod parquet;
 pub mod text;
@@ -289,6 +289,10 @@ fn module_word(ev: &Event) -> Cell<'static> {
         EventKind::Uptime { .. } => 6,
         EventKind::HostChange(_) => 7,
         EventKind::IpSharing(_) => 8,
+        EventKind::Http(h) => match h.kind {
+            HttpKind::Request => 9,
+            HttpKind::Response => 10,
+        },
     };
     Cell::Word(code, ev.module())
 }
@@ -390,8 +394,44 @@ pub fn cells<'a>(
             row[Col::IpSharing] = Bool(true);
             row[Col::NatReasons] = Nat(n.reasons);
         }
+        EventKind::Http(h) => {
+            row[Col::Direction] =
+                record::direction::name(h.direction).map_or(Null, |d| Word(h.direction + 1, d));
+            row[Col::RawSig] = s(&h.raw_sig);
+            if let Some(l) = &h.label {
+                row[Col::LabelType] = Word(
+                    match l.label_type {
+                        LabelType::Os => 1,
+                        LabelType::App => 2,
+                    },
+                    label_type_name(l.label_type),
+                );
+                let names = db.label_names(l.id);
+                row[Col::OsClass] = opt_s(names.class);
+                row[Col::OsName] = s(names.name);
+                row[Col::OsFlavor] = opt_s(names.flavor);
+            }
+            row[Col::Params] = opt_s(http_params_text(&h.params));
+        }
     }
     row
+}
+
+/// An HTTP observation's `params` as p0f prints them (`dishonest anonymous generic`, in that
+/// order), `None` for none: one of seven constant strings, so a row borrows it.
+fn http_params_text(p: &HttpParams) -> Option<&'static str> {
+    const TEXT: [&str; 8] = [
+        "",
+        "dishonest",
+        "anonymous",
+        "dishonest anonymous",
+        "generic",
+        "dishonest generic",
+        "anonymous generic",
+        "dishonest anonymous generic",
+    ];
+    let i = usize::from(p.dishonest) | usize::from(p.anonymous) << 1 | usize::from(p.generic) << 2;
+    (i != 0).then_some(TEXT[i])
 }
 
 #[cfg(test)]
@@ -441,6 +481,60 @@ pub(crate) mod tests {
         Observation {
             source: 0,
             event: ev,
+        }
+    }
+
+    /// An HTTP observation's row says what its p0f line says: the module, the params words
+    /// in p0f's order (every combination), the raw signature, an unknown application.
+    #[test]
+    fn http_row_agrees_with_the_p0f_line() {
+        let sources = Sources(vec![Arc::from("x.pcap")]);
+        for bits in 0u8..8 {
+            for kind in [p0f::HttpKind::Request, p0f::HttpKind::Response] {
+                let obs = Observation {
+                    source: 0,
+                    event: Event {
+                        ts_ns: 1_700_000_000_000_000_000,
+                        endpoints: endpoints(),
+                        subject: match kind {
+                            p0f::HttpKind::Request => Subject::Client,
+                            p0f::HttpKind::Response => Subject::Server,
+                        },
+                        kind: EventKind::Http(p0f::HttpObservation {
+                            kind,
+                            label: None,
+                            lang: p0f::Lang::None,
+                            params: HttpParams {
+                                dishonest: bits & 1 != 0,
+                                anonymous: bits & 2 != 0,
+                                generic: bits & 4 != 0,
+                            },
+                            raw_sig: "1:Host,User-Agent:Accept:curl/8.5.0".into(),
+                            direction: record::direction::UNKNOWN,
+                        }),
+                    },
+                };
+                let line = p0f::log::p0f_line(db(), &obs.event);
+                let row = cells(&obs, &sources, db());
+                let get = |name: &str| row[COLUMNS.iter().position(|c| c.name == name).unwrap()];
+                let mut text = |name: &str| {
+                    let mut t = String::new();
+                    get(name).text(&mut t);
+                    t
+                };
+                assert!(line.contains(&format!("mod={}|", text("module"))), "{line}");
+                let params = match get("params") {
+                    Cell::Null => "none".to_string(),
+                    _ => text("params"),
+                };
+                assert!(line.contains(&format!("|params={params}|")), "{line}");
+                assert!(
+                    line.ends_with(&format!("|raw_sig={}", text("raw_sig"))),
+                    "{line}"
+                );
+                assert!(line.contains("|app=???|"), "{line}");
+                assert_eq!(get("os_name"), Cell::Null);
+            }
         }
     }
 
