@@ -34,6 +34,11 @@ uname -r >"$res/uname"
 # would cut into the test lines, so it goes to RESULTS/dmesg.txt at the end instead.
 dmesg -n 1
 trap 'dmesg >"$res/dmesg.txt" 2>&1' EXIT
+# run.sh's check of its own retry after a guest kernel panic: crash here on purpose.
+if [[ ${SYNSCOPE_KERNEL_TEST_PANIC:-} == 1 ]]; then
+  echo "== guest: SYNSCOPE_KERNEL_TEST_PANIC=1: crashing the kernel on purpose"
+  echo c >/proc/sysrq-trigger
+fi
 
 echo "== guest: capture --check"
 "$capture" --check 2>&1 | tee "$res/check.txt"
