@@ -20,7 +20,8 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::sync::Arc;
 
-use p0f::event::{NatReasons, TcpKind};
+use p0f::event::{HttpKind, NatReasons, TcpKind};
+use p0f::http::HttpParams;
 use p0f::sig::RawSig;
 use p0f::{Database, Event, EventKind, LabelType, Params, Quality, Subject};
 
@@ -289,6 +290,10 @@ fn module_word(ev: &Event) -> Cell<'static> {
         EventKind::Uptime { .. } => 6,
         EventKind::HostChange(_) => 7,
         EventKind::IpSharing(_) => 8,
+        EventKind::Http(h) => match h.kind {
+            HttpKind::Request => 9,
+            HttpKind::Response => 10,
+        },
     };
     Cell::Word(code, ev.module())
 }
@@ -390,8 +395,45 @@ pub fn cells<'a>(
             row[Col::IpSharing] = Bool(true);
             row[Col::NatReasons] = Nat(n.reasons);
         }
+        EventKind::Http(h) => {
+            row[Col::Direction] =
+                record::direction::name(h.direction).map_or(Null, |d| Word(h.direction + 1, d));
+            row[Col::RawSig] = Str(&h.raw_sig);
+            if let Some(l) = &h.label {
+                row[Col::LabelType] = Word(
+                    match l.label_type {
+                        LabelType::Os => 1,
+                        LabelType::App => 2,
+                    },
+                    label_type_name(l.label_type),
+                );
+                let names = db.label_names(l.id);
+                row[Col::OsClass] = opt_s(names.class);
+                row[Col::OsName] = s(names.name);
+                row[Col::OsFlavor] = opt_s(names.flavor);
+            }
+            row[Col::Params] = opt_s(http_params_text(h.params));
+        }
     }
     row
+}
+
+/// p0f's `params=` words of an HTTP observation (`dishonest`, `anonymous`, `generic`, in
+/// p0f's order), `None` for none. Three flags make eight texts, so a table of static
+/// strings serves every row without an allocation.
+pub fn http_params_text(p: HttpParams) -> Option<&'static str> {
+    const TEXTS: [Option<&str>; 8] = [
+        None,
+        Some("dishonest"),
+        Some("anonymous"),
+        Some("dishonest anonymous"),
+        Some("generic"),
+        Some("dishonest generic"),
+        Some("anonymous generic"),
+        Some("dishonest anonymous generic"),
+    ];
+    let i = usize::from(p.dishonest) | usize::from(p.anonymous) << 1 | usize::from(p.generic) << 2;
+    TEXTS[i]
 }
 
 #[cfg(test)]
