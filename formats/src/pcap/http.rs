@@ -16,11 +16,12 @@
 //!   that made p0f give up on a connection (a banner from the server, say) is unseen, so the
 //!   engine may report a head p0f does not; and a head whose first segment starts with
 //!   neither a prefix of `GET /` / `HEAD /` nor of `HTTP/1.` cannot be complete anyway;
-//! - each filter sees only its own part of a capture (analyze reads a capture in parallel
-//!   windows, one filter per reader): a flow whose first HTTP segment is in one window and
-//!   whose later segments are in another reader's window is followed there only if those
-//!   segments look like an HTTP start themselves, so a head split across two windows is
-//!   cut and the engine gives up on it;
+//! - each filter sees only its own part of a capture (analyze reads a capture file in 1 MiB
+//!   windows, with a filter per window so that the result does not depend on the thread
+//!   count): a flow whose first HTTP segment is in one window is followed in the next only
+//!   if its segments there look like an HTTP start themselves, so a head split across two
+//!   windows is cut and the engine gives up on it (a stream read in order has one filter
+//!   and does not lose these);
 //! - FIN and RST segments without payload are not passed on (they are not payload records);
 //!   p0f forgets a connection on them, the engine does not, which matters only when data
 //!   follows a FIN on the same connection;
