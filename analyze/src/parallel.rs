@@ -980,7 +980,8 @@ mod tests {
 
     impl Consumer for Log {
         fn records(&mut self, index: usize, records: &Batch) {
-            self.records.extend(records.syns.iter().map(|r| (index, *r)));
+            self.records
+                .extend(records.syns.iter().map(|r| (index, *r)));
         }
         fn input_done(&mut self, index: usize, done: InputDone) {
             self.done.push((index, done.stats.records()));

@@ -232,8 +232,9 @@ mod tests {
                     // A picked segment belongs to a flow that showed an HTTP start.
                     let (key, _) = r.flow_key();
                     assert!(
-                        sink.picked.iter().any(|s| s.flow_key().0 == key
-                            && looks_like_http(s.head())),
+                        sink.picked
+                            .iter()
+                            .any(|s| s.flow_key().0 == key && looks_like_http(s.head())),
                         "{}",
                         path.display()
                     );

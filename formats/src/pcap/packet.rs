@@ -187,7 +187,10 @@ fn tcp_payload(frame: &[u8], off: usize, ip_version: u8) -> Option<TcpPayload<'_
             if flags_off & 0x3fff != 0 || *ip.get(9)? != 6 {
                 return None;
             }
-            (ihl, usize::from(u16::from_be_bytes([*ip.get(2)?, *ip.get(3)?])))
+            (
+                ihl,
+                usize::from(u16::from_be_bytes([*ip.get(2)?, *ip.get(3)?])),
+            )
         }
         6 => {
             if *ip.get(6)? != 6 {
