@@ -486,6 +486,60 @@ pub(crate) mod tests {
         }
     }
 
+    /// An HTTP observation's row says what its p0f line says: the module, the params words
+    /// in p0f's order (every combination), the raw signature, an unknown application.
+    #[test]
+    fn http_row_agrees_with_the_p0f_line() {
+        let sources = Sources(vec![Arc::from("x.pcap")]);
+        for bits in 0u8..8 {
+            for kind in [p0f::HttpKind::Request, p0f::HttpKind::Response] {
+                let obs = Observation {
+                    source: 0,
+                    event: Event {
+                        ts_ns: 1_700_000_000_000_000_000,
+                        endpoints: endpoints(),
+                        subject: match kind {
+                            p0f::HttpKind::Request => Subject::Client,
+                            p0f::HttpKind::Response => Subject::Server,
+                        },
+                        kind: EventKind::Http(p0f::HttpObservation {
+                            kind,
+                            label: None,
+                            lang: p0f::Lang::None,
+                            params: HttpParams {
+                                dishonest: bits & 1 != 0,
+                                anonymous: bits & 2 != 0,
+                                generic: bits & 4 != 0,
+                            },
+                            raw_sig: "1:Host,User-Agent:Accept:curl/8.5.0".into(),
+                            direction: record::direction::UNKNOWN,
+                        }),
+                    },
+                };
+                let line = p0f::log::p0f_line(db(), &obs.event);
+                let row = cells(&obs, &sources, db());
+                let get = |name: &str| row[COLUMNS.iter().position(|c| c.name == name).unwrap()];
+                let mut text = |name: &str| {
+                    let mut t = String::new();
+                    get(name).text(&mut t);
+                    t
+                };
+                assert!(line.contains(&format!("mod={}|", text("module"))), "{line}");
+                let params = match get("params") {
+                    Cell::Null => "none".to_string(),
+                    _ => text("params"),
+                };
+                assert!(line.contains(&format!("|params={params}|")), "{line}");
+                assert!(
+                    line.ends_with(&format!("|raw_sig={}", text("raw_sig"))),
+                    "{line}"
+                );
+                assert!(line.contains("|app=???|"), "{line}");
+                assert_eq!(get("os_name"), Cell::Null);
+            }
+        }
+    }
+
     #[test]
     fn tcp_row_agrees_with_the_p0f_line() {
         let obs = real_syn();
