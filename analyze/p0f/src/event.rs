@@ -3,7 +3,6 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::db::{LabelId, LinkId};
-use super::http::{HttpParams, Lang};
 use super::matcher::Quality;
 use super::sig::RawSig;
 
@@ -198,6 +197,34 @@ pub struct NatObservation {
     pub reasons: NatReasons,
     /// Counts of recent scores above 5, 2, 1 and 0 (`raw_hits=`).
     pub raw_hits: [u8; 4],
+}
+
+/// What p0f prints as `lang=` for a head's `Accept-Language` value.
+///
+/// Only requests have one: p0f reads `Accept-Language` in requests and nothing
+/// (`Content-Language` included) in responses. A value whose first two bytes are ASCII
+/// letters and whose third is not names a language when p0f's table has that exact code
+/// (case-sensitive: `EN` is unknown).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Lang {
+    /// No usable value (`lang=none`).
+    None,
+    /// Two letters p0f does not know (`lang=???`).
+    Unknown,
+    /// The language's English name.
+    Known(&'static str),
+}
+
+/// p0f's `params=` for an HTTP observation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Hash)]
+pub struct HttpParams {
+    /// The software string (`User-Agent` / `Server`) does not contain the one the matched
+    /// signature expects.
+    pub dishonest: bool,
+    /// No `User-Agent` (request) or `Server` (response) value.
+    pub anonymous: bool,
+    /// The match is a generic (`g:`) signature.
+    pub generic: bool,
 }
 
 /// Which head an HTTP observation is about (p0f's `mod=http request|response`).

@@ -22,7 +22,7 @@
 use rustc_hash::FxHashMap;
 
 use crate::db::{Database, LabelId, SysRef};
-use crate::event::{HttpKind, HttpObservation, LabelType, MatchedLabel};
+use crate::event::{HttpKind, HttpObservation, HttpParams, LabelType, Lang, MatchedLabel};
 
 /// Bytes of each direction p0f keeps (`MAX_FLOW_DATA`), the same bound as
 /// [`record::PAYLOAD_HEAD_MAX`].
@@ -305,22 +305,6 @@ fn lang_hash(b0: u8, b1: u8) -> u8 {
     ((u32::from(b0) * u32::from(b1)) ^ u32::from(b1)) as u8
 }
 
-/// What p0f prints as `lang=` for a head's `Accept-Language` value.
-///
-/// Only requests have one: p0f reads `Accept-Language` in requests and nothing
-/// (`Content-Language` included) in responses. A value whose first two bytes are ASCII
-/// letters and whose third is not names a language when p0f's table has that exact code
-/// (case-sensitive: `EN` is unknown).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Lang {
-    /// No usable value (`lang=none`).
-    None,
-    /// Two letters p0f does not know (`lang=???`).
-    Unknown,
-    /// The language's English name.
-    Known(&'static str),
-}
-
 /// [`Lang`] of an `Accept-Language` value (`None` when the head had none).
 pub fn language(value: Option<&[u8]>) -> Lang {
     let Some(v) = value else {
@@ -336,18 +320,6 @@ pub fn language(value: Option<&[u8]>) -> Lang {
         .iter()
         .find(|(bucket, code, _)| *bucket == h && *code == [at(0), at(1)])
         .map_or(Lang::Unknown, |(_, _, name)| Lang::Known(name))
-}
-
-/// p0f's `params=` for an HTTP observation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Hash)]
-pub struct HttpParams {
-    /// The software string (`User-Agent` / `Server`) does not contain the one the matched
-    /// signature expects.
-    pub dishonest: bool,
-    /// No `User-Agent` (request) or `Server` (response) value.
-    pub anonymous: bool,
-    /// The match is a generic (`g:`) signature.
-    pub generic: bool,
 }
 
 /// One header line of a parsed head.

@@ -45,10 +45,10 @@ pub mod state;
 
 pub use db::{Database, LabelId, LabelNames, LinkId};
 pub use event::{
-    Endpoints, Event, EventKind, HttpKind, HttpObservation, LabelType, MatchedLabel, Params,
-    Subject, TcpKind,
+    Endpoints, Event, EventKind, HttpKind, HttpObservation, HttpParams, LabelType, Lang,
+    MatchedLabel, Params, Subject, TcpKind,
 };
-pub use http::{HttpParams, HttpTables, Lang};
+pub use http::HttpTables;
 pub use matcher::{MatchResult, Quality};
 pub use parse::{DbError, DbErrorKind};
 pub use sig::{Packet, RawSig, Skip};

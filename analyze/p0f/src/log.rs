@@ -12,9 +12,8 @@ use std::io::{self, Write};
 
 use super::db::Database;
 use super::event::{
-    Event, EventKind, HttpObservation, LabelType, NatObservation, NatReasons, Params,
+    Event, EventKind, HttpObservation, LabelType, Lang, NatObservation, NatReasons, Params,
 };
-use super::http::Lang;
 
 /// Writes the p0f log line for `ev` (with a trailing newline), timestamps in UTC; `db` is
 /// the database of the engine that made `ev`.

@@ -597,6 +597,34 @@ impl SynRecord {
     }
 }
 
+/// The flow-key side of a [`PayloadRecord`], here beside [`FlowKey`] and [`Encap`] so that
+/// `payload` (the record's layout) imports nothing from the crate root.
+impl PayloadRecord {
+    /// The segment's encapsulation fields.
+    pub fn encap(&self) -> Encap {
+        Encap {
+            id: self.encap_id,
+            kind: self.encap_kind,
+            depth: self.encaps,
+            flags: self.encap_flags,
+            _pad: 0,
+        }
+    }
+
+    /// The segment's flow (canonical [`FlowKey`], the one its SYN's record gives) and its
+    /// direction in it ([`flow_dir`]).
+    pub fn flow_key(&self) -> (FlowKey, u8) {
+        FlowKey::new_in(
+            self.ip_version,
+            self.src_addr,
+            self.src_port,
+            self.dst_addr,
+            self.dst_port,
+            &self.encap(),
+        )
+    }
+}
+
 /// Whether encapsulation fields are canonical: a known kind; no depth, flags or id without
 /// one, and a depth within [`MAX_ENCAPS`] with one; only known flags; an id only with its flag.
 fn encap_is_canonical(kind: u8, depth: u8, flags: u8, id: u32) -> bool {
@@ -1099,6 +1127,35 @@ mod tests {
         assert_eq!(offset_of!(FlowCounters, b_to_a), 40);
         assert_eq!(size_of::<CpuCounters>(), CpuCounters::SIZE);
         assert_eq!(offset_of!(CpuCounters, guard_window_ns), 64);
+    }
+
+    #[test]
+    fn flow_key_matches_the_syn_records() {
+        let mut syn = SynRecord::ZERO;
+        syn.ip_version = 4;
+        syn.src_addr[..4].copy_from_slice(&[10, 0, 0, 1]);
+        syn.dst_addr[..4].copy_from_slice(&[10, 0, 0, 2]);
+        syn.src_port = 40000;
+        syn.dst_port = 80;
+        syn.encap_kind = encap::VXLAN;
+        syn.encaps = 1;
+        syn.encap_id = 42;
+        syn.encap_flags = encap::flag::ID;
+        let mut p = PayloadRecord::ZERO;
+        p.ip_version = 4;
+        // The server's answer: the same flow, the other way.
+        p.src_addr = syn.dst_addr;
+        p.dst_addr = syn.src_addr;
+        p.src_port = 80;
+        p.dst_port = 40000;
+        p.encap_kind = syn.encap_kind;
+        p.encaps = syn.encaps;
+        p.encap_id = syn.encap_id;
+        p.encap_flags = syn.encap_flags;
+        let (ks, ds) = syn.flow_key();
+        let (kp, dp) = p.flow_key();
+        assert_eq!(ks, kp);
+        assert_ne!(ds, dp);
     }
 
     #[test]

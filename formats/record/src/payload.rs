@@ -1,7 +1,5 @@
 //! [`PayloadRecord`]: the payload of one TCP segment, for p0f's HTTP fingerprinting.
 
-use crate::{Encap, FlowKey};
-
 /// How many payload bytes of one direction of a connection p0f 3.09b ever looks at, and so
 /// the capacity of [`PayloadRecord::head`].
 ///
@@ -169,30 +167,6 @@ impl PayloadRecord {
         self.head_len = n as u16;
     }
 
-    /// The segment's encapsulation fields.
-    pub fn encap(&self) -> Encap {
-        Encap {
-            id: self.encap_id,
-            kind: self.encap_kind,
-            depth: self.encaps,
-            flags: self.encap_flags,
-            _pad: 0,
-        }
-    }
-
-    /// The segment's flow (canonical [`FlowKey`], the one its SYN's record gives) and its
-    /// direction in it ([`crate::flow_dir`]).
-    pub fn flow_key(&self) -> (FlowKey, u8) {
-        FlowKey::new_in(
-            self.ip_version,
-            self.src_addr,
-            self.src_port,
-            self.dst_addr,
-            self.dst_port,
-            &self.encap(),
-        )
-    }
-
     /// Length of the address in use: 4 for IPv4, 16 otherwise.
     pub fn addr_len(&self) -> usize {
         if self.ip_version == 4 { 4 } else { 16 }
@@ -251,34 +225,5 @@ mod tests {
         // A head_len past the array is clamped, not a panic.
         r.head_len = u16::MAX;
         assert_eq!(r.head().len(), PAYLOAD_HEAD_MAX);
-    }
-
-    #[test]
-    fn flow_key_matches_the_syn_records() {
-        let mut syn = crate::SynRecord::ZERO;
-        syn.ip_version = 4;
-        syn.src_addr[..4].copy_from_slice(&[10, 0, 0, 1]);
-        syn.dst_addr[..4].copy_from_slice(&[10, 0, 0, 2]);
-        syn.src_port = 40000;
-        syn.dst_port = 80;
-        syn.encap_kind = crate::encap::VXLAN;
-        syn.encaps = 1;
-        syn.encap_id = 42;
-        syn.encap_flags = crate::encap::flag::ID;
-        let mut p = PayloadRecord::ZERO;
-        p.ip_version = 4;
-        // The server's answer: the same flow, the other way.
-        p.src_addr = syn.dst_addr;
-        p.dst_addr = syn.src_addr;
-        p.src_port = 80;
-        p.dst_port = 40000;
-        p.encap_kind = syn.encap_kind;
-        p.encaps = syn.encaps;
-        p.encap_id = syn.encap_id;
-        p.encap_flags = syn.encap_flags;
-        let (ks, ds) = syn.flow_key();
-        let (kp, dp) = p.flow_key();
-        assert_eq!(ks, kp);
-        assert_ne!(ds, dp);
     }
 }

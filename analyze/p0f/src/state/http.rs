@@ -4,42 +4,10 @@
 
 use record::PayloadRecord;
 
-use super::{Ctx, Engine, NatScore};
+use super::{Ctx, Engine, HttpRef, NatScore, PayloadStatus};
 use crate::db::SysRef;
 use crate::event::{Event, EventKind, NatReasons};
 use crate::http::{HTTP_MAX_DATE_DIFF, MAX_FLOW_DATA, WireSig};
-
-/// What [`Engine::payload`] did with a segment.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum PayloadStatus {
-    /// Not a data segment of a connection p0f follows: no such connection (never seen, or
-    /// already forgotten), a SYN (those go to [`Engine::process`]), a flag combination p0f
-    /// drops, a FIN or RST (which end the connection), or an ACK before the SYN+ACK.
-    Untracked,
-    /// Not the next sequence number of its direction (a retransmission, or out of order):
-    /// p0f does no reassembly and drops it.
-    OutOfOrder,
-    /// Taken; the connection is still followed.
-    Tracked,
-    /// Taken; p0f has nothing more to learn from the connection (a response was
-    /// fingerprinted, it is not HTTP, or both directions reached 8192 bytes) and forgot it.
-    Done,
-    /// The record held fewer payload bytes than p0f would have read: the connection's HTTP
-    /// is given up on (and the connection forgotten), where p0f might have gone on.
-    Short,
-}
-
-/// What a host remembers of a fingerprinted head (p0f keeps a copy of the whole
-/// `struct http_sig`; only these fields of it are read later).
-#[derive(Clone, Copy, Debug)]
-pub(super) struct HttpRef {
-    /// Name id and label number of the matched signature.
-    matched: Option<(u32, u32)>,
-    /// Its `Date:` (0: none).
-    date: u32,
-    /// When it was received, seconds.
-    recv_date: u32,
-}
 
 /// The matched signature, as far as scoring and reporting need it.
 struct Hit {
