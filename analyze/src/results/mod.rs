@@ -20,8 +20,8 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::sync::Arc;
 
+use p0f::HttpParams;
 use p0f::event::{HttpKind, NatReasons, TcpKind};
-use p0f::http::HttpParams;
 use p0f::sig::RawSig;
 use p0f::{Database, Event, EventKind, LabelType, Params, Quality, Subject};
 
@@ -519,7 +519,7 @@ pub(crate) mod tests {
                 let line = p0f::log::p0f_line(db(), &obs.event);
                 let row = cells(&obs, &sources, db());
                 let get = |name: &str| row[COLUMNS.iter().position(|c| c.name == name).unwrap()];
-                let mut text = |name: &str| {
+                let text = |name: &str| {
                     let mut t = String::new();
                     get(name).text(&mut t);
                     t
