@@ -13,10 +13,10 @@ use std::thread::ScopedJoinHandle;
 
 use formats::pcap::IngestStats;
 use p0f::{Database, Engine, Event, EventKind, Status};
-use record::SynRecord;
+use record::PayloadRecord;
 
 use crate::inputs::Input;
-use crate::parallel::{self, Consumer, InputDone, Progress, ReplayOptions};
+use crate::parallel::{self, Batch, Consumer, InputDone, Progress, Rec, ReplayOptions};
 use crate::replay::ReplayError;
 use crate::report::Totals;
 use crate::report::agg::{Aggregator, Summary};
@@ -362,6 +362,17 @@ fn render(
 }
 
 impl<W: Write> Analysis<'_, W> {
+    /// One payload record through the engine's HTTP module.
+    fn payload(&mut self, index: usize, p: &PayloadRecord) {
+        if self.error.is_some() {
+            return;
+        }
+        self.engine.payload(p, &mut self.events);
+        if let Err(e) = self.observe_events(index) {
+            self.error = Some(e);
+        }
+    }
+
     /// Names the engine outcomes and observation modules counted during the replay into the
     /// totals (once, when it ends).
     fn name_counts(&mut self) {
@@ -379,8 +390,15 @@ impl<W: Write> Analysis<'_, W> {
 }
 
 impl<W: Write> Consumer for Analysis<'_, W> {
-    fn records(&mut self, index: usize, records: &[SynRecord]) {
-        for r in records {
+    fn records(&mut self, index: usize, records: &Batch) {
+        for r in records.in_order() {
+            let r = match r {
+                Rec::Syn(r) => r,
+                Rec::Payload(p) => {
+                    self.payload(index, p);
+                    continue;
+                }
+            };
             if self.error.is_some() {
                 return;
             }
@@ -473,8 +491,14 @@ pub fn run(
     let summary = opts.format.needs_summary();
     let mut replay_opts = opts.replay;
     replay_opts.flows = summary;
+    // p0f's HTTP lines: captures hand over the payload of the flows that look like HTTP
+    // (formats::pcap::HttpFilter), and only those, so the engine is told it gets some
+    // packets only.
+    replay_opts.http = true;
+    let mut engine = Engine::new(Arc::clone(&db));
+    engine.set_some_packets(true);
     let mut a = Analysis {
-        engine: Engine::new(Arc::clone(&db)),
+        engine,
         events: Vec::new(),
         sources,
         out,

@@ -30,11 +30,12 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
 
 use formats::flows::FlowReader;
 use formats::pcap::{
-    CaptureReader, IngestStats, PacketSink, PcapError, Segment, SkipReason, WINDOW_SIZE, Windows,
+    CaptureReader, HttpFilter, IngestStats, PacketSink, PcapError, Segment, SkipReason,
+    WINDOW_SIZE, Windows,
 };
 use formats::syn::SynReader;
 use rayon::prelude::*;
-use record::{FlowKey, SynRecord};
+use record::{FlowKey, PayloadRecord, SynRecord};
 use rustc_hash::FxHashMap;
 
 use crate::inputs::{Input, InputKind, flows_path_for};
@@ -172,6 +173,10 @@ pub struct ReplayOptions {
     pub flows: bool,
     /// On a bad input, report it and go on with the next one instead of stopping.
     pub keep_going: bool,
+    /// Also hand over payload records for p0f's HTTP module, from captures: the segments
+    /// [`HttpFilter`] picks, with a filter per window of a capture file (so the records do
+    /// not depend on the number of threads), one for a whole stream read in order.
+    pub http: bool,
     /// When set (by a signal handler: [`signals::STOP`]), the replay stops within
     /// [`IDLE_FLUSH`] and returns [`ReplayError::Interrupted`].
     pub stop: Option<&'static AtomicBool>,
@@ -185,6 +190,7 @@ impl Default for ReplayOptions {
             chunk_bytes: WINDOW_SIZE,
             flows: false,
             keep_going: false,
+            http: false,
             stop: None,
         }
     }
@@ -199,10 +205,92 @@ pub struct InputDone {
     pub flows: Option<FlowShards>,
 }
 
+/// Records of one input in file order: SYN records, and payload records
+/// ([`ReplayOptions::http`]) each with its place among them.
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// SYN and SYN+ACK records, in file order.
+    pub syns: Vec<SynRecord>,
+    /// Payload records in file order, each with the number of `syns` that came before it.
+    /// Few (only HTTP flows' first segments), so they travel beside the SYN records rather
+    /// than making every record as large as a payload record.
+    pub payloads: Vec<(usize, PayloadRecord)>,
+}
+
+impl Batch {
+    /// An empty batch with room for `n` SYN records.
+    pub fn with_capacity(n: usize) -> Batch {
+        Batch {
+            syns: Vec::with_capacity(n),
+            payloads: Vec::new(),
+        }
+    }
+
+    /// Records of both kinds.
+    pub fn len(&self) -> usize {
+        self.syns.len() + self.payloads.len()
+    }
+
+    /// Whether there is no record.
+    pub fn is_empty(&self) -> bool {
+        self.syns.is_empty() && self.payloads.is_empty()
+    }
+
+    /// Drops every record.
+    pub fn clear(&mut self) {
+        self.syns.clear();
+        self.payloads.clear();
+    }
+
+    /// Appends a payload record after the SYN records so far.
+    pub fn push_payload(&mut self, r: PayloadRecord) {
+        self.payloads.push((self.syns.len(), r));
+    }
+
+    /// Every record in file order.
+    pub fn in_order(&self) -> impl Iterator<Item = Rec<'_>> {
+        let mut payloads = self.payloads.iter().peekable();
+        let mut syns = self.syns.iter().enumerate();
+        std::iter::from_fn(move || {
+            if let Some((_, p)) = payloads.next_if(|(at, _)| {
+                // A payload's place is the number of SYN records before it.
+                syns.clone().next().is_none_or(|(i, _)| *at <= i)
+            }) {
+                return Some(Rec::Payload(p));
+            }
+            syns.next().map(|(_, r)| Rec::Syn(r))
+        })
+    }
+
+    /// Appends `other`'s records after this batch's.
+    pub fn append(&mut self, other: Batch) {
+        let base = self.syns.len();
+        self.payloads
+            .extend(other.payloads.into_iter().map(|(at, r)| (base + at, r)));
+        self.syns.extend_from_slice(&other.syns);
+    }
+}
+
+/// One record of a [`Batch`].
+#[derive(Clone, Copy, Debug)]
+pub enum Rec<'a> {
+    Syn(&'a SynRecord),
+    Payload(&'a PayloadRecord),
+}
+
+impl From<Vec<SynRecord>> for Batch {
+    fn from(syns: Vec<SynRecord>) -> Batch {
+        Batch {
+            syns,
+            payloads: Vec::new(),
+        }
+    }
+}
+
 /// What the replay hands to its consumer, always in input order.
 pub trait Consumer {
     /// Records of input `index`, in file order (called many times per input).
-    fn records(&mut self, index: usize, records: &[SynRecord]);
+    fn records(&mut self, index: usize, records: &Batch);
     /// Input `index` was read to its end.
     fn input_done(&mut self, index: usize, done: InputDone);
     /// Input `index` failed (only with [`ReplayOptions::keep_going`]; otherwise the error
@@ -233,7 +321,7 @@ pub struct Progress {
 }
 
 enum Msg {
-    Batch(usize, Vec<SynRecord>),
+    Batch(usize, Batch),
     Done(usize, InputDone),
     Failed(usize, ReplayError),
 }
@@ -407,7 +495,8 @@ impl Producer<'_> {
         // A capture that cannot be read by position (a pipe): in order, here.
         let mut sink = BatchSink {
             index,
-            batch: Vec::with_capacity(self.opts.batch_records),
+            batch: Batch::with_capacity(self.opts.batch_records),
+            http: self.opts.http.then(HttpFilter::default),
             cap: self.opts.batch_records.max(1),
             tx: &self.tx,
             gone: false,
@@ -457,6 +546,7 @@ impl Producer<'_> {
                     first,
                     step: readers,
                     flows,
+                    http: self.opts.http,
                     cancel: self.cancel,
                     progress: &self.progress.done,
                 };
@@ -475,8 +565,8 @@ impl Producer<'_> {
             }
             // Windows' records go on in batches of at least WINDOW_BATCH: a window holds few
             // records, and a message per window would wake the engine's thread for each.
-            let new_batch = || Vec::with_capacity(2 * WINDOW_BATCH);
-            let mut pending: Vec<SynRecord> = new_batch();
+            let new_batch = || Batch::with_capacity(2 * WINDOW_BATCH);
+            let mut pending: Batch = new_batch();
             // Each reader's windows received in a group and not yet handed over.
             let mut queued: Vec<std::collections::VecDeque<WindowDone>> =
                 (0..readers).map(|_| Default::default()).collect();
@@ -496,7 +586,7 @@ impl Producer<'_> {
                 match done {
                     Ok((records, window_stats)) => {
                         stats.merge(&window_stats);
-                        pending.extend_from_slice(&records);
+                        pending.append(records);
                         if pending.len() >= WINDOW_BATCH {
                             let full = std::mem::replace(&mut pending, new_batch());
                             self.send(Msg::Batch(index, full))?;
@@ -582,7 +672,7 @@ impl Producer<'_> {
                 }
                 let share = (size as u128 * recs.len() as u128 / rows as u128) as u64;
                 self.progress.done.fetch_add(share, Ordering::Relaxed);
-                self.send(Msg::Batch(index, recs))?;
+                self.send(Msg::Batch(index, Batch::from(recs)))?;
             }
             start = end;
         }
@@ -648,7 +738,7 @@ const WINDOW_BATCH: usize = 384;
 
 /// What a reader thread has per window: its records and statistics, or why it could not be
 /// read.
-type WindowDone = Result<(Vec<SynRecord>, IngestStats), PcapError>;
+type WindowDone = Result<(Batch, IngestStats), PcapError>;
 
 /// Windows a reader hands over per message, so the thread that puts windows back in order
 /// is woken once per group rather than once per window (fewer context switches).
@@ -661,6 +751,7 @@ struct WindowReader<'a> {
     first: usize,
     step: usize,
     flows: bool,
+    http: bool,
     cancel: &'a AtomicBool,
     progress: &'a AtomicU64,
 }
@@ -692,18 +783,27 @@ impl WindowReader<'_> {
                 }
             };
             left.next = k + self.step;
-            let mut records = Vec::new();
+            let mut records = Batch::default();
+            // A filter per window, not per reader: which windows a reader gets depends on
+            // the thread count, and the records must not.
+            let mut http = self.http.then(HttpFilter::default);
             let stats = if self.flows {
                 let mut sink = TableSink {
                     records: &mut records,
+                    http: http.as_mut(),
                     table: &mut table,
                     run: None,
                 };
                 let stats = chunk.run(&mut sink);
                 sink.flush();
                 stats
+            } else if let Some(http) = &mut http {
+                chunk.run(&mut HttpSink {
+                    records: &mut records,
+                    http,
+                })
             } else {
-                chunk.run(&mut records)
+                chunk.run(&mut records.syns)
             };
             self.progress
                 .fetch_add(self.windows.window_bytes(k), Ordering::Relaxed);
@@ -747,7 +847,8 @@ impl Drop for Abandon<'_> {
 /// once, when another flow's packet comes or the chunk ends: the table lookup is the
 /// largest single cost of parsing, and a run of one flow needs none.
 struct TableSink<'a> {
-    records: &'a mut Vec<SynRecord>,
+    records: &'a mut Batch,
+    http: Option<&'a mut HttpFilter>,
     table: &'a mut FlowTable,
     /// The flow of the last packets and their counters, not yet in `table`.
     run: Option<(FlowKey, Traffic)>,
@@ -765,11 +866,16 @@ impl TableSink<'_> {
 impl PacketSink for TableSink<'_> {
     #[inline]
     fn syn(&mut self, rec: &SynRecord) {
-        self.records.push(*rec);
+        self.records.syns.push(*rec);
     }
 
     #[inline]
     fn tcp(&mut self, seg: &Segment<'_>) {
+        if let Some(http) = &mut self.http
+            && let Some(r) = http.record(seg)
+        {
+            self.records.push_payload(r);
+        }
         let (key, _) = seg.flow();
         if !matches!(&self.run, Some((k, _)) if *k == key) {
             self.flush();
@@ -781,10 +887,31 @@ impl PacketSink for TableSink<'_> {
     }
 }
 
+/// SYN records and the payload records an [`HttpFilter`] picks, without a flow table.
+struct HttpSink<'a> {
+    records: &'a mut Batch,
+    http: &'a mut HttpFilter,
+}
+
+impl PacketSink for HttpSink<'_> {
+    #[inline]
+    fn syn(&mut self, rec: &SynRecord) {
+        self.records.syns.push(*rec);
+    }
+
+    #[inline]
+    fn tcp(&mut self, seg: &Segment<'_>) {
+        if let Some(r) = self.http.record(seg) {
+            self.records.push_payload(r);
+        }
+    }
+}
+
 /// A capture's records, batched for the channel, and optionally its flow table.
 struct BatchSink<'a> {
     index: usize,
-    batch: Vec<SynRecord>,
+    batch: Batch,
+    http: Option<HttpFilter>,
     cap: usize,
     tx: &'a SyncSender<Msg>,
     gone: bool,
@@ -798,7 +925,7 @@ impl BatchSink<'_> {
             self.batch.clear();
             return;
         }
-        let full = std::mem::replace(&mut self.batch, Vec::with_capacity(self.cap));
+        let full = std::mem::replace(&mut self.batch, Batch::with_capacity(self.cap));
         if self.tx.send(Msg::Batch(self.index, full)).is_err() {
             self.gone = true;
         }
@@ -808,7 +935,7 @@ impl BatchSink<'_> {
 impl PacketSink for BatchSink<'_> {
     #[inline]
     fn syn(&mut self, rec: &SynRecord) {
-        self.batch.push(*rec);
+        self.batch.syns.push(*rec);
         if self.batch.len() >= self.cap {
             self.send_batch();
         }
@@ -823,6 +950,14 @@ impl PacketSink for BatchSink<'_> {
 
     #[inline]
     fn tcp(&mut self, seg: &Segment<'_>) {
+        if let Some(http) = &mut self.http
+            && let Some(r) = http.record(seg)
+        {
+            self.batch.push_payload(r);
+            if self.batch.len() >= self.cap {
+                self.send_batch();
+            }
+        }
         if let Some(f) = &mut self.flows {
             f.entry(seg.flow().0).or_default().add_packet(seg.l3_bytes);
         }
@@ -844,8 +979,9 @@ mod tests {
     }
 
     impl Consumer for Log {
-        fn records(&mut self, index: usize, records: &[SynRecord]) {
-            self.records.extend(records.iter().map(|r| (index, *r)));
+        fn records(&mut self, index: usize, records: &Batch) {
+            self.records
+                .extend(records.syns.iter().map(|r| (index, *r)));
         }
         fn input_done(&mut self, index: usize, done: InputDone) {
             self.done.push((index, done.stats.records()));
@@ -860,6 +996,38 @@ mod tests {
         fn input_failed(&mut self, index: usize, error: &ReplayError) {
             self.failed.push((index, error.to_string()));
         }
+    }
+
+    /// Payload records keep their place among the SYN records when batches are joined.
+    #[test]
+    fn appended_batches_keep_payload_places() {
+        let syn = |n: u64| SynRecord {
+            ts_ns: n,
+            ..SynRecord::ZERO
+        };
+        let payload = |n: u64| PayloadRecord {
+            ts_ns: n,
+            ..PayloadRecord::ZERO
+        };
+        let mut a = Batch::default();
+        a.push_payload(payload(0));
+        a.syns.push(syn(1));
+        a.push_payload(payload(2));
+        let mut b = Batch::default();
+        b.syns.push(syn(3));
+        b.push_payload(payload(4));
+        b.syns.push(syn(5));
+        b.push_payload(payload(6));
+        a.append(b);
+        let order: Vec<u64> = a
+            .in_order()
+            .map(|r| match r {
+                Rec::Syn(r) => r.ts_ns,
+                Rec::Payload(p) => p.ts_ns,
+            })
+            .collect();
+        assert_eq!(order, [0, 1, 2, 3, 4, 5, 6]);
+        assert_eq!(a.len(), 7);
     }
 
     fn key(n: u8) -> FlowKey {

@@ -99,8 +99,15 @@ fn recording_replays_to_the_same_p0f_lines_as_its_capture() {
         let a = analyze(&[os("--format"), os("p0f"), cap.as_os_str()]);
         let b = analyze(&[os("--format"), os("p0f"), out.as_os_str()]);
         assert!(a.status.success() && b.status.success());
+        // Recordings carry no payload yet (issue 22), so the capture's HTTP lines are not
+        // theirs; every other line is, in order.
+        let capture: String = String::from_utf8_lossy(&a.stdout)
+            .lines()
+            .filter(|l| !l.contains("] mod=http "))
+            .map(|l| format!("{l}\n"))
+            .collect();
         assert_eq!(
-            String::from_utf8_lossy(&a.stdout),
+            capture,
             String::from_utf8_lossy(&b.stdout),
             "{}",
             cap.display()

@@ -161,8 +161,16 @@ fn formats_agree_with_each_other_and_with_p0f_lines() {
                     let want = format!("|{key}={name}{}|", flavor.unwrap_or_default());
                     assert!(line.contains(&want), "{want} in {line}");
                 }
+                // p0f writes an unmatched HTTP head as an unknown app.
+                None if module.starts_with("http ") => {
+                    assert!(line.contains("|app=???|"), "{line}");
+                }
                 None => assert!(line.contains("|os=???|"), "{line}"),
             }
+        }
+        if module.starts_with("http ") {
+            let params = o["params"].as_str().unwrap_or("none").replace(' ', ",");
+            assert!(line.contains(&format!("|params={params}|")), "{line}");
         }
         if let Some(mtu) = o["mtu"].as_u64() {
             assert!(line.ends_with(&format!("|raw_mtu={mtu}")), "{line}");
@@ -183,7 +191,11 @@ fn formats_agree_with_each_other_and_with_p0f_lines() {
         .map(|v| v.as_u64().unwrap())
         .sum();
     assert_eq!(by_module as usize, obs.len());
-    let tcp = obs.iter().filter(|o| o["raw_sig"].is_string()).count() as u64;
+    let tcp = obs
+        .iter()
+        .filter(|o| o["raw_sig"].is_string())
+        .filter(|o| !o["module"].as_str().is_some_and(|m| m.starts_with("http ")))
+        .count() as u64;
     assert_eq!(s["tcp_observations"].as_u64(), Some(tcp));
     let sum = |k: &str| -> u64 {
         s[k].as_array()
@@ -213,6 +225,7 @@ fn formats_agree_with_each_other_and_with_p0f_lines() {
     let unknown = obs
         .iter()
         .filter(|o| o["raw_sig"].is_string() && o["os_name"].is_null())
+        .filter(|o| !o["module"].as_str().is_some_and(|m| m.starts_with("http ")))
         .count() as u64;
     assert!(sum("top_unknown_signatures") <= unknown);
     let q_unknown = s["quality_mix"]
@@ -313,11 +326,14 @@ fn capture_and_its_recording_agree_including_traffic_by_os() {
     let from_caps: Value = serde_json::from_str(&run_ok(&args)).unwrap();
     let from_rec: Value =
         serde_json::from_str(&run_ok(&[os("--format"), os("json"), rec.as_os_str()])).unwrap();
+    // Recordings carry no payload yet (issue 22): the captures' HTTP observations are not
+    // theirs.
     let strip = |v: &Value| -> Vec<Value> {
         v["observations"]
             .as_array()
             .unwrap()
             .iter()
+            .filter(|o| !o["module"].as_str().is_some_and(|m| m.starts_with("http ")))
             .map(|o| {
                 let mut o = o.clone();
                 o.as_object_mut().unwrap().remove("source_file");

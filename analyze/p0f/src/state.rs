@@ -201,6 +201,8 @@ pub struct Engine {
     /// Packets seen through [`Engine::tcp_packet`]; once non-zero, cache expiry follows
     /// p0f's packet count instead of running on every record.
     packet_cnt: u64,
+    /// Set by [`Engine::set_some_packets`]: only some non-SYN packets are given.
+    some_packets: bool,
     now_sec: u32,
     now_ms: u64,
     now_ns: u64,
@@ -233,10 +235,22 @@ impl Engine {
             host_serial: 0,
             last_expire: 0,
             packet_cnt: 0,
+            some_packets: false,
             now_sec: 0,
             now_ms: 0,
             now_ns: 0,
         }
+    }
+
+    /// Says that the caller gives [`Engine::payload`] only some of the capture's packets
+    /// with payload (analyze's replay: those of flows that look like HTTP) and no
+    /// [`Engine::tcp_packet`]s. p0f expires its caches every 50 packets, a count such a
+    /// caller cannot keep, so the engine then keeps the schedule it has without packets
+    /// (expiry considered at every record, at most once a second of capture time) instead
+    /// of counting the packets it is given: otherwise an HTTP flow in a capture would move
+    /// the expiry of unrelated connections and change SYN lines.
+    pub fn set_some_packets(&mut self, some: bool) {
+        self.some_packets = some;
     }
 
     /// The database in use.
@@ -276,10 +290,14 @@ impl Engine {
     /// (the case where p0f goes on to look at its payload).
     fn non_syn_packet(&mut self, key: &FlowKey, ts_ns: u64, tcp_flags: u16) -> Option<ConnKey> {
         use record::tcp_flag::{ACK, FIN, RST, SYN};
-        self.packet_cnt += 1;
         self.set_time(ts_ns);
-        if self.packet_cnt.is_multiple_of(EXPIRE_INTERVAL) {
+        if self.some_packets {
             self.expire_cache();
+        } else {
+            self.packet_cnt += 1;
+            if self.packet_cnt.is_multiple_of(EXPIRE_INTERVAL) {
+                self.expire_cache();
+            }
         }
         let tcp_type = tcp_flags & (SYN | ACK | FIN | RST);
         let silly = (tcp_flags & SYN != 0 && tcp_flags & (FIN | RST) != 0)

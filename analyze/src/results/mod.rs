@@ -20,9 +20,10 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::sync::Arc;
 
-use p0f::event::{NatReasons, TcpKind};
+use p0f::HttpParams;
+use p0f::event::{HttpKind, NatReasons, TcpKind};
 use p0f::sig::RawSig;
-use p0f::{Database, Event, EventKind, HttpKind, HttpParams, LabelType, Params, Quality, Subject};
+use p0f::{Database, Event, EventKind, LabelType, Params, Quality, Subject};
 
 pub mod parquet;
 pub mod text;
@@ -397,7 +398,7 @@ pub fn cells<'a>(
         EventKind::Http(h) => {
             row[Col::Direction] =
                 record::direction::name(h.direction).map_or(Null, |d| Word(h.direction + 1, d));
-            row[Col::RawSig] = s(&h.raw_sig);
+            row[Col::RawSig] = Str(&h.raw_sig);
             if let Some(l) = &h.label {
                 row[Col::LabelType] = Word(
                     match l.label_type {
@@ -411,27 +412,28 @@ pub fn cells<'a>(
                 row[Col::OsName] = s(names.name);
                 row[Col::OsFlavor] = opt_s(names.flavor);
             }
-            row[Col::Params] = opt_s(http_params_text(&h.params));
+            row[Col::Params] = opt_s(http_params_text(h.params));
         }
     }
     row
 }
 
-/// An HTTP observation's `params` as p0f prints them (`dishonest anonymous generic`, in that
-/// order), `None` for none: one of seven constant strings, so a row borrows it.
-fn http_params_text(p: &HttpParams) -> Option<&'static str> {
-    const TEXT: [&str; 8] = [
-        "",
-        "dishonest",
-        "anonymous",
-        "dishonest anonymous",
-        "generic",
-        "dishonest generic",
-        "anonymous generic",
-        "dishonest anonymous generic",
+/// p0f's `params=` words of an HTTP observation (`dishonest`, `anonymous`, `generic`, in
+/// p0f's order), `None` for none. Three flags make eight texts, so a table of static
+/// strings serves every row without an allocation.
+pub fn http_params_text(p: HttpParams) -> Option<&'static str> {
+    const TEXTS: [Option<&str>; 8] = [
+        None,
+        Some("dishonest"),
+        Some("anonymous"),
+        Some("dishonest anonymous"),
+        Some("generic"),
+        Some("dishonest generic"),
+        Some("anonymous generic"),
+        Some("dishonest anonymous generic"),
     ];
     let i = usize::from(p.dishonest) | usize::from(p.anonymous) << 1 | usize::from(p.generic) << 2;
-    (i != 0).then_some(TEXT[i])
+    TEXTS[i]
 }
 
 #[cfg(test)]
@@ -517,7 +519,7 @@ pub(crate) mod tests {
                 let line = p0f::log::p0f_line(db(), &obs.event);
                 let row = cells(&obs, &sources, db());
                 let get = |name: &str| row[COLUMNS.iter().position(|c| c.name == name).unwrap()];
-                let mut text = |name: &str| {
+                let text = |name: &str| {
                     let mut t = String::new();
                     get(name).text(&mut t);
                     t

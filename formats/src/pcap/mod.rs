@@ -20,6 +20,7 @@
 //! to garbage) is not an error: everything before the damage is ingested and
 //! [`IngestStats::truncated_at`] carries the byte offset of the damage.
 
+mod http;
 mod link;
 mod link_type;
 mod ng;
@@ -32,8 +33,9 @@ use std::collections::HashMap;
 
 use record::{FlowCounters, FlowKey, SynRecord};
 
+pub use http::{HttpFilter, MAX_FOLLOWED};
 pub use link_type::LinkType;
-pub use packet::{MAX_IPV6_EXT, Parsed, Segment, parse_packet};
+pub use packet::{MAX_IPV6_EXT, Parsed, Segment, TcpPayload, parse_packet};
 pub use reader::{CHUNK_SIZE, CaptureReader, Chunk, Format, MAX_RECORD, PcapError, open};
 pub use stats::{IngestStats, SkipReason};
 pub use windows::{WINDOW_SIZE, Windows};

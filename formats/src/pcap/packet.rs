@@ -46,7 +46,7 @@ pub fn parse_packet(
     data: &[u8],
 ) -> Result<Parsed, SkipReason> {
     let mut rec = SynRecord::ZERO;
-    let (l3_bytes, syn) = parse_frame(link, ts_ns, ifindex, data, &mut rec)?;
+    let (l3_bytes, syn, _) = parse_frame(link, ts_ns, ifindex, data, &mut rec)?;
     let (key, dir) = rec.flow_key();
     Ok(Parsed {
         key,
@@ -62,20 +62,21 @@ pub fn parse_packet(
 }
 
 /// [`parse_packet`] without the flow key, which [`handle`] makes only for a sink that asks
-/// for it ([`Segment::flow`]): the TCP packet's layer-3 bytes and SYN state, and its fields
-/// in `rec`, which must be [`SynRecord::ZERO`] on entry.
+/// for it ([`Segment::flow`]): the TCP packet's layer-3 bytes and SYN state, where its
+/// innermost IP packet is ([`L3`], for [`Segment::payload`]), and its fields in `rec`, which
+/// must be [`SynRecord::ZERO`] on entry.
 ///
 /// Always inlined, and the record filled in place, so that the caller (the reader's per-frame
 /// loop) gets the result in registers instead of a 136-byte record copied out of a returned
 /// value. Link types other than Ethernet are stripped by one out-of-line function.
 #[inline(always)]
-fn parse_frame(
+fn parse_frame<'a>(
     link: LinkType,
     ts_ns: u64,
     ifindex: u32,
-    data: &[u8],
+    data: &'a [u8],
     rec: &mut SynRecord,
-) -> Result<(u64, Syn), SkipReason> {
+) -> Result<(u64, Syn, L3<'a>), SkipReason> {
     let (frame, at) = if link == LinkType::ETHERNET {
         (data, packet::ethernet(&mut Frame(data))?)
     } else {
@@ -106,7 +107,29 @@ fn parse_frame(
             rec.record_flags |= record_flag::SNAPPED;
         }
     }
-    Ok((l3_bytes, syn))
+    Ok((l3_bytes, syn, L3 { frame, off: l3_off }))
+}
+
+/// Where a TCP packet's innermost IP header is: the frame from its network layer on (the
+/// link header of a non-Ethernet link already stripped) and the header's offset in it.
+/// Kept so that [`Segment::payload`] can find the TCP payload without the parser copying
+/// anything per packet (only a sink that asks pays for it).
+#[derive(Clone, Copy)]
+struct L3<'a> {
+    frame: &'a [u8],
+    off: u32,
+}
+
+/// The payload of a TCP segment, as p0f's HTTP module takes it ([`Segment::payload`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TcpPayload<'a> {
+    /// Sequence number of the first payload byte.
+    pub seq: u32,
+    /// Payload bytes according to the IP header.
+    pub len: u16,
+    /// The payload as captured: all `len` bytes (a segment cut by the snap length has no
+    /// [`TcpPayload`]; p0f drops such packets).
+    pub bytes: &'a [u8],
 }
 
 /// A TCP packet with a readable header, as [`PacketSink::tcp`] gets it.
@@ -116,13 +139,14 @@ fn parse_frame(
 /// never needs it.
 pub struct Segment<'a> {
     rec: &'a SynRecord,
+    l3: L3<'a>,
     /// When the packet was captured, ns since the Unix epoch.
     pub ts_ns: u64,
     /// Layer-3 bytes: IPv4 total length, or 40 + IPv6 payload length (as the header says).
     pub l3_bytes: u64,
 }
 
-impl Segment<'_> {
+impl<'a> Segment<'a> {
     /// The packet's flow and its direction in it ([`record::flow_dir`]).
     #[inline(always)]
     pub fn flow(&self) -> (FlowKey, u8) {
@@ -134,6 +158,62 @@ impl Segment<'_> {
     pub fn tcp_flags(&self) -> u16 {
         self.rec.tcp_flags
     }
+
+    /// The record fields of the packet: addresses, ports, flags, encapsulation (and for a
+    /// SYN everything else).
+    #[inline(always)]
+    pub fn fields(&self) -> &SynRecord {
+        self.rec
+    }
+
+    /// The TCP payload and sequence number, when p0f would read them: an unfragmented IPv4
+    /// packet or an IPv6 packet whose next header is TCP (p0f walks no extension headers),
+    /// a sane data offset, and every payload byte the IP header announces captured (p0f
+    /// drops a packet cut by the snap length). Made only when asked for: the parse itself
+    /// reads nothing past the TCP flags of a non-SYN packet.
+    pub fn payload(&self) -> Option<TcpPayload<'a>> {
+        tcp_payload(self.l3.frame, self.l3.off as usize, self.rec.ip_version)
+    }
+}
+
+/// [`Segment::payload`] of the IP packet at `off` in `frame`.
+fn tcp_payload(frame: &[u8], off: usize, ip_version: u8) -> Option<TcpPayload<'_>> {
+    let ip = frame.get(off..)?;
+    let (hdr, total) = match ip_version {
+        4 => {
+            let ihl = usize::from(*ip.first()? & 0x0f) * 4;
+            let flags_off = u16::from_be_bytes([*ip.get(6)?, *ip.get(7)?]);
+            // More fragments, or a fragment offset: p0f does not reassemble.
+            if flags_off & 0x3fff != 0 || *ip.get(9)? != 6 {
+                return None;
+            }
+            (
+                ihl,
+                usize::from(u16::from_be_bytes([*ip.get(2)?, *ip.get(3)?])),
+            )
+        }
+        6 => {
+            if *ip.get(6)? != 6 {
+                return None;
+            }
+            let plen = usize::from(u16::from_be_bytes([*ip.get(4)?, *ip.get(5)?]));
+            (40, 40 + plen)
+        }
+        _ => return None,
+    };
+    let ip = ip.get(..total)?;
+    let tcp = ip.get(hdr..)?;
+    let doff = usize::from(*tcp.get(12)? >> 4) * 4;
+    if doff < 20 {
+        return None;
+    }
+    let bytes = tcp.get(doff..)?;
+    let seq = u32::from_be_bytes([*tcp.get(4)?, *tcp.get(5)?, *tcp.get(6)?, *tcp.get(7)?]);
+    Some(TcpPayload {
+        seq,
+        len: u16::try_from(bytes.len()).ok()?,
+        bytes,
+    })
 }
 
 /// [`packet::ip`] for IPv6, out of line (see [`parse_packet`]).
@@ -171,10 +251,11 @@ pub(super) fn handle(
     stats.bytes += data.len() as u64;
     let mut rec = SynRecord::ZERO;
     match parse_frame(link, ts_ns, ifindex, data, &mut rec) {
-        Ok((l3_bytes, syn)) => {
+        Ok((l3_bytes, syn, l3)) => {
             stats.tcp += 1;
             sink.tcp(&Segment {
                 rec: &rec,
+                l3,
                 ts_ns,
                 l3_bytes,
             });

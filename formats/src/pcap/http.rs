@@ -1,0 +1,273 @@
+//! [`HttpFilter`]: which TCP segments of a capture p0f's HTTP module can use, picked
+//! cheaply, so a replay hands the p0f engine [`PayloadRecord`]s for those and not an 8 KiB
+//! record for every data packet.
+//!
+//! p0f 3.09b looks at the first 8192 bytes of each direction of a connection, and only for a
+//! request that starts `GET /` or `HEAD /` and a response that starts `HTTP/1.`. So a flow is
+//! followed from the first segment (of either direction) whose payload starts like one of
+//! those (or is a prefix of one: a head may come a few bytes at a time), and from then on
+//! every segment of the flow with payload is passed on while it starts within 8192 bytes of
+//! its direction's first followed byte, and any FIN or RST with payload (p0f forgets the
+//! connection there, and the engine must too).
+//!
+//! What this loses compared with p0f, which keeps a table of every connection:
+//!
+//! - a flow's segments before the first HTTP-looking one are not passed on: non-HTTP payload
+//!   that made p0f give up on a connection (a banner from the server, say) is unseen, so the
+//!   engine may report a head p0f does not; and a head whose first segment starts with
+//!   neither a prefix of `GET /` / `HEAD /` nor of `HTTP/1.` cannot be complete anyway;
+//! - each filter sees only its own part of a capture (analyze reads a capture file in 1 MiB
+//!   windows, with a filter per window so that the result does not depend on the thread
+//!   count): a flow whose first HTTP segment is in one window is followed in the next only
+//!   if its segments there look like an HTTP start themselves, so a head split across two
+//!   windows is cut and the engine gives up on it (a stream read in order has one filter
+//!   and does not lose these);
+//! - FIN and RST segments without payload are not passed on (they are not payload records);
+//!   p0f forgets a connection on them, the engine does not, which matters only when data
+//!   follows a FIN on the same connection;
+//! - the table of followed flows is emptied when it reaches [`MAX_FOLLOWED`] flows (their
+//!   later segments are then dropped unless they look like an HTTP start).
+//!
+//! `analyze/tests/p0f_differential.rs` measures the effect on the shared corpus.
+
+use std::collections::HashMap;
+
+use record::{FlowKey, PAYLOAD_HEAD_MAX, PayloadRecord, direction, tcp_flag};
+
+use super::Segment;
+
+/// Flows followed at most before the table is emptied (a bound on memory for captures with
+/// very many HTTP connections; each entry is about 64 bytes).
+pub const MAX_FOLLOWED: usize = 1 << 16;
+
+/// Picks the segments p0f's HTTP module can use out of a stream of TCP segments in capture
+/// order (see the module documentation for the rule and what it loses).
+#[derive(Debug)]
+pub struct HttpFilter {
+    /// Followed flows: the sequence number of each direction's first followed byte
+    /// (indexed by [`record::flow_dir`]).
+    flows: HashMap<FlowKey, [Option<u32>; 2]>,
+    /// One bit per value of `src_port ^ dst_port` (the same both ways) of a followed flow, so
+    /// the segments of other flows cost one bit test rather than a flow key and a lookup.
+    /// Bits are cleared only with the table; a stale bit costs a lookup, never a record.
+    ports: Box<[u64; 1024]>,
+}
+
+impl Default for HttpFilter {
+    fn default() -> Self {
+        HttpFilter {
+            flows: HashMap::new(),
+            ports: Box::new([0; 1024]),
+        }
+    }
+}
+
+/// Whether a payload starts like a head p0f parses, or like the beginning of one.
+#[inline]
+fn looks_like_http(bytes: &[u8]) -> bool {
+    let starts = |what: &[u8]| {
+        let n = bytes.len().min(what.len());
+        n > 0 && bytes[..n] == what[..n]
+    };
+    match bytes.first() {
+        Some(b'G') => starts(b"GET /"),
+        Some(b'H') => starts(b"HEAD /") || starts(b"HTTP/1."),
+        _ => false,
+    }
+}
+
+impl HttpFilter {
+    /// The payload record of `seg` when p0f's HTTP module may use it, `None` otherwise
+    /// (SYNs included: they go to the engine as SYN records). Call it for every TCP segment,
+    /// in capture order.
+    #[inline]
+    pub fn record(&mut self, seg: &Segment<'_>) -> Option<PayloadRecord> {
+        let f = seg.fields();
+        if f.tcp_flags & tcp_flag::SYN != 0 {
+            return None;
+        }
+        let bit = usize::from(f.src_port ^ f.dst_port);
+        let (word, mask) = (bit / 64, 1u64 << (bit % 64));
+        let marked = self.ports[word] & mask != 0;
+        let p = seg.payload()?;
+        if p.bytes.is_empty() {
+            return None;
+        }
+        let starts = looks_like_http(p.bytes);
+        if !starts && !marked {
+            return None;
+        }
+        self.follow(seg, p, starts, (word, mask))
+    }
+
+    /// The part of [`HttpFilter::record`] for a segment that may belong to a followed flow.
+    #[inline(never)]
+    fn follow(
+        &mut self,
+        seg: &Segment<'_>,
+        p: super::TcpPayload<'_>,
+        starts: bool,
+        (word, mask): (usize, u64),
+    ) -> Option<PayloadRecord> {
+        let f = seg.fields();
+        let (key, dir) = seg.flow();
+        let firsts = match self.flows.get_mut(&key) {
+            Some(firsts) => firsts,
+            None if starts => {
+                if self.flows.len() >= MAX_FOLLOWED {
+                    self.flows.clear();
+                    self.ports.fill(0);
+                }
+                self.ports[word] |= mask;
+                self.flows.entry(key).or_default()
+            }
+            None => return None,
+        };
+        let first = *firsts[usize::from(dir & 1)].get_or_insert(p.seq);
+        let ends = f.tcp_flags & (tcp_flag::FIN | tcp_flag::RST) != 0;
+        if !ends && p.seq.wrapping_sub(first) as usize >= PAYLOAD_HEAD_MAX {
+            return None;
+        }
+        if ends {
+            self.flows.remove(&key);
+        }
+        let mut r = PayloadRecord::ZERO;
+        r.ts_ns = seg.ts_ns;
+        r.src_addr = f.src_addr;
+        r.dst_addr = f.dst_addr;
+        r.src_port = f.src_port;
+        r.dst_port = f.dst_port;
+        r.seq = p.seq;
+        r.tcp_flags = f.tcp_flags;
+        r.payload_len = p.len;
+        r.ip_version = f.ip_version;
+        r.encap_id = f.encap_id;
+        r.encap_kind = f.encap_kind;
+        r.encaps = f.encaps;
+        r.encap_flags = f.encap_flags;
+        r.direction = direction::UNKNOWN;
+        r.set_head(p.bytes);
+        Some(r)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pcap::PacketSink;
+
+    /// Every TCP segment with payload of a capture, and what a filter picks of them.
+    #[derive(Default)]
+    struct Picks {
+        filter: HttpFilter,
+        all: Vec<(u64, u32, u16)>,
+        picked: Vec<PayloadRecord>,
+    }
+
+    impl PacketSink for Picks {
+        fn syn(&mut self, _: &record::SynRecord) {}
+
+        fn tcp(&mut self, seg: &Segment<'_>) {
+            if let Some(p) = seg.payload()
+                && !p.bytes.is_empty()
+            {
+                self.all.push((seg.ts_ns, p.seq, p.len));
+            }
+            if let Some(r) = self.filter.record(seg) {
+                self.picked.push(r);
+            }
+        }
+    }
+
+    fn picks(path: &str) -> Picks {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
+        let mut sink = Picks::default();
+        crate::pcap::open(&path)
+            .and_then(|mut r| r.run(&mut sink))
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        sink
+    }
+
+    /// On the HTTP fixtures the filter picks whole segments (never short), each one of the
+    /// capture's segments with payload, and among them every request and response start.
+    #[test]
+    fn picks_http_segments_whole() {
+        for name in ["browsers", "segmented", "malformed"] {
+            let p = picks(&format!("../fixtures/http/{name}.pcap"));
+            assert!(!p.picked.is_empty(), "{name}");
+            for r in &p.picked {
+                assert_eq!(r.head_len, r.payload_len, "{name}");
+                assert!(p.all.contains(&(r.ts_ns, r.seq, r.payload_len)), "{name}");
+                assert_eq!(r.tcp_flags & tcp_flag::SYN, 0);
+            }
+            let starts = p
+                .picked
+                .iter()
+                .filter(|r| r.head().starts_with(b"GET /") || r.head().starts_with(b"HTTP/1."))
+                .count();
+            assert!(starts >= 2, "{name}: {starts} heads");
+        }
+    }
+
+    /// Non-HTTP payload (TLS, SSH, DNS over TCP, …) is not copied out.
+    #[test]
+    fn skips_flows_that_do_not_start_like_http() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/pcap");
+        let mut with_payload = 0;
+        let mut stack = vec![dir];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap().flatten() {
+                let path = e.path();
+                if path.is_dir() {
+                    stack.push(path);
+                    continue;
+                }
+                let mut sink = Picks::default();
+                let Ok(mut reader) = crate::pcap::open(&path) else {
+                    continue;
+                };
+                let _ = reader.run(&mut sink);
+                with_payload += sink.all.len();
+                for r in &sink.picked {
+                    // A picked segment belongs to a flow that showed an HTTP start.
+                    let (key, _) = r.flow_key();
+                    assert!(
+                        sink.picked
+                            .iter()
+                            .any(|s| s.flow_key().0 == key && looks_like_http(s.head())),
+                        "{}",
+                        path.display()
+                    );
+                }
+            }
+        }
+        assert!(with_payload > 0, "the fixtures carry payload");
+    }
+
+    #[test]
+    fn http_starts_and_their_prefixes() {
+        for yes in [
+            &b"GET / HTTP/1.1\r\n"[..],
+            b"GET /x",
+            b"G",
+            b"GE",
+            b"HEAD /",
+            b"HE",
+            b"HTTP/1.0 200 OK",
+            b"HTTP/",
+        ] {
+            assert!(looks_like_http(yes), "{yes:?}");
+        }
+        for no in [
+            &b""[..],
+            b"POST / HTTP/1.1",
+            b"GET http://x/",
+            b"HTTP/2",
+            b"\x16\x03\x01",
+            b"get /",
+            b"HEX",
+        ] {
+            assert!(!looks_like_http(no), "{no:?}");
+        }
+    }
+}
