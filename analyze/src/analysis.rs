@@ -16,7 +16,7 @@ use p0f::{Database, Engine, Event, EventKind, Status};
 use record::PayloadRecord;
 
 use crate::inputs::Input;
-use crate::parallel::{self, Batch, Consumer, InputDone, Progress, Rec, ReplayOptions};
+use crate::parallel::{self, Batch, Consumer, InputDone, PayloadRef, Progress, Rec, ReplayOptions};
 use crate::replay::ReplayError;
 use crate::report::Totals;
 use crate::report::agg::{Aggregator, Summary};
@@ -128,6 +128,9 @@ fn count<K: PartialEq>(counts: &mut Vec<(K, u64)>, key: K) {
 struct Analysis<'w, W: Write> {
     engine: Engine,
     events: Vec<Event>,
+    /// The payload record handed to the engine, loaded from each batch's compact form in
+    /// turn (boxed: 8 KiB).
+    payload: Box<PayloadRecord>,
     sources: Sources,
     out: &'w mut W,
     results: Option<ResultsWriter>,
@@ -363,11 +366,12 @@ fn render(
 
 impl<W: Write> Analysis<'_, W> {
     /// One payload record through the engine's HTTP module.
-    fn payload(&mut self, index: usize, p: &PayloadRecord) {
+    fn payload(&mut self, index: usize, p: PayloadRef<'_>) {
         if self.error.is_some() {
             return;
         }
-        self.engine.payload(p, &mut self.events);
+        p.load_into(&mut self.payload);
+        self.engine.payload(&self.payload, &mut self.events);
         if let Err(e) = self.observe_events(index) {
             self.error = Some(e);
         }
@@ -499,6 +503,7 @@ pub fn run(
     engine.set_some_packets(true);
     let mut a = Analysis {
         engine,
+        payload: Box::new(PayloadRecord::ZERO),
         events: Vec::new(),
         sources,
         out,

@@ -24,6 +24,7 @@
 //! count, the consumer sees the same records in the same order: output is identical for
 //! `--threads 1` and `--threads N` by construction (and a CLI test checks it).
 
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
@@ -211,10 +212,15 @@ pub struct InputDone {
 pub struct Batch {
     /// SYN and SYN+ACK records, in file order.
     pub syns: Vec<SynRecord>,
-    /// Payload records in file order, each with the number of `syns` that came before it.
-    /// Few (only HTTP flows' first segments), so they travel beside the SYN records rather
-    /// than making every record as large as a payload record.
-    pub payloads: Vec<(usize, PayloadRecord)>,
+    /// Payload records in file order: the number of `syns` that came before each, and where
+    /// its prefix ([`PayloadRecord::prefix`]) is in `payload_bytes`. Few (only HTTP flows'
+    /// first segments), so they travel beside the SYN records rather than making every
+    /// record as large as a payload record; and as prefixes, because an 8 KiB record copied
+    /// from the filter into the batch, the batch into the channel and batches into each other
+    /// made a replay of the 64 MiB bench slice spend 60% of its instructions in memcpy and
+    /// memset (BENCHMARKS.md).
+    payloads: Vec<(usize, Range<usize>)>,
+    payload_bytes: Vec<u8>,
 }
 
 impl Batch {
@@ -223,6 +229,7 @@ impl Batch {
         Batch {
             syns: Vec::with_capacity(n),
             payloads: Vec::new(),
+            payload_bytes: Vec::new(),
         }
     }
 
@@ -240,11 +247,15 @@ impl Batch {
     pub fn clear(&mut self) {
         self.syns.clear();
         self.payloads.clear();
+        self.payload_bytes.clear();
     }
 
-    /// Appends a payload record after the SYN records so far.
-    pub fn push_payload(&mut self, r: PayloadRecord) {
-        self.payloads.push((self.syns.len(), r));
+    /// Appends (a copy of) a payload record after the SYN records so far.
+    pub fn push_payload(&mut self, r: &PayloadRecord) {
+        let start = self.payload_bytes.len();
+        self.payload_bytes.extend_from_slice(r.prefix());
+        self.payloads
+            .push((self.syns.len(), start..self.payload_bytes.len()));
     }
 
     /// Every record in file order.
@@ -252,11 +263,12 @@ impl Batch {
         let mut payloads = self.payloads.iter().peekable();
         let mut syns = self.syns.iter().enumerate();
         std::iter::from_fn(move || {
-            if let Some((_, p)) = payloads.next_if(|(at, _)| {
+            if let Some((_, range)) = payloads.next_if(|(at, _)| {
                 // A payload's place is the number of SYN records before it.
                 syns.clone().next().is_none_or(|(i, _)| *at <= i)
             }) {
-                return Some(Rec::Payload(p));
+                let prefix = self.payload_bytes.get(range.clone()).unwrap_or_default();
+                return Some(Rec::Payload(PayloadRef(prefix)));
             }
             syns.next().map(|(_, r)| Rec::Syn(r))
         })
@@ -264,9 +276,11 @@ impl Batch {
 
     /// Appends `other`'s records after this batch's.
     pub fn append(&mut self, other: Batch) {
-        let base = self.syns.len();
-        self.payloads
-            .extend(other.payloads.into_iter().map(|(at, r)| (base + at, r)));
+        let (base, bytes) = (self.syns.len(), self.payload_bytes.len());
+        self.payloads.extend(
+            (other.payloads.into_iter()).map(|(at, r)| (base + at, bytes + r.start..bytes + r.end)),
+        );
+        self.payload_bytes.extend_from_slice(&other.payload_bytes);
         self.syns.extend_from_slice(&other.syns);
     }
 }
@@ -275,14 +289,29 @@ impl Batch {
 #[derive(Clone, Copy, Debug)]
 pub enum Rec<'a> {
     Syn(&'a SynRecord),
-    Payload(&'a PayloadRecord),
+    Payload(PayloadRef<'a>),
+}
+
+/// A payload record of a [`Batch`], as its prefix ([`PayloadRecord::prefix`]).
+#[derive(Clone, Copy, Debug)]
+pub struct PayloadRef<'a>(&'a [u8]);
+
+impl PayloadRef<'_> {
+    /// Makes `r` this record (see [`PayloadRecord::load_prefix`]: `r` must be canonical,
+    /// as [`PayloadRecord::ZERO`] or a record only ever loaded this way). Costs a copy of the
+    /// record's payload, not of 8 KiB.
+    pub fn load_into(&self, r: &mut PayloadRecord) {
+        // Every prefix in a batch was made by `push_payload` from a record: always one.
+        let loaded = r.load_prefix(self.0);
+        debug_assert!(loaded.is_ok(), "{loaded:?}");
+    }
 }
 
 impl From<Vec<SynRecord>> for Batch {
     fn from(syns: Vec<SynRecord>) -> Batch {
         Batch {
             syns,
-            payloads: Vec::new(),
+            ..Batch::default()
         }
     }
 }
@@ -1010,24 +1039,64 @@ mod tests {
             ..PayloadRecord::ZERO
         };
         let mut a = Batch::default();
-        a.push_payload(payload(0));
+        a.push_payload(&payload(0));
         a.syns.push(syn(1));
-        a.push_payload(payload(2));
+        a.push_payload(&payload(2));
         let mut b = Batch::default();
         b.syns.push(syn(3));
-        b.push_payload(payload(4));
+        b.push_payload(&payload(4));
         b.syns.push(syn(5));
-        b.push_payload(payload(6));
+        b.push_payload(&payload(6));
         a.append(b);
+        let mut scratch = PayloadRecord::ZERO;
         let order: Vec<u64> = a
             .in_order()
             .map(|r| match r {
                 Rec::Syn(r) => r.ts_ns,
-                Rec::Payload(p) => p.ts_ns,
+                Rec::Payload(p) => {
+                    p.load_into(&mut scratch);
+                    scratch.ts_ns
+                }
             })
             .collect();
         assert_eq!(order, [0, 1, 2, 3, 4, 5, 6]);
         assert_eq!(a.len(), 7);
+    }
+
+    /// Payload records come out of a batch as they went in, heads of every length in any
+    /// order through one scratch record, also after batches are joined.
+    #[test]
+    fn payload_records_come_out_whole() {
+        let records: Vec<PayloadRecord> = [3000usize, 5, 0, 8192, 40]
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| {
+                let mut r = PayloadRecord::ZERO;
+                r.ts_ns = i as u64;
+                r.src_port = 1000 + i as u16;
+                r.payload_len = n as u16;
+                let head: Vec<u8> = (0..n).map(|j| (i * 31 + j) as u8 | 1).collect();
+                r.set_head(&head);
+                r
+            })
+            .collect();
+        let mut a = Batch::default();
+        let mut b = Batch::default();
+        for (i, r) in records.iter().enumerate() {
+            if i < 2 { &mut a } else { &mut b }.push_payload(r);
+        }
+        a.append(b);
+        let mut scratch = PayloadRecord::ZERO;
+        let mut n = 0;
+        for (rec, want) in a.in_order().zip(&records) {
+            let Rec::Payload(p) = rec else {
+                panic!("a SYN record came out");
+            };
+            p.load_into(&mut scratch);
+            assert_eq!(&scratch, want);
+            n += 1;
+        }
+        assert_eq!(n, records.len());
     }
 
     fn key(n: u8) -> FlowKey {

@@ -48,6 +48,8 @@ mod pod {
 }
 
 mod payload;
+#[cfg(feature = "user")]
+pub use payload::NotAPrefix;
 pub use payload::{PAYLOAD_HEAD_MAX, PayloadRecord, payload_side};
 
 /// How many IPv6 extension headers (hop-by-hop, routing, destination options) the parser

@@ -1,6 +1,7 @@
 //! [`HttpFilter`]: which TCP segments of a capture p0f's HTTP module can use, picked
 //! cheaply, so a replay hands the p0f engine [`PayloadRecord`]s for those and not an 8 KiB
-//! record for every data packet.
+//! record for every data packet. The filter fills one record of its own and lends it out,
+//! so a picked segment costs a copy of its payload, not of 8 KiB.
 //!
 //! p0f 3.09b looks at the first 8192 bytes of each direction of a connection, and only for a
 //! request that starts `GET /` or `HEAD /` and a response that starts `HTTP/1.`. So a flow is
@@ -30,7 +31,7 @@
 //!
 //! `analyze/tests/p0f_differential.rs` measures the effect on the shared corpus.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 
 use record::{FlowKey, PAYLOAD_HEAD_MAX, PayloadRecord, direction, tcp_flag};
 
@@ -46,18 +47,25 @@ pub const MAX_FOLLOWED: usize = 1 << 16;
 pub struct HttpFilter {
     /// Followed flows: the sequence number of each direction's first followed byte
     /// (indexed by [`record::flow_dir`]).
-    flows: HashMap<FlowKey, [Option<u32>; 2]>,
+    /// Fx-hashed like the engine's tables: SipHash of the 48-byte key for every segment of a
+    /// followed flow was 4% of a replay's instructions (BENCHMARKS.md); the table's size is
+    /// bounded by [`MAX_FOLLOWED`] either way.
+    flows: FxHashMap<FlowKey, [Option<u32>; 2]>,
     /// One bit per value of `src_port ^ dst_port` (the same both ways) of a followed flow, so
     /// the segments of other flows cost one bit test rather than a flow key and a lookup.
     /// Bits are cleared only with the table; a stale bit costs a lookup, never a record.
     ports: Box<[u64; 1024]>,
+    /// The record [`HttpFilter::record`] lends out, refilled for every picked segment
+    /// (canonical throughout: [`PayloadRecord::set_head`] zeroes what a longer head left).
+    picked: Box<PayloadRecord>,
 }
 
 impl Default for HttpFilter {
     fn default() -> Self {
         HttpFilter {
-            flows: HashMap::new(),
+            flows: FxHashMap::default(),
             ports: Box::new([0; 1024]),
+            picked: Box::new(PayloadRecord::ZERO),
         }
     }
 }
@@ -79,9 +87,10 @@ fn looks_like_http(bytes: &[u8]) -> bool {
 impl HttpFilter {
     /// The payload record of `seg` when p0f's HTTP module may use it, `None` otherwise
     /// (SYNs included: they go to the engine as SYN records). Call it for every TCP segment,
-    /// in capture order.
+    /// in capture order. The record is the filter's own, valid until the next call: copy
+    /// what you keep ([`PayloadRecord::prefix`] says it all in `72 + head_len` bytes).
     #[inline]
-    pub fn record(&mut self, seg: &Segment<'_>) -> Option<PayloadRecord> {
+    pub fn record(&mut self, seg: &Segment<'_>) -> Option<&PayloadRecord> {
         let f = seg.fields();
         if f.tcp_flags & tcp_flag::SYN != 0 {
             return None;
@@ -108,7 +117,7 @@ impl HttpFilter {
         p: super::TcpPayload<'_>,
         starts: bool,
         (word, mask): (usize, u64),
-    ) -> Option<PayloadRecord> {
+    ) -> Option<&PayloadRecord> {
         let f = seg.fields();
         let (key, dir) = seg.flow();
         let firsts = match self.flows.get_mut(&key) {
@@ -131,7 +140,7 @@ impl HttpFilter {
         if ends {
             self.flows.remove(&key);
         }
-        let mut r = PayloadRecord::ZERO;
+        let r = &mut *self.picked;
         r.ts_ns = seg.ts_ns;
         r.src_addr = f.src_addr;
         r.dst_addr = f.dst_addr;
@@ -174,7 +183,7 @@ mod tests {
                 self.all.push((seg.ts_ns, p.seq, p.len));
             }
             if let Some(r) = self.filter.record(seg) {
-                self.picked.push(r);
+                self.picked.push(*r);
             }
         }
     }

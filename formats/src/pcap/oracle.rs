@@ -444,6 +444,16 @@ fn check(link_type: LinkType, frame: &[u8], tally: &mut Tally) {
         }
         tally.add("kernel steps compared");
     }
+    // The TCP payload from the record's IP fields, as the HTTP filter takes it, against the
+    // same read from the frame's own bytes.
+    super::packet::handle(
+        link_type,
+        TS,
+        IFINDEX,
+        frame,
+        &mut PayloadCheck(tally),
+        &mut super::IngestStats::default(),
+    );
     let Some(want) = oracle(link_type, TS, IFINDEX, frame) else {
         tally.add("opaque to the oracle");
         return;
@@ -463,6 +473,22 @@ fn check(link_type: LinkType, frame: &[u8], tally: &mut Tally) {
         }) => "syn without record",
         Err(reason) => reason.name(),
     });
+}
+
+/// Holds [`super::Segment::payload`] to the payload read from the frame's bytes.
+struct PayloadCheck<'t>(&'t mut Tally);
+
+impl super::PacketSink for PayloadCheck<'_> {
+    fn syn(&mut self, _: &SynRecord) {}
+
+    fn tcp(&mut self, seg: &super::Segment<'_>) {
+        let got = seg.payload();
+        assert_eq!(got, seg.payload_from_frame(), "{:?}", seg.fields());
+        self.0.add(match got {
+            Some(p) if !p.bytes.is_empty() => "tcp payload",
+            _ => "tcp without payload",
+        });
+    }
 }
 
 /// Every frame of every pcap/pcapng under `dir`, with its link type. Files pcap-file cannot
@@ -565,6 +591,8 @@ fn agrees_with_etherparse_under(dir: &Path) {
     eprintln!("{} frames: {tally:?}", frames.len());
     tally.assert_saw(&[
         "kernel steps compared",
+        "tcp payload",
+        "tcp without payload",
         "tcp",
         "syn record",
         "not tcp",

@@ -171,13 +171,53 @@ impl<'a> Segment<'a> {
     /// a sane data offset, and every payload byte the IP header announces captured (p0f
     /// drops a packet cut by the snap length). Made only when asked for: the parse itself
     /// reads nothing past the TCP flags of a non-SYN packet.
+    ///
+    /// The IP header's fields come from the record (the parser copied them for every TCP
+    /// packet), so only the TCP data offset and sequence number are read here: this runs
+    /// for every TCP packet of a replay that feeds p0f's HTTP module.
+    #[inline]
     pub fn payload(&self) -> Option<TcpPayload<'a>> {
+        let r = self.rec;
+        let (hdr, total) = match r.ip_version {
+            // More fragments, or a fragment offset: p0f does not reassemble.
+            4 if r.ip_frag & 0x3fff == 0 => (usize::from(r.ip_hdr_len), usize::from(r.ip_len)),
+            // Extension headers (a header longer than 40 bytes): p0f reads TCP only when it
+            // is the fixed header's next header.
+            6 if r.ip_hdr_len == 40 => (40, 40 + usize::from(r.ip_len)),
+            _ => return None,
+        };
+        let off = self.l3.off as usize;
+        let tcp = self
+            .l3
+            .frame
+            .get(off..off.checked_add(total)?)?
+            .get(hdr..)?;
+        let doff = usize::from(*tcp.get(12)? >> 4) * 4;
+        if doff < 20 {
+            return None;
+        }
+        let bytes = tcp.get(doff..)?;
+        let seq = tcp.first_chunk::<8>()?;
+        Some(TcpPayload {
+            seq: u32::from_be_bytes([seq[4], seq[5], seq[6], seq[7]]),
+            len: u16::try_from(bytes.len()).ok()?,
+            bytes,
+        })
+    }
+}
+
+#[cfg(test)]
+impl<'a> Segment<'a> {
+    /// [`Segment::payload`] read from the frame alone ([`tcp_payload`]).
+    pub(super) fn payload_from_frame(&self) -> Option<TcpPayload<'a>> {
         tcp_payload(self.l3.frame, self.l3.off as usize, self.rec.ip_version)
     }
 }
 
-/// [`Segment::payload`] of the IP packet at `off` in `frame`.
-fn tcp_payload(frame: &[u8], off: usize, ip_version: u8) -> Option<TcpPayload<'_>> {
+/// [`Segment::payload`] from the frame's bytes alone, read the way p0f reads them: the
+/// independent check that the record's fields give the same answer (tests).
+#[cfg(test)]
+pub(super) fn tcp_payload(frame: &[u8], off: usize, ip_version: u8) -> Option<TcpPayload<'_>> {
     let ip = frame.get(off..)?;
     let (hdr, total) = match ip_version {
         4 => {
