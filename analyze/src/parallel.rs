@@ -206,6 +206,11 @@ pub struct InputDone {
     pub flows: Option<FlowShards>,
 }
 
+/// Room a batch reserves for payload prefixes at its first: a window of a capture with HTTP
+/// in it holds tens of KiB of them, and growing from nothing reallocated and copied them
+/// eight times over.
+const PAYLOAD_BYTES_START: usize = 64 * 1024;
+
 /// Records of one input in file order: SYN records, and payload records
 /// ([`ReplayOptions::http`]) each with its place among them.
 #[derive(Debug, Default)]
@@ -252,6 +257,9 @@ impl Batch {
 
     /// Appends (a copy of) a payload record after the SYN records so far.
     pub fn push_payload(&mut self, r: &PayloadRecord) {
+        if self.payload_bytes.capacity() == 0 {
+            self.payload_bytes.reserve(PAYLOAD_BYTES_START);
+        }
         let start = self.payload_bytes.len();
         self.payload_bytes.extend_from_slice(r.prefix());
         self.payloads
