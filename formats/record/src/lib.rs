@@ -623,6 +623,30 @@ impl PayloadRecord {
             &self.encap(),
         )
     }
+
+    /// Whether the record is in the one form its producers make, so that storing only its
+    /// meaningful bytes (as the Parquet payload recording does) loses nothing: IP version 4
+    /// or 6, IPv4 addresses zero past byte 4, `head_len` within `payload_len` and
+    /// [`PAYLOAD_HEAD_MAX`], `head` and padding zero past `head_len`, and canonical
+    /// encapsulation fields (as [`SynRecord::is_canonical`] has them).
+    pub fn is_canonical(&self) -> bool {
+        let v4_ok = self.ip_version != 4
+            || (self.src_addr[4..].iter().all(|b| *b == 0)
+                && self.dst_addr[4..].iter().all(|b| *b == 0));
+        let n = usize::from(self.head_len);
+        (self.ip_version == 4 || self.ip_version == 6)
+            && v4_ok
+            && n <= PAYLOAD_HEAD_MAX
+            && self.head_len <= self.payload_len
+            && self.head[n..].iter().all(|b| *b == 0)
+            && self._pad0 == [0; 4]
+            && encap_is_canonical(
+                self.encap_kind,
+                self.encaps,
+                self.encap_flags,
+                self.encap_id,
+            )
+    }
 }
 
 /// Whether encapsulation fields are canonical: a known kind; no depth, flags or id without
