@@ -185,6 +185,7 @@ fn python_reads_the_recording() {
         .arg(root().join("tests/python/check_recording.py"))
         .arg(&out)
         .arg(dir.path().join("py.flows.parquet"))
+        .arg(dir.path().join("py.payload.parquet"))
         .output()
         .unwrap();
     assert!(
