@@ -217,15 +217,31 @@ def timestamps_as_ns(table):
     return table
 
 
+def check_endpoints(c, where, r):
+    """Addresses of the row's IP version and a known direction (SYN and payload rows)."""
+    v = r["ip_version"]
+    c.check(parse_addr(r["src_ip"], v) is not None, f"{where}: src_ip {r['src_ip']!r} is not IPv{v}")
+    c.check(parse_addr(r["dst_ip"], v) is not None, f"{where}: dst_ip {r['dst_ip']!r} is not IPv{v}")
+    c.check(r["direction"] in DIRECTIONS, f"{where}: direction {r['direction']!r}")
+
+
+def check_encap(c, where, r):
+    """A known encapsulation, with a depth exactly when there is one (SYN and payload rows)."""
+    e, depth = r["encap"], r["encaps"]
+    c.check(e in ENCAPS, f"{where}: encap {e!r}")
+    if e == "none":
+        c.check(depth == 0 and r["encap_id"] is None, f"{where}: depth or id without encapsulation")
+    else:
+        c.check(1 <= depth <= 3, f"{where}: {e} at depth {depth}")
+
+
 def check_syn_rows(c, rows):
     for i, r in enumerate(rows):
         where = f"row {i}"
         v = r["ip_version"]
         if not c.check(v in (4, 6), f"{where}: ip_version {v}"):
             continue
-        c.check(parse_addr(r["src_ip"], v) is not None, f"{where}: src_ip {r['src_ip']!r} is not IPv{v}")
-        c.check(parse_addr(r["dst_ip"], v) is not None, f"{where}: dst_ip {r['dst_ip']!r} is not IPv{v}")
-        c.check(r["direction"] in DIRECTIONS, f"{where}: direction {r['direction']!r}")
+        check_endpoints(c, where, r)
         c.check(r["source"] in SOURCES, f"{where}: source {r['source']!r}")
         opts = r["tcp_options"]
         c.check(len(opts) <= 40, f"{where}: {len(opts)} option bytes")
@@ -246,12 +262,7 @@ def check_syn_rows(c, rows):
             c.check(r["ip_hdr_len"] >= 40, f"{where}: IPv6 ip_hdr_len {r['ip_hdr_len']}")
             c.check(r["flow_label"] < (1 << 20), f"{where}: flow label {r['flow_label']:#x} over 20 bits")
             c.check(r["ip_id"] == 0 and r["ip_frag"] == 0, f"{where}: IPv6 with ip_id/ip_frag")
-        e, depth = r["encap"], r["encaps"]
-        c.check(e in ENCAPS, f"{where}: encap {e!r}")
-        if e == "none":
-            c.check(depth == 0 and r["encap_id"] is None, f"{where}: depth or id without encapsulation")
-        else:
-            c.check(1 <= depth <= 3, f"{where}: {e} at depth {depth}")
+        check_encap(c, where, r)
 
 
 def check_flow_rows(c, rows):
@@ -288,9 +299,7 @@ def check_payload_rows(c, rows):
         v = r["ip_version"]
         if not c.check(v in (4, 6), f"{where}: ip_version {v}"):
             continue
-        c.check(parse_addr(r["src_ip"], v) is not None, f"{where}: src_ip {r['src_ip']!r} is not IPv{v}")
-        c.check(parse_addr(r["dst_ip"], v) is not None, f"{where}: dst_ip {r['dst_ip']!r} is not IPv{v}")
-        c.check(r["direction"] in DIRECTIONS, f"{where}: direction {r['direction']!r}")
+        check_endpoints(c, where, r)
         c.check(r["side"] in SIDES, f"{where}: side {r['side']!r}")
         n = len(r["head"])
         c.check(n <= PAYLOAD_HEAD_MAX, f"{where}: {n} head bytes")
@@ -298,12 +307,7 @@ def check_payload_rows(c, rows):
         c.check(r["tcp_flags"] & 0x002 == 0, f"{where}: a SYN segment")
         c.check(r["syn_rows_before"] >= before, f"{where}: syn_rows_before goes back")
         before = r["syn_rows_before"]
-        e, depth = r["encap"], r["encaps"]
-        c.check(e in ENCAPS, f"{where}: encap {e!r}")
-        if e == "none":
-            c.check(depth == 0 and r["encap_id"] is None, f"{where}: depth or id without encapsulation")
-        else:
-            c.check(1 <= depth <= 3, f"{where}: {e} at depth {depth}")
+        check_encap(c, where, r)
 
 
 ROW_CHECKS = {"syn": check_syn_rows, "flows": check_flow_rows, "payload": check_payload_rows}
