@@ -441,15 +441,15 @@ mod tests {
     fn writer_refuses_unstorable_rows_and_stays_usable() {
         let meta = RecordingMeta::new(RecordType::Payload);
         let mut w = PayloadWriter::new(Vec::new(), &meta, WriterOptions::default()).unwrap();
-        let bad: Vec<Box<dyn Fn(&mut PayloadRecord)>> = vec![
-            Box::new(|r| r.direction = 9),
-            Box::new(|r| r.side = 7),
-            Box::new(|r| r.src_addr[9] = 1),
-            Box::new(|r| r.ts_ns = u64::MAX),
-            Box::new(|r| r.payload_len = r.head_len - 1),
-            Box::new(|r| r.head[usize::from(r.head_len)] = 1),
-            Box::new(|r| r._pad0[0] = 1),
-            Box::new(|r| r.encap_id = 5),
+        let bad: [fn(&mut PayloadRecord); 8] = [
+            |r| r.direction = 9,
+            |r| r.side = 7,
+            |r| r.src_addr[9] = 1,
+            |r| r.ts_ns = u64::MAX,
+            |r| r.payload_len = r.head_len - 1,
+            |r| r.head[usize::from(r.head_len)] = 1,
+            |r| r._pad0[0] = 1,
+            |r| r.encap_id = 5,
         ];
         for (i, spoil) in bad.iter().enumerate() {
             let mut row = sample(1);
