@@ -2,7 +2,8 @@
 # Regenerates fixtures/notebook/ (the notebook's default input) from the bundled real captures
 # in fixtures/pcap/, with our own tools only, the way a user makes a recording from old
 # traffic: `analyze --records` turns the captures into one recording (day.parquet plus its
-# day.flows.parquet sibling), then `analyze --out` fingerprints that recording.
+# day.flows.parquet and day.payload.parquet siblings), then `analyze --out` fingerprints that
+# recording (its HTTP lines come from the payload file).
 #
 # Usage: bash notebooks/make-fixtures.sh [PATH/TO/analyze [OUT_DIR]]
 #   PATH/TO/analyze  default (or given as ""): builds target/release/analyze first
@@ -23,7 +24,7 @@ mkdir -p "$out"
 # Relative paths on purpose: the recording's `synscope.interface` metadata and the results'
 # `source_file` column keep the names given here (the captures from the checkout's root, the
 # recording from OUT_DIR), so neither a checkout path nor OUT_DIR leaks into the files.
-rm -f "$out/day.parquet" "$out/day.flows.parquet" "$out/day.results.parquet"
+rm -f "$out/day.parquet" "$out/day.flows.parquet" "$out/day.payload.parquet" "$out/day.results.parquet"
 "$analyze" --records "$out/day.parquet" fixtures/pcap
 (cd "$out" && "$analyze" -q --out day.results.parquet day.parquet >/dev/null)
 ls -l "$out"/*.parquet

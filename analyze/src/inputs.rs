@@ -60,7 +60,9 @@ pub enum InputError {
     StdinTwice,
 }
 
-pub use formats::files::{FLOWS_SUFFIX, TMP_SUFFIX, flows_path_for, tmp_path_for};
+pub use formats::files::{
+    FLOWS_SUFFIX, PAYLOAD_SUFFIX, TMP_SUFFIX, flows_path_for, payload_path_for, tmp_path_for,
+};
 
 /// Sniffs the kind of one file from its first four bytes ([`formats::files::sniff`]).
 pub fn sniff(path: &Path) -> Result<InputKind, InputError> {
@@ -94,8 +96,8 @@ fn kind_by_name(path: &Path) -> Option<InputKind> {
 
 /// Expands the command line's paths: files are taken as given (and must be of a known kind),
 /// `-`, pipes and devices as [`InputKind::Stream`]s, and folders are walked recursively in
-/// sorted order keeping files of a known kind and leaving out `*.flows.parquet` companions,
-/// `*.tmp` files and analyze's own results files.
+/// sorted order keeping files of a known kind and leaving out `*.flows.parquet` and
+/// `*.payload.parquet` companions, `*.tmp` files and analyze's own results files.
 ///
 /// In a folder, files of unknown content are not inputs (READMEs, logs, scripts), except
 /// those whose extension says capture or recording (`kind_by_name`): an empty or damaged
@@ -123,8 +125,9 @@ impl TimeRange {
 }
 
 /// [`expand`], skipping the partitions of a tree outside `range`. A tree
-/// (`capture --out-dir`) is read through its `syn/` folder; its `flows/` folder holds the
-/// recordings' companions (found by [`flows_path_for`]), not inputs.
+/// (`capture --out-dir`) is read through its `syn/` folder; its `flows/` and `payload/`
+/// folders hold the recordings' companions (found by [`flows_path_for`] and
+/// [`payload_path_for`]), not inputs.
 pub fn expand_within(paths: &[PathBuf], range: TimeRange) -> Result<Vec<Input>, InputError> {
     let mut out = Vec::new();
     for p in paths {
@@ -187,7 +190,9 @@ fn walk(
         })?;
         if ft.is_dir() {
             let name = path.file_name().unwrap_or_default();
-            if name == formats::files::TREE_FLOWS && dir.join(formats::files::TREE_SYN).is_dir() {
+            let companions = [formats::files::TREE_FLOWS, formats::files::TREE_PAYLOAD];
+            if companions.iter().any(|c| name == *c) && dir.join(formats::files::TREE_SYN).is_dir()
+            {
                 continue;
             }
             let span = formats::files::partition_span(name, day);
@@ -205,7 +210,7 @@ fn walk(
             let name = path.to_string_lossy();
             // A recording's companion, or a file still being written (or left so by a writer
             // that died: the temporary names of `--out`, `--records` and `capture`).
-            if name.ends_with(FLOWS_SUFFIX) || name.ends_with(TMP_SUFFIX) {
+            if formats::files::is_companion_name(&path) || name.ends_with(TMP_SUFFIX) {
                 continue;
             }
             match sniff(&path) {
@@ -265,6 +270,7 @@ mod tests {
         write(d.path(), "b/2.pcap", &[0xa1, 0xb2, 0xc3, 0xd4]);
         write(d.path(), "a.parquet", b"PAR1");
         write(d.path(), "a.flows.parquet", b"PAR1");
+        write(d.path(), "a.payload.parquet", b"PAR1");
         write(d.path(), "b/1.pcapng", &[0x0a, 0x0d, 0x0d, 0x0a]);
         write(d.path(), "notes.md", b"# hi");
         // Left by an interrupted writer, and analyze's own results (named like anything).
@@ -342,6 +348,7 @@ mod tests {
         for hour in [7, 8, 9] {
             write(d.path(), &h(hour), b"PAR1");
             write(d.path(), &h(hour).replacen("syn/", "flows/", 1), b"PAR1");
+            write(d.path(), &h(hour).replacen("syn/", "payload/", 1), b"PAR1");
         }
         write(
             d.path(),

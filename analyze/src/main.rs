@@ -30,7 +30,7 @@ Examples:
   analyze --format p0f trace.pcap            p0f 3.09b-compatible log lines on stdout
   analyze --keep-going --threads 8 caps/     use every readable input, report the others
   analyze --since 2h /var/lib/synscope       a capture --out-dir tree, its last two hours
-  analyze --records day.parquet trace.pcapng a recording (+ day.flows.parquet) from a capture
+  analyze --records day.parquet trace.pcapng a recording (+ its flow and payload files)
   analyze --db my.fp --format p0f trace.pcap use another p0f.fp instead of the bundled one
   zcat old.pcap.gz | analyze -               a capture on standard input
   tcpdump -U -w - | analyze --format p0f -   live: each packet's lines as it comes
@@ -104,8 +104,10 @@ struct Cli {
     db: Option<PathBuf>,
 
     /// Instead of fingerprinting, convert pcap/pcapng inputs into a recording: SYN records to
-    /// OUT (e.g. `day.parquet`) and flow counters to its `.flows.parquet` sibling, in the
-    /// schema `capture` writes. A summary of what was read goes to stderr.
+    /// OUT (e.g. `day.parquet`), flow counters to its `.flows.parquet` sibling, in the schema
+    /// `capture` writes, and the segments p0f's HTTP module reads (the first 8 KiB of each
+    /// direction of flows that start like HTTP) to its `.payload.parquet` sibling, so
+    /// analyzing the recording gives the HTTP lines too. A summary goes to stderr.
     #[arg(long, value_name = "OUT.parquet")]
     records: Option<PathBuf>,
 
@@ -269,7 +271,8 @@ fn collect_inputs(cli: &Cli) -> anyhow::Result<(Vec<inputs::Input>, usize)> {
     Ok((inputs, unusable))
 }
 
-/// `analyze --records OUT`: the inputs become one recording (SYN records + flow rows).
+/// `analyze --records OUT`: the inputs become one recording (SYN records, flow rows, payload
+/// rows).
 fn write_records(
     cli: &Cli,
     inputs: &[inputs::Input],
@@ -291,13 +294,16 @@ fn write_records(
     .with_context(|| format!("writing the recording {}", out.display()))?;
     if !cli.quiet {
         eprintln!(
-            "total ({} files): {}\nwrote {} SYN records to {} and {} flow rows to {}",
+            "total ({} files): {}\nwrote {} SYN records to {}, {} flow rows to {} and {} \
+             payload rows to {}",
             report.files.len(),
             report.total,
             report.syn.rows,
             report.syn_path.display(),
             report.flows.rows,
-            report.flows_path.display()
+            report.flows_path.display(),
+            report.payload.rows,
+            report.payload_path.display()
         );
     }
     Ok(())

@@ -6,7 +6,9 @@
 //!
 //! - recordings: Parquet row groups are decompressed and decoded on a rayon pool of
 //!   [`ReplayOptions::threads`] threads, a window of row groups at a time, and handed over in
-//!   row-group order;
+//!   row-group order; the rows of the recording's payload file, when it has one and
+//!   [`ReplayOptions::http`] is set, are read in order beside them and put at their place
+//!   among the SYN records ([`PayloadMerge`]);
 //! - pcap and pcapng files: [`ReplayOptions::threads`] reader threads each read, frame and
 //!   parse every `threads`-th 1 MiB window of the file ([`formats::pcap::Windows`]: positioned
 //!   reads, so the bytes are parsed in the cache of the core that read them; a window is
@@ -30,6 +32,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
 
 use formats::flows::FlowReader;
+use formats::payload::{PayloadReader, PayloadRow};
 use formats::pcap::{
     CaptureReader, HttpFilter, IngestStats, PacketSink, PcapError, Segment, SkipReason,
     WINDOW_SIZE, Windows,
@@ -39,7 +42,7 @@ use rayon::prelude::*;
 use record::{FlowKey, PayloadRecord, SynRecord};
 use rustc_hash::FxHashMap;
 
-use crate::inputs::{Input, InputKind, flows_path_for};
+use crate::inputs::{Input, InputKind, flows_path_for, payload_path_for};
 use crate::replay::ReplayError;
 use crate::stoppable::Stoppable;
 
@@ -174,9 +177,11 @@ pub struct ReplayOptions {
     pub flows: bool,
     /// On a bad input, report it and go on with the next one instead of stopping.
     pub keep_going: bool,
-    /// Also hand over payload records for p0f's HTTP module, from captures: the segments
+    /// Also hand over payload records for p0f's HTTP module: from captures, the segments
     /// [`HttpFilter`] picks, with a filter per window of a capture file (so the records do
-    /// not depend on the number of threads), one for a whole stream read in order.
+    /// not depend on the number of threads), one for a whole stream read in order; from a
+    /// recording, the rows of its payload file (`NAME.payload.parquet`, which `--records`
+    /// fills with those very segments), when it has one.
     pub http: bool,
     /// When set (by a signal handler: [`signals::STOP`]), the replay stops within
     /// [`IDLE_FLUSH`] and returns [`ReplayError::Interrupted`].
@@ -678,11 +683,24 @@ impl Producer<'_> {
             }
             Err(e) => return Ok(Err(e.into())),
         };
+        let payload_reader = if self.opts.http {
+            match sibling_payload(path) {
+                Ok(r) => r,
+                Err(e) => return Ok(Err(e)),
+            }
+        } else {
+            None
+        };
+        let mut payloads = payload_reader
+            .as_ref()
+            .map(|r| PayloadMerge::new(r, self.opts.batch_records));
         let groups = reader.num_row_groups();
         let rows = reader.num_rows().max(1);
         let window = self.pool.current_num_threads().max(1);
         let mut stats = IngestStats::default();
         capture_losses(&reader.meta().extra, &mut stats);
+        // SYN rows handed over so far: where the next row group starts.
+        let mut base = 0u64;
         let mut start = 0;
         while start < groups {
             if self.cancel.load(Ordering::Relaxed) {
@@ -709,9 +727,25 @@ impl Producer<'_> {
                 }
                 let share = (size as u128 * recs.len() as u128 / rows as u128) as u64;
                 self.progress.done.fetch_add(share, Ordering::Relaxed);
-                self.send(Msg::Batch(index, Batch::from(recs)))?;
+                let n = recs.len() as u64;
+                let merged = match &mut payloads {
+                    Some(m) => m.merge(recs, base, &mut |b| self.send(Msg::Batch(index, b))),
+                    None => Ok(self.send(Msg::Batch(index, Batch::from(recs)))),
+                };
+                match merged {
+                    Ok(sent) => sent?,
+                    Err(e) => return Ok(Err(e)),
+                }
+                base += n;
             }
             start = end;
+        }
+        // The segments after the last SYN record.
+        if let Some(m) = &mut payloads {
+            match m.rest(base, &mut |b| self.send(Msg::Batch(index, b))) {
+                Ok(sent) => sent?,
+                Err(e) => return Ok(Err(e)),
+            }
         }
         let flows = if self.opts.flows {
             match sibling_flows(path) {
@@ -763,6 +797,135 @@ pub fn sibling_flows(recording: &Path) -> Result<Option<FlowShards>, ReplayError
         }
     }
     Ok(Some(FlowShards::single(table)))
+}
+
+/// A reader of the payload file beside `recording` (`NAME.payload.parquet`, or its place
+/// in a capture tree), or `None` when there is none: recordings made before payload files
+/// existed, and capture trees (live capture does not record payload yet), replay without
+/// HTTP records.
+pub fn sibling_payload(recording: &Path) -> Result<Option<PayloadReader>, ReplayError> {
+    let path = payload_path_for(recording);
+    if !path.is_file() {
+        return Ok(None);
+    }
+    Ok(Some(PayloadReader::open(&path)?))
+}
+
+/// Puts a payload file's rows at their place among a recording's SYN records, as the
+/// capture's replay had them: a row with `syn_rows_before = n` goes after the recording's
+/// `n`th SYN record and before the next one ([`Batch::in_order`]).
+///
+/// The payload file is read in order, a batch at a time, beside the SYN row groups (which
+/// come in order too); batches handed on hold at most `max_payloads` payload records, so
+/// memory stays bounded however many segments fall between two SYN records.
+pub struct PayloadMerge<'a> {
+    rows: std::iter::Peekable<formats::recording::Records<'a, formats::payload::Payload>>,
+    /// `syn_rows_before` of the last row taken: rows must not go back.
+    last: u64,
+    max_payloads: usize,
+    file: String,
+}
+
+impl<'a> PayloadMerge<'a> {
+    /// Merges the rows of `reader`, handing on batches of at most `max_payloads` payloads.
+    pub fn new(reader: &'a PayloadReader, max_payloads: usize) -> PayloadMerge<'a> {
+        PayloadMerge {
+            rows: reader.records().peekable(),
+            last: 0,
+            max_payloads: max_payloads.max(1),
+            file: reader.path().display().to_string(),
+        }
+    }
+
+    /// The next row if it belongs at or before SYN record `end` (its `syn_rows_before` is
+    /// at most `end`).
+    fn next_until(&mut self, end: u64) -> Result<Option<PayloadRow>, ReplayError> {
+        match self.rows.peek() {
+            None => return Ok(None),
+            Some(Ok(r)) if r.syn_rows_before > end => return Ok(None),
+            Some(_) => {}
+        }
+        let row = match self.rows.next() {
+            Some(Ok(r)) => r,
+            Some(Err(e)) => return Err(e.into()),
+            None => return Ok(None),
+        };
+        if row.syn_rows_before < self.last {
+            return Err(ReplayError::PayloadOrder {
+                file: self.file.clone(),
+                found: row.syn_rows_before,
+                after: self.last,
+            });
+        }
+        self.last = row.syn_rows_before;
+        Ok(Some(row))
+    }
+
+    /// SYN records `base..base + syns.len()` of the recording, with the payload rows that
+    /// belong among them (and right after them), as one or more batches handed to `send`.
+    /// The outer error is the merge's (a bad payload file), the inner one `send`'s.
+    pub fn merge<E>(
+        &mut self,
+        syns: Vec<SynRecord>,
+        base: u64,
+        send: &mut impl FnMut(Batch) -> Result<(), E>,
+    ) -> Result<Result<(), E>, ReplayError> {
+        let end = base + syns.len() as u64;
+        let Some(first) = self.next_until(end)? else {
+            return Ok(if syns.is_empty() {
+                Ok(())
+            } else {
+                send(Batch::from(syns))
+            });
+        };
+        let mut batch = Batch::with_capacity(syns.len());
+        // SYN records of `syns` already in a batch.
+        let mut taken = 0usize;
+        let mut next = Some(first);
+        while let Some(row) = next {
+            // Within `taken..=syns.len()`: rows never go back, and `next_until(end)`.
+            let at = usize::try_from(row.syn_rows_before.saturating_sub(base))
+                .unwrap_or(usize::MAX)
+                .clamp(taken, syns.len());
+            batch.syns.extend_from_slice(&syns[taken..at]);
+            taken = at;
+            batch.push_payload(row.record);
+            if batch.payloads.len() >= self.max_payloads {
+                let full = std::mem::replace(&mut batch, Batch::with_capacity(syns.len() - taken));
+                if let Err(e) = send(full) {
+                    return Ok(Err(e));
+                }
+            }
+            next = self.next_until(end)?;
+        }
+        batch.syns.extend_from_slice(&syns[taken..]);
+        Ok(if batch.is_empty() {
+            Ok(())
+        } else {
+            send(batch)
+        })
+    }
+
+    /// The rows after the recording's last SYN record (`syn_rows` of them); a row that claims
+    /// more SYN records before it than the recording has is an error (the payload file is not
+    /// this recording's, or one of them was cut).
+    pub fn rest<E>(
+        &mut self,
+        syn_rows: u64,
+        send: &mut impl FnMut(Batch) -> Result<(), E>,
+    ) -> Result<Result<(), E>, ReplayError> {
+        let merged = self.merge(Vec::new(), syn_rows, send)?;
+        // What `merge` left is a row past the end (an unreadable row it would have
+        // returned as its error).
+        if let Some(Ok(r)) = self.rows.peek() {
+            return Err(ReplayError::PayloadPlace {
+                file: self.file.clone(),
+                found: r.syn_rows_before,
+                syn_rows,
+            });
+        }
+        Ok(merged)
+    }
 }
 
 /// Windows a reader thread may have handed over and not yet taken (in [`WINDOW_GROUP`]s).
@@ -1334,6 +1497,143 @@ mod tests {
                 progress.done.load(Ordering::Relaxed),
                 progress.total.load(Ordering::Relaxed)
             );
+        }
+    }
+
+    /// Every record a replay delivers, SYN and payload, in the order the engine sees them.
+    #[derive(Default)]
+    struct Sequence(Vec<(usize, String)>);
+
+    impl Consumer for Sequence {
+        fn records(&mut self, index: usize, records: &Batch) {
+            for r in records.in_order() {
+                let what = match r {
+                    Rec::Syn(r) => format!("syn {r:?}"),
+                    Rec::Payload(p) => format!("payload {p:?}"),
+                };
+                self.0.push((index, what));
+            }
+        }
+        fn input_done(&mut self, _: usize, _: InputDone) {}
+        fn input_failed(&mut self, index: usize, error: &ReplayError) {
+            panic!("input {index} failed: {error}");
+        }
+    }
+
+    fn sequence(inputs: &[Input], opts: &ReplayOptions) -> Vec<String> {
+        let mut seq = Sequence::default();
+        replay(inputs, opts, &Progress::default(), &mut seq).unwrap();
+        seq.0.into_iter().map(|(_, r)| r).collect()
+    }
+
+    /// A recording made by `--records` replays the capture's SYN and payload records in the
+    /// capture's order, whatever the row groups, threads and batch sizes; without `http`, or
+    /// without its payload file, it gives the SYN records alone.
+    #[test]
+    fn recordings_replay_payloads_at_their_place() {
+        let d = tempfile::tempdir().unwrap();
+        let http_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/http");
+        let captures = crate::inputs::expand(&[http_dir]).unwrap();
+        assert!(captures.len() >= 4);
+        let http = ReplayOptions {
+            http: true,
+            ..ReplayOptions::default()
+        };
+        // Small windows on the capture side would pick other segments: the recording keeps
+        // what the default window size picks, as `analyze FILE` does.
+        let want = sequence(&captures, &http);
+        let payloads = want.iter().filter(|r| r.starts_with("payload")).count();
+        let syns = want.len() - payloads;
+        assert!(
+            payloads > 20 && syns > 10,
+            "{payloads} payloads, {syns} SYNs"
+        );
+        for row_group_rows in [1, 3, 1024] {
+            let out = d.path().join(format!("r{row_group_rows}.parquet"));
+            let opts = crate::records::RecordsOptions {
+                writer: formats::recording::WriterOptions {
+                    row_group_rows,
+                    ..Default::default()
+                },
+                ..Default::default()
+            };
+            let report = crate::records::write_recording(&captures, &out, &opts, |_| {}).unwrap();
+            assert_eq!(report.payload.rows as usize, payloads);
+            let rec = crate::inputs::expand(std::slice::from_ref(&out)).unwrap();
+            for (threads, batch_records) in [(1, 4096), (2, 1), (3, 2)] {
+                let opts = ReplayOptions {
+                    threads,
+                    batch_records,
+                    ..http
+                };
+                assert_eq!(
+                    sequence(&rec, &opts),
+                    want,
+                    "row groups of {row_group_rows}, {threads} threads, batches of {batch_records}"
+                );
+            }
+            let plain = sequence(&rec, &ReplayOptions::default());
+            assert_eq!(plain.len(), syns);
+            assert!(plain.iter().all(|r| r.starts_with("syn")));
+            // An older recording, without the payload file: SYN records only, no error.
+            std::fs::remove_file(payload_path_for(&out)).unwrap();
+            assert_eq!(sequence(&rec, &http), plain);
+        }
+    }
+
+    /// A payload file whose rows go back, or claim more SYN records before them than the
+    /// recording has, is refused with a typed error rather than replayed out of place.
+    #[test]
+    fn misplaced_payload_rows_are_refused() {
+        use formats::meta::{RecordType, RecordingMeta};
+        use formats::payload::PayloadWriter;
+        use formats::recording::WriterOptions;
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("r.parquet");
+        let syns: Vec<SynRecord> = fixtures()
+            .iter()
+            .flat_map(|i| records(&i.path))
+            .take(3)
+            .collect();
+        assert_eq!(syns.len(), 3);
+        let mut w = formats::syn::SynWriter::create(
+            &path,
+            &RecordingMeta::new(RecordType::Syn),
+            WriterOptions::default(),
+        )
+        .unwrap();
+        w.write_all(&syns).unwrap();
+        w.close().unwrap();
+        let mut p = PayloadRecord::ZERO;
+        p.ip_version = 4;
+        p.set_head(b"GET / HTTP/1.0\r\n\r\n");
+        p.payload_len = p.head_len;
+        let inputs = crate::inputs::expand(std::slice::from_ref(&path)).unwrap();
+        let opts = ReplayOptions {
+            http: true,
+            ..ReplayOptions::default()
+        };
+        for (places, want) in [
+            (&[2u64, 1][..], "out of order"),
+            (&[1, 4][..], "after 4 SYN"),
+        ] {
+            let mut w = PayloadWriter::create(
+                payload_path_for(&path),
+                &RecordingMeta::new(RecordType::Payload),
+                WriterOptions::default(),
+            )
+            .unwrap();
+            for &n in places {
+                let row = formats::payload::PayloadRow {
+                    syn_rows_before: n,
+                    record: p,
+                };
+                w.write(&row).unwrap();
+            }
+            w.close().unwrap();
+            let mut seq = Sequence::default();
+            let e = replay(&inputs, &opts, &Progress::default(), &mut seq).unwrap_err();
+            assert!(e.to_string().contains(want), "{e}");
         }
     }
 

@@ -5,7 +5,16 @@
 //! file beside it with one row per flow per interval, exactly as `capture` writes them. So a
 //! notebook or `analyze` itself never needs to care where the data came from.
 //!
-//! Both files are written under temporary names and renamed into place only once their
+//! A third file, `OUT.payload.parquet` ([`formats::payload`]), keeps the TCP segments p0f's
+//! HTTP module reads: exactly the payload records the replay of the same captures hands the
+//! engine (the segments [`HttpFilter`] picks, with a filter per [`WINDOW_SIZE`] window of a
+//! capture file as [`crate::parallel`] has it, one for a whole stream), each with its place
+//! among the SYN rows, so replaying the recording gives the capture's HTTP lines too. It is
+//! written always, with no rows when no flow looked like HTTP, so the set of files is the
+//! same for every conversion and a missing payload file says "recorded without payload" (an
+//! older recording, a capture tree), never "no HTTP seen".
+//!
+//! All three files are written under temporary names and renamed into place only once their
 //! footers are written: a failed conversion leaves no half-written file that looks like a
 //! recording.
 
@@ -15,22 +24,26 @@ use std::sync::atomic::AtomicBool;
 use formats::files::Staged;
 use formats::flows::{FlowRow, FlowWriter};
 use formats::meta::{RecordType, RecordingMeta};
-use formats::pcap::{CaptureReader, IngestStats, PacketSink, PcapError, Segment};
+use formats::payload::{PayloadRow, PayloadWriter};
+use formats::pcap::{
+    CaptureReader, HttpFilter, IngestStats, PacketSink, PcapError, Segment, WINDOW_SIZE, Windows,
+};
 use formats::recording::{RecordingError, WriteSummary, WriterOptions};
 use formats::syn::SynWriter;
 use record::SynRecord;
 
 use crate::flow_intervals::FlowIntervals;
 
-use crate::inputs::{self, Input, InputKind, flows_path_for};
-use crate::stoppable::Stoppable;
+use crate::inputs::{self, Input, InputKind, flows_path_for, payload_path_for};
+use crate::stoppable::{Stoppable, Stopped};
 
 /// Settings of a conversion.
 #[derive(Clone, Copy, Debug)]
 pub struct RecordsOptions {
     /// Length of a flow-counter interval, ns (the `capture --flow-interval` equivalent).
     pub flow_interval_ns: u64,
-    /// Parquet writer settings for both files.
+    /// Parquet writer settings for the files (the payload file's row groups are bounded
+    /// further: [`formats::payload::writer_options`]).
     pub writer: WriterOptions,
     /// When set (by a signal handler: [`signals::STOP`]), the conversion stops at
     /// the input's next read and fails, leaving no file behind.
@@ -67,6 +80,9 @@ pub struct RecordsReport {
     /// The flow file beside it.
     pub flows_path: PathBuf,
     pub flows: WriteSummary,
+    /// The payload file beside it.
+    pub payload_path: PathBuf,
+    pub payload: WriteSummary,
 }
 
 /// Why a conversion failed.
@@ -89,8 +105,8 @@ pub enum RecordsError {
     },
 }
 
-/// Converts `inputs` (pcap/pcapng only) into `out` and its flow file. `on_file` is called
-/// after each input with its report, for progress output.
+/// Converts `inputs` (pcap/pcapng only) into `out`, its flow file and its payload file.
+/// `on_file` is called after each input with its report, for progress output.
 pub fn write_recording(
     inputs: &[Input],
     out: &Path,
@@ -104,29 +120,52 @@ pub fn write_recording(
         return Err(RecordsError::NotACapture(i.path.clone()));
     }
     let flows_path = flows_path_for(out);
+    let payload_path = payload_path_for(out);
     // Dropped on an error, each removes its temporary file: they are ours and useless then.
     let syn_file = Staged::new(out);
     let flows_file = Staged::new(&flows_path);
-    let (files, total, syn, flows) =
-        convert(inputs, syn_file.tmp(), flows_file.tmp(), opts, &mut on_file)?;
-    commit(syn_file)?;
+    let payload_file = Staged::new(&payload_path);
+    let tmps = Tmps {
+        syn: syn_file.tmp(),
+        flows: flows_file.tmp(),
+        payload: payload_file.tmp(),
+    };
+    let c = convert(inputs, &tmps, opts, &mut on_file)?;
+    // The companions first: a reader that finds the SYN file finds them complete.
     commit(flows_file)?;
+    commit(payload_file)?;
+    commit(syn_file)?;
     Ok(RecordsReport {
-        files,
-        total,
+        files: c.files,
+        total: c.total,
         syn_path: out.to_path_buf(),
-        syn,
+        syn: c.syn,
         flows_path,
-        flows,
+        flows: c.flows,
+        payload_path,
+        payload: c.payload,
     })
 }
 
-type Converted = (Vec<FileReport>, IngestStats, WriteSummary, WriteSummary);
+/// Where the three files are written until committed.
+struct Tmps<'a> {
+    syn: &'a Path,
+    flows: &'a Path,
+    payload: &'a Path,
+}
+
+/// What [`convert`] wrote.
+struct Converted {
+    files: Vec<FileReport>,
+    total: IngestStats,
+    syn: WriteSummary,
+    flows: WriteSummary,
+    payload: WriteSummary,
+}
 
 fn convert(
     inputs: &[Input],
-    syn_tmp: &Path,
-    flows_tmp: &Path,
+    tmps: &Tmps<'_>,
     opts: &RecordsOptions,
     on_file: &mut impl FnMut(&FileReport),
 ) -> Result<Converted, RecordsError> {
@@ -145,21 +184,21 @@ fn convert(
         m
     };
     let mut sink = RecordingSink {
-        syn: SynWriter::create(syn_tmp, &meta(RecordType::Syn), opts.writer)?,
-        flows: FlowWriter::create(flows_tmp, &meta(RecordType::Flows), opts.writer)?,
+        syn: SynWriter::create(tmps.syn, &meta(RecordType::Syn), opts.writer)?,
+        flows: FlowWriter::create(tmps.flows, &meta(RecordType::Flows), opts.writer)?,
+        payload: PayloadWriter::create(
+            tmps.payload,
+            &meta(RecordType::Payload),
+            formats::payload::writer_options(opts.writer),
+        )?,
+        http: HttpFilter::default(),
         intervals: FlowIntervals::new(opts.flow_interval_ns),
         error: None,
     };
     let mut files = Vec::with_capacity(inputs.len());
     let mut total = IngestStats::default();
     for input in inputs {
-        let name = input.path.display().to_string();
-        let file = inputs::open(&input.path).map_err(|cause| PcapError::Io {
-            path: name.clone(),
-            cause,
-        })?;
-        let file = Stoppable::new(file, opts.stop);
-        let stats = CaptureReader::new(name, file)?.run(&mut sink)?;
+        let stats = read_capture(&input.path, opts, &mut sink)?;
         // Intervals do not span files: files need not be in time order.
         sink.flush_intervals();
         if let Some(e) = sink.error.take() {
@@ -173,10 +212,69 @@ fn convert(
         on_file(&report);
         files.push(report);
     }
-    let RecordingSink { syn, flows, .. } = sink;
-    let syn = syn.close()?;
-    let flows = flows.close()?;
-    Ok((files, total, syn, flows))
+    let RecordingSink {
+        syn,
+        flows,
+        payload,
+        ..
+    } = sink;
+    // Every writer is closed, whatever the others do; the first error wins.
+    let (syn, flows, payload) = (syn.close(), flows.close(), payload.close());
+    Ok(Converted {
+        files,
+        total,
+        syn: syn?,
+        flows: flows?,
+        payload: payload?,
+    })
+}
+
+/// Reads one capture into `sink` the way the replay reads it ([`crate::parallel`]): a
+/// regular file window by window ([`Windows`], [`WINDOW_SIZE`] bytes), with a fresh HTTP
+/// filter per window, so the payload records are the very ones `analyze FILE` hands the
+/// engine; a stream front to back with one filter.
+fn read_capture(
+    path: &Path,
+    opts: &RecordsOptions,
+    sink: &mut RecordingSink,
+) -> Result<IngestStats, RecordsError> {
+    let name = path.display().to_string();
+    let io_err = |cause| PcapError::Io {
+        path: name.clone(),
+        cause,
+    };
+    let file = inputs::open(path).map_err(io_err)?;
+    let positioned = file.try_clone();
+    let reader = CaptureReader::new(name.clone(), Stoppable::new(file, opts.stop))?;
+    let windows = match positioned {
+        Ok(f) => Windows::new(&reader, f, WINDOW_SIZE)?,
+        Err(_) => None,
+    };
+    let Some(windows) = windows else {
+        let mut reader = reader;
+        sink.http = HttpFilter::default();
+        return Ok(reader.run(sink)?);
+    };
+    let mut stats = IngestStats::default();
+    let mut buffer = Vec::new();
+    for k in 0..windows.len() {
+        if opts
+            .stop
+            .is_some_and(|s| s.load(std::sync::atomic::Ordering::Relaxed))
+        {
+            let cause = std::io::Error::other(Stopped);
+            return Err(io_err(cause).into());
+        }
+        let chunk = windows.read(k, buffer)?;
+        sink.http = HttpFilter::default();
+        stats.merge(&chunk.run(sink));
+        buffer = chunk.into_buffer();
+    }
+    // A pcap without packets still names its link type, as the sequential reader does.
+    if let Some(link) = windows.link_type() {
+        stats.link_types.entry(link).or_default();
+    }
+    Ok(stats)
 }
 
 /// Writes what ingestion finds. [`PacketSink`] calls cannot fail, so the first write error is
@@ -184,6 +282,9 @@ fn convert(
 struct RecordingSink {
     syn: SynWriter,
     flows: FlowWriter,
+    payload: PayloadWriter,
+    /// Picks the payload records; replaced at each window ([`read_capture`]).
+    http: HttpFilter,
     intervals: FlowIntervals,
     error: Option<RecordingError>,
 }
@@ -218,6 +319,19 @@ impl PacketSink for RecordingSink {
     }
 
     fn tcp(&mut self, seg: &Segment<'_>) {
+        // A SYN is never a payload record (the filter says so), so a segment's place is
+        // after the SYN rows written so far, the place the replay gives it.
+        if self.error.is_none()
+            && let Some(record) = self.http.record(seg)
+        {
+            let row = PayloadRow {
+                syn_rows_before: self.syn.rows_written(),
+                record,
+            };
+            if let Err(e) = self.payload.write(&row) {
+                self.error = Some(e);
+            }
+        }
         let (key, dir) = seg.flow();
         let Self {
             flows,

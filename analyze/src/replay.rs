@@ -28,6 +28,23 @@ pub enum ReplayError {
     /// the records a replay needs.
     #[error("{}: an analyze results file (--out), not a recording: load it in polars, pandas or DuckDB", .0.display())]
     ResultsFile(PathBuf),
+    /// A recording's payload file lists its rows out of order (each row's place among the
+    /// SYN records may not come before the previous row's), so they cannot be put back
+    /// where the capture had them.
+    #[error("{file}: payload rows out of order: syn_rows_before {found} after a row with {after}")]
+    PayloadOrder {
+        file: String,
+        found: u64,
+        after: u64,
+    },
+    /// A recording's payload file places a row after more SYN records than the recording
+    /// has: it belongs to another recording, or one of the two was cut.
+    #[error("{file}: a payload row comes after {found} SYN records, the recording has {syn_rows}")]
+    PayloadPlace {
+        file: String,
+        found: u64,
+        syn_rows: u64,
+    },
     /// A signal stopped the replay ([`crate::parallel::ReplayOptions::stop`]).
     #[error("interrupted")]
     Interrupted,

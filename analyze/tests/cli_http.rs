@@ -2,7 +2,8 @@
 //! lines against p0f 3.09b's own logs beside them (`*.p0f.log`, made by
 //! `fixtures/http/make_logs.sh`), read as pcap and as pcapng, with one reader thread and with
 //! several small windows (`--chunk-bytes` is not a CLI option, so several threads on the
-//! sequential fixtures check only that threads do not change the lines).
+//! sequential fixtures check only that threads do not change the lines); and each capture
+//! converted with `analyze --records`, whose recording must give the capture's lines.
 
 mod common;
 
@@ -139,4 +140,55 @@ fn malformed_fixture_loses_no_p0f_line() {
         "extra lines: {:#?}",
         got.iter().filter(|g| !want.contains(g)).collect::<Vec<_>>()
     );
+}
+
+/// `analyze --records` keeps what HTTP needs: each HTTP fixture's recording (SYN file and
+/// payload file) gives exactly the capture's p0f lines, HTTP lines included and in the same
+/// place, with one decoding thread and several; and so p0f's own HTTP lines (all of them,
+/// except for `malformed.pcap`'s one allowed extra, see above).
+#[test]
+fn recordings_give_the_captures_http_lines() {
+    let tmp = tempfile::tempdir().unwrap();
+    for name in [
+        "browsers.pcap",
+        "host_checks.pcap",
+        "segmented.pcap",
+        "malformed.pcap",
+    ] {
+        let pcap = fixture(name);
+        let rec = tmp.path().join(name).with_extension("parquet");
+        let out = analyze(&[
+            OsStr::new("--quiet"),
+            OsStr::new("--records"),
+            rec.as_os_str(),
+            pcap.as_os_str(),
+        ]);
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let payload = formats::files::payload_path_for(&rec);
+        assert!(payload.is_file(), "{name}: no {}", payload.display());
+        let from_pcap = ours(&pcap, "1");
+        let want_http = http(&golden(&pcap));
+        assert!(!want_http.is_empty(), "{name}: p0f saw HTTP");
+        assert!(!http(&from_pcap).is_empty(), "{name}: no HTTP lines");
+        for threads in ["1", "3"] {
+            let from_rec = ours(&rec, threads);
+            assert_eq!(from_rec, from_pcap, "{name}: recording, {threads} threads");
+        }
+        let got_http = http(&from_pcap);
+        if name == "malformed.pcap" {
+            let extra: Vec<_> = got_http.iter().filter(|g| !want_http.contains(g)).collect();
+            assert!(extra.len() <= 1, "{name}: {extra:#?}");
+        } else {
+            assert_eq!(got_http, want_http, "{name}: HTTP lines against p0f's");
+        }
+        // Without the payload file (a recording made before there were any) the recording
+        // still replays, to the SYN-side lines alone.
+        std::fs::remove_file(&payload).unwrap();
+        let bare = ours(&rec, "1");
+        assert!(http(&bare).is_empty(), "{name}: HTTP lines without payload");
+    }
 }

@@ -326,14 +326,13 @@ fn capture_and_its_recording_agree_including_traffic_by_os() {
     let from_caps: Value = serde_json::from_str(&run_ok(&args)).unwrap();
     let from_rec: Value =
         serde_json::from_str(&run_ok(&[os("--format"), os("json"), rec.as_os_str()])).unwrap();
-    // Recordings carry no payload yet (issue 22): the captures' HTTP observations are not
-    // theirs.
+    // Every observation, HTTP ones included (the recording's payload file keeps their
+    // segments); only the input they came from differs.
     let strip = |v: &Value| -> Vec<Value> {
         v["observations"]
             .as_array()
             .unwrap()
             .iter()
-            .filter(|o| !o["module"].as_str().is_some_and(|m| m.starts_with("http ")))
             .map(|o| {
                 let mut o = o.clone();
                 o.as_object_mut().unwrap().remove("source_file");

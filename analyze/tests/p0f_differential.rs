@@ -10,10 +10,8 @@
 //! figures and a target of their own ([`COMPARED_HTTP`]).
 //!
 //! Every capture is also converted with `analyze --records` and the recording replayed with
-//! `analyze --format p0f`: its lines must equal the capture's, timestamps and order included.
-//! Recordings do not keep payload yet, so a capture with HTTP lines is left out of that check
-//! (counted): its HTTP exchanges change the engine's state (connections ended by a response,
-//! host change lines from HTTP headers), which its recording cannot reproduce.
+//! `analyze --format p0f`: its lines must equal the capture's, timestamps and order included,
+//! HTTP lines too (the recording's payload file keeps the segments they come from).
 //!
 //! `analyze` gives the engine SYN/SYN+ACK records only, the same whether they come from a
 //! pcap, a recording or the live datapath. p0f also ends connections on FIN/RST/ACK packets,
@@ -113,8 +111,6 @@ struct FileResult {
     packets: Vec<String>,
     /// Why the recording replay differs from the capture's, if it does.
     recording_mismatch: Option<String>,
-    /// The capture has HTTP lines, which its recording cannot give.
-    recording_not_compared: bool,
 }
 
 fn run_p0f(p0f: &Path, file: &Path, log: &Path) -> Result<Vec<String>, String> {
@@ -172,6 +168,7 @@ fn run_recording(file: &Path, tmp: &Path, idx: usize) -> Result<Vec<String>, Str
     let lines = analyze(&["--format".as_ref(), "p0f".as_ref(), rec.as_os_str()]);
     let _ = std::fs::remove_file(&rec);
     let _ = std::fs::remove_file(tmp.join(format!("rec-{idx}.flows.parquet")));
+    let _ = std::fs::remove_file(tmp.join(format!("rec-{idx}.payload.parquet")));
     lines
 }
 
@@ -198,9 +195,7 @@ fn check_file(p0f: &Path, db: &Arc<Database>, file: &Path, tmp: &Path, idx: usiz
         Err(e) => res.ours_failed = Some(e),
     }
     if res.ours_failed.is_none() {
-        let http = res.ours.iter().any(|l| l.contains("] mod=http "));
         match run_recording(file, tmp, idx) {
-            Ok(_) if http => res.recording_not_compared = true,
             Ok(l) if l == res.ours => {}
             Ok(l) => {
                 res.recording_mismatch = Some(format!(
@@ -477,15 +472,10 @@ fn differential(dir: &Path) {
          reproduced ({:.3}%), {pk_extra} extra",
         pct(pk_matched, pk_total)
     );
-    let not_compared = results
-        .iter()
-        .filter(|(_, r)| r.recording_not_compared)
-        .count();
     eprintln!(
-        "  recordings: {} of {} captures replay from their recording to identical lines \
-         ({not_compared} with HTTP lines not compared: recordings carry no payload yet)",
-        replayable - not_compared - recording_mismatches.len(),
-        replayable - not_compared,
+        "  recordings: {} of {replayable} captures replay from their recording to identical \
+         lines, HTTP lines included",
+        replayable - recording_mismatches.len(),
     );
     for m in &recording_mismatches {
         eprintln!("  RECORDING MISMATCH {m}");

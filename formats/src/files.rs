@@ -1,8 +1,9 @@
 //! File conventions every synscope program follows, in one place.
 //!
-//! - Names: a recording's flow companion (`day.parquet` -> `day.flows.parquet`, or in a
-//!   partitioned tree `syn/.../N.parquet` -> `flows/.../N.parquet`), and the temporary name a
-//!   file is written under until it is complete (`NAME.tmp`).
+//! - Names: a recording's companions, its flow file (`day.parquet` -> `day.flows.parquet`, or
+//!   in a partitioned tree `syn/.../N.parquet` -> `flows/.../N.parquet`) and its payload file
+//!   (`day.payload.parquet`, `payload/.../N.parquet`), and the temporary name a file is
+//!   written under until it is complete (`NAME.tmp`).
 //! - [`Staged`]: temp + fsync + rename (+ fsync of the folder), so a reader (a user, `analyze`,
 //!   a sync tool, a query engine) sees a file under its final name only when it is complete
 //!   and on storage; a writer that fails or dies leaves at most a `*.tmp`, which readers skip.
@@ -20,6 +21,10 @@ use crate::time::{Civil, NS_PER_DAY, NS_PER_HOUR, parse_date};
 /// `day.flows.parquet`). Such files are companions, not inputs of their own.
 pub const FLOWS_SUFFIX: &str = ".flows.parquet";
 
+/// Suffix of the payload file written beside a SYN recording (`day.parquet` ->
+/// `day.payload.parquet`, [`crate::payload`]). A companion too, not an input.
+pub const PAYLOAD_SUFFIX: &str = ".payload.parquet";
+
 /// Suffix of a file being written under a temporary name, renamed when complete.
 pub const TMP_SUFFIX: &str = ".tmp";
 
@@ -27,6 +32,10 @@ pub const TMP_SUFFIX: &str = ".tmp";
 pub const TREE_SYN: &str = "syn";
 /// Top folder of flow recordings in a partitioned tree (same sub-paths and names as `syn`).
 pub const TREE_FLOWS: &str = "flows";
+/// Top folder of payload recordings in a partitioned tree (same sub-paths and names as
+/// `syn`). No capture writes one yet; the name is fixed here so that readers know where to
+/// look and tree walkers what to leave out.
+pub const TREE_PAYLOAD: &str = "payload";
 
 /// Where `path` is written until it is complete (`day.parquet` -> `day.parquet.tmp`).
 pub fn tmp_path_for(path: &Path) -> PathBuf {
@@ -39,7 +48,27 @@ pub fn tmp_path_for(path: &Path) -> PathBuf {
 /// tree the same name under `flows/` instead of `syn/`, otherwise the `NAME.flows.parquet`
 /// sibling.
 pub fn flows_path_for(recording: &Path) -> PathBuf {
-    if let Some(p) = tree_companion(recording) {
+    companion(recording, TREE_FLOWS, FLOWS_SUFFIX)
+}
+
+/// The payload file that belongs to a SYN recording, whether or not it exists: in a
+/// partitioned tree the same name under `payload/` instead of `syn/`, otherwise the
+/// `NAME.payload.parquet` sibling.
+pub fn payload_path_for(recording: &Path) -> PathBuf {
+    companion(recording, TREE_PAYLOAD, PAYLOAD_SUFFIX)
+}
+
+/// Whether `path` names a recording's companion (flow or payload file) by its suffix: such a
+/// file is read with its SYN recording, never as an input of its own.
+pub fn is_companion_name(path: &Path) -> bool {
+    let name = path.to_string_lossy();
+    name.ends_with(FLOWS_SUFFIX) || name.ends_with(PAYLOAD_SUFFIX)
+}
+
+/// The companion of `recording` under the tree folder `top`, or with `suffix` for
+/// `.parquet`.
+fn companion(recording: &Path, top: &str, suffix: &str) -> PathBuf {
+    if let Some(p) = tree_companion(recording, top) {
         return p;
     }
     let name = recording
@@ -47,12 +76,12 @@ pub fn flows_path_for(recording: &Path) -> PathBuf {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let stem = name.strip_suffix(".parquet").unwrap_or(&name);
-    recording.with_file_name(format!("{stem}{FLOWS_SUFFIX}"))
+    recording.with_file_name(format!("{stem}{suffix}"))
 }
 
-/// `.../syn/k=v/.../NAME` -> `.../flows/k=v/.../NAME` when every folder between `syn` and the
+/// `.../syn/k=v/.../NAME` -> `.../TOP/k=v/.../NAME` when every folder between `syn` and the
 /// file is a `key=value` partition (and there is at least one).
-fn tree_companion(recording: &Path) -> Option<PathBuf> {
+fn tree_companion(recording: &Path, top: &str) -> Option<PathBuf> {
     let parts: Vec<Component> = recording.components().collect();
     let (file, dirs) = parts.split_last()?;
     let at = dirs.iter().rposition(|c| c.as_os_str() == TREE_SYN)?;
@@ -65,7 +94,7 @@ fn tree_companion(recording: &Path) -> Option<PathBuf> {
         return None;
     }
     let mut out: PathBuf = dirs[..at].iter().collect();
-    out.push(TREE_FLOWS);
+    out.push(top);
     out.extend(partitions);
     out.push(file);
     Some(out)
@@ -254,6 +283,21 @@ mod tests {
             tmp_path_for(Path::new("/d/n.parquet")),
             PathBuf::from("/d/n.parquet.tmp")
         );
+        assert_eq!(
+            payload_path_for(Path::new("/x/day.parquet")),
+            PathBuf::from("/x/day.payload.parquet")
+        );
+        assert_eq!(
+            payload_path_for(Path::new("/d/syn/host=a/date=2026-12-06/hour=08/n.parquet")),
+            PathBuf::from("/d/payload/host=a/date=2026-12-06/hour=08/n.parquet")
+        );
+        assert_eq!(
+            payload_path_for(Path::new("/d/syn/n.parquet")),
+            PathBuf::from("/d/syn/n.payload.parquet")
+        );
+        assert!(is_companion_name(Path::new("/x/day.payload.parquet")));
+        assert!(is_companion_name(Path::new("/x/day.flows.parquet")));
+        assert!(!is_companion_name(Path::new("/x/day.parquet")));
     }
 
     #[test]

@@ -4,6 +4,8 @@
 //!   the kernel datapath would have produced them for the same packets.
 //! - [`syn`]: the Parquet recording of SYN records (schema, writer, reader).
 //! - [`flows`]: the Parquet recording of flow counters (schema, writer, reader).
+//! - [`payload`]: the Parquet recording of the TCP segments p0f's HTTP module reads (schema,
+//!   writer, reader).
 //! - [`meta`]: the key-value metadata every recording carries (schema version, capture host…).
 //! - [`files`]: file conventions (companion and temporary names, atomic commit, sniffing by
 //!   magic bytes, the partitioned tree); [`time`]: durations and UTC dates as typed and as
@@ -19,6 +21,7 @@
 pub mod files;
 pub mod flows;
 pub mod meta;
+pub mod payload;
 pub mod pcap;
 pub mod recording;
 pub mod syn;

@@ -11,7 +11,7 @@
 //! | key | meaning |
 //! |---|---|
 //! | `synscope.schema_version` | [`SCHEMA_VERSION`] of the writer, decimal |
-//! | `synscope.record_type` | `syn` or `flows` ([`RecordType`]) |
+//! | `synscope.record_type` | `syn`, `flows` or `payload` ([`RecordType`]) |
 //! | `synscope.host` | host name of the capturing machine (empty when unknown) |
 //! | `synscope.interface` | interface name(s) captured, or the pcap file name |
 //! | `synscope.kernel` | kernel release of the capturing machine (empty when unknown) |
@@ -66,6 +66,9 @@ pub enum RecordType {
     Syn,
     /// Flow counters per interval (module [`crate::flows`]).
     Flows,
+    /// [`record::PayloadRecord`]s of the flows that look like HTTP (module
+    /// [`crate::payload`]).
+    Payload,
 }
 
 impl RecordType {
@@ -74,6 +77,7 @@ impl RecordType {
         match self {
             RecordType::Syn => "syn",
             RecordType::Flows => "flows",
+            RecordType::Payload => "payload",
         }
     }
 
@@ -82,6 +86,7 @@ impl RecordType {
         match s {
             "syn" => Some(RecordType::Syn),
             "flows" => Some(RecordType::Flows),
+            "payload" => Some(RecordType::Payload),
             _ => None,
         }
     }
@@ -380,7 +385,7 @@ mod tests {
 
     #[test]
     fn record_type_names_round_trip() {
-        for t in [RecordType::Syn, RecordType::Flows] {
+        for t in [RecordType::Syn, RecordType::Flows, RecordType::Payload] {
             assert_eq!(RecordType::from_name(t.as_str()), Some(t));
         }
         assert_eq!(RecordType::from_name("SYN"), None);

@@ -1,5 +1,5 @@
-//! Plumbing shared by every Parquet file synscope writes: the two recordings
-//! ([`crate::syn`], [`crate::flows`]) and `analyze`'s results file.
+//! Plumbing shared by every Parquet file synscope writes: the recordings ([`crate::syn`],
+//! [`crate::flows`], [`crate::payload`]) and `analyze`'s results file.
 //!
 //! Each is a "one Rust row type <-> one flat Arrow schema" file with the same writer settings,
 //! the same metadata handling and the same failure modes, so the writer, the reader and the
@@ -310,6 +310,10 @@ pub struct RecordingWriter<K: WriteKind, W: Write + Send> {
     pending: Vec<K::Row>,
     /// Rows accepted so far (written or pending).
     rows: u64,
+    /// Rows converted to a batch at a time: [`BATCH_ROWS`], or fewer when row groups are
+    /// smaller (a payload recording's rows are up to 8 KiB each, and its row groups are kept
+    /// short so that neither they nor the rows waiting for them take much memory).
+    batch_rows: usize,
     /// For error messages.
     name: String,
 }
@@ -410,6 +414,7 @@ impl<K: WriteKind, W: Write + Send> RecordingWriter<K, W> {
             context,
             pending: Vec::with_capacity(BATCH_ROWS.min(options.row_group_rows)),
             rows: 0,
+            batch_rows: BATCH_ROWS.min(options.row_group_rows),
             name,
         })
     }
@@ -433,7 +438,7 @@ impl<K: WriteKind, W: Write + Send> RecordingWriter<K, W> {
         })?;
         self.pending.push(row.clone());
         self.rows += 1;
-        if self.pending.len() >= BATCH_ROWS {
+        if self.pending.len() >= self.batch_rows {
             self.write_pending()?;
         }
         Ok(())
@@ -870,6 +875,83 @@ pub(crate) mod columns {
         let a = get::<StringArray>(batch, name)?;
         no_nulls(a, name)?;
         Ok(a)
+    }
+
+    /// Names of the endpoint columns the SYN and payload recordings share ([`Endpoints`]).
+    pub const DIRECTION: &str = "direction";
+    pub const IP_VERSION: &str = "ip_version";
+    pub const SRC_IP: &str = "src_ip";
+    pub const DST_IP: &str = "dst_ip";
+    pub const SRC_PORT: &str = "src_port";
+    pub const DST_PORT: &str = "dst_port";
+
+    /// One row's values of the [`Endpoints`] columns.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct Endpoint {
+        pub direction: u8,
+        pub ip_version: u8,
+        pub src_addr: [u8; 16],
+        pub dst_addr: [u8; 16],
+        pub src_port: u16,
+        pub dst_port: u16,
+    }
+
+    /// The columns that say where a packet went, which SYN and payload recordings write the
+    /// same way: `direction` by name ([`record::direction`]), `ip_version`, the addresses as
+    /// text ([`TextColumn::push_addr`]) and the ports. Read once here, so both files reject
+    /// the same bad values with the same errors.
+    pub struct Endpoints<'a> {
+        direction: &'a StringArray,
+        ip_version: &'a PrimitiveArray<arrow::datatypes::UInt8Type>,
+        src_ip: &'a StringArray,
+        dst_ip: &'a StringArray,
+        src_port: &'a PrimitiveArray<arrow::datatypes::UInt16Type>,
+        dst_port: &'a PrimitiveArray<arrow::datatypes::UInt16Type>,
+    }
+
+    impl<'a> Endpoints<'a> {
+        /// The endpoint columns of `batch` (non-null, of the schema's types).
+        pub fn read(batch: &'a RecordBatch) -> Result<Endpoints<'a>, DecodeError> {
+            Ok(Endpoints {
+                direction: text(batch, DIRECTION)?,
+                ip_version: prim(batch, IP_VERSION)?,
+                src_ip: text(batch, SRC_IP)?,
+                dst_ip: text(batch, DST_IP)?,
+                src_port: prim(batch, SRC_PORT)?,
+                dst_port: prim(batch, DST_PORT)?,
+            })
+        }
+
+        /// Row `i`'s values; an unknown direction or an address that is not one of the row's
+        /// IP version is an error naming its column.
+        pub fn at(&self, i: usize) -> Result<Endpoint, DecodeError> {
+            let ip_version = self.ip_version.value(i);
+            let name = self.direction.value(i);
+            let direction = record::direction::from_name(name).ok_or_else(|| {
+                DecodeError::new(i, DIRECTION, format!("unknown direction {name:?}"))
+            })?;
+            Ok(Endpoint {
+                direction,
+                ip_version,
+                src_addr: addr_from_text(ip_version, self.src_ip.value(i), i, SRC_IP)?,
+                dst_addr: addr_from_text(ip_version, self.dst_ip.value(i), i, DST_IP)?,
+                src_port: self.src_port.value(i),
+                dst_port: self.dst_port.value(i),
+            })
+        }
+    }
+
+    /// A text column of each row's address (`pick` gives its IP version and address).
+    pub fn addr_array<R>(
+        rows: &[R],
+        pick: impl Fn(&R) -> (u8, &[u8; 16]),
+    ) -> Result<ArrayRef, ArrowError> {
+        let mut c = TextColumn::with_capacity(rows.len(), 15);
+        for r in rows {
+            let (v, a) = pick(r);
+            c.push_addr(v, a)?;
+        }
+        Ok(Arc::new(c.finish()?))
     }
 
     /// The encapsulation columns both recordings have (schema version 2): `encap`, the

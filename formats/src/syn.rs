@@ -39,8 +39,8 @@ use record::{SynRecord, TCP_OPTS_MAX, direction, ip_frag, source, tcp_flag};
 
 use crate::meta::RecordType;
 use crate::recording::columns::{
-    EncapColumns, TextColumn, addr_from_text, encap_arrays, get, no_nulls, prim, text, ts_from_i64,
-    ts_to_i64,
+    EncapColumns, Endpoints, TextColumn, addr_array, encap_arrays, get, no_nulls, prim, text,
+    ts_from_i64, ts_to_i64,
 };
 use crate::recording::{DecodeError, RecordKind, RecordingReader, RecordingWriter, WriteKind};
 
@@ -59,13 +59,13 @@ pub type SynReader = RecordingReader<Syn>;
 pub mod col {
     pub const TS: &str = "ts";
     pub const IFINDEX: &str = "ifindex";
-    pub const DIRECTION: &str = "direction";
+    pub const DIRECTION: &str = crate::recording::columns::DIRECTION;
     pub const SOURCE: &str = "source";
-    pub const IP_VERSION: &str = "ip_version";
-    pub const SRC_IP: &str = "src_ip";
-    pub const DST_IP: &str = "dst_ip";
-    pub const SRC_PORT: &str = "src_port";
-    pub const DST_PORT: &str = "dst_port";
+    pub const IP_VERSION: &str = crate::recording::columns::IP_VERSION;
+    pub const SRC_IP: &str = crate::recording::columns::SRC_IP;
+    pub const DST_IP: &str = crate::recording::columns::DST_IP;
+    pub const SRC_PORT: &str = crate::recording::columns::SRC_PORT;
+    pub const DST_PORT: &str = crate::recording::columns::DST_PORT;
     pub const TTL: &str = "ttl";
     pub const TOS: &str = "tos";
     pub const IP_LEN: &str = "ip_len";
@@ -134,15 +134,6 @@ static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
 /// The Arrow schema of a SYN recording (raw and derived columns).
 pub fn schema() -> SchemaRef {
     Arc::clone(&SCHEMA)
-}
-
-/// A text column of each row's address (`src` or `dst`).
-fn addr_column(rows: &[SynRecord], dst: bool) -> Result<ArrayRef, ArrowError> {
-    let mut c = TextColumn::with_capacity(rows.len(), 15);
-    for r in rows {
-        c.push_addr(r.ip_version, if dst { &r.dst_addr } else { &r.src_addr })?;
-    }
-    Ok(Arc::new(c.finish()?))
 }
 
 /// `tcp_flags` as letters ([`tcp_flag::letters`]), one per row.
@@ -221,8 +212,8 @@ impl WriteKind for Syn {
             names(direction::name, |r| r.direction),
             names(source::name, |r| r.source),
             col::<_, UInt8Array>(rows, |r| r.ip_version),
-            addr_column(rows, false)?,
-            addr_column(rows, true)?,
+            addr_array(rows, |r| (r.ip_version, &r.src_addr))?,
+            addr_array(rows, |r| (r.ip_version, &r.dst_addr))?,
             col::<_, UInt16Array>(rows, |r| r.src_port),
             col::<_, UInt16Array>(rows, |r| r.dst_port),
             col::<_, UInt8Array>(rows, |r| r.ttl),
@@ -288,13 +279,8 @@ impl RecordKind for Syn {
     fn decode(batch: &RecordBatch, out: &mut Vec<SynRecord>) -> Result<(), DecodeError> {
         let ts = prim::<TimestampNanosecondType>(batch, col::TS)?;
         let ifindex = prim::<UInt32Type>(batch, col::IFINDEX)?;
-        let dir = text(batch, col::DIRECTION)?;
+        let ends = Endpoints::read(batch)?;
         let src = text(batch, col::SOURCE)?;
-        let ipv = prim::<UInt8Type>(batch, col::IP_VERSION)?;
-        let src_ip = text(batch, col::SRC_IP)?;
-        let dst_ip = text(batch, col::DST_IP)?;
-        let src_port = prim::<UInt16Type>(batch, col::SRC_PORT)?;
-        let dst_port = prim::<UInt16Type>(batch, col::DST_PORT)?;
         let ttl = prim::<UInt8Type>(batch, col::TTL)?;
         let tos = prim::<UInt8Type>(batch, col::TOS)?;
         let ip_len = prim::<UInt16Type>(batch, col::IP_LEN)?;
@@ -320,25 +306,17 @@ impl RecordKind for Syn {
 
         out.reserve(batch.num_rows());
         for i in 0..batch.num_rows() {
-            let ip_version = ipv.value(i);
+            let e = ends.at(i)?;
             let mut r = SynRecord::ZERO;
             r.ts_ns = ts_from_i64(ts.value(i), i, col::TS)?;
             r.ifindex = ifindex.value(i);
-            r.direction = direction::from_name(dir.value(i)).ok_or_else(|| {
-                DecodeError::new(
-                    i,
-                    col::DIRECTION,
-                    format!("unknown direction {:?}", dir.value(i)),
-                )
-            })?;
+            r.direction = e.direction;
             r.source = source::from_name(src.value(i)).ok_or_else(|| {
                 DecodeError::new(i, col::SOURCE, format!("unknown source {:?}", src.value(i)))
             })?;
-            r.ip_version = ip_version;
-            r.src_addr = addr_from_text(ip_version, src_ip.value(i), i, col::SRC_IP)?;
-            r.dst_addr = addr_from_text(ip_version, dst_ip.value(i), i, col::DST_IP)?;
-            r.src_port = src_port.value(i);
-            r.dst_port = dst_port.value(i);
+            r.ip_version = e.ip_version;
+            (r.src_addr, r.dst_addr) = (e.src_addr, e.dst_addr);
+            (r.src_port, r.dst_port) = (e.src_port, e.dst_port);
             r.ttl = ttl.value(i);
             r.tos = tos.value(i);
             r.ip_len = ip_len.value(i);

@@ -3,7 +3,7 @@
 
 Usage: check_recording.py PATH...
 
-Each PATH is a recording (`synscope.record_type` = `syn` or `flows`). For each file this
+Each PATH is a recording (`synscope.record_type` = `syn`, `flows` or `payload`). For each file this
 opens it with pyarrow AND polars and checks:
   - the synscope.* metadata keys (schema version 2, record type);
   - column names and types as documented in formats/README.md (timestamps are ns UTC,
@@ -13,7 +13,9 @@ opens it with pyarrow AND polars and checks:
     option blobs fit 40 bytes and match the TCP header length, decoded columns agree with
     the raw ones (recomputed here independently), flow endpoints are in canonical order,
     first/last-seen times are null exactly when a direction saw no packet, encapsulation names
-    are known (flow keys carry only the VNI kinds), and a depth goes with every encapsulation.
+    are known (flow keys carry only the VNI kinds), and a depth goes with every encapsulation;
+    payload heads hold at most 8192 bytes and no more than the segment's payload_len, sides
+    are known, SYN segments are absent, and syn_rows_before never decreases.
 
 Prints one line per file and exits 1 if any check failed, 2 on bad usage.
 """
@@ -90,6 +92,28 @@ for _d in ("ab", "ba"):
         (f"{_d}_tcp_flags", pa.uint16()),
     ]
 FLOW_COLUMNS += [("encap", pa.string()), ("encap_id", pa.uint32())]
+
+PAYLOAD_COLUMNS = [
+    ("ts", TS),
+    ("syn_rows_before", pa.uint64()),
+    ("ifindex", pa.uint32()),
+    ("direction", pa.string()),
+    ("side", pa.string()),
+    ("ip_version", pa.uint8()),
+    ("src_ip", pa.string()),
+    ("dst_ip", pa.string()),
+    ("src_port", pa.uint16()),
+    ("dst_port", pa.uint16()),
+    ("seq", pa.uint32()),
+    ("tcp_flags", pa.uint16()),
+    ("payload_len", pa.uint16()),
+    ("head", pa.binary()),
+    ("encap", pa.string()),
+    ("encap_id", pa.uint32()),
+    ("encaps", pa.uint8()),
+]
+SIDES = {"unknown", "client", "server"}
+PAYLOAD_HEAD_MAX = 8192
 
 # What polars must call the same columns.
 POLARS_TYPES = {
@@ -193,15 +217,31 @@ def timestamps_as_ns(table):
     return table
 
 
+def check_endpoints(c, where, r):
+    """Addresses of the row's IP version and a known direction (SYN and payload rows)."""
+    v = r["ip_version"]
+    c.check(parse_addr(r["src_ip"], v) is not None, f"{where}: src_ip {r['src_ip']!r} is not IPv{v}")
+    c.check(parse_addr(r["dst_ip"], v) is not None, f"{where}: dst_ip {r['dst_ip']!r} is not IPv{v}")
+    c.check(r["direction"] in DIRECTIONS, f"{where}: direction {r['direction']!r}")
+
+
+def check_encap(c, where, r):
+    """A known encapsulation, with a depth exactly when there is one (SYN and payload rows)."""
+    e, depth = r["encap"], r["encaps"]
+    c.check(e in ENCAPS, f"{where}: encap {e!r}")
+    if e == "none":
+        c.check(depth == 0 and r["encap_id"] is None, f"{where}: depth or id without encapsulation")
+    else:
+        c.check(1 <= depth <= 3, f"{where}: {e} at depth {depth}")
+
+
 def check_syn_rows(c, rows):
     for i, r in enumerate(rows):
         where = f"row {i}"
         v = r["ip_version"]
         if not c.check(v in (4, 6), f"{where}: ip_version {v}"):
             continue
-        c.check(parse_addr(r["src_ip"], v) is not None, f"{where}: src_ip {r['src_ip']!r} is not IPv{v}")
-        c.check(parse_addr(r["dst_ip"], v) is not None, f"{where}: dst_ip {r['dst_ip']!r} is not IPv{v}")
-        c.check(r["direction"] in DIRECTIONS, f"{where}: direction {r['direction']!r}")
+        check_endpoints(c, where, r)
         c.check(r["source"] in SOURCES, f"{where}: source {r['source']!r}")
         opts = r["tcp_options"]
         c.check(len(opts) <= 40, f"{where}: {len(opts)} option bytes")
@@ -222,12 +262,7 @@ def check_syn_rows(c, rows):
             c.check(r["ip_hdr_len"] >= 40, f"{where}: IPv6 ip_hdr_len {r['ip_hdr_len']}")
             c.check(r["flow_label"] < (1 << 20), f"{where}: flow label {r['flow_label']:#x} over 20 bits")
             c.check(r["ip_id"] == 0 and r["ip_frag"] == 0, f"{where}: IPv6 with ip_id/ip_frag")
-        e, depth = r["encap"], r["encaps"]
-        c.check(e in ENCAPS, f"{where}: encap {e!r}")
-        if e == "none":
-            c.check(depth == 0 and r["encap_id"] is None, f"{where}: depth or id without encapsulation")
-        else:
-            c.check(1 <= depth <= 3, f"{where}: {e} at depth {depth}")
+        check_encap(c, where, r)
 
 
 def check_flow_rows(c, rows):
@@ -257,6 +292,27 @@ def check_flow_rows(c, rows):
                     c.check(first <= last, f"{where}: {d} first_seen after last_seen")
 
 
+def check_payload_rows(c, rows):
+    before = 0
+    for i, r in enumerate(rows):
+        where = f"row {i}"
+        v = r["ip_version"]
+        if not c.check(v in (4, 6), f"{where}: ip_version {v}"):
+            continue
+        check_endpoints(c, where, r)
+        c.check(r["side"] in SIDES, f"{where}: side {r['side']!r}")
+        n = len(r["head"])
+        c.check(n <= PAYLOAD_HEAD_MAX, f"{where}: {n} head bytes")
+        c.check(n <= r["payload_len"], f"{where}: {n} head bytes for payload_len {r['payload_len']}")
+        c.check(r["tcp_flags"] & 0x002 == 0, f"{where}: a SYN segment")
+        c.check(r["syn_rows_before"] >= before, f"{where}: syn_rows_before goes back")
+        before = r["syn_rows_before"]
+        check_encap(c, where, r)
+
+
+ROW_CHECKS = {"syn": check_syn_rows, "flows": check_flow_rows, "payload": check_payload_rows}
+
+
 def check_file(path):
     c = Checker(path)
     try:
@@ -272,6 +328,8 @@ def check_file(path):
         columns = SYN_COLUMNS
     elif kind == "flows":
         columns = FLOW_COLUMNS
+    elif kind == "payload":
+        columns = PAYLOAD_COLUMNS
     else:
         c.check(False, f"record type {kind!r}")
         return c.failures, kind, 0
@@ -285,7 +343,7 @@ def check_file(path):
         c.check(False, f"polars cannot read it: {e}")
     if not c.failures:
         rows = timestamps_as_ns(table).to_pylist()
-        (check_syn_rows if kind == "syn" else check_flow_rows)(c, rows)
+        ROW_CHECKS[kind](c, rows)
     return c.failures, kind, table.num_rows
 
 

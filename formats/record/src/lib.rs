@@ -581,12 +581,8 @@ impl SynRecord {
     /// `tcp_opts_len` and padding are zero, and lengths are in range. Producers must only emit
     /// canonical records; readers use this to reject corrupt input.
     pub fn is_canonical(&self) -> bool {
-        let v4_ok = self.ip_version != 4
-            || (self.src_addr[4..].iter().all(|b| *b == 0)
-                && self.dst_addr[4..].iter().all(|b| *b == 0));
         let n = self.tcp_opts_len as usize;
-        (self.ip_version == 4 || self.ip_version == 6)
-            && v4_ok
+        addrs_are_canonical(self.ip_version, &self.src_addr, &self.dst_addr)
             && n <= TCP_OPTS_MAX
             && self.tcp_opts[n..].iter().all(|b| *b == 0)
             && self._pad0 == [0; 5]
@@ -624,6 +620,36 @@ impl PayloadRecord {
             self.dst_port,
             &self.encap(),
         )
+    }
+
+    /// Whether the record is in the one form its producers make, so that storing only its
+    /// meaningful bytes (as the Parquet payload recording does) loses nothing: IP version 4
+    /// or 6, IPv4 addresses zero past byte 4, `head_len` within `payload_len` and
+    /// [`PAYLOAD_HEAD_MAX`], `head` and padding zero past `head_len`, and canonical
+    /// encapsulation fields (as [`SynRecord::is_canonical`] has them).
+    pub fn is_canonical(&self) -> bool {
+        let n = usize::from(self.head_len);
+        addrs_are_canonical(self.ip_version, &self.src_addr, &self.dst_addr)
+            && n <= PAYLOAD_HEAD_MAX
+            && self.head_len <= self.payload_len
+            && self.head[n..].iter().all(|b| *b == 0)
+            && self._pad0 == [0; 4]
+            && encap_is_canonical(
+                self.encap_kind,
+                self.encaps,
+                self.encap_flags,
+                self.encap_id,
+            )
+    }
+}
+
+/// Whether a record's IP version is 4 or 6 and, for IPv4, its addresses are zero past their
+/// first four bytes (the canonical form both record types share).
+fn addrs_are_canonical(ip_version: u8, src: &[u8; 16], dst: &[u8; 16]) -> bool {
+    match ip_version {
+        4 => src[4..].iter().all(|b| *b == 0) && dst[4..].iter().all(|b| *b == 0),
+        6 => true,
+        _ => false,
     }
 }
 

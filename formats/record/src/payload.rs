@@ -24,6 +24,26 @@ pub mod payload_side {
     pub const CLIENT: u8 = 1;
     /// Sent by the responder (the SYN+ACK's sender): a response.
     pub const SERVER: u8 = 2;
+
+    /// Human name, as used in Parquet columns (`unknown`, `client`, `server`).
+    pub const fn name(v: u8) -> Option<&'static str> {
+        match v {
+            UNKNOWN => Some("unknown"),
+            CLIENT => Some("client"),
+            SERVER => Some("server"),
+            _ => None,
+        }
+    }
+
+    /// Inverse of [`name`].
+    pub fn from_name(s: &str) -> Option<u8> {
+        match s {
+            "unknown" => Some(UNKNOWN),
+            "client" => Some(CLIENT),
+            "server" => Some(SERVER),
+            _ => None,
+        }
+    }
 }
 
 /// The payload of one TCP segment of a connection: its sequence number, its length, and the
