@@ -889,7 +889,7 @@ impl<'a> PayloadMerge<'a> {
                 .clamp(taken, syns.len());
             batch.syns.extend_from_slice(&syns[taken..at]);
             taken = at;
-            batch.push_payload(row.record);
+            batch.push_payload(&row.record);
             if batch.payloads.len() >= self.max_payloads {
                 let full = std::mem::replace(&mut batch, Batch::with_capacity(syns.len() - taken));
                 if let Err(e) = send(full) {

@@ -326,7 +326,7 @@ impl PacketSink for RecordingSink {
         {
             let row = PayloadRow {
                 syn_rows_before: self.syn.rows_written(),
-                record,
+                record: *record,
             };
             if let Err(e) = self.payload.write(&row) {
                 self.error = Some(e);
