@@ -447,3 +447,90 @@ pub fn write(path: &Path, text: &str) -> Result<(), SuggestError> {
         cause,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host(i: u8) -> IpAddr {
+        IpAddr::from([192, 0, 2, i])
+    }
+
+    /// A group of `sig` with hosts `1..=n` naming `os` and `conflicts` more naming FreeBSD.
+    fn group(sig: &str, os: &str, n: u8, conflicts: u8) -> Group {
+        let mut hosts = BTreeMap::new();
+        hosts.insert(os.to_string(), (1..=n).map(host).collect());
+        if conflicts > 0 {
+            hosts.insert(
+                "FreeBSD".to_string(),
+                (100..100 + conflicts).map(host).collect(),
+            );
+        }
+        Group {
+            to_srv: true,
+            sig: sig.to_string(),
+            hosts,
+            seen: Seen {
+                observations: 1,
+                first_ns: 0,
+                last_ns: 0,
+                label: None,
+                quality: Quality::Unknown,
+                sources: Vec::new(),
+            },
+            generalised: None,
+        }
+    }
+
+    const OPTS: SuggestOptions = SuggestOptions {
+        min_hosts: 3,
+        max_conflict: 0.1,
+    };
+
+    #[test]
+    fn thresholds_count_hosts_and_conflicts() {
+        let sig = "4:64:0:1460:65535,8:mss,nop,nop,sok,nop,ws:df,id+:0";
+        assert!(passes(&group(sig, "Windows", 3, 0), OPTS));
+        assert!(!passes(&group(sig, "Windows", 2, 0), OPTS));
+        // 9 against 1 is a tenth; 8 against 1 is more.
+        assert!(passes(&group(sig, "Windows", 9, 1), OPTS));
+        assert!(!passes(&group(sig, "Windows", 8, 1), OPTS));
+        // A tie has no majority.
+        assert_eq!(majority(&group(sig, "Windows", 2, 2)), None);
+    }
+
+    #[test]
+    fn generalised_only_where_the_evidence_covers_it() {
+        let a = "4:64:0:1460:65535,8:mss,nop,nop,sok,nop,ws:df,id+:0";
+        let b = "4:64:0:1400:65535,8:mss,nop,nop,sok,nop,ws:df,id+:0";
+        // Two MSS values: one entry with `*`, its hosts together.
+        let mut other = group(b, "Windows", 0, 0);
+        other
+            .hosts
+            .insert("Windows".into(), [host(10), host(11)].into());
+        let out = generalise(vec![group(a, "Windows", 2, 0), other], Field::Mss, 2, OPTS);
+        assert_eq!(out.len(), 1);
+        assert_eq!(
+            out[0].sig,
+            "4:64:0:*:65535,8:mss,nop,nop,sok,nop,ws:df,id+:0"
+        );
+        assert_eq!(majority(&out[0]).map(|m| m.1), Some(4));
+        // Not when the two name different OSes.
+        let out = generalise(
+            vec![group(a, "Windows", 3, 0), group(b, "Linux", 3, 0)],
+            Field::Mss,
+            2,
+            OPTS,
+        );
+        assert_eq!(out.len(), 2);
+        // Two window values are not enough for a `*` window.
+        let w = "4:64:0:1460:8192,8:mss,nop,nop,sok,nop,ws:df,id+:0";
+        let out = generalise(
+            vec![group(a, "Windows", 3, 0), group(w, "Windows", 3, 0)],
+            Field::Win,
+            3,
+            OPTS,
+        );
+        assert_eq!(out.len(), 2);
+    }
+}
