@@ -1047,7 +1047,7 @@ mod tests {
 
     #[test]
     fn embedded_database_loads() {
-        let db = Database::embedded().unwrap_or_else(|e| panic!("{e}"));
+        let db = Database::p0f_only().unwrap_or_else(|e| panic!("{e}"));
         // Counted independently: `grep -c '^sig' /etc/p0f/p0f.fp` per section.
         let count = |from: &str, to: &str| {
             let start = P0F_FP.find(from).unwrap_or(0);
@@ -1069,6 +1069,15 @@ mod tests {
             db.mtu_link(1500).map(|l| db.link(l)),
             Some("Ethernet or modem")
         );
+        // The default stack adds synscope.fp's TCP signatures, and nothing else.
+        let stacked = Database::embedded().unwrap_or_else(|e| panic!("{e}"));
+        let added = SYNSCOPE_FP
+            .lines()
+            .filter(|l| l.trim_start().starts_with("sig"))
+            .count();
+        assert!(added > 0);
+        assert_eq!(stacked.tcp_sigs().len(), db.tcp_sigs().len() + added);
+        assert_eq!(stacked.mtu_sigs().len(), n_mtu);
     }
 
     #[test]
