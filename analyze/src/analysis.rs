@@ -583,16 +583,10 @@ pub fn run(
         Ok((json_rows, summary))
     })?;
     let mut summary = summary;
-    let mut suggestions = None;
-    if let Some(evidence) = &a.evidence {
-        let resolved = evidence.resolve(&db);
-        if let Some(s) = &mut summary {
-            s.agreement = learn::agreement(&resolved, evidence.dishonest_requests, &db, opts.top);
-        }
-        suggestions = opts
-            .suggest
-            .map(|o| learn::suggest::candidates(&resolved, &db, &a.sources, o));
-    }
+    let suggestions = a
+        .evidence
+        .as_ref()
+        .and_then(|e| learned(e, &db, &a.sources, opts, summary.as_mut()));
     if let Some(s) = &summary {
         write_summary(opts.format, s, json_rows, a.out)?;
     }
@@ -606,6 +600,23 @@ pub fn run(
         results_rows,
         suggestions,
     })
+}
+
+/// What the evidence says: the summary's agreement section (when there is a summary), and
+/// the learned signatures when `--suggest-sigs` asks for them.
+fn learned(
+    evidence: &Evidence,
+    db: &Database,
+    sources: &Sources,
+    opts: &AnalyzeOptions,
+    summary: Option<&mut Summary>,
+) -> Option<Vec<Candidate>> {
+    let resolved = evidence.resolve(db);
+    if let Some(s) = summary {
+        s.agreement = learn::agreement(&resolved, evidence.dishonest_requests, db, opts.top);
+    }
+    opts.suggest
+        .map(|o| learn::suggest::candidates(&resolved, db, sources, o))
 }
 
 /// What stdout starts with before the first observation: CSV's header, or the opening of

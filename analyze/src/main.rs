@@ -70,7 +70,7 @@ struct Cli {
 
     /// Also write every observation to this Parquet file (one row per observation: time,
     /// endpoints, direction, raw_sig, label, quality, distance, MTU, link, uptime, host-change
-    /// flags, source file), for notebooks. Written under a temporary name, renamed when
+    /// flags, the OS an HTTP request's User-Agent names, source file), for notebooks. Written under a temporary name, renamed when
     /// complete.
     #[arg(long, short, value_name = "FILE.parquet")]
     out: Option<PathBuf>,

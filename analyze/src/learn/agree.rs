@@ -54,6 +54,9 @@ pub struct DisagreeRow {
     pub observations: u64,
 }
 
+/// A disagreeing row's key: module, signature, label, User-Agent OS.
+type RowKey = (&'static str, String, Option<String>, String);
+
 /// The agreement of `resolved`'s host signatures; `top` bounds the disagreeing rows.
 pub fn agreement(resolved: &Resolved<'_>, dishonest: u64, db: &Database, top: usize) -> Agreement {
     let mut a = Agreement {
@@ -63,9 +66,7 @@ pub fn agreement(resolved: &Resolved<'_>, dishonest: u64, db: &Database, top: us
         ..Agreement::default()
     };
     let mut hosts = Vec::new();
-    // (module, sig, label, ua) -> (hosts, observations)
-    let mut rows: BTreeMap<(&'static str, String, Option<String>, String), (u64, u64)> =
-        BTreeMap::new();
+    let mut rows: BTreeMap<RowKey, (u64, u64)> = BTreeMap::new();
     for p in &resolved.pairs {
         hosts.push(p.host);
         a.host_sigs += 1;
@@ -101,7 +102,7 @@ pub fn agreement(resolved: &Resolved<'_>, dishonest: u64, db: &Database, top: us
         )
         .collect();
     // Stable: the map's order breaks ties.
-    rows.sort_by(|x, y| (y.hosts, y.observations).cmp(&(x.hosts, x.observations)));
+    rows.sort_by_key(|r| std::cmp::Reverse((r.hosts, r.observations)));
     rows.truncate(top);
     a.disagreeing = rows;
     a

@@ -155,7 +155,7 @@ impl Evidence {
                     kind: *kind,
                     raw,
                     seen,
-                    ua_os: *os,
+                    ua_os: os,
                 });
             }
         }
