@@ -16,6 +16,7 @@ use p0f::{Database, Engine, Event, EventKind, Status};
 use record::PayloadRecord;
 
 use crate::inputs::Input;
+use crate::learn::{self, Candidate, Evidence, SuggestOptions};
 use crate::parallel::{self, Batch, Consumer, InputDone, PayloadRef, Progress, Rec, ReplayOptions};
 use crate::replay::ReplayError;
 use crate::report::Totals;
@@ -51,12 +52,15 @@ impl OutputFormat {
 pub struct AnalyzeOptions {
     pub replay: ReplayOptions,
     pub format: OutputFormat,
-    /// `p0f.fp` replacing the bundled database.
-    pub db: Option<PathBuf>,
+    /// The database (`--db`); `None`: [`default_database`] for the format.
+    pub db: Option<Arc<Database>>,
     /// Results Parquet file (one row per observation).
     pub out: Option<PathBuf>,
     /// Rows in the "top" tables of the summary.
     pub top: usize,
+    /// `--suggest-sigs`: make learned signatures with these thresholds
+    /// ([`RunReport::suggestions`]).
+    pub suggest: Option<SuggestOptions>,
 }
 
 impl Default for AnalyzeOptions {
@@ -67,7 +71,18 @@ impl Default for AnalyzeOptions {
             db: None,
             out: None,
             top: 10,
+            suggest: None,
         }
+    }
+}
+
+/// The database of a run without `--db`: p0f.fp and synscope.fp, except for `--format p0f`,
+/// whose lines are p0f's own only if the labels come from p0f.fp alone (synscope.fp's
+/// additions would turn some of p0f's `os=???` into a label).
+pub fn default_database(format: OutputFormat) -> Result<Database, p0f::DbError> {
+    match format {
+        OutputFormat::P0f => Database::p0f_only(),
+        _ => Database::embedded(),
     }
 }
 
@@ -135,6 +150,8 @@ struct Analysis<'w, W: Write> {
     out: &'w mut W,
     results: Option<ResultsWriter>,
     agg: Option<Aggregator>,
+    /// What hosts' User-Agents say, for the agreement section and `--suggest-sigs`.
+    evidence: Option<Evidence>,
     totals: Totals,
     /// Engine outcomes and observation modules, counted here and named into `totals` at the
     /// end (naming them per record allocated a string each time).
@@ -163,6 +180,7 @@ impl<W: Write> Analysis<'_, W> {
             flows: &mut self.flows,
             results: &mut self.results,
             agg: &mut self.agg,
+            evidence: &mut self.evidence,
         };
         match &mut self.text {
             Some(t) => {
@@ -191,6 +209,7 @@ struct Outputs<'a> {
     flows: &'a mut FlowTotals,
     results: &'a mut Option<ResultsWriter>,
     agg: &'a mut Option<Aggregator>,
+    evidence: &'a mut Option<Evidence>,
 }
 
 impl Outputs<'_> {
@@ -210,6 +229,9 @@ impl Outputs<'_> {
         }
         if let Some(a) = self.agg {
             a.add(obs).map_err(AnalyzeError::Summary)?;
+        }
+        if let Some(e) = self.evidence {
+            e.add(obs);
         }
         Ok(())
     }
@@ -465,6 +487,8 @@ pub struct RunReport {
     pub summary: Option<Summary>,
     /// Rows written to the results file.
     pub results_rows: Option<u64>,
+    /// With [`AnalyzeOptions::suggest`]: the learned signatures, in file order.
+    pub suggestions: Option<Vec<Candidate>>,
 }
 
 /// Runs the analysis of `inputs`, writing `opts.format` to `out`.
@@ -479,10 +503,10 @@ pub fn run(
     on_file: &mut dyn FnMut(&Input, &IngestStats),
     on_failed: &mut dyn FnMut(&Input, &ReplayError),
 ) -> Result<RunReport, AnalyzeError> {
-    let db = Arc::new(match &opts.db {
-        Some(path) => Database::from_file(path)?,
-        None => Database::embedded()?,
-    });
+    let db = match &opts.db {
+        Some(db) => Arc::clone(db),
+        None => Arc::new(default_database(opts.format)?),
+    };
     let sources = Sources::from_paths(inputs.iter().map(|i| i.path.as_path()));
     let results = match &opts.out {
         Some(path) => Some(ResultsWriter::create(
@@ -509,6 +533,7 @@ pub fn run(
         out,
         results,
         agg: summary.then(Aggregator::new),
+        evidence: (summary || opts.suggest.is_some()).then(Evidence::default),
         totals: Totals::default(),
         statuses: Vec::new(),
         modules: Vec::new(),
@@ -562,6 +587,11 @@ pub fn run(
         let summary = summary.transpose().map_err(AnalyzeError::Summary)?;
         Ok((json_rows, summary))
     })?;
+    let mut summary = summary;
+    let suggestions = a
+        .evidence
+        .as_ref()
+        .and_then(|e| learned(e, &db, &a.sources, opts, summary.as_mut()));
     if let Some(s) = &summary {
         write_summary(opts.format, s, json_rows, a.out)?;
     }
@@ -573,7 +603,25 @@ pub fn run(
         totals: a.totals,
         summary,
         results_rows,
+        suggestions,
     })
+}
+
+/// What the evidence says: the summary's agreement section (when there is a summary), and
+/// the learned signatures when `--suggest-sigs` asks for them.
+fn learned(
+    evidence: &Evidence,
+    db: &Database,
+    sources: &Sources,
+    opts: &AnalyzeOptions,
+    summary: Option<&mut Summary>,
+) -> Option<Vec<Candidate>> {
+    let resolved = evidence.resolve(db);
+    if let Some(s) = summary {
+        s.agreement = learn::agreement(&resolved, evidence.dishonest_requests, db, opts.top);
+    }
+    opts.suggest
+        .map(|o| learn::suggest::candidates(&resolved, db, sources, o))
 }
 
 /// What stdout starts with before the first observation: CSV's header, or the opening of

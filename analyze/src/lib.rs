@@ -10,6 +10,8 @@
 //! - [`stoppable`]: the capture file reader that stops when asked and counts its bytes.
 //! - [`results`]: the flat observation rows and their JSON, CSV and Parquet writers.
 //! - [`report`]: the summary (polars aggregations) as a table or JSON.
+//! - [`learn`]: the User-Agent as ground truth: agreement with the SYN labels, learned
+//!   signatures (`--suggest-sigs`).
 //!
 //! Errors follow `formats`' rule (a cause is in the message or is the `source()`, never
 //! both), with the message's side taken, as users also see them as plain strings
@@ -20,6 +22,7 @@
 pub mod analysis;
 pub mod flow_intervals;
 pub mod inputs;
+pub mod learn;
 pub mod parallel;
 pub mod records;
 pub mod replay;

@@ -6,6 +6,7 @@
 use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -17,7 +18,9 @@ use analyze::analysis::{self, AnalyzeOptions, OutputFormat};
 use analyze::parallel::{Progress, ReplayOptions};
 
 use analyze::inputs;
+use analyze::learn::{Candidate, SuggestOptions, suggest};
 use analyze::records::{self, RecordsOptions};
+use p0f::{Database, DbFile};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -32,6 +35,8 @@ Examples:
   analyze --since 2h /var/lib/synscope       a capture --out-dir tree, its last two hours
   analyze --records day.parquet trace.pcapng a recording (+ its flow and payload files)
   analyze --db my.fp --format p0f trace.pcap use another p0f.fp instead of the bundled one
+  analyze --db builtin:p0f.fp --db builtin:synscope.fp --db mine.fp x.pcap
+                                             the bundled databases, extended by mine.fp
   zcat old.pcap.gz | analyze -               a capture on standard input
   tcpdump -U -w - | analyze --format p0f -   live: each packet's lines as it comes
 
@@ -65,7 +70,7 @@ struct Cli {
 
     /// Also write every observation to this Parquet file (one row per observation: time,
     /// endpoints, direction, raw_sig, label, quality, distance, MTU, link, uptime, host-change
-    /// flags, source file), for notebooks. Written under a temporary name, renamed when
+    /// flags, the OS an HTTP request's User-Agent names, source file), for notebooks. Written under a temporary name, renamed when
     /// complete.
     #[arg(long, short, value_name = "FILE.parquet")]
     out: Option<PathBuf>,
@@ -98,10 +103,37 @@ struct Cli {
     #[arg(long, value_name = "N", default_value_t = 10)]
     top: usize,
 
-    /// Signature database in p0f.fp format, replacing the bundled one (Debian's p0f 3.09b
-    /// database plus synscope's additions).
+    /// Signature database in p0f.fp format, replacing the bundled one. Repeatable: the files
+    /// are read in order as one database, each extending the ones before it (a later file's
+    /// signatures come after the earlier ones', so they cannot override them). The bundled
+    /// files are `builtin:p0f.fp` (Debian's p0f 3.09b database, unmodified) and
+    /// `builtin:synscope.fp` (synscope's additions); without --db the database is both, in
+    /// that order, except with `--format p0f`, which uses `builtin:p0f.fp` alone so that its
+    /// lines are p0f's. To keep the bundled files and add one:
+    /// `--db builtin:p0f.fp --db builtin:synscope.fp --db mine.fp`. A file p0f would reject
+    /// is an error naming its file and line.
     #[arg(long, value_name = "FILE")]
-    db: Option<PathBuf>,
+    db: Vec<PathBuf>,
+
+    /// Also write candidate p0f.fp entries learned from the inputs to this file: SYN and
+    /// SYN+ACK signatures the database does not know, matches only generically or fuzzily,
+    /// or labels with another OS than the HTTP User-Agent of the hosts sending them, when
+    /// enough hosts agree (--suggest-min-hosts, --suggest-max-conflict). Each entry has its
+    /// evidence in a comment; entries a later file cannot override (an earlier database
+    /// matches them exactly) are written commented out. The file loads after the run's
+    /// databases (`--db builtin:p0f.fp --db builtin:synscope.fp --db FILE.fp`). Written under
+    /// a temporary name, renamed when complete.
+    #[arg(long, value_name = "FILE.fp")]
+    suggest_sigs: Option<PathBuf>,
+
+    /// With --suggest-sigs: distinct hosts whose User-Agent must name the OS.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    suggest_min_hosts: u64,
+
+    /// With --suggest-sigs: largest share (0 to 1) of a signature's hosts whose User-Agent
+    /// names another OS.
+    #[arg(long, value_name = "SHARE", default_value_t = 0.1)]
+    suggest_max_conflict: f64,
 
     /// Instead of fingerprinting, convert pcap/pcapng inputs into a recording: SYN records to
     /// OUT (e.g. `day.parquet`), flow counters to its `.flows.parquet` sibling, in the schema
@@ -173,6 +205,16 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
 }
 
 fn run(cli: &Cli) -> anyhow::Result<()> {
+    // First, and without context: a bad database line is `error: FILE:LINE: reason`.
+    let db_files = db_files(cli)?;
+    let db = if cli.db.is_empty() {
+        None
+    } else {
+        Some(Arc::new(Database::stack(&db_files)?))
+    };
+    if !(0.0..=1.0).contains(&cli.suggest_max_conflict) {
+        anyhow::bail!("--suggest-max-conflict must be between 0 and 1");
+    }
     let (inputs, unusable) = collect_inputs(cli)?;
     signals::catch().context("setting up SIGINT and SIGTERM")?;
     // A run over files stops at a signal; one with a live stream reads on to its end.
@@ -197,9 +239,13 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             ..ReplayOptions::default()
         },
         format: cli.format.into(),
-        db: cli.db.clone(),
+        db,
         out: cli.out.clone(),
         top: cli.top,
+        suggest: cli.suggest_sigs.as_ref().map(|_| SuggestOptions {
+            min_hosts: cli.suggest_min_hosts.max(1),
+            max_conflict: cli.suggest_max_conflict,
+        }),
     };
     let progress = Progress::default();
     let show_bar = !cli.quiet && io::stderr().is_terminal();
@@ -225,11 +271,49 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     });
     let report = report.context("fingerprinting")?;
     out.flush().context("writing to stdout")?;
+    if let (Some(path), Some(cands), Some(o)) =
+        (&cli.suggest_sigs, report.suggestions, opts.suggest)
+    {
+        write_suggestions(path, cands, &db_files, o, cli.quiet)?;
+    }
     let failed = report.totals.failed.len() + unusable;
     if failed > 0 {
         anyhow::bail!(
             "{failed} of {} inputs could not be read (see above)",
             inputs.len() + unusable
+        );
+    }
+    Ok(())
+}
+
+/// The files of the run's database: `--db`'s, or the default of the format (see
+/// [`analysis::default_database`]).
+fn db_files(cli: &Cli) -> Result<Vec<DbFile>, p0f::DbError> {
+    if cli.db.is_empty() {
+        return Ok(match cli.format {
+            Format::P0f => vec![DbFile::P0f],
+            _ => DbFile::DEFAULT.to_vec(),
+        });
+    }
+    cli.db.iter().map(|a| DbFile::from_arg(a)).collect()
+}
+
+/// `--suggest-sigs`: the candidates checked against the run's databases and written.
+fn write_suggestions(
+    path: &std::path::Path,
+    cands: Vec<Candidate>,
+    files: &[DbFile],
+    opts: SuggestOptions,
+    quiet: bool,
+) -> anyhow::Result<()> {
+    let name = path.display().to_string();
+    let (text, cands) = suggest::checked(cands, files, &name, opts)?;
+    suggest::write(path, &text)?;
+    if !quiet {
+        let blocked = cands.iter().filter(|c| c.blocked.is_some()).count();
+        eprintln!(
+            "wrote {} learned signatures to {name} ({blocked} of them commented out)",
+            cands.len()
         );
     }
     Ok(())

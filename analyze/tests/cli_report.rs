@@ -98,8 +98,13 @@ fn golden(name: &str, got: &str) {
 }
 
 fn fixtures_output(format: &str) -> String {
+    fixtures_output_with(format, &[])
+}
+
+fn fixtures_output_with(format: &str, extra: &[&OsStr]) -> String {
     let files = fixture_args();
     let mut args = vec![os("--format"), os(format), os("--quiet")];
+    args.extend_from_slice(extra);
     args.extend(files.iter().map(|p| p.as_os_str()));
     let o = run_in_root(&args);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -138,7 +143,17 @@ fn formats_agree_with_each_other_and_with_p0f_lines() {
     let header: Vec<&str> = lines.next().unwrap().split(',').collect();
     assert_eq!(header.len(), obs[0].as_object().unwrap().len());
     assert_eq!(lines.count(), obs.len());
-    let p0f: Vec<String> = fixtures_output("p0f").lines().map(str::to_string).collect();
+    // The other formats' default database (`--format p0f` defaults to p0f.fp alone).
+    let stack = [
+        os("--db"),
+        os("builtin:p0f.fp"),
+        os("--db"),
+        os("builtin:synscope.fp"),
+    ];
+    let p0f: Vec<String> = fixtures_output_with("p0f", &stack)
+        .lines()
+        .map(str::to_string)
+        .collect();
     assert_eq!(p0f.len(), obs.len());
     assert!(obs.len() > 20, "the fixtures give observations");
 

@@ -230,6 +230,21 @@ impl Database {
         &self.ua_os
     }
 
+    /// The OS name of a `ua_os` entry ([`crate::HttpObservation::ua_os`]).
+    pub fn ua_os_name(&self, entry: u16) -> Option<&str> {
+        self.ua_os.get(usize::from(entry)).map(|u| u.name.as_str())
+    }
+
+    /// The class of an OS name: that of the first OS (not userland) label with the name,
+    /// compared case-insensitively as p0f interns names. `None` for a name no OS label has
+    /// (p0f.fp's `ua_os` list names NetBSD, which has no signature).
+    pub fn class_of_name(&self, name: &str) -> Option<&str> {
+        self.labels
+            .iter()
+            .filter(|l| self.name_of(l).eq_ignore_ascii_case(name))
+            .find_map(|l| self.class_of(l))
+    }
+
     /// A label by id (`None` for an id of another database).
     pub fn label(&self, id: LabelId) -> Option<&Label> {
         self.labels.get(id.0 as usize)

@@ -261,6 +261,12 @@ pub struct HttpObservation {
     pub raw_sig: Box<str>,
     /// Record direction ([`record::direction`]) of the segment that completed the head.
     pub direction: u8,
+    /// The OS the request's `User-Agent` names by p0f.fp's `ua_os` list: the index of the
+    /// first entry whose text the value contains ([`Database::ua_os_name`](crate::Database::ua_os_name)).
+    /// p0f logs nothing of it (it checks it against the host's SYN label for `ua_vs_os`);
+    /// it is kept so the traffic's own ground truth can be compared with the SYN labels.
+    /// `None` for responses and for requests without a `User-Agent` the list knows.
+    pub ua_os: Option<u16>,
 }
 
 /// What an [`Event`] says.

@@ -502,10 +502,15 @@ impl HttpTables {
     /// The OS a User-Agent names by p0f's `ua_os` map: the first entry whose substring the
     /// value contains. `Some(None)`: an entry matched whose OS no label has.
     pub fn ua_os(&self, software: &[u8]) -> Option<Option<u32>> {
+        self.ua_entry(software).map(|i| self.ua_map[i].0)
+    }
+
+    /// The index of the first `ua_os` entry whose substring the User-Agent contains (the
+    /// entries are the database's [`Database::ua_os`] in order).
+    pub fn ua_entry(&self, software: &[u8]) -> Option<usize> {
         self.ua_map
             .iter()
-            .find(|(_, sub)| contains(software, sub))
-            .map(|(id, _)| *id)
+            .position(|(_, sub)| contains(software, sub))
     }
 
     /// p0f's `http_find_match()`: the first specific signature of the direction that the
@@ -564,6 +569,10 @@ impl HttpTables {
             },
             raw_sig: self.raw_sig(to_srv, head).into_boxed_str(),
             direction,
+            ua_os: match &head.software {
+                Some(sw) if to_srv => self.ua_entry(sw).and_then(|i| u16::try_from(i).ok()),
+                _ => None,
+            },
         };
         (obs, sig)
     }

@@ -50,6 +50,6 @@ pub use event::{
 };
 pub use http::HttpTables;
 pub use matcher::{MatchResult, Quality};
-pub use parse::{DbError, DbErrorKind};
+pub use parse::{DbError, DbErrorKind, DbFile};
 pub use sig::{Packet, RawSig, Skip};
 pub use state::{Engine, EngineConfig, PayloadStatus, Status};

@@ -76,6 +76,9 @@ pub enum DbError {
     /// The file could not be read.
     #[error("cannot read {path}: {cause}")]
     Io { path: String, cause: std::io::Error },
+    /// `builtin:NAME` names no bundled file.
+    #[error("no bundled database 'builtin:{0}' (there are builtin:p0f.fp and builtin:synscope.fp)")]
+    UnknownBuiltin(String),
     /// A line was rejected.
     #[error("{file}:{line}: {kind}")]
     Parse {
@@ -92,23 +95,86 @@ fn bad_sig(why: &'static str) -> DbErrorKind {
     DbErrorKind::MalformedSig(why)
 }
 
+/// One file of a database stack (`analyze --db`): a bundled file or one on disk.
+///
+/// A stack is parsed in order by one parser, so a later file extends the earlier ones with
+/// their classes, names and last section still in force, exactly as synscope.fp has always
+/// extended p0f.fp. Naming the bundled files lets a user keep them and add a file of their
+/// own (`--db builtin:p0f.fp --db mine.fp`) or drop synscope's additions.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DbFile {
+    /// `builtin:p0f.fp`: Debian's p0f 3.09b database, unmodified ([`P0F_FP`]).
+    P0f,
+    /// `builtin:synscope.fp`: synscope's additions ([`SYNSCOPE_FP`]).
+    Synscope,
+    /// A file on disk.
+    Path(std::path::PathBuf),
+}
+
+impl DbFile {
+    /// The prefix that names a bundled file.
+    pub const BUILTIN: &'static str = "builtin:";
+
+    /// The default stack: p0f.fp, then synscope.fp.
+    pub const DEFAULT: [DbFile; 2] = [DbFile::P0f, DbFile::Synscope];
+
+    /// A command-line value: `builtin:p0f.fp`, `builtin:synscope.fp`, or a path.
+    pub fn from_arg(arg: &Path) -> Result<DbFile, DbError> {
+        let Some(name) = arg.to_str().and_then(|a| a.strip_prefix(Self::BUILTIN)) else {
+            return Ok(DbFile::Path(arg.to_path_buf()));
+        };
+        match name {
+            "p0f.fp" => Ok(DbFile::P0f),
+            "synscope.fp" => Ok(DbFile::Synscope),
+            _ => Err(DbError::UnknownBuiltin(name.to_string())),
+        }
+    }
+
+    /// The name errors give, and the text.
+    fn load(&self) -> Result<(String, std::borrow::Cow<'static, str>), DbError> {
+        match self {
+            DbFile::P0f => Ok(("p0f.fp (embedded)".into(), P0F_FP.into())),
+            DbFile::Synscope => Ok(("synscope.fp (embedded)".into(), SYNSCOPE_FP.into())),
+            DbFile::Path(path) => {
+                let text = std::fs::read(path).map_err(|cause| DbError::Io {
+                    path: path.display().to_string(),
+                    cause,
+                })?;
+                let text = String::from_utf8_lossy(&text).into_owned();
+                Ok((path.display().to_string(), text.into()))
+            }
+        }
+    }
+}
+
 impl Database {
     /// The default database: Debian's p0f.fp followed by synscope.fp.
     pub fn embedded() -> Result<Database, DbError> {
-        let mut p = Parser::new();
-        p.parse("p0f.fp (embedded)", P0F_FP)?;
-        p.parse("synscope.fp (embedded)", SYNSCOPE_FP)?;
+        Self::stack(&DbFile::DEFAULT)
+    }
+
+    /// Debian's p0f.fp alone: the database whose matches are p0f's own, for output that must
+    /// be p0f-exact (`--format p0f`).
+    pub fn p0f_only() -> Result<Database, DbError> {
+        Self::stack(&[DbFile::P0f])
+    }
+
+    /// The files parsed in order into one database, each extending the ones before it.
+    pub fn stack(files: &[DbFile]) -> Result<Database, DbError> {
+        Ok(Parser::stacked(files)?.db)
+    }
+
+    /// The files, then `text` (named `name` in errors), parsed in order into one database:
+    /// how a file made for a stack is checked before it is written.
+    pub fn stack_then(files: &[DbFile], name: &str, text: &str) -> Result<Database, DbError> {
+        let mut p = Parser::stacked(files)?;
+        p.parse(name, text)?;
         Ok(p.db)
     }
 
     /// Loads one file, as `p0f -f FILE` would (it replaces the default database).
     pub fn from_file(path: &Path) -> Result<Database, DbError> {
-        let text = std::fs::read(path).map_err(|cause| DbError::Io {
-            path: path.display().to_string(),
-            cause,
-        })?;
-        let text = String::from_utf8_lossy(&text);
-        Self::from_str_named(&path.display().to_string(), &text)
+        Self::stack(&[DbFile::Path(path.to_path_buf())])
     }
 
     /// Parses database text; `name` is used in error messages.
@@ -331,6 +397,16 @@ impl Parser {
             label_line: 0,
             cur_label: None,
         }
+    }
+
+    /// A parser that has read `files` in order.
+    fn stacked(files: &[DbFile]) -> Result<Parser, DbError> {
+        let mut p = Parser::new();
+        for f in files {
+            let (name, text) = f.load()?;
+            p.parse(&name, &text)?;
+        }
+        Ok(p)
     }
 
     fn parse(&mut self, file: &str, text: &str) -> Result<(), DbError> {
@@ -971,7 +1047,7 @@ mod tests {
 
     #[test]
     fn embedded_database_loads() {
-        let db = Database::embedded().unwrap_or_else(|e| panic!("{e}"));
+        let db = Database::p0f_only().unwrap_or_else(|e| panic!("{e}"));
         // Counted independently: `grep -c '^sig' /etc/p0f/p0f.fp` per section.
         let count = |from: &str, to: &str| {
             let start = P0F_FP.find(from).unwrap_or(0);
@@ -993,6 +1069,15 @@ mod tests {
             db.mtu_link(1500).map(|l| db.link(l)),
             Some("Ethernet or modem")
         );
+        // The default stack adds synscope.fp's TCP signatures, and nothing else.
+        let stacked = Database::embedded().unwrap_or_else(|e| panic!("{e}"));
+        let added = SYNSCOPE_FP
+            .lines()
+            .filter(|l| l.trim_start().starts_with("sig"))
+            .count();
+        assert!(added > 0);
+        assert_eq!(stacked.tcp_sigs().len(), db.tcp_sigs().len() + added);
+        assert_eq!(stacked.mtu_sigs().len(), n_mtu);
     }
 
     #[test]

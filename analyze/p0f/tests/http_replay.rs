@@ -145,7 +145,8 @@ fn p0f_filter_passes(link: LinkType, frame: &[u8]) -> bool {
 /// The lines the engine writes for a capture, timestamps in UTC.
 fn replay(path: &Path) -> Vec<String> {
     let (link, frames) = read_pcap(path);
-    let db = Arc::new(Database::embedded().unwrap_or_else(|e| panic!("{e}")));
+    // p0f.fp alone, as p0f has it: synscope.fp's additions would label some of its `???`.
+    let db = Arc::new(Database::p0f_only().unwrap_or_else(|e| panic!("{e}")));
     let mut engine = Engine::new(db);
     let mut events = Vec::new();
     for (ts, frame) in &frames {

@@ -28,6 +28,7 @@ use super::keys::{
     Interner, Labels, Mtus, QUALITIES, code_dict, label_dict, label_id, quality_code,
 };
 use super::traffic::{FlowTotals, TrafficRow};
+use crate::learn::Agreement;
 use crate::report::Totals;
 use crate::results::{Observation, host_addr};
 
@@ -103,6 +104,9 @@ pub struct Summary {
     pub distance: Vec<(u32, u64)>,
     /// With flow counters: traffic by client OS.
     pub traffic_by_os: Option<Vec<TrafficRow>>,
+    /// SYN labels against the User-Agent OS: filled by the run from its evidence
+    /// ([`crate::learn`]), which is not kept in polars frames.
+    pub agreement: Agreement,
 }
 
 /// Compact rows of one chunk: ids and numbers only.
@@ -423,6 +427,7 @@ impl Aggregator {
                 mtu_mix,
                 distance,
                 traffic_by_os: joined(traffic.join())?,
+                agreement: Agreement::default(),
             })
         })
     }

@@ -51,6 +51,28 @@ pub fn value(s: &Summary) -> Value {
         "traffic_by_os": s.traffic_by_os.as_ref().map(|rows| rows.iter().map(|r| json!({
             "os": r.os, "flows": r.flows, "packets": r.packets, "bytes": r.bytes,
         })).collect::<Vec<_>>()),
+        "user_agent_agreement": agreement(&s.agreement),
+    })
+}
+
+/// The agreement section: counts of host signatures, and the disagreeing signatures.
+fn agreement(a: &crate::learn::Agreement) -> Value {
+    json!({
+        "ua_hosts": a.ua_hosts,
+        "mixed_hosts": a.mixed_hosts,
+        "dishonest_requests": a.dishonest_requests,
+        "hosts": a.hosts,
+        "host_signatures": a.host_sigs,
+        "observations": a.observations,
+        "class_agree": a.class_agree,
+        "name_agree": a.name_agree,
+        "unknown": a.unknown,
+        "generic": a.generic,
+        "fuzzy": a.fuzzy,
+        "disagreeing": a.disagreeing.iter().map(|r| json!({
+            "module": r.module, "sig": r.sig, "label": r.label, "ua_os": r.ua_os,
+            "hosts": r.hosts, "observations": r.observations,
+        })).collect::<Vec<_>>(),
     })
 }
 

@@ -77,6 +77,7 @@ pub fn render(s: &Summary) -> String {
     mtu(&mut out, s);
     distance(&mut out, s);
     traffic(&mut out, s);
+    agreement(&mut out, s);
     encapsulations(&mut out, &s.totals);
     failed(&mut out, &s.totals);
     out
@@ -199,6 +200,91 @@ fn unknown_sigs(out: &mut String, s: &Summary) {
         .map(|r| vec![r.count.to_string(), r.module.clone(), r.raw_sig.clone()])
         .collect();
     grid(out, &[("count", R), ("mod", L), ("raw_sig", L)], &rows);
+}
+
+/// SYN labels against the User-Agent OS of the same hosts; left out when no host sent a
+/// User-Agent naming an OS.
+fn agreement(out: &mut String, s: &Summary) {
+    let a = &s.agreement;
+    if a.ua_hosts == 0 {
+        return;
+    }
+    section(out, "SYN labels vs User-Agent OS (host signatures)");
+    let of = |n: u64| {
+        let share = if a.host_sigs == 0 {
+            0.0
+        } else {
+            n as f64 / a.host_sigs as f64
+        };
+        vec![n.to_string(), pct(share)]
+    };
+    let mut rows: Vec<Vec<String>> = vec![
+        vec![
+            "hosts with a User-Agent OS".into(),
+            a.ua_hosts.to_string(),
+            String::new(),
+        ],
+        vec![
+            "  naming several OSes (left out)".into(),
+            a.mixed_hosts.to_string(),
+            String::new(),
+        ],
+        vec!["hosts compared".into(), a.hosts.to_string(), String::new()],
+        vec![
+            "host signatures compared".into(),
+            a.host_sigs.to_string(),
+            String::new(),
+        ],
+    ];
+    for (what, n) in [
+        ("same class", a.class_agree),
+        ("same OS name", a.name_agree),
+        ("unknown", a.unknown),
+        ("generic match", a.generic),
+        ("fuzzy match", a.fuzzy),
+    ] {
+        let mut row = vec![format!("  {what}")];
+        row.extend(of(n));
+        rows.push(row);
+    }
+    if a.dishonest_requests > 0 {
+        rows.push(vec![
+            "dishonest User-Agents (left out)".into(),
+            a.dishonest_requests.to_string(),
+            String::new(),
+        ]);
+    }
+    grid(out, &[("", L), ("count", R), ("share", R)], &rows);
+    if a.disagreeing.is_empty() {
+        return;
+    }
+    section(out, "Top signatures not naming the User-Agent OS");
+    let rows: Vec<Vec<String>> = a
+        .disagreeing
+        .iter()
+        .map(|r| {
+            vec![
+                r.hosts.to_string(),
+                r.observations.to_string(),
+                r.module.to_string(),
+                r.ua_os.clone(),
+                r.label.clone().unwrap_or_else(|| "???".into()),
+                r.sig.clone(),
+            ]
+        })
+        .collect();
+    grid(
+        out,
+        &[
+            ("hosts", R),
+            ("count", R),
+            ("mod", L),
+            ("user-agent os", L),
+            ("syn label", L),
+            ("sig", L),
+        ],
+        &rows,
+    );
 }
 
 fn mtu(out: &mut String, s: &Summary) {

@@ -132,6 +132,8 @@ columns! {
     NatReasons = ("nat_reasons", Str, true),
     Encap = ("encap", Str, false),
     EncapId = ("encap_id", U32, true),
+    UaOs = ("ua_os", Str, true),
+    UaOsClass = ("ua_os_class", Str, true),
 }
 
 impl<'a> std::ops::Index<Col> for [Cell<'a>; NCOLS] {
@@ -152,8 +154,10 @@ pub const NCOLS: usize = COLUMNS.len();
 
 /// Version of the results column layout, stored in the Parquet metadata.
 ///
-/// History: 1, the first layout; 2 added `encap` and `encap_id`.
-pub const RESULTS_SCHEMA_VERSION: u32 = 2;
+/// History: 1, the first layout; 2 added `encap` and `encap_id`; 3 added `ua_os` and
+/// `ua_os_class` (HTTP requests: the OS the User-Agent names, to compare with the host's SYN
+/// rows).
+pub const RESULTS_SCHEMA_VERSION: u32 = 3;
 
 /// Metadata key holding [`RESULTS_SCHEMA_VERSION`] (defined in `formats`, where the input
 /// side checks for it).
@@ -413,6 +417,10 @@ pub fn cells<'a>(
                 row[Col::OsFlavor] = opt_s(names.flavor);
             }
             row[Col::Params] = opt_s(http_params_text(h.params));
+            if let Some(name) = h.ua_os.and_then(|e| db.ua_os_name(e)) {
+                row[Col::UaOs] = s(name);
+                row[Col::UaOsClass] = opt_s(db.class_of_name(name));
+            }
         }
     }
     row
@@ -513,6 +521,7 @@ pub(crate) mod tests {
                             },
                             raw_sig: "1:Host,User-Agent:Accept:curl/8.5.0".into(),
                             direction: record::direction::UNKNOWN,
+                            ua_os: None,
                         }),
                     },
                 };

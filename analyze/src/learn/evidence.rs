@@ -1,0 +1,201 @@
+//! What the traffic itself says a host runs: the SYN / SYN+ACK signatures a host sent (with
+//! the label the database gave them) and the OS its HTTP requests' `User-Agent` names by
+//! p0f.fp's `ua_os` list. The agreement section ([`super::agree`]) and the learned
+//! signatures ([`super::suggest`]) are both read from it.
+//!
+//! Kept per (host, signature) and per host, not per observation: memory follows the number
+//! of distinct hosts and signatures, as the summary's host table does.
+
+use std::net::IpAddr;
+
+use p0f::event::TcpKind;
+use p0f::{Database, EventKind, MatchedLabel, Quality, RawSig};
+use rustc_hash::FxHashMap;
+
+use crate::results::{Observation, host_addr};
+
+/// Source files named per signature in the evidence (more are counted, not named).
+const MAX_SOURCES: usize = 4;
+
+/// A host's SYN or SYN+ACK signature, as the database labelled it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Seen {
+    pub observations: u64,
+    /// ns since the Unix epoch.
+    pub first_ns: u64,
+    pub last_ns: u64,
+    /// The label of its first observation (a signature's match depends on the signature
+    /// alone, but for the TTL of a fuzzy match).
+    pub label: Option<MatchedLabel>,
+    pub quality: Quality,
+    /// Indexes of the inputs it was seen in (the first [`MAX_SOURCES`]).
+    pub sources: Vec<usize>,
+}
+
+impl Seen {
+    fn new(ts: u64, label: Option<MatchedLabel>, quality: Quality, source: usize) -> Seen {
+        Seen {
+            observations: 1,
+            first_ns: ts,
+            last_ns: ts,
+            label,
+            quality,
+            sources: vec![source],
+        }
+    }
+
+    fn add(&mut self, ts: u64, source: usize) {
+        self.observations += 1;
+        self.first_ns = self.first_ns.min(ts);
+        self.last_ns = self.last_ns.max(ts);
+        if self.sources.len() < MAX_SOURCES && !self.sources.contains(&source) {
+            self.sources.push(source);
+        }
+    }
+
+    /// `other`'s observations added to these.
+    pub fn merge(&mut self, other: &Seen) {
+        self.observations += other.observations;
+        self.first_ns = self.first_ns.min(other.first_ns);
+        self.last_ns = self.last_ns.max(other.last_ns);
+        for s in &other.sources {
+            if self.sources.len() < MAX_SOURCES && !self.sources.contains(s) {
+                self.sources.push(*s);
+            }
+        }
+    }
+}
+
+/// The evidence of a run, collected observation by observation.
+#[derive(Debug, Default)]
+pub struct Evidence {
+    sigs: FxHashMap<(IpAddr, TcpKind, RawSig), Seen>,
+    /// Per host: `ua_os` entries of its honest requests, with their counts.
+    ua: FxHashMap<IpAddr, Vec<(u16, u64)>>,
+    /// Requests whose `User-Agent` p0f calls dishonest (it does not fit the request's
+    /// headers): not trusted as a host's OS, counted.
+    pub dishonest_requests: u64,
+}
+
+/// A host signature whose host's User-Agent names one OS: a unit of comparison.
+#[derive(Clone, Debug)]
+pub struct HostSig<'a> {
+    pub host: IpAddr,
+    pub kind: TcpKind,
+    pub raw: &'a RawSig,
+    pub seen: &'a Seen,
+    /// The OS name (as the `ua_os` list spells it).
+    pub ua_os: &'a str,
+}
+
+/// Hosts and their User-Agent OS, resolved at the end of a run.
+#[derive(Debug, Default)]
+pub struct Resolved<'a> {
+    /// Hosts with at least one honest request naming an OS.
+    pub ua_hosts: u64,
+    /// Of those, hosts whose requests name several OSes (behind NAT, several systems): left
+    /// out of the comparison.
+    pub mixed_hosts: u64,
+    /// The host signatures of every other host.
+    pub pairs: Vec<HostSig<'a>>,
+}
+
+impl Evidence {
+    /// Takes what it needs of one observation: SYN and SYN+ACK fingerprints by the address
+    /// that sent them, HTTP requests' User-Agent OS by the client's address.
+    pub fn add(&mut self, obs: &Observation) {
+        let ev = &obs.event;
+        match &ev.kind {
+            EventKind::Tcp(t) if matches!(t.kind, TcpKind::Syn | TcpKind::SynAck) => {
+                self.sigs
+                    .entry((host_addr(ev), t.kind, t.raw_sig))
+                    .and_modify(|s| s.add(ev.ts_ns, obs.source))
+                    .or_insert_with(|| Seen::new(ev.ts_ns, t.label, t.quality, obs.source));
+            }
+            EventKind::Http(h) => {
+                let Some(entry) = h.ua_os else { return };
+                if h.params.dishonest {
+                    self.dishonest_requests += 1;
+                    return;
+                }
+                let counts = self.ua.entry(ev.endpoints.client_ip()).or_default();
+                match counts.iter_mut().find(|(e, _)| *e == entry) {
+                    Some((_, n)) => *n += 1,
+                    None => counts.push((entry, 1)),
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The host signatures to compare: those of hosts whose requests name exactly one OS,
+    /// in a stable order (host, then module and signature text).
+    pub fn resolve<'a>(&'a self, db: &'a Database) -> Resolved<'a> {
+        let mut out = Resolved::default();
+        let mut host_os: FxHashMap<IpAddr, &str> = FxHashMap::default();
+        for (host, entries) in &self.ua {
+            let mut names: Vec<&str> = entries
+                .iter()
+                .filter_map(|(e, _)| db.ua_os_name(*e))
+                .collect();
+            names.sort_unstable_by_key(|n| n.to_ascii_lowercase());
+            names.dedup_by(|a, b| a.eq_ignore_ascii_case(b));
+            out.ua_hosts += 1;
+            match names.as_slice() {
+                [one] => {
+                    host_os.insert(*host, *one);
+                }
+                _ => out.mixed_hosts += 1,
+            }
+        }
+        for ((host, kind, raw), seen) in &self.sigs {
+            if let Some(os) = host_os.get(host) {
+                out.pairs.push(HostSig {
+                    host: *host,
+                    kind: *kind,
+                    raw,
+                    seen,
+                    ua_os: os,
+                });
+            }
+        }
+        out.pairs
+            .sort_by_cached_key(|p| (p.host, p.kind.keyword(), p.raw.to_string(), p.seen.first_ns));
+        out
+    }
+}
+
+/// The database line of an observed signature: p0f's `raw_sig` with the observed TTL and
+/// guessed distance (`57+7`) replaced by the initial TTL (`64`), which is what a database
+/// signature holds. `None` when p0f could not guess the distance (`+?`).
+pub fn sig_line(raw: &RawSig) -> Option<String> {
+    let ttl = (u32::from(raw.ttl) + u32::from(raw.guessed_dist()?)).to_string();
+    let text = raw.to_string();
+    let mut fields: Vec<&str> = text.split(':').collect();
+    *fields.get_mut(1)? = &ttl;
+    Some(fields.join(":"))
+}
+
+/// OS names compared as p0f.fp spells them, ignoring case and spaces: its signatures say
+/// `MacOS X` where its `ua_os` list says `Mac OS X`.
+pub fn same_os(a: &str, b: &str) -> bool {
+    let squash = |s: &str| -> String {
+        s.chars()
+            .filter(|c| !c.is_whitespace())
+            .flat_map(char::to_lowercase)
+            .collect()
+    };
+    squash(a) == squash(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_ignore_case_and_spaces() {
+        assert!(same_os("MacOS X", "Mac OS X"));
+        assert!(same_os("linux", "Linux"));
+        assert!(!same_os("Linux", "Windows"));
+    }
+}
