@@ -382,12 +382,12 @@ import json, sys
 import polars as pl
 import pyarrow.parquet as pq
 
-path, expect_path = sys.argv[1], sys.argv[2]
+path, expect_path, version = sys.argv[1], sys.argv[2], sys.argv[3]
 expect = [json.loads(l) for l in open(expect_path)]
 meta = pq.read_metadata(path)
 kv = {k.decode(): v.decode() for k, v in meta.metadata.items()}
 assert kv.get("synscope.record_type") == "results", kv
-assert kv.get("synscope.results_schema_version") == "2", kv
+assert kv.get("synscope.results_schema_version") == version, kv
 assert meta.row_group(0).column(0).compression == "ZSTD"
 df = pl.read_parquet(path)
 assert df.height == len(expect), (df.height, len(expect))
@@ -424,6 +424,7 @@ fn python_polars_reads_the_results_file() {
         .arg(CHECK_RESULTS_PY)
         .arg(&pq)
         .arg(&expect)
+        .arg(analyze::results::RESULTS_SCHEMA_VERSION.to_string())
         .output()
         .unwrap();
     assert!(
