@@ -21,7 +21,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use p0f::HttpParams;
-use p0f::event::{HttpKind, NatReasons, TcpKind};
+use p0f::event::{HttpKind, MatchedLabel, NatReasons, TcpKind};
 use p0f::sig::RawSig;
 use p0f::{Database, Event, EventKind, LabelType, Params, Quality, Subject};
 
@@ -302,6 +302,24 @@ fn module_word(ev: &Event) -> Cell<'static> {
     Cell::Word(code, ev.module())
 }
 
+/// `direction` as a word: the codes 0..=2 of [`record::direction`] as 1..=3.
+fn direction_cell(direction: u8) -> Cell<'static> {
+    record::direction::name(direction).map_or(Cell::Null, |d| Cell::Word(direction + 1, d))
+}
+
+/// The label columns of a matched SYN or HTTP signature.
+fn label_cells<'a>(row: &mut [Cell<'a>; NCOLS], l: &MatchedLabel, db: &'a Database) {
+    let code = match l.label_type {
+        LabelType::Os => 1,
+        LabelType::App => 2,
+    };
+    row[Col::LabelType] = Cell::Word(code, label_type_name(l.label_type));
+    let names = db.label_names(l.id);
+    row[Col::OsClass] = names.class.map_or(Cell::Null, Cell::Str);
+    row[Col::OsName] = Cell::Str(names.name);
+    row[Col::OsFlavor] = names.flavor.map_or(Cell::Null, Cell::Str);
+}
+
 /// The flat row of an observation, in [`COLUMNS`] order; `db` is the database of the engine
 /// that made it (its label and link strings).
 pub fn cells<'a>(
@@ -341,22 +359,10 @@ pub fn cells<'a>(
     row[Col::EncapId] = e.encap.id().map_or(Null, |id| UInt(u64::from(id)));
     match &ev.kind {
         EventKind::Tcp(t) => {
-            // 0..=2: a code of 1..=3.
-            row[Col::Direction] =
-                record::direction::name(t.direction).map_or(Null, |d| Word(t.direction + 1, d));
+            row[Col::Direction] = direction_cell(t.direction);
             row[Col::RawSig] = Sig(&t.raw_sig);
             if let Some(l) = &t.label {
-                row[Col::LabelType] = Word(
-                    match l.label_type {
-                        LabelType::Os => 1,
-                        LabelType::App => 2,
-                    },
-                    label_type_name(l.label_type),
-                );
-                let names = db.label_names(l.id);
-                row[Col::OsClass] = opt_s(names.class);
-                row[Col::OsName] = s(names.name);
-                row[Col::OsFlavor] = opt_s(names.flavor);
+                label_cells(&mut row, l, db);
             }
             row[Col::Quality] = Word(
                 match t.quality {
@@ -400,21 +406,10 @@ pub fn cells<'a>(
             row[Col::NatReasons] = Nat(n.reasons);
         }
         EventKind::Http(h) => {
-            row[Col::Direction] =
-                record::direction::name(h.direction).map_or(Null, |d| Word(h.direction + 1, d));
+            row[Col::Direction] = direction_cell(h.direction);
             row[Col::RawSig] = Str(&h.raw_sig);
             if let Some(l) = &h.label {
-                row[Col::LabelType] = Word(
-                    match l.label_type {
-                        LabelType::Os => 1,
-                        LabelType::App => 2,
-                    },
-                    label_type_name(l.label_type),
-                );
-                let names = db.label_names(l.id);
-                row[Col::OsClass] = opt_s(names.class);
-                row[Col::OsName] = s(names.name);
-                row[Col::OsFlavor] = opt_s(names.flavor);
+                label_cells(&mut row, l, db);
             }
             row[Col::Params] = opt_s(http_params_text(h.params));
             if let Some(name) = h.ua_os.and_then(|e| db.ua_os_name(e)) {
