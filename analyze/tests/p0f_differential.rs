@@ -213,6 +213,61 @@ fn check_file(p0f: &Path, db: &Arc<Database>, file: &Path, tmp: &Path, idx: usiz
 }
 
 /// Multiset difference: items of `a` not matched in `b`.
+/// One family of compared modules (the SYN ones, the HTTP ones), judged on its own.
+#[derive(Default)]
+struct Judged {
+    /// Per module: p0f's lines, those reproduced, and ours that p0f does not have.
+    per_mod: BTreeMap<&'static str, (usize, usize, usize)>,
+    /// Differences that `differential-exceptions.tsv` lists and explains.
+    listed_missing: usize,
+    listed_extra: usize,
+}
+
+impl Judged {
+    /// p0f's lines, those reproduced, and the extra ones, over every module.
+    fn totals(&self) -> (usize, usize, usize) {
+        self.per_mod
+            .values()
+            .fold((0, 0, 0), |(t, ok, x), v| (t + v.0, ok + v.1, x + v.2))
+    }
+}
+
+/// Where one capture's differences go: counted as listed exceptions (and marked used), or
+/// kept as unlisted.
+struct Judging<'a> {
+    name: &'a str,
+    exceptions: &'a BTreeSet<(String, String, String)>,
+    used: &'a mut BTreeSet<(String, String, String)>,
+    unlisted: &'a mut Vec<String>,
+}
+
+impl Judging<'_> {
+    /// Compares one module's lines of p0f (`theirs`) and ours, into `into`.
+    fn module(&mut self, into: &mut Judged, m: &'static str, theirs: &[String], ours: &[String]) {
+        let missing = minus(theirs, ours);
+        let extra = minus(ours, theirs);
+        let e = into.per_mod.entry(m).or_default();
+        e.0 += theirs.len();
+        e.1 += theirs.len() - missing.len();
+        e.2 += extra.len();
+        for (kind, list) in [("missing", &missing), ("extra", &extra)] {
+            for l in list {
+                let key = (self.name.to_string(), kind.to_string(), l.clone());
+                if self.exceptions.contains(&key) {
+                    if kind == "extra" {
+                        into.listed_extra += 1;
+                    } else {
+                        into.listed_missing += 1;
+                    }
+                    self.used.insert(key);
+                } else {
+                    self.unlisted.push(format!("{}\t{kind}\t{l}", self.name));
+                }
+            }
+        }
+    }
+}
+
 fn minus(a: &[String], b: &[String]) -> Vec<String> {
     let mut counts: HashMap<&str, i64> = HashMap::new();
     for x in b {
@@ -300,11 +355,9 @@ fn differential(dir: &Path) {
             .collect();
     let mut used_exceptions = BTreeSet::new();
     let mut unlisted: Vec<String> = Vec::new();
-    let mut per_mod: BTreeMap<&str, (usize, usize, usize)> = BTreeMap::new(); // p0f, matched, extra
-    let mut per_http: BTreeMap<&str, (usize, usize, usize)> = BTreeMap::new();
-    let (mut http_listed_missing, mut http_listed_extra) = (0usize, 0usize);
+    let mut syn = Judged::default();
+    let mut http = Judged::default();
     let mut info = [(0usize, 0usize, 0usize); INFORMATIONAL.len()];
-    let (mut listed_missing, mut listed_extra) = (0usize, 0usize);
     let mut p0f_failures = Vec::new();
     let mut our_failures = Vec::new();
     let mut recording_mismatches = Vec::new();
@@ -351,55 +404,17 @@ fn differential(dir: &Path) {
                 .map(|(_, rest)| rest.to_string())
                 .collect()
         };
+        let mut judge = Judging {
+            name: &name,
+            exceptions: &exceptions,
+            used: &mut used_exceptions,
+            unlisted: &mut unlisted,
+        };
         for m in COMPARED {
-            let theirs = pick(&res.p0f, m);
-            let ours = pick(&res.ours, m);
-            let missing = minus(&theirs, &ours);
-            let extra = minus(&ours, &theirs);
-            let e = per_mod.entry(m).or_default();
-            e.0 += theirs.len();
-            e.1 += theirs.len() - missing.len();
-            e.2 += extra.len();
-            for (kind, list) in [("missing", &missing), ("extra", &extra)] {
-                for l in list {
-                    let key = (name.clone(), kind.to_string(), l.clone());
-                    if exceptions.contains(&key) {
-                        if kind == "extra" {
-                            listed_extra += 1;
-                        } else {
-                            listed_missing += 1;
-                        }
-                        used_exceptions.insert(key);
-                    } else {
-                        unlisted.push(format!("{name}\t{kind}\t{l}"));
-                    }
-                }
-            }
+            judge.module(&mut syn, m, &pick(&res.p0f, m), &pick(&res.ours, m));
         }
         for m in COMPARED_HTTP {
-            let theirs = pick(&res.p0f, m);
-            let ours = pick(&res.ours, m);
-            let missing = minus(&theirs, &ours);
-            let extra = minus(&ours, &theirs);
-            let e = per_http.entry(m).or_default();
-            e.0 += theirs.len();
-            e.1 += theirs.len() - missing.len();
-            e.2 += extra.len();
-            for (kind, list) in [("missing", &missing), ("extra", &extra)] {
-                for l in list {
-                    let key = (name.clone(), kind.to_string(), l.clone());
-                    if exceptions.contains(&key) {
-                        if kind == "extra" {
-                            http_listed_extra += 1;
-                        } else {
-                            http_listed_missing += 1;
-                        }
-                        used_exceptions.insert(key);
-                    } else {
-                        unlisted.push(format!("{name}\t{kind}\t{l}"));
-                    }
-                }
-            }
+            judge.module(&mut http, m, &pick(&res.p0f, m), &pick(&res.ours, m));
         }
         for m in COMPARED {
             let theirs = pick(&res.p0f, m);
@@ -423,15 +438,14 @@ fn differential(dir: &Path) {
         }
     }
 
-    let total: usize = per_mod.values().map(|v| v.0).sum();
-    let matched: usize = per_mod.values().map(|v| v.1).sum();
-    let extra: usize = per_mod.values().map(|v| v.2).sum();
+    let (total, matched, extra) = syn.totals();
+    let (listed_missing, listed_extra) = (syn.listed_missing, syn.listed_extra);
     eprintln!(
         "p0f differential over {} captures under {}:",
         results.len(),
         dir.display()
     );
-    for (m, (t, ok, x)) in &per_mod {
+    for (m, (t, ok, x)) in &syn.per_mod {
         eprintln!("  mod={m:<8} p0f lines {t:>6}  reproduced {ok:>6}  extra {x:>4}");
     }
     let pct = |a: usize, b: usize| {
@@ -453,10 +467,9 @@ fn differential(dir: &Path) {
         "  excluding listed exceptions ({listed_missing} missing, {listed_extra} extra): \
          {net_reproduced:.3}% reproduced, {net_extra_pct:.3}% extra"
     );
-    let http_total: usize = per_http.values().map(|v| v.0).sum();
-    let http_matched: usize = per_http.values().map(|v| v.1).sum();
-    let http_extra: usize = per_http.values().map(|v| v.2).sum();
-    for (m, (t, ok, x)) in &per_http {
+    let (http_total, http_matched, http_extra) = http.totals();
+    let (http_listed_missing, http_listed_extra) = (http.listed_missing, http.listed_extra);
+    for (m, (t, ok, x)) in &http.per_mod {
         eprintln!("  mod={m:<13} p0f lines {t:>6}  reproduced {ok:>6}  extra {x:>4}");
     }
     let http_reproduced = pct(http_matched, http_total);
