@@ -902,11 +902,35 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 /// How many leading bytes of a value `raw_sig` shows: printable ASCII up to the first `]`
 /// (and `|`, for known headers), at most [`HTTP_MAX_SHOW`].
 fn shown_len(v: &[u8], stop_at_bar: bool) -> usize {
+    let mask = if stop_at_bar {
+        SHOW_STOP | SHOW_STOP_BAR
+    } else {
+        SHOW_STOP
+    };
+    let v = &v[..v.len().min(HTTP_MAX_SHOW)];
     v.iter()
-        .take(HTTP_MAX_SHOW)
-        .take_while(|&&c| (0x20..0x80).contains(&c) && c != b']' && !(stop_at_bar && c == b'|'))
-        .count()
+        .position(|&c| SHOW_CLASS[usize::from(c)] & mask != 0)
+        .unwrap_or(v.len())
 }
+
+/// [`SHOW_CLASS`] bit: the byte ends every shown value (outside 0x20..0x80, or `]`).
+const SHOW_STOP: u8 = 1;
+/// The byte ends a known header's shown value (`|`).
+const SHOW_STOP_BAR: u8 = 2;
+/// What each byte does to a shown value, so [`shown_len`] tests one table entry per byte.
+const SHOW_CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut c = 0;
+    while c < 256 {
+        if c < 0x20 || c >= 0x80 || c == b']' as usize {
+            t[c] = SHOW_STOP;
+        } else if c == b'|' as usize {
+            t[c] = SHOW_STOP_BAR;
+        }
+        c += 1;
+    }
+    t
+};
 
 /// `=[shown]`, when anything is shown.
 fn push_shown(out: &mut Vec<u8>, v: &[u8], stop_at_bar: bool) {
@@ -971,6 +995,26 @@ fn find_byte(hay: &[u8], needle: u8) -> Option<usize> {
         .position(|&c| c == needle)
         .map(|p| words.len() * 8 + p)
 }
+
+/// [`LINE_CLASS`]: a byte a first line may hold.
+const LINE_OK: u8 = 0;
+/// [`LINE_CLASS`]: the LF ending the first line.
+const LINE_END: u8 = 1;
+/// [`LINE_CLASS`]: a byte that makes p0f give up (a control byte other than CR and LF, or
+/// a byte above 0x7f).
+const LINE_BAD: u8 = 2;
+/// What each byte is in a first line, so [`HttpFlow::scan_line`] tests one entry per byte.
+const LINE_CLASS: [u8; 256] = {
+    let mut t = [LINE_BAD; 256];
+    let mut c = 0x20;
+    while c < 0x80 {
+        t[c] = LINE_OK;
+        c += 1;
+    }
+    t[b'\r' as usize] = LINE_OK;
+    t[b'\n' as usize] = LINE_END;
+    t
+};
 
 /// Where p0f is with a connection's HTTP (`in_http`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -1083,15 +1127,20 @@ impl HttpFlow {
 
     /// Scans the first line from `pos` up to its `\n`; `Err` when it holds a control byte
     /// other than `\r` or a byte above 0x7f.
-    fn scan_line(buf: &[u8], mut off: usize) -> Result<usize, ()> {
-        while off < buf.len() && off < HTTP_MAX_URL && buf[off] != b'\n' {
-            let c = buf[off];
-            if c != b'\r' && !(0x20..=0x7f).contains(&c) {
-                return Err(());
-            }
-            off += 1;
+    fn scan_line(buf: &[u8], off: usize) -> Result<usize, ()> {
+        let end = buf.len().min(HTTP_MAX_URL);
+        // A response's `pos` may already be past the first line's limit: nothing to scan.
+        let Some(window) = buf.get(off..end) else {
+            return Ok(off);
+        };
+        match window
+            .iter()
+            .position(|&c| LINE_CLASS[usize::from(c)] != LINE_OK)
+        {
+            None => Ok(end),
+            Some(p) if window[p] == b'\n' => Ok(off + p),
+            Some(_) => Err(()),
         }
-        Ok(off)
     }
 
     fn request(&mut self, tables: &HttpTables) -> (bool, Option<WireSig>) {
@@ -1946,6 +1995,65 @@ mod tests {
                 assert_eq!(find_byte(&hay, needle), Some(at));
                 hay[at] = needle ^ 0x80;
                 assert_eq!(find_byte(&hay, needle), None);
+            }
+        }
+    }
+
+    /// The byte-class tables and the scans built on them agree with the rules they encode.
+    #[test]
+    fn line_and_shown_tables() {
+        let shown_naive = |v: &[u8], bar: bool| {
+            v.iter()
+                .take(HTTP_MAX_SHOW)
+                .take_while(|&&c| (0x20..0x80).contains(&c) && c != b']' && !(bar && c == b'|'))
+                .count()
+        };
+        let line_naive = |buf: &[u8], mut off: usize| -> Result<usize, ()> {
+            while off < buf.len() && off < HTTP_MAX_URL && buf[off] != b'\n' {
+                let c = buf[off];
+                if c != b'\r' && !(0x20..=0x7f).contains(&c) {
+                    return Err(());
+                }
+                off += 1;
+            }
+            Ok(off)
+        };
+        for c in 0..=255u8 {
+            let one = [c];
+            for bar in [false, true] {
+                assert_eq!(shown_len(&one, bar), shown_naive(&one, bar), "{c} {bar}");
+            }
+            let line = [b'G', c, b'x'];
+            for off in 0..4 {
+                assert_eq!(
+                    HttpFlow::scan_line(&line, off),
+                    line_naive(&line, off),
+                    "{c} {off}"
+                );
+            }
+        }
+        let mut x = 0x1f12_3bb5_159a_55e5u64;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let alphabet = [b'a', b' ', b'|', b']', b'\r', b'\n', 0x7f, 0x80, 0x1f, 0];
+        for _ in 0..5000 {
+            let len = (next() % 1300) as usize;
+            let mut v: Vec<u8> = vec![b'a'; len];
+            for _ in 0..(next() % 4) {
+                if len > 0 {
+                    let at = (next() % len as u64) as usize;
+                    v[at] = alphabet[(next() % alphabet.len() as u64) as usize];
+                }
+            }
+            for bar in [false, true] {
+                assert_eq!(shown_len(&v, bar), shown_naive(&v, bar));
+            }
+            for off in [0, 1, 13, 1023, 1024, 1100, len, len + 1] {
+                assert_eq!(HttpFlow::scan_line(&v, off), line_naive(&v, off), "{off}");
             }
         }
     }
