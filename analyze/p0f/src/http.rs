@@ -111,6 +111,7 @@ const RESP_SKIPVAL: [&str; 3] = ["Date", "Content-Type", "Server"];
 
 /// ISO 639-1 codes p0f names (languages.h), with the bucket p0f files each under
 /// (`LANG_HASH`). p0f looks a code up in its bucket only; every code is in its own.
+/// Ordered by bucket, which [`language`] relies on to find a bucket by bisection.
 const LANGUAGES: &[(u8, [u8; 2], &str)] = &[
     (0x01, *b"ro", "Romanian"),
     (0x02, *b"sw", "Swahili"),
@@ -316,40 +317,150 @@ pub fn language(value: Option<&[u8]>) -> Lang {
         return Lang::None;
     }
     let h = lang_hash(at(0), at(1));
-    LANGUAGES
+    // The table is ordered by bucket: the bucket's entries start at the partition point.
+    let from = LANGUAGES.partition_point(|(bucket, _, _)| *bucket < h);
+    LANGUAGES[from..]
         .iter()
-        .find(|(bucket, code, _)| *bucket == h && *code == [at(0), at(1)])
+        .take_while(|(bucket, _, _)| *bucket == h)
+        .find(|(_, code, _)| *code == [at(0), at(1)])
         .map_or(Lang::Unknown, |(_, _, name)| Lang::Known(name))
 }
 
-/// One header line of a parsed head.
+/// Where some bytes of a head are in its [`WireSig::text`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Span {
+    start: u32,
+    end: u32,
+}
+
+impl Span {
+    fn new(start: usize, len: usize) -> Span {
+        // Heads are at most MAX_FLOW_DATA bytes, far below u32::MAX.
+        let start = u32::try_from(start).unwrap_or(u32::MAX);
+        Span {
+            start,
+            end: start.saturating_add(u32::try_from(len).unwrap_or(u32::MAX)),
+        }
+    }
+
+    fn of(self, text: &[u8]) -> &[u8] {
+        text.get(self.start as usize..self.end as usize)
+            .unwrap_or_default()
+    }
+
+    fn len(self) -> usize {
+        (self.end - self.start) as usize
+    }
+}
+
+/// One header line of a parsed head; its name and value are read through
+/// [`WireSig::name`] and [`WireSig::value`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WireHeader {
     /// Its id in [`HttpTables`] (`None`: a name p0f does not know).
     pub id: Option<u32>,
     /// The name as sent.
-    pub name: Box<[u8]>,
+    name: Span,
     /// The value (after `:` and at most one blank, without the line end), `None` when
     /// empty. Cut at its first NUL byte: p0f handles values as C strings.
-    pub value: Option<Box<[u8]>>,
+    value: Option<Span>,
 }
 
 /// A parsed request or response head (p0f's `struct http_sig` as collected from traffic).
+///
+/// Names and values are spans of one copy of the head's bytes rather than an allocation
+/// each: a head costs two allocations (this text and the header list), whatever its size.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct WireSig {
     /// 1 for `HTTP/1.1`, 0 for any other `HTTP/1.x`.
     pub version: u8,
     /// Header lines in order.
     pub headers: Vec<WireHeader>,
+    /// The head's bytes as received, up to its empty line; [`WireHeader`]s point into it.
+    text: Vec<u8>,
     /// The last non-empty `User-Agent` (request) or `Server` (response) value.
-    pub software: Option<Box<[u8]>>,
+    software: Option<Span>,
     /// The last non-empty `Accept-Language` value (requests only).
-    pub lang: Option<Box<[u8]>>,
+    lang: Option<Span>,
     /// A non-empty `Via` or `X-Forwarded-For` value was seen.
     pub via: bool,
     /// The last `Date` value as seconds since the epoch, 0 when absent or unreadable
     /// (responses only).
     pub date: u32,
+    /// The ids of [`Self::headers`] below [`HeaderSet::SPAN`], so that "is this header
+    /// present" is one bit test instead of a walk over the headers.
+    present: HeaderSet,
+}
+
+impl WireSig {
+    /// A header's name as sent.
+    pub fn name(&self, h: &WireHeader) -> &[u8] {
+        h.name.of(&self.text)
+    }
+
+    /// A header's value (after `:` and at most one blank, without the line end), `None`
+    /// when empty. Cut at its first NUL byte: p0f handles values as C strings.
+    pub fn value(&self, h: &WireHeader) -> Option<&[u8]> {
+        h.value.map(|v| v.of(&self.text))
+    }
+
+    /// The last non-empty `User-Agent` (request) or `Server` (response) value.
+    pub fn software(&self) -> Option<&[u8]> {
+        self.software.map(|v| v.of(&self.text))
+    }
+
+    /// The last non-empty `Accept-Language` value (requests only).
+    pub fn lang(&self) -> Option<&[u8]> {
+        self.lang.map(|v| v.of(&self.text))
+    }
+
+    /// Appends a header line, keeping the presence set in step.
+    fn push_header(&mut self, h: WireHeader) {
+        if let Some(id) = h.id {
+            self.present.insert(id);
+        }
+        self.headers.push(h);
+    }
+
+    /// Whether a header of this id is present (any position).
+    fn has(&self, id: u32) -> bool {
+        self.present
+            .get(id)
+            .unwrap_or_else(|| self.headers.iter().any(|h| h.id == Some(id)))
+    }
+}
+
+/// A set of header ids below [`HeaderSet::SPAN`], as bits. The database's names fit in it
+/// (the embedded one has far fewer); ids beyond it are answered by the caller the slow
+/// way, so the set is only ever a shortcut, never a different answer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct HeaderSet([u64; 4]);
+
+impl HeaderSet {
+    /// Ids the set can hold: 0 to `SPAN - 1`.
+    const SPAN: u32 = 256;
+
+    /// Adds `id` when it is below [`Self::SPAN`]; larger ids are not recorded.
+    fn insert(&mut self, id: u32) {
+        if id < Self::SPAN {
+            self.0[(id / 64) as usize] |= 1 << (id % 64);
+        }
+    }
+
+    /// Whether `id` is in the set; `None` when `id` is beyond what the set records.
+    fn get(&self, id: u32) -> Option<bool> {
+        (id < Self::SPAN).then(|| self.0[(id / 64) as usize] & (1 << (id % 64)) != 0)
+    }
+
+    /// Whether every id of `self` is in `other`.
+    fn subset_of(&self, other: &HeaderSet) -> bool {
+        self.0.iter().zip(&other.0).all(|(a, b)| a & !b == 0)
+    }
+
+    /// Whether `self` and `other` share an id.
+    fn intersects(&self, other: &HeaderSet) -> bool {
+        self.0.iter().zip(&other.0).any(|(a, b)| a & b != 0)
+    }
 }
 
 /// A database HTTP signature prepared for matching.
@@ -375,6 +486,11 @@ pub struct PreparedSig {
     headers: Vec<SigHeader>,
     absent: Vec<u32>,
     software: Option<Box<[u8]>>,
+    /// The ids of the non-optional headers (below [`HeaderSet::SPAN`]): a head lacking
+    /// any of them cannot match, which rules most signatures out before the ordered walk.
+    required: HeaderSet,
+    /// The ids of [`Self::absent`] (below [`HeaderSet::SPAN`]).
+    absent_set: HeaderSet,
 }
 
 /// One header of a prepared signature.
@@ -404,7 +520,22 @@ pub struct HttpTables {
     resp_skipval: Vec<u32>,
     req_common: Vec<u32>,
     resp_common: Vec<u32>,
+    /// Per header id, which of the optional / skip-value lists hold it ([`ROLE_REQ_OPT`]
+    /// and the like), so `raw_sig` looks a header's role up instead of scanning the lists.
+    roles: Vec<u8>,
+    /// Per header id, its name as `raw_sig` prints it (bytes above 0x7f as `?`), made
+    /// once instead of per head.
+    shown_names: Vec<Box<str>>,
 }
+
+/// [`HttpTables::roles`] bit: in `req_optional`.
+const ROLE_REQ_OPT: u8 = 1;
+/// In `resp_optional`.
+const ROLE_RESP_OPT: u8 = 2;
+/// In `req_skipval`.
+const ROLE_REQ_SKIP: u8 = 4;
+/// In `resp_skipval`.
+const ROLE_RESP_SKIP: u8 = 8;
 
 impl HttpTables {
     /// Prepares `db`'s HTTP signatures.
@@ -426,7 +557,7 @@ impl HttpTables {
             let Some(label) = db.label(s.label) else {
                 continue;
             };
-            let headers = s
+            let headers: Vec<SigHeader> = s
                 .headers
                 .iter()
                 .map(|h| {
@@ -439,7 +570,15 @@ impl HttpTables {
                     }
                 })
                 .collect();
-            let absent = s.absent.iter().map(|n| t.intern(n.as_bytes())).collect();
+            let absent: Vec<u32> = s.absent.iter().map(|n| t.intern(n.as_bytes())).collect();
+            let mut required = HeaderSet::default();
+            for h in headers.iter().filter(|h: &&SigHeader| !h.optional) {
+                required.insert(h.id);
+            }
+            let mut absent_set = HeaderSet::default();
+            for id in &absent {
+                absent_set.insert(*id);
+            }
             let prepared = PreparedSig {
                 index: index as u32,
                 label: s.label,
@@ -453,6 +592,8 @@ impl HttpTables {
                 headers,
                 absent,
                 software: (!s.software.is_empty()).then(|| Box::from(s.software.as_bytes())),
+                required,
+                absent_set,
             };
             t.sigs[usize::from(s.to_srv)].push(prepared);
         }
@@ -471,6 +612,26 @@ impl HttpTables {
             };
             t.ua_map.push((id, sub));
         }
+        t.roles = vec![0; t.names.len()];
+        for (list, role) in [
+            (&t.req_optional, ROLE_REQ_OPT),
+            (&t.resp_optional, ROLE_RESP_OPT),
+            (&t.req_skipval, ROLE_REQ_SKIP),
+            (&t.resp_skipval, ROLE_RESP_SKIP),
+        ] {
+            for id in list {
+                t.roles[*id as usize] |= role;
+            }
+        }
+        t.shown_names = t
+            .names
+            .iter()
+            .map(|n| {
+                n.iter()
+                    .map(|&c| if c.is_ascii() { c as char } else { '?' })
+                    .collect()
+            })
+            .collect();
         t
     }
 
@@ -561,7 +722,7 @@ impl HttpTables {
             },
             label,
             // Only requests collect Accept-Language.
-            lang: language(head.lang.as_deref()),
+            lang: language(head.lang()),
             params: HttpParams {
                 dishonest,
                 anonymous: head.software.is_none(),
@@ -569,7 +730,7 @@ impl HttpTables {
             },
             raw_sig: self.raw_sig(to_srv, head).into_boxed_str(),
             direction,
-            ua_os: match &head.software {
+            ua_os: match head.software() {
                 Some(sw) if to_srv => self.ua_entry(sw).and_then(|i| u16::try_from(i).ok()),
                 _ => None,
             },
@@ -579,64 +740,102 @@ impl HttpTables {
 
     /// p0f's `dump_sig()`: the `raw_sig=` text of a head.
     pub fn raw_sig(&self, to_srv: bool, s: &WireSig) -> String {
-        let (optional, skipval, common) = if to_srv {
-            (&self.req_optional, &self.req_skipval, &self.req_common)
+        let (opt_role, skip_role, common) = if to_srv {
+            (ROLE_REQ_OPT, ROLE_REQ_SKIP, &self.req_common)
         } else {
-            (&self.resp_optional, &self.resp_skipval, &self.resp_common)
+            (ROLE_RESP_OPT, ROLE_RESP_SKIP, &self.resp_common)
         };
-        let mut out = String::with_capacity(256);
-        out.push(if s.version == 1 { '1' } else { '0' });
-        out.push(':');
+        // Everything written is ASCII (names from `shown_names` or made of name bytes,
+        // values cut by `shown_len`), so bytes are gathered and checked once at the end.
+        let mut out: Vec<u8> = Vec::with_capacity(self.raw_sig_bound(s, common));
+        out.push(if s.version == 1 { b'1' } else { b'0' });
+        out.push(b':');
         for (i, h) in s.headers.iter().enumerate() {
             if i > 0 {
-                out.push(',');
+                out.push(b',');
             }
             match h.id {
                 Some(id) => {
-                    let opt = optional.contains(&id);
+                    let role = self.roles.get(id as usize).copied().unwrap_or(0);
+                    let opt = role & opt_role != 0;
                     if opt {
-                        out.push('?');
+                        out.push(b'?');
                     }
-                    push_ascii(&mut out, &self.names[id as usize]);
-                    let Some(v) = &h.value else { continue };
-                    if opt || skipval.contains(&id) {
+                    out.extend_from_slice(self.shown_name(id));
+                    let Some(v) = s.value(h) else { continue };
+                    if opt || role & skip_role != 0 {
                         continue;
                     }
                     push_shown(&mut out, v, true);
                 }
                 None => {
-                    push_ascii(&mut out, &h.name);
-                    if let Some(v) = &h.value {
+                    push_ascii(&mut out, s.name(h));
+                    if let Some(v) = s.value(h) {
                         // p0f keeps `|` in unknown headers' values.
                         push_shown(&mut out, v, false);
                     }
                 }
             }
         }
-        out.push(':');
+        out.push(b':');
         let mut first = true;
         for id in common {
-            if s.headers.iter().any(|h| h.id == Some(*id)) {
+            if s.has(*id) {
                 continue;
             }
             if !first {
-                out.push(',');
+                out.push(b',');
             }
             first = false;
-            push_ascii(&mut out, &self.names[*id as usize]);
+            out.extend_from_slice(self.shown_name(*id));
         }
-        out.push(':');
-        if let Some(sw) = &s.software {
+        out.push(b':');
+        if let Some(sw) = s.software() {
             let n = shown_len(sw, false);
             push_ascii(&mut out, &sw[..n]);
         }
-        out
+        String::from_utf8(out)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+    }
+
+    /// A header name as `raw_sig` prints it.
+    fn shown_name(&self, id: u32) -> &[u8] {
+        self.shown_names
+            .get(id as usize)
+            .map_or(&b""[..], |n| n.as_bytes())
+    }
+
+    /// An upper bound of `raw_sig`'s length for `s`, so its buffer is allocated once.
+    fn raw_sig_bound(&self, s: &WireSig, common: &[u32]) -> usize {
+        let headers: usize = s
+            .headers
+            .iter()
+            .map(|h| {
+                let name = h.id.map_or(h.name.len(), |id| self.shown_name(id).len());
+                let value = h
+                    .value
+                    .as_ref()
+                    .map_or(0, |v| v.len().min(HTTP_MAX_SHOW) + 3);
+                name + value + 2
+            })
+            .sum();
+        let common: usize = common.iter().map(|id| self.shown_name(*id).len() + 1).sum();
+        let software = s
+            .software
+            .as_ref()
+            .map_or(0, |v| v.len().min(HTTP_MAX_SHOW));
+        4 + headers + common + software
     }
 }
 
 /// Whether a prepared signature's version, ordered headers and absent headers fit `ts`.
 fn sig_matches(rs: &PreparedSig, ts: &WireSig) -> bool {
     if rs.version.is_some_and(|v| v != ts.version) {
+        return false;
+    }
+    // Necessary conditions, decided by bits: every required header present, no absent
+    // one. Most signatures fail here; the walk below decides the rest exactly.
+    if !rs.required.subset_of(&ts.present) || rs.absent_set.intersects(&ts.present) {
         return false;
     }
     let n = ts.headers.len();
@@ -653,63 +852,102 @@ fn sig_matches(rs: &PreparedSig, ts: &WireSig) -> bool {
         }
         if t == n {
             // An optional header may be missing, but not appear out of order.
-            if !*optional || ts.headers.iter().any(|h| h.id == Some(*id)) {
+            if !*optional || ts.has(*id) {
                 return false;
             }
             t = from;
             continue;
         }
         if let Some(want) = value {
-            match &ts.headers[t].value {
+            match ts.value(&ts.headers[t]) {
                 Some(have) if contains(have, want) => {}
                 _ => return false,
             }
         }
         t += 1;
     }
-    !rs.absent
-        .iter()
-        .any(|id| ts.headers.iter().any(|h| h.id == Some(*id)))
+    !rs.absent.iter().any(|id| ts.has(*id))
 }
 
 fn dishonest(rs: &PreparedSig, ts: &WireSig) -> bool {
-    match (&rs.software, &ts.software) {
+    match (&rs.software, ts.software()) {
         (Some(want), Some(have)) => !contains(have, want),
         _ => false,
     }
 }
 
-/// `strstr()` on byte strings (neither holds a NUL).
+/// `strstr()` on byte strings (neither holds a NUL). Looks for the needle's first byte
+/// and compares the rest only there: the needles are a few bytes long, too short for
+/// `memchr::memmem`'s searcher set-up to pay off (measured: more instructions).
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    needle.is_empty() || hay.windows(needle.len()).any(|w| w == needle)
+    let Some((&first, rest)) = needle.split_first() else {
+        return true;
+    };
+    let Some(last) = hay.len().checked_sub(needle.len()) else {
+        return false;
+    };
+    let mut at = 0;
+    while at <= last {
+        let Some(p) = memchr::memchr(first, &hay[at..=last]) else {
+            return false;
+        };
+        at += p;
+        if &hay[at + 1..at + needle.len()] == rest {
+            return true;
+        }
+        at += 1;
+    }
+    false
 }
 
 /// How many leading bytes of a value `raw_sig` shows: printable ASCII up to the first `]`
 /// (and `|`, for known headers), at most [`HTTP_MAX_SHOW`].
 fn shown_len(v: &[u8], stop_at_bar: bool) -> usize {
+    let mask = if stop_at_bar {
+        SHOW_STOP | SHOW_STOP_BAR
+    } else {
+        SHOW_STOP
+    };
+    let v = &v[..v.len().min(HTTP_MAX_SHOW)];
     v.iter()
-        .take(HTTP_MAX_SHOW)
-        .take_while(|&&c| (0x20..0x80).contains(&c) && c != b']' && !(stop_at_bar && c == b'|'))
-        .count()
+        .position(|&c| SHOW_CLASS[usize::from(c)] & mask != 0)
+        .unwrap_or(v.len())
 }
 
+/// [`SHOW_CLASS`] bit: the byte ends every shown value (outside 0x20..0x80, or `]`).
+const SHOW_STOP: u8 = 1;
+/// The byte ends a known header's shown value (`|`).
+const SHOW_STOP_BAR: u8 = 2;
+/// What each byte does to a shown value, so [`shown_len`] tests one table entry per byte.
+const SHOW_CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut c = 0;
+    while c < 256 {
+        if c < 0x20 || c >= 0x80 || c == b']' as usize {
+            t[c] = SHOW_STOP;
+        } else if c == b'|' as usize {
+            t[c] = SHOW_STOP_BAR;
+        }
+        c += 1;
+    }
+    t
+};
+
 /// `=[shown]`, when anything is shown.
-fn push_shown(out: &mut String, v: &[u8], stop_at_bar: bool) {
+fn push_shown(out: &mut Vec<u8>, v: &[u8], stop_at_bar: bool) {
     let n = shown_len(v, stop_at_bar);
     if n > 0 {
-        out.push_str("=[");
-        push_ascii(out, &v[..n]);
-        out.push(']');
+        out.extend_from_slice(b"=[");
+        // `shown_len` stops at the first byte outside 0x20..0x80: ASCII only.
+        out.extend_from_slice(&v[..n]);
+        out.push(b']');
     }
 }
 
 /// Appends bytes that are ASCII (header names, shown values); anything else would be a bug
 /// upstream and is replaced rather than trusted.
-fn push_ascii(out: &mut String, b: &[u8]) {
-    out.extend(
-        b.iter()
-            .map(|&c| if c.is_ascii() { c as char } else { '?' }),
-    );
+fn push_ascii(out: &mut Vec<u8>, b: &[u8]) {
+    out.extend(b.iter().map(|&c| if c.is_ascii() { c } else { b'?' }));
 }
 
 /// p0f's `isblank()`.
@@ -718,14 +956,45 @@ fn is_blank(c: u8) -> bool {
 }
 
 /// A header name byte (`isalnum()`, `-`, `_`).
-fn is_name_byte(c: u8) -> bool {
+const fn is_name_byte(c: u8) -> bool {
     c.is_ascii_alphanumeric() || c == b'-' || c == b'_'
 }
 
+/// [`is_name_byte`] of every byte, so the name scan is one load per byte.
+const NAME_BYTES: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        t[c] = is_name_byte(c as u8);
+        c += 1;
+    }
+    t
+};
+
 /// Bytes up to the first NUL: what p0f sees of a value it keeps as a C string.
 fn c_str(b: &[u8]) -> &[u8] {
-    b.iter().position(|&c| c == 0).map_or(b, |n| &b[..n])
+    memchr::memchr(0, b).map_or(b, |n| &b[..n])
 }
+
+/// [`LINE_CLASS`]: a byte a first line may hold.
+const LINE_OK: u8 = 0;
+/// [`LINE_CLASS`]: the LF ending the first line.
+const LINE_END: u8 = 1;
+/// [`LINE_CLASS`]: a byte that makes p0f give up (a control byte other than CR and LF, or
+/// a byte above 0x7f).
+const LINE_BAD: u8 = 2;
+/// What each byte is in a first line, so [`HttpFlow::scan_line`] tests one entry per byte.
+const LINE_CLASS: [u8; 256] = {
+    let mut t = [LINE_BAD; 256];
+    let mut c = 0x20;
+    while c < 0x80 {
+        t[c] = LINE_OK;
+        c += 1;
+    }
+    t[b'\r' as usize] = LINE_OK;
+    t[b'\n' as usize] = LINE_END;
+    t
+};
 
 /// Where p0f is with a connection's HTTP (`in_http`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -838,15 +1107,20 @@ impl HttpFlow {
 
     /// Scans the first line from `pos` up to its `\n`; `Err` when it holds a control byte
     /// other than `\r` or a byte above 0x7f.
-    fn scan_line(buf: &[u8], mut off: usize) -> Result<usize, ()> {
-        while off < buf.len() && off < HTTP_MAX_URL && buf[off] != b'\n' {
-            let c = buf[off];
-            if c != b'\r' && !(0x20..=0x7f).contains(&c) {
-                return Err(());
-            }
-            off += 1;
+    fn scan_line(buf: &[u8], off: usize) -> Result<usize, ()> {
+        let end = buf.len().min(HTTP_MAX_URL);
+        // A response's `pos` may already be past the first line's limit: nothing to scan.
+        let Some(window) = buf.get(off..end) else {
+            return Ok(off);
+        };
+        match window
+            .iter()
+            .position(|&c| LINE_CLASS[usize::from(c)] != LINE_OK)
+        {
+            None => Ok(end),
+            Some(p) if window[p] == b'\n' => Ok(off + p),
+            Some(_) => Err(()),
         }
-        Ok(off)
     }
 
     fn request(&mut self, tables: &HttpTables) -> (bool, Option<WireSig>) {
@@ -944,6 +1218,8 @@ impl HttpFlow {
             let start = self.pos;
             // A line starting with CR or LF ends the head (whatever follows the CR).
             if pay[start] == b'\r' || pay[start] == b'\n' {
+                // The spans of the header lines are offsets into this buffer.
+                self.tmp.text = pay[..start].to_vec();
                 let head = std::mem::take(&mut self.tmp);
                 if to_srv {
                     self.req_done = true;
@@ -956,12 +1232,13 @@ impl HttpFlow {
             if self.tmp.headers.len() >= HTTP_MAX_HDRS {
                 return self.no();
             }
-            let mut off = start;
-            let mut nlen = 0;
-            while off < plen && is_name_byte(pay[off]) && nlen <= HTTP_MAX_HDR_NAME {
-                off += 1;
-                nlen += 1;
-            }
+            // The name: name bytes, stopping one past the longest allowed name.
+            let window = &pay[start..plen.min(start + HTTP_MAX_HDR_NAME + 1)];
+            let nlen = window
+                .iter()
+                .position(|&c| !NAME_BYTES[usize::from(c)])
+                .unwrap_or(window.len());
+            let mut off = start + nlen;
             if off == plen {
                 return incomplete(self);
             }
@@ -972,12 +1249,11 @@ impl HttpFlow {
             if off < plen && is_blank(pay[off]) {
                 off += 1;
             }
+            // The value: up to the line's LF, stopping one past the longest allowed value.
             let vstart = off;
-            let mut vlen = 0;
-            while off < plen && vlen <= HTTP_MAX_HDR_VAL && pay[off] != b'\n' {
-                off += 1;
-                vlen += 1;
-            }
+            let window = &pay[vstart..plen.min(vstart + HTTP_MAX_HDR_VAL + 1)];
+            let mut vlen = memchr::memchr(b'\n', window).unwrap_or(window.len());
+            off += vlen;
             if vlen > HTTP_MAX_HDR_VAL {
                 // p0f returns -1 from a function returning u8 here: 255, "need more", with
                 // the connection given up (so the next segment forgets it).
@@ -990,25 +1266,27 @@ impl HttpFlow {
             if vlen > 0 && pay[off - 1] == b'\r' {
                 vlen -= 1;
             }
-            let name = &pay[start..start + nlen];
-            let id = tables.header_id(name);
-            let value: Option<Box<[u8]>> =
-                (vlen > 0).then(|| Box::from(c_str(&pay[vstart..vstart + vlen])));
-            if let Some(v) = &value {
+            let id = tables.header_id(&pay[start..start + nlen]);
+            let value = (vlen > 0).then(|| {
+                let v = c_str(&pay[vstart..vstart + vlen]);
+                (Span::new(vstart, v.len()), v)
+            });
+            if let Some((span, v)) = value {
                 match (to_srv, id) {
-                    (true, Some(HDR_UA)) | (false, Some(HDR_SRV)) => {
-                        self.tmp.software = Some(v.clone())
-                    }
-                    (true, Some(HDR_AL)) => self.tmp.lang = Some(v.clone()),
+                    (true, Some(HDR_UA)) | (false, Some(HDR_SRV)) => self.tmp.software = Some(span),
+                    (true, Some(HDR_AL)) => self.tmp.lang = Some(span),
                     (false, Some(HDR_DAT)) => self.tmp.date = parse_date(v),
                     (_, Some(HDR_VIA | HDR_XFF)) => self.tmp.via = true,
                     _ => {}
                 }
             }
-            self.tmp.headers.push(WireHeader {
+            if self.tmp.headers.capacity() == 0 {
+                self.tmp.headers.reserve(16);
+            }
+            self.tmp.push_header(WireHeader {
                 id,
-                name: Box::from(name),
-                value,
+                name: Span::new(start, nlen),
+                value: value.map(|(span, _)| span),
             });
             self.pos = off + 1;
         }
@@ -1545,6 +1823,207 @@ mod tests {
         for n in 0..head.len() {
             let _ = parse_head(&t, true, &head[..n]);
             let _ = parse_head(&t, false, &head[..n]);
+        }
+    }
+
+    /// The shortcuts kept in [`HttpTables`] and [`WireSig`] answer as the lists and walks
+    /// they replace do.
+    #[test]
+    fn lookup_tables_agree_with_their_definitions() {
+        let db = db();
+        let t = HttpTables::new(&db);
+        assert!(t.names.len() <= HeaderSet::SPAN as usize);
+        for id in 0..t.names.len() as u32 {
+            let role = t.roles[id as usize];
+            assert_eq!(role & ROLE_REQ_OPT != 0, t.req_optional.contains(&id));
+            assert_eq!(role & ROLE_RESP_OPT != 0, t.resp_optional.contains(&id));
+            assert_eq!(role & ROLE_REQ_SKIP != 0, t.req_skipval.contains(&id));
+            assert_eq!(role & ROLE_RESP_SKIP != 0, t.resp_skipval.contains(&id));
+            let mut shown = Vec::new();
+            push_ascii(&mut shown, &t.names[id as usize]);
+            assert_eq!(t.shown_name(id), &shown[..]);
+        }
+        for s in t.sigs(true).iter().chain(t.sigs(false)) {
+            for id in 0..HeaderSet::SPAN + 4 {
+                let req = s.headers.iter().any(|h| h.id == id && !h.optional);
+                let abs = s.absent.contains(&id);
+                let in_span = id < HeaderSet::SPAN;
+                assert_eq!(s.required.get(id), in_span.then_some(req));
+                assert_eq!(s.absent_set.get(id), in_span.then_some(abs));
+            }
+        }
+        // A head's presence set, including ids past the span (answered by the walk).
+        let mut w = WireSig::default();
+        for id in [0, 63, 64, 200, 255, 256, 1000] {
+            w.push_header(WireHeader {
+                id: Some(id),
+                name: Span::default(),
+                value: None,
+            });
+        }
+        w.push_header(WireHeader {
+            id: None,
+            name: Span::default(),
+            value: None,
+        });
+        for id in 0..1100 {
+            assert_eq!(
+                w.has(id),
+                w.headers.iter().any(|h| h.id == Some(id)),
+                "{id}"
+            );
+        }
+        let mut a = HeaderSet::default();
+        let mut b = HeaderSet::default();
+        a.insert(3);
+        a.insert(130);
+        b.insert(130);
+        assert!(b.subset_of(&a) && !a.subset_of(&b) && a.intersects(&b));
+        b = HeaderSet::default();
+        b.insert(4);
+        assert!(!a.intersects(&b) && HeaderSet::default().subset_of(&a));
+        a.insert(HeaderSet::SPAN);
+        assert_eq!(a.get(HeaderSet::SPAN), None);
+    }
+
+    /// `contains` is `strstr()`: the same answer as comparing at every offset.
+    #[test]
+    fn contains_is_a_substring_search() {
+        let naive = |h: &[u8], n: &[u8]| n.is_empty() || h.windows(n.len()).any(|w| w == n);
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..20_000 {
+            let hay: Vec<u8> = (0..next() % 24)
+                .map(|_| b"aab"[(next() % 3) as usize])
+                .collect();
+            let needle: Vec<u8> = (0..next() % 5)
+                .map(|_| b"aab"[(next() % 3) as usize])
+                .collect();
+            assert_eq!(
+                contains(&hay, &needle),
+                naive(&hay, &needle),
+                "{hay:?} {needle:?}"
+            );
+        }
+        assert!(contains(b"Mozilla/5.0 (Windows NT 10.0)", b"Windows"));
+        assert!(!contains(b"Win", b"Windows"));
+        assert!(contains(b"", b""));
+        assert!(!contains(b"", b"a"));
+    }
+
+    /// `raw_sig`'s buffer bound holds for long values, unknown names and missing commons.
+    #[test]
+    fn raw_sig_bound_is_an_upper_bound() {
+        let db = db();
+        let t = HttpTables::new(&db);
+        let long = "v".repeat(300);
+        let heads = [
+            firefox(),
+            curl(),
+            crlf(&[
+                "GET / HTTP/1.0",
+                &format!("X-Long: {long}"),
+                &format!("User-Agent: {long}"),
+            ]),
+            b"GET / HTTP/1.1\r\n\r\n".to_vec(),
+        ];
+        for (to_srv, head) in heads.iter().flat_map(|h| [(true, h), (false, h)]) {
+            if let Some(sig) = parse_head(&t, to_srv, head) {
+                let common = if to_srv {
+                    &t.req_common
+                } else {
+                    &t.resp_common
+                };
+                assert!(t.raw_sig(to_srv, &sig).len() <= t.raw_sig_bound(&sig, common));
+            }
+        }
+    }
+
+    /// The byte-class tables and the scans built on them agree with the rules they encode.
+    #[test]
+    fn line_and_shown_tables() {
+        let shown_naive = |v: &[u8], bar: bool| {
+            v.iter()
+                .take(HTTP_MAX_SHOW)
+                .take_while(|&&c| (0x20..0x80).contains(&c) && c != b']' && !(bar && c == b'|'))
+                .count()
+        };
+        let line_naive = |buf: &[u8], mut off: usize| -> Result<usize, ()> {
+            while off < buf.len() && off < HTTP_MAX_URL && buf[off] != b'\n' {
+                let c = buf[off];
+                if c != b'\r' && !(0x20..=0x7f).contains(&c) {
+                    return Err(());
+                }
+                off += 1;
+            }
+            Ok(off)
+        };
+        for c in 0..=255u8 {
+            let one = [c];
+            for bar in [false, true] {
+                assert_eq!(shown_len(&one, bar), shown_naive(&one, bar), "{c} {bar}");
+            }
+            let line = [b'G', c, b'x'];
+            for off in 0..4 {
+                assert_eq!(
+                    HttpFlow::scan_line(&line, off),
+                    line_naive(&line, off),
+                    "{c} {off}"
+                );
+            }
+        }
+        let mut x = 0x1f12_3bb5_159a_55e5u64;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let alphabet = [b'a', b' ', b'|', b']', b'\r', b'\n', 0x7f, 0x80, 0x1f, 0];
+        for _ in 0..5000 {
+            let len = (next() % 1300) as usize;
+            let mut v: Vec<u8> = vec![b'a'; len];
+            for _ in 0..(next() % 4) {
+                if len > 0 {
+                    let at = (next() % len as u64) as usize;
+                    v[at] = alphabet[(next() % alphabet.len() as u64) as usize];
+                }
+            }
+            for bar in [false, true] {
+                assert_eq!(shown_len(&v, bar), shown_naive(&v, bar));
+            }
+            for off in [0, 1, 13, 1023, 1024, 1100, len, len + 1] {
+                assert_eq!(HttpFlow::scan_line(&v, off), line_naive(&v, off), "{off}");
+            }
+        }
+    }
+
+    #[test]
+    fn name_byte_table() {
+        for c in 0..=255u8 {
+            assert_eq!(NAME_BYTES[usize::from(c)], is_name_byte(c), "{c}");
+        }
+    }
+
+    /// The bisection in [`language`] finds what a walk over the whole table finds.
+    #[test]
+    fn language_table_is_ordered_by_bucket() {
+        assert!(LANGUAGES.windows(2).all(|w| w[0].0 <= w[1].0));
+        let walk = |a: u8, b: u8| {
+            LANGUAGES
+                .iter()
+                .find(|(bucket, code, _)| *bucket == lang_hash(a, b) && *code == [a, b])
+                .map_or(Lang::Unknown, |(_, _, name)| Lang::Known(name))
+        };
+        for a in (b'A'..=b'Z').chain(b'a'..=b'z') {
+            for b in (b'A'..=b'Z').chain(b'a'..=b'z') {
+                assert_eq!(language(Some(&[a, b, b'-'])), walk(a, b), "{a} {b}");
+            }
         }
     }
 

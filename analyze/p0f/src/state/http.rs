@@ -171,7 +171,7 @@ impl Engine {
                 }
                 if to_srv
                     && !dishonest
-                    && let Some(sw) = &head.software
+                    && let Some(sw) = head.software()
                     && let Some(os) = self.http.ua_os(sw)
                 {
                     let last = self.hosts.get(&hk).map_or(-1, |h| h.last_name_id);
