@@ -969,6 +969,10 @@ impl WindowReader<'_> {
         let mut table = FlowTable::default();
         let mut buffer = Vec::new();
         let mut group = Vec::with_capacity(WINDOW_GROUP);
+        // A filter per window, not per reader: which windows a reader gets depends on the
+        // thread count, and the records must not. One filter reset for each window keeps
+        // its allocations.
+        let mut http = self.http.then(HttpFilter::default);
         while left.next < self.windows.len() {
             let k = left.next;
             if self.cancel.load(Ordering::Relaxed) {
@@ -984,9 +988,9 @@ impl WindowReader<'_> {
             };
             left.next = k + self.step;
             let mut records = Batch::default();
-            // A filter per window, not per reader: which windows a reader gets depends on
-            // the thread count, and the records must not.
-            let mut http = self.http.then(HttpFilter::default);
+            if let Some(http) = &mut http {
+                http.reset();
+            }
             let stats = if self.flows {
                 let mut sink = TableSink {
                     records: &mut records,

@@ -55,6 +55,8 @@ pub struct HttpFilter {
     /// the segments of other flows cost one bit test rather than a flow key and a lookup.
     /// Bits are cleared only with the table; a stale bit costs a lookup, never a record.
     ports: Box<[u64; 1024]>,
+    /// Whether a bit of `ports` may be set ([`HttpFilter::reset`] clears them only then).
+    ports_set: bool,
     /// The record [`HttpFilter::record`] lends out, refilled for every picked segment
     /// (canonical throughout: [`PayloadRecord::set_head`] zeroes what a longer head left).
     picked: Box<PayloadRecord>,
@@ -65,6 +67,7 @@ impl Default for HttpFilter {
         HttpFilter {
             flows: FxHashMap::default(),
             ports: Box::new([0; 1024]),
+            ports_set: false,
             picked: Box::new(PayloadRecord::ZERO),
         }
     }
@@ -89,7 +92,12 @@ impl HttpFilter {
     /// (SYNs included: they go to the engine as SYN records). Call it for every TCP segment,
     /// in capture order. The record is the filter's own, valid until the next call: copy
     /// what you keep ([`PayloadRecord::prefix`] says it all in `72 + head_len` bytes).
-    #[inline]
+    ///
+    /// Inlined into the per-frame loop, where most segments end at the port bit and the
+    /// payload's first byte ([`Segment::payload_first_byte`]): every HTTP start begins with
+    /// `G` or `H`, so a segment of a flow not followed whose payload starts otherwise (or
+    /// that has none) needs neither its payload's checks nor a lookup.
+    #[inline(always)]
     pub fn record(&mut self, seg: &Segment<'_>) -> Option<&PayloadRecord> {
         let f = seg.fields();
         if f.tcp_flags & tcp_flag::SYN != 0 {
@@ -98,6 +106,33 @@ impl HttpFilter {
         let bit = usize::from(f.src_port ^ f.dst_port);
         let (word, mask) = (bit / 64, 1u64 << (bit % 64));
         let marked = self.ports[word] & mask != 0;
+        if !marked && !matches!(seg.payload_first_byte(), Some(b'G' | b'H')) {
+            return None;
+        }
+        self.follow(seg, marked, (word, mask))
+    }
+
+    /// Makes the filter as a new one, keeping its allocations: a filter per window of a
+    /// capture (see the module documentation) without allocating and zeroing 16 KiB each.
+    pub fn reset(&mut self) {
+        if !self.flows.is_empty() {
+            self.flows.clear();
+        }
+        if self.ports_set {
+            self.ports.fill(0);
+            self.ports_set = false;
+        }
+    }
+
+    /// The part of [`HttpFilter::record`] for a segment that may start or belong to a
+    /// followed flow (`marked`: its port bit is set).
+    #[inline(never)]
+    fn follow(
+        &mut self,
+        seg: &Segment<'_>,
+        marked: bool,
+        (word, mask): (usize, u64),
+    ) -> Option<&PayloadRecord> {
         let p = seg.payload()?;
         if p.bytes.is_empty() {
             return None;
@@ -106,18 +141,6 @@ impl HttpFilter {
         if !starts && !marked {
             return None;
         }
-        self.follow(seg, p, starts, (word, mask))
-    }
-
-    /// The part of [`HttpFilter::record`] for a segment that may belong to a followed flow.
-    #[inline(never)]
-    fn follow(
-        &mut self,
-        seg: &Segment<'_>,
-        p: super::TcpPayload<'_>,
-        starts: bool,
-        (word, mask): (usize, u64),
-    ) -> Option<&PayloadRecord> {
         let f = seg.fields();
         let (key, dir) = seg.flow();
         let firsts = match self.flows.get_mut(&key) {
@@ -128,6 +151,7 @@ impl HttpFilter {
                     self.ports.fill(0);
                 }
                 self.ports[word] |= mask;
+                self.ports_set = true;
                 self.flows.entry(key).or_default()
             }
             None => return None,
@@ -251,6 +275,26 @@ mod tests {
             }
         }
         assert!(with_payload > 0, "the fixtures carry payload");
+    }
+
+    /// A filter reset after a capture picks from it again exactly what a new filter picks.
+    #[test]
+    fn a_reset_filter_picks_as_a_new_one() {
+        for name in ["browsers", "segmented", "malformed"] {
+            let path = format!("../fixtures/http/{name}.pcap");
+            let fresh = picks(&path);
+            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(&path);
+            let mut again = Picks {
+                filter: picks(&format!("../fixtures/http/{name}.pcap")).filter,
+                ..Picks::default()
+            };
+            again.filter.reset();
+            crate::pcap::open(&path)
+                .and_then(|mut r| r.run(&mut again))
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            assert!(again.picked == fresh.picked, "{name}");
+            assert_eq!(again.all, fresh.all, "{name}");
+        }
     }
 
     #[test]
