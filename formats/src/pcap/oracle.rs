@@ -487,6 +487,9 @@ impl super::PacketSink for PayloadCheck<'_> {
         if let Some(first) = got.and_then(|p| p.bytes.first().copied()) {
             assert_eq!(seg.payload_first_byte(), Some(first), "{:?}", seg.fields());
         }
+        if seg.payload_first_byte().is_none() {
+            assert!(got.is_none_or(|p| p.bytes.is_empty()), "{:?}", seg.fields());
+        }
         self.0.add(match got {
             Some(p) if !p.bytes.is_empty() => "tcp payload",
             _ => "tcp without payload",
