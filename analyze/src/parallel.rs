@@ -254,6 +254,31 @@ impl Batch {
         self.syns.is_empty() && self.payloads.is_empty()
     }
 
+    /// How much this batch holds, for [`Batch::reserve`].
+    fn size(&self) -> Room {
+        Room {
+            syns: self.syns.len(),
+            payloads: self.payloads.len(),
+            payload_bytes: self.payload_bytes.len(),
+        }
+    }
+
+    /// Makes room for `more` after what the batch holds.
+    fn reserve(&mut self, more: Room) {
+        /// An empty vector too small is allocated afresh: reallocating it would copy all of
+        /// its old capacity's bytes.
+        fn room<T>(v: &mut Vec<T>, more: usize) {
+            if v.is_empty() && v.capacity() < more {
+                *v = Vec::with_capacity(more);
+            } else {
+                v.reserve(more);
+            }
+        }
+        room(&mut self.syns, more.syns);
+        room(&mut self.payloads, more.payloads);
+        room(&mut self.payload_bytes, more.payload_bytes);
+    }
+
     /// Drops every record.
     pub fn clear(&mut self) {
         self.syns.clear();
@@ -287,6 +312,14 @@ impl Batch {
             syns.next().map(|(_, r)| Rec::Syn(r))
         })
     }
+}
+
+/// Records and payload bytes of a [`Batch`] ([`Batch::size`], [`Batch::reserve`]).
+#[derive(Clone, Copy, Debug, Default)]
+struct Room {
+    syns: usize,
+    payloads: usize,
+    payload_bytes: usize,
 }
 
 /// One record of a [`Batch`].
@@ -1039,6 +1072,10 @@ impl WindowReader<'_> {
         // thread count, and the records must not. One filter reset for each window keeps
         // its allocations.
         let mut http = self.http.then(HttpFilter::default);
+        // What this reader's last window's batch held: a window's batch, spare or new,
+        // starts with that room rather than growing record by record (neighbouring windows
+        // hold about as many records).
+        let mut last = Room::default();
         while left.next < self.windows.len() {
             let k = left.next;
             if self.cancel.load(Ordering::Relaxed) {
@@ -1054,6 +1091,7 @@ impl WindowReader<'_> {
             };
             left.next = k + self.step;
             let mut records = self.spares.take();
+            records.reserve(last);
             if let Some(http) = &mut http {
                 http.reset();
             }
@@ -1078,6 +1116,7 @@ impl WindowReader<'_> {
             self.progress
                 .fetch_add(self.windows.window_bytes(k), Ordering::Relaxed);
             buffer = chunk.into_buffer();
+            last = records.size();
             group.push(Ok((records, stats)));
             if (group.len() == WINDOW_GROUP || left.next >= self.windows.len())
                 && tx
