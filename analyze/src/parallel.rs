@@ -322,6 +322,24 @@ struct Room {
     payload_bytes: usize,
 }
 
+impl Room {
+    /// A quarter more of each, and payload bytes at least [`PAYLOAD_BYTES_START`] when there
+    /// are any: room for a batch like this one whose neighbour holds a little more.
+    fn with_headroom(self) -> Room {
+        let more = |n: usize| n + n / 4;
+        let bytes = more(self.payload_bytes);
+        Room {
+            syns: more(self.syns),
+            payloads: more(self.payloads),
+            payload_bytes: if bytes > 0 {
+                bytes.max(PAYLOAD_BYTES_START)
+            } else {
+                0
+            },
+        }
+    }
+}
+
 /// One record of a [`Batch`].
 #[derive(Clone, Copy, Debug)]
 pub enum Rec<'a> {
@@ -1116,7 +1134,7 @@ impl WindowReader<'_> {
             self.progress
                 .fetch_add(self.windows.window_bytes(k), Ordering::Relaxed);
             buffer = chunk.into_buffer();
-            last = records.size();
+            last = records.size().with_headroom();
             group.push(Ok((records, stats)));
             if (group.len() == WINDOW_GROUP || left.next >= self.windows.len())
                 && tx
@@ -1643,6 +1661,22 @@ mod tests {
         let mut seq = Sequence::default();
         replay(inputs, opts, &Progress::default(), &mut seq).unwrap();
         seq.0.into_iter().map(|(_, r)| r).collect()
+    }
+
+    /// A window's batch gets room for a quarter more than its reader's last one held, and
+    /// room for payloads only after a window with some.
+    #[test]
+    fn batches_start_with_the_room_of_the_last() {
+        let mut last = Batch::from(vec![SynRecord::ZERO; 8]);
+        assert_eq!(last.size().with_headroom().payload_bytes, 0);
+        last.push_payload(&PayloadRecord::ZERO);
+        let room = last.size().with_headroom();
+        assert_eq!((room.syns, room.payloads), (10, 1));
+        assert_eq!(room.payload_bytes, PAYLOAD_BYTES_START);
+        let mut next = Spares::default().take();
+        next.reserve(room);
+        assert!(next.is_empty() && next.syns.capacity() >= 10);
+        assert!(next.payload_bytes.capacity() >= PAYLOAD_BYTES_START);
     }
 
     /// [`Spares`] keeps at most [`SPARES_MAX`] batches, and hands them out empty.
