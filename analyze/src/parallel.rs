@@ -28,6 +28,7 @@
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
 
@@ -253,6 +254,31 @@ impl Batch {
         self.syns.is_empty() && self.payloads.is_empty()
     }
 
+    /// How much this batch holds, for [`Batch::reserve`].
+    fn size(&self) -> Room {
+        Room {
+            syns: self.syns.len(),
+            payloads: self.payloads.len(),
+            payload_bytes: self.payload_bytes.len(),
+        }
+    }
+
+    /// Makes room for `more` after what the batch holds.
+    fn reserve(&mut self, more: Room) {
+        /// An empty vector too small is allocated afresh: reallocating it would copy all of
+        /// its old capacity's bytes.
+        fn room<T>(v: &mut Vec<T>, more: usize) {
+            if v.is_empty() && v.capacity() < more {
+                *v = Vec::with_capacity(more);
+            } else {
+                v.reserve(more);
+            }
+        }
+        room(&mut self.syns, more.syns);
+        room(&mut self.payloads, more.payloads);
+        room(&mut self.payload_bytes, more.payload_bytes);
+    }
+
     /// Drops every record.
     pub fn clear(&mut self) {
         self.syns.clear();
@@ -286,15 +312,31 @@ impl Batch {
             syns.next().map(|(_, r)| Rec::Syn(r))
         })
     }
+}
 
-    /// Appends `other`'s records after this batch's.
-    pub fn append(&mut self, other: Batch) {
-        let (base, bytes) = (self.syns.len(), self.payload_bytes.len());
-        self.payloads.extend(
-            (other.payloads.into_iter()).map(|(at, r)| (base + at, bytes + r.start..bytes + r.end)),
-        );
-        self.payload_bytes.extend_from_slice(&other.payload_bytes);
-        self.syns.extend_from_slice(&other.syns);
+/// Records and payload bytes of a [`Batch`] ([`Batch::size`], [`Batch::reserve`]).
+#[derive(Clone, Copy, Debug, Default)]
+struct Room {
+    syns: usize,
+    payloads: usize,
+    payload_bytes: usize,
+}
+
+impl Room {
+    /// A quarter more of each, and payload bytes at least [`PAYLOAD_BYTES_START`] when there
+    /// are any: room for a batch like this one whose neighbour holds a little more.
+    fn with_headroom(self) -> Room {
+        let more = |n: usize| n + n / 4;
+        let bytes = more(self.payload_bytes);
+        Room {
+            syns: more(self.syns),
+            payloads: more(self.payloads),
+            payload_bytes: if bytes > 0 {
+                bytes.max(PAYLOAD_BYTES_START)
+            } else {
+                0
+            },
+        }
     }
 }
 
@@ -364,6 +406,9 @@ pub struct Progress {
 
 enum Msg {
     Batch(usize, Batch),
+    /// Consecutive windows' batches of a capture file, in order ([`Producer::capture_windows`]),
+    /// each handed to the consumer as it is and then to [`Spares`].
+    Windows(usize, Vec<Batch>),
     Done(usize, InputDone),
     Failed(usize, ReplayError),
 }
@@ -393,6 +438,7 @@ pub fn replay(
         .build()
         .map_err(|e| ReplayError::Threads(e.to_string()))?;
     let cancel = AtomicBool::new(false);
+    let spares = Spares::default();
     // Two windows of row groups (or a few dozen packet batches) in flight at most.
     let (tx, rx) = sync_channel::<Msg>(threads * 2 + 2);
     std::thread::scope(|s| {
@@ -402,9 +448,10 @@ pub fn replay(
             tx,
             cancel: &cancel,
             progress,
+            spares: &spares,
         };
         s.spawn(move || producer.run(inputs));
-        let result = consume(rx, opts, consumer);
+        let result = consume(rx, opts, &spares, consumer);
         // On an early return the producer must not wait on a full channel or read a large
         // file to its end: the receiver is dropped (sends fail) and reads are cancelled.
         cancel.store(true, Ordering::Relaxed);
@@ -415,6 +462,7 @@ pub fn replay(
 fn consume(
     rx: Receiver<Msg>,
     opts: &ReplayOptions,
+    spares: &Spares,
     consumer: &mut impl Consumer,
 ) -> Result<(), ReplayError> {
     let stopped = || opts.stop.is_some_and(|s| s.load(Ordering::Relaxed));
@@ -449,6 +497,15 @@ fn consume(
         idle = false;
         match msg {
             Msg::Batch(i, recs) => consumer.records(i, &recs),
+            Msg::Windows(i, batches) => {
+                for recs in batches {
+                    consumer.records(i, &recs);
+                    spares.give(recs);
+                    if consumer.stop() {
+                        return Ok(());
+                    }
+                }
+            }
             Msg::Done(i, done) => consumer.input_done(i, done),
             Msg::Failed(i, err) => {
                 if !opts.keep_going {
@@ -470,6 +527,7 @@ struct Producer<'a> {
     tx: SyncSender<Msg>,
     cancel: &'a AtomicBool,
     progress: &'a Progress,
+    spares: &'a Spares,
 }
 
 /// The consumer went away: stop producing.
@@ -591,6 +649,7 @@ impl Producer<'_> {
                     http: self.opts.http,
                     cancel: self.cancel,
                     progress: &self.progress.done,
+                    spares: self.spares,
                 };
                 let spawned = std::thread::Builder::new()
                     .name(format!("analyze-read-{first}"))
@@ -605,10 +664,11 @@ impl Producer<'_> {
                 }
                 rxs.push(rx);
             }
-            // Windows' records go on in batches of at least WINDOW_BATCH: a window holds few
-            // records, and a message per window would wake the engine's thread for each.
-            let new_batch = || Batch::with_capacity(2 * WINDOW_BATCH);
-            let mut pending: Batch = new_batch();
+            // Windows' batches go on in groups of at least WINDOW_BATCH records: a window
+            // holds few records, and a message per window would wake the engine's thread for
+            // each. Grouped as they are, not appended into one batch: that copied every
+            // record once more.
+            let mut group = WindowGroup::default();
             // Each reader's windows received in a group and not yet handed over.
             let mut queued: Vec<std::collections::VecDeque<WindowDone>> =
                 (0..readers).map(|_| Default::default()).collect();
@@ -628,23 +688,22 @@ impl Producer<'_> {
                 match done {
                     Ok((records, window_stats)) => {
                         stats.merge(&window_stats);
-                        pending.append(records);
-                        if pending.len() >= WINDOW_BATCH {
-                            let full = std::mem::replace(&mut pending, new_batch());
-                            self.send(Msg::Batch(index, full))?;
+                        group.push(records, self.spares);
+                        if group.records >= WINDOW_BATCH {
+                            self.send(group.take(index))?;
                         }
                     }
                     Err(e) => {
                         // The records before the failure are delivered all the same.
-                        if !pending.is_empty() {
-                            self.send(Msg::Batch(index, pending))?;
+                        if group.records > 0 {
+                            self.send(group.take(index))?;
                         }
                         return Ok(Err(ReplayError::from(e)));
                     }
                 }
             }
-            if !pending.is_empty() {
-                self.send(Msg::Batch(index, pending))?;
+            if group.records > 0 {
+                self.send(group.take(index))?;
             }
             // Every window is in: the readers have finished or are about to.
             drop(rxs);
@@ -931,10 +990,67 @@ impl<'a> PayloadMerge<'a> {
 /// Windows a reader thread may have handed over and not yet taken (in [`WINDOW_GROUP`]s).
 const WINDOWS_AHEAD: usize = 8;
 
-/// Records of consecutive windows handed to the consumer at a time (at least). Small
-/// enough that a batch (twice this, 136 bytes a record) stays below glibc's mmap threshold
-/// (128 KiB): a larger batch is mapped afresh and page-faulted in every time.
+/// Records of consecutive windows handed to the consumer at a time (at least), as one
+/// [`Msg::Windows`].
 const WINDOW_BATCH: usize = 384;
+
+/// Consecutive windows' batches gathered for one [`Msg::Windows`].
+#[derive(Default)]
+struct WindowGroup {
+    batches: Vec<Batch>,
+    /// Records in `batches`.
+    records: usize,
+}
+
+impl WindowGroup {
+    /// Adds a window's batch; an empty one goes straight back to `spares`.
+    fn push(&mut self, batch: Batch, spares: &Spares) {
+        if batch.is_empty() {
+            spares.give(batch);
+        } else {
+            self.records += batch.len();
+            self.batches.push(batch);
+        }
+    }
+
+    /// The message for the batches gathered, leaving none.
+    fn take(&mut self, index: usize) -> Msg {
+        self.records = 0;
+        Msg::Windows(index, std::mem::take(&mut self.batches))
+    }
+}
+
+/// Window batches the consumer is done with, kept for the reader threads to fill again
+/// ([`Spares::take`]): a window's batch then starts with the room earlier windows needed
+/// instead of growing from nothing (reallocating and copying its records as it grows), and
+/// no batch is allocated on one thread and freed on another.
+///
+/// What a batch holds does not depend on which one it is, so the records do not depend on
+/// the recycling; only memory does, and at most [`SPARES_MAX`] batches wait here.
+#[derive(Debug, Default)]
+struct Spares(Mutex<Vec<Batch>>);
+
+/// Batches [`Spares`] keeps at most (more are dropped): about the windows in flight with a
+/// few reader threads ([`WINDOWS_AHEAD`], [`WINDOW_GROUP`]).
+const SPARES_MAX: usize = 32;
+
+impl Spares {
+    /// An empty batch: a spare one when there is one, else a new one.
+    fn take(&self) -> Batch {
+        let spare = self.0.lock().ok().and_then(|mut v| v.pop());
+        spare.unwrap_or_default()
+    }
+
+    /// Keeps `batch`, emptied, for [`Spares::take`] (or drops it when enough are kept).
+    fn give(&self, mut batch: Batch) {
+        batch.clear();
+        if let Ok(mut v) = self.0.lock()
+            && v.len() < SPARES_MAX
+        {
+            v.push(batch);
+        }
+    }
+}
 
 /// What a reader thread has per window: its records and statistics, or why it could not be
 /// read.
@@ -954,6 +1070,7 @@ struct WindowReader<'a> {
     http: bool,
     cancel: &'a AtomicBool,
     progress: &'a AtomicU64,
+    spares: &'a Spares,
 }
 
 impl WindowReader<'_> {
@@ -969,6 +1086,14 @@ impl WindowReader<'_> {
         let mut table = FlowTable::default();
         let mut buffer = Vec::new();
         let mut group = Vec::with_capacity(WINDOW_GROUP);
+        // A filter per window, not per reader: which windows a reader gets depends on the
+        // thread count, and the records must not. One filter reset for each window keeps
+        // its allocations.
+        let mut http = self.http.then(HttpFilter::default);
+        // What this reader's last window's batch held: a window's batch, spare or new,
+        // starts with that room rather than growing record by record (neighbouring windows
+        // hold about as many records).
+        let mut last = Room::default();
         while left.next < self.windows.len() {
             let k = left.next;
             if self.cancel.load(Ordering::Relaxed) {
@@ -983,10 +1108,11 @@ impl WindowReader<'_> {
                 }
             };
             left.next = k + self.step;
-            let mut records = Batch::default();
-            // A filter per window, not per reader: which windows a reader gets depends on
-            // the thread count, and the records must not.
-            let mut http = self.http.then(HttpFilter::default);
+            let mut records = self.spares.take();
+            records.reserve(last);
+            if let Some(http) = &mut http {
+                http.reset();
+            }
             let stats = if self.flows {
                 let mut sink = TableSink {
                     records: &mut records,
@@ -1008,6 +1134,7 @@ impl WindowReader<'_> {
             self.progress
                 .fetch_add(self.windows.window_bytes(k), Ordering::Relaxed);
             buffer = chunk.into_buffer();
+            last = records.size().with_headroom();
             group.push(Ok((records, stats)));
             if (group.len() == WINDOW_GROUP || left.next >= self.windows.len())
                 && tx
@@ -1198,9 +1325,10 @@ mod tests {
         }
     }
 
-    /// Payload records keep their place among the SYN records when batches are joined.
+    /// Payload records keep their place among the SYN records, also in a batch used before
+    /// and handed back through [`Spares`].
     #[test]
-    fn appended_batches_keep_payload_places() {
+    fn recycled_batches_keep_payload_places() {
         let syn = |n: u64| SynRecord {
             ts_ns: n,
             ..SynRecord::ZERO
@@ -1209,16 +1337,23 @@ mod tests {
             ts_ns: n,
             ..PayloadRecord::ZERO
         };
-        let mut a = Batch::default();
+        let spares = Spares::default();
+        let mut used = spares.take();
+        used.syns.push(syn(9));
+        used.push_payload(&payload(9));
+        spares.give(used);
+        let mut a = spares.take();
+        assert!(
+            a.is_empty() && a.syns.capacity() > 0,
+            "the spare batch comes back empty"
+        );
         a.push_payload(&payload(0));
         a.syns.push(syn(1));
         a.push_payload(&payload(2));
-        let mut b = Batch::default();
-        b.syns.push(syn(3));
-        b.push_payload(&payload(4));
-        b.syns.push(syn(5));
-        b.push_payload(&payload(6));
-        a.append(b);
+        a.syns.push(syn(3));
+        a.push_payload(&payload(4));
+        a.syns.push(syn(5));
+        a.push_payload(&payload(6));
         let mut scratch = PayloadRecord::ZERO;
         let order: Vec<u64> = a
             .in_order()
@@ -1235,7 +1370,7 @@ mod tests {
     }
 
     /// Payload records come out of a batch as they went in, heads of every length in any
-    /// order through one scratch record, also after batches are joined.
+    /// order through one scratch record, also when the batch held longer ones before.
     #[test]
     fn payload_records_come_out_whole() {
         let records: Vec<PayloadRecord> = [3000usize, 5, 0, 8192, 40]
@@ -1252,11 +1387,13 @@ mod tests {
             })
             .collect();
         let mut a = Batch::default();
-        let mut b = Batch::default();
-        for (i, r) in records.iter().enumerate() {
-            if i < 2 { &mut a } else { &mut b }.push_payload(r);
+        for r in records.iter().rev() {
+            a.push_payload(r);
         }
-        a.append(b);
+        a.clear();
+        for r in &records {
+            a.push_payload(r);
+        }
         let mut scratch = PayloadRecord::ZERO;
         let mut n = 0;
         for (rec, want) in a.in_order().zip(&records) {
@@ -1524,6 +1661,64 @@ mod tests {
         let mut seq = Sequence::default();
         replay(inputs, opts, &Progress::default(), &mut seq).unwrap();
         seq.0.into_iter().map(|(_, r)| r).collect()
+    }
+
+    /// A window's batch gets room for a quarter more than its reader's last one held, and
+    /// room for payloads only after a window with some.
+    #[test]
+    fn batches_start_with_the_room_of_the_last() {
+        let mut last = Batch::from(vec![SynRecord::ZERO; 8]);
+        assert_eq!(last.size().with_headroom().payload_bytes, 0);
+        last.push_payload(&PayloadRecord::ZERO);
+        let room = last.size().with_headroom();
+        assert_eq!((room.syns, room.payloads), (10, 1));
+        assert_eq!(room.payload_bytes, PAYLOAD_BYTES_START);
+        let mut next = Spares::default().take();
+        next.reserve(room);
+        assert!(next.is_empty() && next.syns.capacity() >= 10);
+        assert!(next.payload_bytes.capacity() >= PAYLOAD_BYTES_START);
+    }
+
+    /// [`Spares`] keeps at most [`SPARES_MAX`] batches, and hands them out empty.
+    #[test]
+    fn spares_are_bounded() {
+        let spares = Spares::default();
+        for _ in 0..SPARES_MAX + 5 {
+            spares.give(Batch::from(vec![SynRecord::ZERO]));
+        }
+        assert_eq!(spares.0.lock().unwrap().len(), SPARES_MAX);
+        assert!(spares.take().is_empty());
+    }
+
+    /// Windows' batches, handed over in groups and recycled, come out in capture order with
+    /// their payload records, whatever the number of reader threads (small windows: many
+    /// groups and many recycled batches).
+    #[test]
+    fn window_groups_keep_capture_order() {
+        let http_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/http");
+        let mut inputs = crate::inputs::expand(&[http_dir]).unwrap();
+        inputs.extend(fixtures());
+        let run = |threads, chunk_bytes| {
+            let opts = ReplayOptions {
+                http: true,
+                threads,
+                chunk_bytes,
+                ..ReplayOptions::default()
+            };
+            sequence(&inputs, &opts)
+        };
+        for chunk_bytes in [WINDOW_SIZE, 4096, 1] {
+            let one = run(1, chunk_bytes);
+            assert!(one.iter().any(|r| r.starts_with("payload")));
+            assert!(one.iter().any(|r| r.starts_with("syn")));
+            for threads in [2, 3] {
+                assert_eq!(
+                    run(threads, chunk_bytes),
+                    one,
+                    "{threads} threads, {chunk_bytes}"
+                );
+            }
+        }
     }
 
     /// A recording made by `--records` replays the capture's SYN and payload records in the

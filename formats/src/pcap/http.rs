@@ -55,6 +55,15 @@ pub struct HttpFilter {
     /// the segments of other flows cost one bit test rather than a flow key and a lookup.
     /// Bits are cleared only with the table; a stale bit costs a lookup, never a record.
     ports: Box<[u64; 1024]>,
+    /// The words of `ports` with a bit set, so that [`HttpFilter::reset`] clears those
+    /// rather than all 8 KiB.
+    ports_set: Vec<u16>,
+    /// The flow of the last segment looked up in `flows`, and its entry there while it is
+    /// in the table (`[None, None]` otherwise, which no entry is): the segments of a
+    /// followed flow past its first 8 KiB mostly come in runs (a download), and each cost a
+    /// lookup. Always equal to the table's entry: updated with it, cleared when it goes.
+    last_key: FlowKey,
+    last_firsts: [Option<u32>; 2],
     /// The record [`HttpFilter::record`] lends out, refilled for every picked segment
     /// (canonical throughout: [`PayloadRecord::set_head`] zeroes what a longer head left).
     picked: Box<PayloadRecord>,
@@ -65,6 +74,20 @@ impl Default for HttpFilter {
         HttpFilter {
             flows: FxHashMap::default(),
             ports: Box::new([0; 1024]),
+            ports_set: Vec::new(),
+            last_key: FlowKey {
+                addr_a: [0; 16],
+                addr_b: [0; 16],
+                port_a: 0,
+                port_b: 0,
+                ip_version: 0,
+                encap_kind: 0,
+                encap_flags: 0,
+                _pad0: 0,
+                encap_id: 0,
+                _pad1: [0; 4],
+            },
+            last_firsts: [None; 2],
             picked: Box::new(PayloadRecord::ZERO),
         }
     }
@@ -89,7 +112,13 @@ impl HttpFilter {
     /// (SYNs included: they go to the engine as SYN records). Call it for every TCP segment,
     /// in capture order. The record is the filter's own, valid until the next call: copy
     /// what you keep ([`PayloadRecord::prefix`] says it all in `72 + head_len` bytes).
-    #[inline]
+    ///
+    /// Inlined into the per-frame loop, where most segments end at the port bit and the
+    /// payload's first byte ([`Segment::payload_first_byte`]): a segment without payload is
+    /// never passed on, and every HTTP start begins with `G` or `H`, so a segment of a flow
+    /// not followed whose payload starts otherwise needs neither its payload's checks nor a
+    /// lookup.
+    #[inline(always)]
     pub fn record(&mut self, seg: &Segment<'_>) -> Option<&PayloadRecord> {
         let f = seg.fields();
         if f.tcp_flags & tcp_flag::SYN != 0 {
@@ -98,6 +127,35 @@ impl HttpFilter {
         let bit = usize::from(f.src_port ^ f.dst_port);
         let (word, mask) = (bit / 64, 1u64 << (bit % 64));
         let marked = self.ports[word] & mask != 0;
+        // No payload (an ACK of a followed flow, say): nothing to pass on either way.
+        let first = seg.payload_first_byte()?;
+        if !marked && !matches!(first, b'G' | b'H') {
+            return None;
+        }
+        self.follow(seg, marked, (word, mask))
+    }
+
+    /// Makes the filter as a new one, keeping its allocations: a filter per window of a
+    /// capture (see the module documentation) without allocating and zeroing 16 KiB each.
+    pub fn reset(&mut self) {
+        self.last_firsts = [None; 2];
+        if !self.flows.is_empty() {
+            self.flows.clear();
+        }
+        for word in self.ports_set.drain(..) {
+            self.ports[usize::from(word)] = 0;
+        }
+    }
+
+    /// The part of [`HttpFilter::record`] for a segment that may start or belong to a
+    /// followed flow (`marked`: its port bit is set).
+    #[inline(never)]
+    fn follow(
+        &mut self,
+        seg: &Segment<'_>,
+        marked: bool,
+        (word, mask): (usize, u64),
+    ) -> Option<&PayloadRecord> {
         let p = seg.payload()?;
         if p.bytes.is_empty() {
             return None;
@@ -106,39 +164,20 @@ impl HttpFilter {
         if !starts && !marked {
             return None;
         }
-        self.follow(seg, p, starts, (word, mask))
-    }
-
-    /// The part of [`HttpFilter::record`] for a segment that may belong to a followed flow.
-    #[inline(never)]
-    fn follow(
-        &mut self,
-        seg: &Segment<'_>,
-        p: super::TcpPayload<'_>,
-        starts: bool,
-        (word, mask): (usize, u64),
-    ) -> Option<&PayloadRecord> {
         let f = seg.fields();
         let (key, dir) = seg.flow();
-        let firsts = match self.flows.get_mut(&key) {
-            Some(firsts) => firsts,
-            None if starts => {
-                if self.flows.len() >= MAX_FOLLOWED {
-                    self.flows.clear();
-                    self.ports.fill(0);
-                }
-                self.ports[word] |= mask;
-                self.flows.entry(key).or_default()
-            }
-            None => return None,
+        let dir = usize::from(dir & 1);
+        let first = match self.last_firsts[dir] {
+            Some(first) if self.last_key == key => first,
+            _ => self.lookup(&key, dir, p.seq, starts, (word, mask))?,
         };
-        let first = *firsts[usize::from(dir & 1)].get_or_insert(p.seq);
         let ends = f.tcp_flags & (tcp_flag::FIN | tcp_flag::RST) != 0;
         if !ends && p.seq.wrapping_sub(first) as usize >= PAYLOAD_HEAD_MAX {
             return None;
         }
         if ends {
             self.flows.remove(&key);
+            self.last_firsts = [None; 2];
         }
         let r = &mut *self.picked;
         r.ts_ns = seg.ts_ns;
@@ -157,6 +196,43 @@ impl HttpFilter {
         r.direction = direction::UNKNOWN;
         r.set_head(p.bytes);
         Some(r)
+    }
+}
+
+impl HttpFilter {
+    /// The sequence number of direction `dir`'s first followed byte of flow `key` (`seq`
+    /// when the direction has none yet), from the table; `None` when the flow is not
+    /// followed and does not `start` to be. Remembers the entry as the last one.
+    #[inline(never)]
+    fn lookup(
+        &mut self,
+        key: &FlowKey,
+        dir: usize,
+        seq: u32,
+        starts: bool,
+        (word, mask): (usize, u64),
+    ) -> Option<u32> {
+        let firsts = match self.flows.get_mut(key) {
+            Some(firsts) => firsts,
+            None if starts => {
+                if self.flows.len() >= MAX_FOLLOWED {
+                    self.flows.clear();
+                    self.ports.fill(0);
+                    self.ports_set.clear();
+                }
+                if self.ports[word] == 0 {
+                    // `word` < 1024: a port's bit number over 64.
+                    self.ports_set.push(word as u16);
+                }
+                self.ports[word] |= mask;
+                self.flows.entry(*key).or_default()
+            }
+            None => return None,
+        };
+        let first = *firsts[dir].get_or_insert(seq);
+        self.last_key = *key;
+        self.last_firsts = *firsts;
+        Some(first)
     }
 }
 
@@ -251,6 +327,99 @@ mod tests {
             }
         }
         assert!(with_payload > 0, "the fixtures carry payload");
+    }
+
+    /// A filter reset after a capture picks from it again exactly what a new filter picks.
+    #[test]
+    fn a_reset_filter_picks_as_a_new_one() {
+        for name in ["browsers", "segmented", "malformed"] {
+            let path = format!("../fixtures/http/{name}.pcap");
+            let fresh = picks(&path);
+            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(&path);
+            let mut again = Picks {
+                filter: picks(&format!("../fixtures/http/{name}.pcap")).filter,
+                ..Picks::default()
+            };
+            again.filter.reset();
+            crate::pcap::open(&path)
+                .and_then(|mut r| r.run(&mut again))
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            assert!(again.picked == fresh.picked, "{name}");
+            assert_eq!(again.all, fresh.all, "{name}");
+        }
+    }
+
+    /// The filter's picks, and the rule of the module documentation applied to every segment
+    /// with one plain table (no port bits, no remembered last flow).
+    #[derive(Default)]
+    struct Rule {
+        filter: HttpFilter,
+        flows: std::collections::HashMap<FlowKey, [Option<u32>; 2]>,
+        got: Vec<(u64, u32, u16)>,
+        want: Vec<(u64, u32, u16)>,
+    }
+
+    impl PacketSink for Rule {
+        fn syn(&mut self, _: &record::SynRecord) {}
+
+        fn tcp(&mut self, seg: &Segment<'_>) {
+            if let Some(r) = self.filter.record(seg) {
+                self.got.push((r.ts_ns, r.seq, r.payload_len));
+            }
+            let flags = seg.tcp_flags();
+            let Some(p) = seg.payload() else { return };
+            if flags & tcp_flag::SYN != 0 || p.bytes.is_empty() {
+                return;
+            }
+            let (key, dir) = seg.flow();
+            let firsts = match self.flows.get_mut(&key) {
+                Some(firsts) => firsts,
+                None if looks_like_http(p.bytes) => self.flows.entry(key).or_default(),
+                None => return,
+            };
+            let first = *firsts[usize::from(dir & 1)].get_or_insert(p.seq);
+            let within = (p.seq.wrapping_sub(first) as usize) < PAYLOAD_HEAD_MAX;
+            if flags & (tcp_flag::FIN | tcp_flag::RST) != 0 {
+                self.flows.remove(&key);
+            } else if !within {
+                return;
+            }
+            self.want.push((seg.ts_ns, p.seq, p.len));
+        }
+    }
+
+    /// Over every bundled capture (and the shared corpus when it is there) the filter picks
+    /// exactly what its rule says: its shortcuts (port bits, the first-byte pre-test, the
+    /// remembered last flow) change the cost, not the picks. Each capture is also read twice
+    /// in a row by one filter, so that flows past their first 8 KiB are met again (a
+    /// capture's TCP sequence numbers replayed).
+    #[test]
+    fn picks_what_the_rule_says() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures");
+        let mut stack = vec![root.join("http"), root.join("pcap")];
+        if let Ok(dir) = std::env::var("SYNSCOPE_PCAPS") {
+            stack.push(dir.into());
+        }
+        let mut picked = 0;
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap().flatten() {
+                let path = e.path();
+                if path.is_dir() {
+                    stack.push(path);
+                    continue;
+                }
+                let mut rule = Rule::default();
+                for _ in 0..2 {
+                    let Ok(mut reader) = crate::pcap::open(&path) else {
+                        break;
+                    };
+                    let _ = reader.run(&mut rule);
+                }
+                assert_eq!(rule.got, rule.want, "{}", path.display());
+                picked += rule.got.len();
+            }
+        }
+        assert!(picked > 0);
     }
 
     #[test]

@@ -484,6 +484,12 @@ impl super::PacketSink for PayloadCheck<'_> {
     fn tcp(&mut self, seg: &super::Segment<'_>) {
         let got = seg.payload();
         assert_eq!(got, seg.payload_from_frame(), "{:?}", seg.fields());
+        if let Some(first) = got.and_then(|p| p.bytes.first().copied()) {
+            assert_eq!(seg.payload_first_byte(), Some(first), "{:?}", seg.fields());
+        }
+        if seg.payload_first_byte().is_none() {
+            assert!(got.is_none_or(|p| p.bytes.is_empty()), "{:?}", seg.fields());
+        }
         self.0.add(match got {
             Some(p) if !p.bytes.is_empty() => "tcp payload",
             _ => "tcp without payload",

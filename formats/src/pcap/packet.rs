@@ -166,6 +166,28 @@ impl<'a> Segment<'a> {
         self.rec
     }
 
+    /// The byte a non-empty [`Segment::payload`] starts with, found without most of its
+    /// checks: a pre-test for a sink that wants only payloads starting with given bytes (or
+    /// only segments with payload), costing a few reads where `payload` costs a dozen checks.
+    ///
+    /// Whenever `payload` is `Some` with bytes, this is `Some` of its first byte (the TCP
+    /// header is `ip_hdr_len` bytes into the IP packet for both versions `payload` accepts,
+    /// and the payload ends where the IP header says the packet does). So `None` means
+    /// `payload` has no bytes to offer; a `Some` may still come with a `payload` of `None`
+    /// (a fragment, a bad data offset, IPv6 extension headers), and only says "ask it".
+    #[inline(always)]
+    pub fn payload_first_byte(&self) -> Option<u8> {
+        let r = self.rec;
+        let ip = self.l3.off as usize;
+        let tcp = ip + usize::from(r.ip_hdr_len);
+        let doff = usize::from(*self.l3.frame.get(tcp + 12)? >> 4) * 4;
+        let ip_bytes = usize::from(r.ip_len) + if r.ip_version == 6 { 40 } else { 0 };
+        if tcp + doff >= ip + ip_bytes {
+            return None;
+        }
+        self.l3.frame.get(tcp + doff).copied()
+    }
+
     /// The TCP payload and sequence number, when p0f would read them: an unfragmented IPv4
     /// packet or an IPv6 packet whose next header is TCP (p0f walks no extension headers),
     /// a sane data offset, and every payload byte the IP header announces captured (p0f
