@@ -33,5 +33,5 @@ pub use layer::resume;
 pub use link::ip_of_ethertype;
 pub use parse::{
     Frame, IpVersion, Link, MAX_IPV6_EXT, Packet, Parsed, Resume, Skip, Stepped, Syn, by_steps,
-    ethernet, first_step, ip, next_step, parse_ethernet,
+    ethernet, first_step, ip, ip_inner, ip_step, next_step, parse_ethernet,
 };

@@ -228,9 +228,10 @@ pub fn ip<P: Packet>(pkt: &mut P, link: Link, rec: &mut SynRecord) -> Parsed {
     }
 }
 
-/// [`ip`] after the first IP header led into an encapsulation at `from`.
+/// [`ip`] after the first IP header led into an encapsulation at `from` ([`ip_step`]'s
+/// [`Stepped::Inner`]).
 #[inline(never)]
-fn ip_inner<P: Packet>(pkt: &mut P, from: Resume, rec: &mut SynRecord) -> Parsed {
+pub fn ip_inner<P: Packet>(pkt: &mut P, from: Resume, rec: &mut SynRecord) -> Parsed {
     let mut stepped = Stepped::Inner(from);
     // Each turn is one step, and a step past the bound skips the packet.
     let mut turn = 0;
@@ -249,8 +250,12 @@ fn ip_inner<P: Packet>(pkt: &mut P, from: Resume, rec: &mut SynRecord) -> Parsed
 
 /// One IP header: its TCP packet, or the tunnel it carries (one more encapsulation, which
 /// starts a new Ethernet header's count of VLAN tags and link headers).
+///
+/// [`ip`] is this and [`ip_inner`]; a per-frame loop that takes the result apart at once
+/// calls the two itself, so that the common packet's result is never merged with the
+/// out-of-line one (the merged value went through memory, BENCHMARKS.md).
 #[inline(always)]
-fn ip_step<P: Packet>(pkt: &mut P, link: Link, rec: &mut SynRecord) -> Stepped {
+pub fn ip_step<P: Packet>(pkt: &mut P, link: Link, rec: &mut SynRecord) -> Stepped {
     let step = match link.version {
         IpVersion::V4 => parse_ipv4(pkt, link.off, rec),
         IpVersion::V6 => parse_ipv6(pkt, link.off, rec),

@@ -7,7 +7,7 @@
 //! `direction = unknown`), and the [`record_flag::SNAPPED`] flag: the payload may be cut by the
 //! snap length, and the record then carries the flag and the length the IP header announced.
 
-use packet::{Frame, IpVersion, Skip, Syn};
+use packet::{Frame, IpVersion, Skip, Stepped, Syn};
 use record::{FlowKey, SynRecord, direction, record_flag, source};
 
 use super::link::{self, Net};
@@ -77,25 +77,28 @@ fn parse_frame<'a>(
     data: &'a [u8],
     rec: &mut SynRecord,
 ) -> Result<(u64, Syn, L3<'a>), SkipReason> {
+    // No `?` on the parser's results, and each IP version's result taken apart in its own
+    // arm: merged into one value first (a `?`'s `ControlFlow`, or one `Parsed` for both
+    // arms), the hot IPv4 result went through the stack and was read back by loads that
+    // straddle its stores. Store-to-load forwarding fails on those, and the two stalls per
+    // frame were most of the parse's cycles.
     let (frame, at) = if link == LinkType::ETHERNET {
-        (data, packet::ethernet(&mut Frame(data))?)
+        match packet::ethernet(&mut Frame(data)) {
+            Ok(at) => (data, at),
+            Err(skip) => return Err(skip.into()),
+        }
     } else {
         let (net, l3) = link::strip(link, data)?;
         (l3, packet::Link::ip(ip_version(net, l3)?, 0))
     };
     // IPv4 inline, the rarer IPv6 (and its extension-header walk) out of line: that keeps the
     // per-frame loop small.
-    let parsed = match at.version {
-        IpVersion::V4 => packet::ip(&mut Frame(frame), at, rec),
-        IpVersion::V6 => ipv6(frame, at, rec),
-    };
-    let (l3_bytes, l3_off, syn) = match parsed {
-        packet::Parsed::Skip(skip) => return Err(skip.into()),
-        packet::Parsed::Tcp {
-            l3_bytes,
-            l3_off,
-            syn,
-        } => (u64::from(l3_bytes), l3_off, syn),
+    let (l3_bytes, l3_off, syn) = match at.version {
+        IpVersion::V4 => match packet::ip_step(&mut Frame(frame), at, rec) {
+            Stepped::Done(parsed) => tcp_parts(parsed)?,
+            Stepped::Inner(from) => tcp_parts(packet::ip_inner(&mut Frame(frame), from, rec))?,
+        },
+        IpVersion::V6 => tcp_parts(ipv6(frame, at, rec))?,
     };
     if syn == Syn::Record {
         rec.ts_ns = ts_ns;
@@ -108,6 +111,19 @@ fn parse_frame<'a>(
         }
     }
     Ok((l3_bytes, syn, L3 { frame, off: l3_off }))
+}
+
+/// A parse's TCP packet as the layer-3 bytes, the IP header's offset and the SYN state.
+#[inline(always)]
+fn tcp_parts(parsed: packet::Parsed) -> Result<(u64, u32, Syn), SkipReason> {
+    match parsed {
+        packet::Parsed::Tcp {
+            l3_bytes,
+            l3_off,
+            syn,
+        } => Ok((u64::from(l3_bytes), l3_off, syn)),
+        packet::Parsed::Skip(skip) => Err(skip.into()),
+    }
 }
 
 /// Where a TCP packet's innermost IP header is: the frame from its network layer on (the
