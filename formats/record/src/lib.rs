@@ -545,6 +545,11 @@ impl SynRecord {
 
     /// The packet's flow (canonical [`FlowKey`]) and its direction in it
     /// ([`flow_dir`]), from the record's addresses, ports and outermost encapsulation.
+    ///
+    /// Inlined: called out of line, the key came back through memory written a field at a
+    /// time and was read back a word at a time, and those loads wait for the stores to
+    /// retire (store-to-load forwarding fails), a stall per packet in a replay's flow table.
+    #[inline]
     pub fn flow_key(&self) -> (FlowKey, u8) {
         FlowKey::new_in(
             self.ip_version,
