@@ -18,18 +18,7 @@ pub struct AlignedKey(pub FlowKey);
 
 impl AlignedKey {
     /// The all-zero key, to be filled by [`flow_key`].
-    pub const ZERO: AlignedKey = AlignedKey(FlowKey {
-        addr_a: [0; 16],
-        addr_b: [0; 16],
-        port_a: 0,
-        port_b: 0,
-        ip_version: 0,
-        encap_kind: 0,
-        encap_flags: 0,
-        _pad0: 0,
-        encap_id: 0,
-        _pad1: [0; 4],
-    });
+    pub const ZERO: AlignedKey = AlignedKey(FlowKey::ZERO);
 }
 
 const _: () = assert!(FlowKey::SIZE == 48 && core::mem::size_of::<AlignedKey>() == 48);

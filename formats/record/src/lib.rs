@@ -730,6 +730,20 @@ impl FlowKey {
     /// Size in bytes (pinned by a test).
     pub const SIZE: usize = 48;
 
+    /// The all-zero key (no flow has it: a flow's IP version is 4 or 6).
+    pub const ZERO: FlowKey = FlowKey {
+        addr_a: [0; 16],
+        addr_b: [0; 16],
+        port_a: 0,
+        port_b: 0,
+        ip_version: 0,
+        encap_kind: 0,
+        encap_flags: 0,
+        _pad0: 0,
+        encap_id: 0,
+        _pad1: [0; 4],
+    };
+
     /// The key for a packet from `src:sport` to `dst:dport` outside any encapsulation, and
     /// the packet's direction ([`flow_dir`]). Endpoint a is the smaller of the two by address
     /// bytes, then port. See [`FlowKey::new_in`] for packets inside one.
