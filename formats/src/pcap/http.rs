@@ -288,34 +288,42 @@ mod tests {
     fn skips_flows_that_do_not_start_like_http() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/pcap");
         let mut with_payload = 0;
-        let mut stack = vec![dir];
-        while let Some(d) = stack.pop() {
-            for e in std::fs::read_dir(&d).unwrap().flatten() {
-                let path = e.path();
-                if path.is_dir() {
-                    stack.push(path);
-                    continue;
-                }
-                let mut sink = Picks::default();
-                let Ok(mut reader) = crate::pcap::open(&path) else {
-                    continue;
-                };
-                let _ = reader.run(&mut sink);
-                with_payload += sink.all.len();
-                for r in &sink.picked {
-                    // A picked segment belongs to a flow that showed an HTTP start.
-                    let (key, _) = r.flow_key();
-                    assert!(
-                        sink.picked
-                            .iter()
-                            .any(|s| s.flow_key().0 == key && looks_like_http(s.head())),
-                        "{}",
-                        path.display()
-                    );
-                }
+        for path in files_under(vec![dir]) {
+            let mut sink = Picks::default();
+            let Ok(mut reader) = crate::pcap::open(&path) else {
+                continue;
+            };
+            let _ = reader.run(&mut sink);
+            with_payload += sink.all.len();
+            for r in &sink.picked {
+                // A picked segment belongs to a flow that showed an HTTP start.
+                let (key, _) = r.flow_key();
+                assert!(
+                    sink.picked
+                        .iter()
+                        .any(|s| s.flow_key().0 == key && looks_like_http(s.head())),
+                    "{}",
+                    path.display()
+                );
             }
         }
         assert!(with_payload > 0, "the fixtures carry payload");
+    }
+
+    /// Every file under `dirs`, in any order.
+    fn files_under(mut dirs: Vec<std::path::PathBuf>) -> Vec<std::path::PathBuf> {
+        let mut files = Vec::new();
+        while let Some(d) = dirs.pop() {
+            for e in std::fs::read_dir(&d).unwrap().flatten() {
+                let path = e.path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else {
+                    files.push(path);
+                }
+            }
+        }
+        files
     }
 
     /// A filter reset after a capture picks from it again exactly what a new filter picks.
@@ -385,28 +393,21 @@ mod tests {
     #[test]
     fn picks_what_the_rule_says() {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures");
-        let mut stack = vec![root.join("http"), root.join("pcap")];
+        let mut dirs = vec![root.join("http"), root.join("pcap")];
         if let Ok(dir) = std::env::var("SYNSCOPE_PCAPS") {
-            stack.push(dir.into());
+            dirs.push(dir.into());
         }
         let mut picked = 0;
-        while let Some(d) = stack.pop() {
-            for e in std::fs::read_dir(&d).unwrap().flatten() {
-                let path = e.path();
-                if path.is_dir() {
-                    stack.push(path);
-                    continue;
-                }
-                let mut rule = Rule::default();
-                for _ in 0..2 {
-                    let Ok(mut reader) = crate::pcap::open(&path) else {
-                        break;
-                    };
-                    let _ = reader.run(&mut rule);
-                }
-                assert_eq!(rule.got, rule.want, "{}", path.display());
-                picked += rule.got.len();
+        for path in files_under(dirs) {
+            let mut rule = Rule::default();
+            for _ in 0..2 {
+                let Ok(mut reader) = crate::pcap::open(&path) else {
+                    break;
+                };
+                let _ = reader.run(&mut rule);
             }
+            assert_eq!(rule.got, rule.want, "{}", path.display());
+            picked += rule.got.len();
         }
         assert!(picked > 0);
     }
