@@ -692,8 +692,14 @@ fn encap_is_canonical(kind: u8, depth: u8, flags: u8, id: u32) -> bool {
 /// | 39 | 1 | `_pad0` |
 /// | 40 | 4 | `encap_id` |
 /// | 44 | 4 | `_pad1` |
+///
+/// `Hash` is written out rather than derived: it feeds the key's six 8-byte words to the
+/// hasher, where the derived one hashed each address as a byte slice (a length and a
+/// variable-length byte hash each), which made hashing the largest part of a flow-table
+/// update in replay (BENCHMARKS.md). It hashes every byte `Eq` compares, so equal keys hash
+/// equally.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct FlowKey {
     /// Address of endpoint a, network byte order (IPv4 in bytes 0..4, rest zero).
     pub addr_a: [u8; 16],
@@ -845,6 +851,27 @@ impl FlowKey {
 
     /// The key whose memory is the six words `w` (see [`FlowKey::words`]).
     #[inline(always)]
+    fn to_words(self) -> [u64; 6] {
+        let [a0, a1] = addr_words(self.addr_a);
+        let [b0, b1] = addr_words(self.addr_b);
+        let [p0, p1] = self.port_a.to_ne_bytes();
+        let [p2, p3] = self.port_b.to_ne_bytes();
+        let tail = u64::from_ne_bytes([
+            p0,
+            p1,
+            p2,
+            p3,
+            self.ip_version,
+            self.encap_kind,
+            self.encap_flags,
+            self._pad0,
+        ]);
+        let [i0, i1, i2, i3] = self.encap_id.to_ne_bytes();
+        let [z0, z1, z2, z3] = self._pad1;
+        let id = u64::from_ne_bytes([i0, i1, i2, i3, z0, z1, z2, z3]);
+        [a0, a1, b0, b1, tail, id]
+    }
+
     fn from_words(w: [u64; 6]) -> FlowKey {
         let [a0, a1, b0, b1, tail, id] = w;
         let t = tail.to_ne_bytes();
@@ -860,6 +887,15 @@ impl FlowKey {
             _pad0: 0,
             encap_id: u32::from_ne_bytes([i[0], i[1], i[2], i[3]]),
             _pad1: [0; 4],
+        }
+    }
+}
+
+impl core::hash::Hash for FlowKey {
+    #[inline]
+    fn hash<H: core::hash::Hasher>(&self, state: &mut H) {
+        for w in self.to_words() {
+            state.write_u64(w);
         }
     }
 }
@@ -1203,6 +1239,78 @@ mod tests {
         let (kp, dp) = p.flow_key();
         assert_eq!(ks, kp);
         assert_ne!(ds, dp);
+    }
+
+    /// A hasher that keeps what it is fed, to see what [`FlowKey`]'s `Hash` hashes.
+    #[derive(Default)]
+    struct Fed {
+        words: [u64; 8],
+        n: usize,
+        bytes: usize,
+    }
+
+    impl core::hash::Hasher for Fed {
+        fn finish(&self) -> u64 {
+            0
+        }
+        fn write(&mut self, bytes: &[u8]) {
+            self.bytes += bytes.len();
+        }
+        fn write_u64(&mut self, w: u64) {
+            self.words[self.n] = w;
+            self.n += 1;
+        }
+    }
+
+    /// `Hash` feeds the key's 48 bytes, in memory order, as six words and nothing else; so
+    /// it hashes exactly what `Eq` compares. Each field, changed alone, changes the words.
+    #[test]
+    fn flow_key_hashes_its_six_words() {
+        use core::hash::Hash;
+        let encap = Encap {
+            id: 0x0102_0304,
+            kind: encap::VXLAN,
+            depth: 1,
+            flags: 0x05,
+            _pad: 0,
+        };
+        let a = [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7];
+        let b = [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9];
+        let (k, _) = FlowKey::new_in(6, a, 443, b, 55000, &encap);
+        let fed = |k: &FlowKey| {
+            let mut h = Fed::default();
+            k.hash(&mut h);
+            assert_eq!((h.n, h.bytes), (6, 0));
+            let mut w = [0u64; 6];
+            w.copy_from_slice(&h.words[..6]);
+            w
+        };
+        let words = fed(&k);
+        assert_eq!(FlowKey::from_words(words), k);
+        #[cfg(feature = "user")]
+        {
+            let bytes = bytemuck::bytes_of(&k);
+            for (i, w) in words.iter().enumerate() {
+                assert_eq!(w.to_ne_bytes(), bytes[i * 8..i * 8 + 8], "word {i}");
+            }
+        }
+        let changes: [fn(&mut FlowKey); 10] = [
+            |k| k.addr_a[0] ^= 1,
+            |k| k.addr_a[15] ^= 1,
+            |k| k.addr_b[8] ^= 1,
+            |k| k.port_a ^= 0x100,
+            |k| k.port_b ^= 1,
+            |k| k.ip_version = 4,
+            |k| k.encap_kind ^= 1,
+            |k| k.encap_flags ^= 1,
+            |k| k.encap_id ^= 1 << 31,
+            |k| k._pad1[3] ^= 1,
+        ];
+        for (i, change) in changes.iter().enumerate() {
+            let mut other = k;
+            change(&mut other);
+            assert_ne!(fed(&other), words, "change {i}");
+        }
     }
 
     #[test]
