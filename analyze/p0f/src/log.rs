@@ -66,6 +66,32 @@ impl std::fmt::Write for Bytes<'_> {
     }
 }
 
+/// Where a line's text goes: a `fmt::Write` that also takes ASCII bytes as they are.
+///
+/// The numbers of a line (addresses, the time) are put together as ASCII in small arrays; a
+/// `&str` of them costs a UTF-8 check per piece, which was about a tenth of rendering a line
+/// (BENCHMARKS.md). A byte buffer takes them without one.
+pub trait LineOut: std::fmt::Write {
+    /// Appends `ascii`, which holds only ASCII bytes.
+    fn ascii(&mut self, ascii: &[u8]) -> std::fmt::Result;
+}
+
+impl LineOut for Bytes<'_> {
+    #[inline(always)]
+    fn ascii(&mut self, ascii: &[u8]) -> std::fmt::Result {
+        debug_assert!(ascii.is_ascii());
+        self.0.extend_from_slice(ascii);
+        Ok(())
+    }
+}
+
+impl LineOut for String {
+    fn ascii(&mut self, ascii: &[u8]) -> std::fmt::Result {
+        self.push_str(std::str::from_utf8(ascii).map_err(|_| std::fmt::Error)?);
+        Ok(())
+    }
+}
+
 /// The line without its newline, as a `String` (convenient for tests and comparisons).
 pub fn p0f_line(db: &Database, ev: &Event) -> String {
     let mut s = String::with_capacity(256);
@@ -75,17 +101,13 @@ pub fn p0f_line(db: &Database, ev: &Event) -> String {
 }
 
 /// An address as p0f prints it: dotted quad, or eight uncompressed lower-case hex groups.
-pub fn write_addr(
-    ip_version: u8,
-    a: &[u8; 16],
-    out: &mut impl std::fmt::Write,
-) -> std::fmt::Result {
+pub fn write_addr(ip_version: u8, a: &[u8; 16], out: &mut impl LineOut) -> std::fmt::Result {
     if ip_version == 4 {
         // `write!` with four `{}` went through `fmt`'s padding machinery per octet, a large
         // share of rendering p0f lines.
         let (text, len) = record::ipv4_text(a);
         // Only ASCII digits and dots were written.
-        out.write_str(std::str::from_utf8(&text[..len]).unwrap_or_default())
+        out.ascii(&text[..len])
     } else {
         for g in 0..8 {
             if g > 0 {
@@ -98,7 +120,7 @@ pub fn write_addr(
 }
 
 /// `v` in lower-case hex without leading zeros, as `{:x}` writes it.
-fn write_hex(v: u16, out: &mut impl std::fmt::Write) -> std::fmt::Result {
+fn write_hex(v: u16, out: &mut impl LineOut) -> std::fmt::Result {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut text = [0u8; 4];
     let mut start = 4;
@@ -112,11 +134,11 @@ fn write_hex(v: u16, out: &mut impl std::fmt::Write) -> std::fmt::Result {
         }
     }
     // Only ASCII hex digits were written.
-    out.write_str(std::str::from_utf8(&text[start..]).unwrap_or_default())
+    out.ascii(&text[start..])
 }
 
 /// `YYYY/MM/DD HH:MM:SS` for seconds since the epoch.
-pub fn write_time(secs: i64, out: &mut impl std::fmt::Write) -> std::fmt::Result {
+pub fn write_time(secs: i64, out: &mut impl LineOut) -> std::fmt::Result {
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
     let (y, m, d) = civil_from_days(days);
@@ -145,7 +167,7 @@ pub fn write_time(secs: i64, out: &mut impl std::fmt::Write) -> std::fmt::Result
     put(11, 2, (rem / 3600) as u32);
     put(14, 2, ((rem / 60) % 60) as u32);
     put(17, 2, (rem % 60) as u32);
-    out.write_str(std::str::from_utf8(&t).unwrap_or_default())
+    out.ascii(&t)
 }
 
 /// Proleptic Gregorian date from days since 1970-01-01 (Howard Hinnant's algorithm).
@@ -169,12 +191,20 @@ struct Words<'a, W: std::fmt::Write> {
 }
 
 impl<W: std::fmt::Write> Words<'_, W> {
-    fn word(&mut self, args: std::fmt::Arguments<'_>) -> std::fmt::Result {
+    /// Starts a word: the separator when one came before. The caller writes the word.
+    fn next(&mut self) -> std::fmt::Result {
         if self.any {
             self.out.write_char(' ')?;
         }
         self.any = true;
-        self.out.write_fmt(args)
+        Ok(())
+    }
+
+    /// A word that is a fixed string (no `format_args!`: `fmt` costs about a thousand
+    /// instructions a call, more than the rest of a line).
+    fn word(&mut self, word: &str) -> std::fmt::Result {
+        self.next()?;
+        self.out.write_str(word)
     }
 
     fn finish(self, empty: &str) -> std::fmt::Result {
@@ -186,24 +216,31 @@ impl<W: std::fmt::Write> Words<'_, W> {
     }
 }
 
-fn write_params(p: &Params, has_match: bool, out: &mut impl std::fmt::Write) -> std::fmt::Result {
+fn write_params(p: &Params, has_match: bool, out: &mut impl LineOut) -> std::fmt::Result {
     let mut w = Words { out, any: false };
     if has_match {
         if p.generic {
-            w.word(format_args!("generic"))?;
+            w.word("generic")?;
         }
         if p.fuzzy {
-            w.word(format_args!("fuzzy"))?;
+            w.word("fuzzy")?;
         }
         if p.random_ttl {
-            w.word(format_args!("random_ttl"))?;
+            w.word("random_ttl")?;
         }
     }
     if p.excess_dist {
-        w.word(format_args!("excess_dist"))?;
+        w.word("excess_dist")?;
     }
     if p.tos != 0 {
-        w.word(format_args!("tos:0x{:02x}", p.tos))?;
+        w.next()?;
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let t = [
+            DIGITS[usize::from(p.tos >> 4)],
+            DIGITS[usize::from(p.tos & 0xf)],
+        ];
+        w.out.write_str("tos:0x")?;
+        w.out.ascii(&t)?;
     }
     w.finish("none")
 }
@@ -213,7 +250,7 @@ fn write_nat(n: &NatObservation, out: &mut impl std::fmt::Write) -> std::fmt::Re
     let mut w = Words { out, any: false };
     for (bit, name) in NatReasons::NAMES {
         if n.reasons.0 & bit != 0 {
-            w.word(format_args!("{name}"))?;
+            w.word(name)?;
         }
     }
     w.finish("???")?;
@@ -259,13 +296,13 @@ fn write_http(
     let mut w = Words { out, any: false };
     let p = &h.params;
     if p.dishonest {
-        w.word(format_args!("dishonest"))?;
+        w.word("dishonest")?;
     }
     if p.anonymous {
-        w.word(format_args!("anonymous"))?;
+        w.word("anonymous")?;
     }
     if p.generic {
-        w.word(format_args!("generic"))?;
+        w.word("generic")?;
     }
     w.finish("none")?;
     out.write_str("|raw_sig=")?;
@@ -276,7 +313,7 @@ fn format_line(
     db: &Database,
     ev: &Event,
     utc_offset_secs: i64,
-    out: &mut impl std::fmt::Write,
+    out: &mut impl LineOut,
 ) -> std::fmt::Result {
     let e = &ev.endpoints;
     out.write_char('[')?;
@@ -424,6 +461,49 @@ mod tests {
             let mut s = String::new();
             let _ = write_addr(4, &a, &mut s);
             assert_eq!(s, std::net::Ipv4Addr::from(octets).to_string());
+        }
+    }
+
+    /// `params=` as p0f's `snprintf` pieces would print it, for every flag combination and
+    /// every TOS value, against the words written in place.
+    #[test]
+    fn params_agree_with_fmt() {
+        for bits in 0..16u8 {
+            for tos in 0..=u8::MAX {
+                for has_match in [false, true] {
+                    let p = Params {
+                        generic: bits & 1 != 0,
+                        fuzzy: bits & 2 != 0,
+                        random_ttl: bits & 4 != 0,
+                        excess_dist: bits & 8 != 0,
+                        tos,
+                    };
+                    let mut words = Vec::new();
+                    if has_match && p.generic {
+                        words.push("generic".to_string());
+                    }
+                    if has_match && p.fuzzy {
+                        words.push("fuzzy".to_string());
+                    }
+                    if has_match && p.random_ttl {
+                        words.push("random_ttl".to_string());
+                    }
+                    if p.excess_dist {
+                        words.push("excess_dist".to_string());
+                    }
+                    if tos != 0 {
+                        words.push(format!("tos:0x{tos:02x}"));
+                    }
+                    let want = if words.is_empty() {
+                        "none".to_string()
+                    } else {
+                        words.join(" ")
+                    };
+                    let mut line = Vec::new();
+                    let _ = write_params(&p, has_match, &mut Bytes(&mut line));
+                    assert_eq!(String::from_utf8(line).unwrap(), want, "{p:?} {has_match}");
+                }
+            }
         }
     }
 
