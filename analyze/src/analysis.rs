@@ -143,8 +143,9 @@ fn count<K: PartialEq>(counts: &mut Vec<(K, u64)>, key: K) {
 struct Analysis<'w, W: Write> {
     engine: Engine,
     events: Vec<Event>,
-    /// The payload record handed to the engine, loaded from each batch's compact form in
-    /// turn (boxed: 8 KiB).
+    /// The fields of the payload record handed to the engine, loaded from each batch's
+    /// compact form in turn; the head goes over from the batch itself
+    /// ([`PayloadRef::fields_into`]), so this record's own head stays zero (boxed: 8 KiB).
     payload: Box<PayloadRecord>,
     sources: Sources,
     out: &'w mut W,
@@ -392,8 +393,9 @@ impl<W: Write> Analysis<'_, W> {
         if self.error.is_some() {
             return;
         }
-        p.load_into(&mut self.payload);
-        self.engine.payload(&self.payload, &mut self.events);
+        let head = p.fields_into(&mut self.payload);
+        self.engine
+            .payload_parts(&self.payload, head, &mut self.events);
         if let Err(e) = self.observe_events(index) {
             self.error = Some(e);
         }

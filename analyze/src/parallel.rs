@@ -351,7 +351,7 @@ pub enum Rec<'a> {
 #[derive(Clone, Copy, Debug)]
 pub struct PayloadRef<'a>(&'a [u8]);
 
-impl PayloadRef<'_> {
+impl<'a> PayloadRef<'a> {
     /// Makes `r` this record (see [`PayloadRecord::load_prefix`]: `r` must be canonical,
     /// as [`PayloadRecord::ZERO`] or a record only ever loaded this way). Costs a copy of the
     /// record's payload, not of 8 KiB.
@@ -359,6 +359,14 @@ impl PayloadRef<'_> {
         // Every prefix in a batch was made by `push_payload` from a record: always one.
         let loaded = r.load_prefix(self.0);
         debug_assert!(loaded.is_ok(), "{loaded:?}");
+    }
+
+    /// Copies this record's fields into `r` and returns its head where it lies in the batch
+    /// ([`PayloadRecord::load_fields`]; `r.head` is left as it was): for
+    /// `p0f::Engine::payload_parts`, without a copy of the payload.
+    pub fn fields_into(&self, r: &mut PayloadRecord) -> &'a [u8] {
+        // Every prefix in a batch was made by `push_payload` from a record: always one.
+        r.load_fields(self.0).unwrap_or_default()
     }
 }
 

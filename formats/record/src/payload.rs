@@ -239,6 +239,27 @@ impl PayloadRecord {
         }
         Ok(())
     }
+
+    /// The head of the record whose [`PayloadRecord::prefix`] `bytes` is, borrowed from
+    /// `bytes`, with that record's fixed fields (everything before `head`) copied into
+    /// `self`: for a reader that passes the head on where it lies (the p0f engine's
+    /// `payload_parts`), so a segment's payload is not copied once more. `self.head` is
+    /// left as it was, so `self` alone is that record only in its fields, not in its head.
+    /// Bytes that are no record's prefix change nothing.
+    pub fn load_fields<'b>(&mut self, bytes: &'b [u8]) -> Result<&'b [u8], NotAPrefix> {
+        let Some(head) = bytes.get(Self::HEAD_OFFSET..) else {
+            return Err(NotAPrefix);
+        };
+        let said = bytes
+            .get(Self::HEAD_LEN_OFFSET..Self::HEAD_LEN_OFFSET + 2)
+            .map(|b| u16::from_ne_bytes([b[0], b[1]]));
+        if head.len() > PAYLOAD_HEAD_MAX || said != Some(head.len() as u16) {
+            return Err(NotAPrefix);
+        }
+        bytemuck::bytes_of_mut(self)[..Self::HEAD_OFFSET]
+            .copy_from_slice(&bytes[..Self::HEAD_OFFSET]);
+        Ok(head)
+    }
 }
 
 /// [`PayloadRecord::load_prefix`] was given bytes that are not a record's prefix.
@@ -324,6 +345,42 @@ mod tests {
         assert_eq!(r, before);
         r.load_prefix(full.prefix()).unwrap();
         assert_eq!(r, full);
+    }
+
+    /// `load_fields` gives the fields `load_prefix` gives and the head `head()` gives, and
+    /// refuses what `load_prefix` refuses, changing nothing then.
+    #[cfg(feature = "user")]
+    #[test]
+    fn fields_and_head_agree_with_the_whole_record() {
+        let mut long = PayloadRecord::ZERO;
+        long.ts_ns = 7;
+        long.src_addr[..4].copy_from_slice(&[198, 51, 100, 1]);
+        long.seq = 0x0102_0304;
+        long.payload_len = 3000;
+        long.direction = 2;
+        long.set_head(&[b'a'; 3000]);
+        let mut short = PayloadRecord::ZERO;
+        short.src_port = 80;
+        short.payload_len = 5;
+        short.set_head(b"HTTP/");
+        let mut r = PayloadRecord::ZERO;
+        for want in [long, short, PayloadRecord::ZERO, long] {
+            let bytes = want.prefix();
+            let head = r.load_fields(bytes).unwrap();
+            assert_eq!(head, want.head());
+            let mut fields = r;
+            fields.head = want.head;
+            assert_eq!(fields, want);
+        }
+        let before = r;
+        assert_eq!(r.load_fields(&short.prefix()[..71]), Err(NotAPrefix));
+        assert_eq!(r.load_fields(&long.prefix()[..80]), Err(NotAPrefix));
+        let mut full = PayloadRecord::ZERO;
+        full.set_head(&[1; PAYLOAD_HEAD_MAX]);
+        let mut too_long = [0u8; PayloadRecord::SIZE + 1];
+        too_long[..PayloadRecord::SIZE].copy_from_slice(full.prefix());
+        assert_eq!(r.load_fields(&too_long), Err(NotAPrefix));
+        assert_eq!(r, before);
     }
 
     #[test]

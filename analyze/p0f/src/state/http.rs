@@ -32,6 +32,19 @@ impl Engine {
     /// before this point (truncated by the capture's snap length, bad headers) must not be
     /// given.
     pub fn payload(&mut self, r: &PayloadRecord, out: &mut Vec<Event>) -> PayloadStatus {
+        self.payload_parts(r, r.head(), out)
+    }
+
+    /// [`Engine::payload`] for a record whose head is held apart from its fields: `r`'s
+    /// fields are read, `head` stands for its head (`r.head` is not read). A replay that
+    /// carries records as bytes hands the head over where it lies instead of copying it
+    /// into a record first ([`record::PayloadRecord::load_fields`]).
+    pub fn payload_parts(
+        &mut self,
+        r: &PayloadRecord,
+        head: &[u8],
+        out: &mut Vec<Event>,
+    ) -> PayloadStatus {
         let (key, _) = r.flow_key();
         let Some(key) = self.non_syn_packet(&key, r.ts_ns, r.tcp_flags) else {
             return PayloadStatus::Untracked;
@@ -54,8 +67,7 @@ impl Engine {
             return PayloadStatus::Tracked;
         }
         let hf = f.http.get_or_insert_with(Box::default);
-        let held = r.head();
-        let held = &held[..held.len().min(pay_len)];
+        let held = &head[..head.len().min(pay_len)];
         let wanted = pay_len.min(MAX_FLOW_DATA.saturating_sub(hf.len(to_srv)));
         let short = held.len() < wanted;
         hf.append(to_srv, held);
