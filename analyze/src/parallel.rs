@@ -35,7 +35,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
 use formats::flows::FlowReader;
 use formats::payload::{PayloadReader, PayloadRow};
 use formats::pcap::{
-    CaptureReader, HttpFilter, IngestStats, PacketSink, PcapError, Segment, SkipReason,
+    CaptureReader, Endpoints, HttpFilter, IngestStats, PacketSink, PcapError, Segment, SkipReason,
     WINDOW_SIZE, Windows,
 };
 use formats::syn::SynReader;
@@ -1185,14 +1185,16 @@ struct TableSink<'a> {
     records: &'a mut Batch,
     http: Option<&'a mut HttpFilter>,
     table: &'a mut FlowTable,
-    /// The flow of the last packets and their counters, not yet in `table`.
-    run: Option<(FlowKey, Traffic)>,
+    /// The flow of the last packets and their counters, not yet in `table`; with the
+    /// endpoints of the packet that started the run, by which the run's later packets are
+    /// told without making their keys ([`Endpoints`]).
+    run: Option<(Endpoints, FlowKey, Traffic)>,
 }
 
 impl TableSink<'_> {
     /// Puts the pending run into the table.
     fn flush(&mut self) {
-        if let Some((key, c)) = self.run.take() {
+        if let Some((_, key, c)) = self.run.take() {
             self.table.entry(key).or_default().merge(&c);
         }
     }
@@ -1211,13 +1213,15 @@ impl PacketSink for TableSink<'_> {
         {
             self.records.push_payload(r);
         }
-        let (key, _) = seg.flow();
-        if !matches!(&self.run, Some((k, _)) if *k == key) {
-            self.flush();
-            self.run = Some((key, Traffic::default()));
-        }
-        if let Some((_, c)) = &mut self.run {
-            c.add_packet(seg.l3_bytes);
+        let here = seg.endpoints();
+        match &mut self.run {
+            Some((e, _, c)) if *e == here || e.reversed() == here => c.add_packet(seg.l3_bytes),
+            _ => {
+                self.flush();
+                let mut c = Traffic::default();
+                c.add_packet(seg.l3_bytes);
+                self.run = Some((here, seg.flow().0, c));
+            }
         }
     }
 }

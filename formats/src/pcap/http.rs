@@ -35,7 +35,7 @@ use rustc_hash::FxHashMap;
 
 use record::{FlowKey, PAYLOAD_HEAD_MAX, PayloadRecord, direction, tcp_flag};
 
-use super::Segment;
+use super::{Endpoints, Segment};
 
 /// Flows followed at most before the table is emptied (a bound on memory for captures with
 /// very many HTTP connections; each entry is about 64 bytes).
@@ -62,7 +62,9 @@ pub struct HttpFilter {
     /// in the table (`[None, None]` otherwise, which no entry is): the segments of a
     /// followed flow past its first 8 KiB mostly come in runs (a download), and each cost a
     /// lookup. Always equal to the table's entry: updated with it, cleared when it goes.
-    last_key: FlowKey,
+    /// The flow is kept as that segment's own endpoints and its direction, so that a
+    /// segment is recognised by comparing its fields, without making its flow key.
+    last: (Endpoints, usize),
     last_firsts: [Option<u32>; 2],
     /// The record [`HttpFilter::record`] lends out, refilled for every picked segment
     /// (canonical throughout: [`PayloadRecord::set_head`] zeroes what a longer head left).
@@ -75,7 +77,7 @@ impl Default for HttpFilter {
             flows: FxHashMap::default(),
             ports: Box::new([0; 1024]),
             ports_set: Vec::new(),
-            last_key: FlowKey::ZERO,
+            last: (Endpoints::default(), 0),
             last_firsts: [None; 2],
             picked: Box::new(PayloadRecord::ZERO),
         }
@@ -154,18 +156,34 @@ impl HttpFilter {
             return None;
         }
         let f = seg.fields();
-        let (key, dir) = seg.flow();
-        let dir = usize::from(dir & 1);
-        let first = match self.last_firsts[dir] {
-            Some(first) if self.last_key == key => first,
-            _ => self.lookup(&key, dir, p.seq, starts, (word, mask))?,
+        let here = seg.endpoints();
+        let (last, last_dir) = self.last;
+        // Equal endpoints make equal keys; the same endpoints the other way round, the same
+        // key and the other direction.
+        let known = if here == last {
+            Some(last_dir)
+        } else if here == last.reversed() {
+            Some(last_dir ^ 1)
+        } else {
+            None
         };
+        let (first, dir) = match known.and_then(|dir| Some((self.last_firsts[dir]?, dir))) {
+            Some(known) => known,
+            None => {
+                let (key, dir) = seg.flow();
+                let dir = usize::from(dir & 1);
+                let first = self.lookup(&key, dir, p.seq, starts, (word, mask))?;
+                self.last = (here, dir);
+                (first, dir)
+            }
+        };
+        debug_assert_eq!(usize::from(seg.flow().1 & 1), dir);
         let ends = f.tcp_flags & (tcp_flag::FIN | tcp_flag::RST) != 0;
         if !ends && p.seq.wrapping_sub(first) as usize >= PAYLOAD_HEAD_MAX {
             return None;
         }
         if ends {
-            self.flows.remove(&key);
+            self.flows.remove(&seg.flow().0);
             self.last_firsts = [None; 2];
         }
         let r = &mut *self.picked;
@@ -191,7 +209,8 @@ impl HttpFilter {
 impl HttpFilter {
     /// The sequence number of direction `dir`'s first followed byte of flow `key` (`seq`
     /// when the direction has none yet), from the table; `None` when the flow is not
-    /// followed and does not `start` to be. Remembers the entry as the last one.
+    /// followed and does not `start` to be. Remembers the entry as the last one (the
+    /// caller remembers the flow).
     #[inline(never)]
     fn lookup(
         &mut self,
@@ -219,7 +238,6 @@ impl HttpFilter {
             None => return None,
         };
         let first = *firsts[dir].get_or_insert(seq);
-        self.last_key = *key;
         self.last_firsts = *firsts;
         Some(first)
     }
@@ -410,6 +428,48 @@ mod tests {
             picked += rule.got.len();
         }
         assert!(picked > 0);
+    }
+
+    /// What the filter and the flow table rely on when they tell a segment by its
+    /// [`Endpoints`]: over every bundled capture, a segment whose endpoints equal the last
+    /// segment's has its flow key and direction, and one whose endpoints are the last's
+    /// reversed has its key and the other direction (the same direction only when the two
+    /// ends are the same address and port).
+    #[test]
+    fn equal_endpoints_make_equal_keys() {
+        #[derive(Default)]
+        struct Last {
+            last: Option<(Endpoints, FlowKey, u8)>,
+            same: usize,
+            reversed: usize,
+        }
+        impl PacketSink for Last {
+            fn syn(&mut self, _: &record::SynRecord) {}
+            fn tcp(&mut self, seg: &Segment<'_>) {
+                let here = seg.endpoints();
+                let (key, dir) = seg.flow();
+                if let Some((e, k, d)) = self.last {
+                    if e == here {
+                        assert_eq!((k, d), (key, dir));
+                        self.same += 1;
+                    } else if e.reversed() == here {
+                        assert_eq!(k, key);
+                        assert!(d != dir || e == e.reversed());
+                        self.reversed += 1;
+                    }
+                }
+                self.last = Some((here, key, dir));
+            }
+        }
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures");
+        let mut sink = Last::default();
+        for path in files_under(vec![root.join("http"), root.join("pcap")]) {
+            sink.last = None;
+            if let Ok(mut reader) = crate::pcap::open(&path) {
+                let _ = reader.run(&mut sink);
+            }
+        }
+        assert!(sink.same > 0 && sink.reversed > 0);
     }
 
     #[test]

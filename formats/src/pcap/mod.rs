@@ -35,7 +35,7 @@ use record::{FlowCounters, FlowKey, SynRecord};
 
 pub use http::{HttpFilter, MAX_FOLLOWED};
 pub use link_type::LinkType;
-pub use packet::{MAX_IPV6_EXT, Parsed, Segment, TcpPayload, parse_packet};
+pub use packet::{Endpoints, MAX_IPV6_EXT, Parsed, Segment, TcpPayload, parse_packet};
 pub use reader::{CHUNK_SIZE, CaptureReader, Chunk, Format, MAX_RECORD, PcapError, open};
 pub use stats::{IngestStats, SkipReason};
 pub use windows::{WINDOW_SIZE, Windows};
