@@ -1213,14 +1213,13 @@ impl PacketSink for TableSink<'_> {
         {
             self.records.push_payload(r);
         }
-        let here = seg.endpoints();
         match &mut self.run {
-            Some((e, _, c)) if *e == here || e.reversed() == here => c.add_packet(seg.l3_bytes),
+            Some((e, _, c)) if e.way_of(seg.fields()).is_some() => c.add_packet(seg.l3_bytes),
             _ => {
                 self.flush();
                 let mut c = Traffic::default();
                 c.add_packet(seg.l3_bytes);
-                self.run = Some((here, seg.flow().0, c));
+                self.run = Some((seg.endpoints(), seg.flow().0, c));
             }
         }
     }

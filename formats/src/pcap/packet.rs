@@ -169,8 +169,8 @@ impl<'a> Segment<'a> {
         self.rec.flow_key()
     }
 
-    /// The packet's endpoints as its record has them: equal for packets of one flow going
-    /// one way, [`Endpoints::reversed`] for the other way.
+    /// The packet's endpoints as its record has them, to tell later packets of its flow by
+    /// ([`Endpoints::way_of`]).
     #[inline(always)]
     pub fn endpoints(&self) -> Endpoints {
         Endpoints::of(self.rec)
@@ -252,45 +252,75 @@ impl<'a> Segment<'a> {
 }
 
 /// A segment's endpoints and encapsulation as its record has them, in its own direction:
-/// what its flow key is made of ([`record::FlowKey::new_in`]), compared as they are
-/// ([`Segment::endpoints`]). Equal endpoints give equal keys and directions (comparing the
-/// encapsulation even where the key leaves it out only makes a match rarer, never wrong):
-/// a sink that keeps the last flow it saw tells a segment of that flow by its fields,
-/// without making its key, which costs more than the parse of most segments.
+/// what its flow key is made of ([`record::FlowKey::new_in`]) ([`Segment::endpoints`]).
+/// A sink that keeps the last flow it saw tells a later segment of that flow by comparing
+/// these with the segment's fields ([`Endpoints::way_of`]), without making its key, which
+/// costs more than the parse of most segments. Equal endpoints give equal keys and
+/// directions (comparing the encapsulation even where the key leaves it out only makes a
+/// match rarer, never wrong).
+///
+/// Held as words, so a comparison is a few word compares and no copy.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Endpoints {
-    src: [u8; 16],
-    dst: [u8; 16],
+    /// The source address as two words in memory order.
+    src: [u64; 2],
+    /// The destination address, likewise.
+    dst: [u64; 2],
+    /// Source port, destination port.
     ports: [u16; 2],
-    ip_version: u8,
-    encap: [u8; 2],
-    encap_id: u32,
+    /// IP version, encapsulation kind and flags, encapsulation id.
+    rest: u64,
 }
 
 impl Endpoints {
     #[inline(always)]
-    fn of(f: &record::SynRecord) -> Endpoints {
+    fn of(f: &SynRecord) -> Endpoints {
         Endpoints {
-            src: f.src_addr,
-            dst: f.dst_addr,
+            src: words(&f.src_addr),
+            dst: words(&f.dst_addr),
             ports: [f.src_port, f.dst_port],
-            ip_version: f.ip_version,
-            encap: [f.encap_kind, f.encap_flags],
-            encap_id: f.encap_id,
+            rest: rest(f),
         }
     }
 
-    /// The same endpoints seen from a segment going the other way (the same flow key, the
-    /// other direction).
+    /// How the segment with fields `f` goes in the flow of the segment these endpoints were
+    /// taken from: `Some(0)` the same way (the same key and direction), `Some(1)` the other
+    /// way (the same key, the other direction), `None` when it is not known to be that flow.
+    /// A segment between one address and port and itself goes the same way both ways, as
+    /// its key's direction does.
     #[inline(always)]
-    pub fn reversed(self) -> Endpoints {
-        Endpoints {
-            src: self.dst,
-            dst: self.src,
-            ports: [self.ports[1], self.ports[0]],
-            ..self
+    pub fn way_of(&self, f: &SynRecord) -> Option<u8> {
+        if rest(f) != self.rest {
+            return None;
+        }
+        let (src, dst) = (words(&f.src_addr), words(&f.dst_addr));
+        if src == self.src && dst == self.dst && [f.src_port, f.dst_port] == self.ports {
+            Some(0)
+        } else if src == self.dst && dst == self.src && [f.dst_port, f.src_port] == self.ports {
+            Some(1)
+        } else {
+            None
         }
     }
+}
+
+/// An address as two words in memory order.
+#[inline(always)]
+fn words(a: &[u8; 16]) -> [u64; 2] {
+    let (hi, lo) = a.split_at(8);
+    [
+        u64::from_ne_bytes(hi.try_into().unwrap_or_default()),
+        u64::from_ne_bytes(lo.try_into().unwrap_or_default()),
+    ]
+}
+
+/// A record's IP version and encapsulation fields as one word.
+#[inline(always)]
+fn rest(f: &SynRecord) -> u64 {
+    u64::from(f.ip_version)
+        | u64::from(f.encap_kind) << 8
+        | u64::from(f.encap_flags) << 16
+        | u64::from(f.encap_id) << 32
 }
 
 #[cfg(test)]
