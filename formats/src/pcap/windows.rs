@@ -24,6 +24,7 @@
 
 use std::fs::File;
 use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use pcap_file::pcap::PcapParser;
@@ -63,6 +64,10 @@ pub struct Windows {
     /// `starts[k]`: where window `k`'s first record starts once window `k - 1` is framed;
     /// `starts[0]` is set from the start.
     starts: Vec<OnceLock<Start>>,
+    /// The most records a window of this file has held so far: the next window's frame list
+    /// starts with room for that many, so that it is not grown (and copied) several times
+    /// over in a capture of small packets.
+    most_frames: AtomicUsize,
 }
 
 /// How records are framed.
@@ -141,6 +146,7 @@ impl Windows {
             file_len,
             size,
             starts,
+            most_frames: AtomicUsize::new(0),
         }))
     }
 
@@ -253,6 +259,7 @@ impl Windows {
         let next = match (&self.format, start.framer) {
             (Framing::Pcap { parser, .. }, _) => {
                 let frames = self.frame_pcap(parser, lo, hi, &mut w)?;
+                self.most_frames.fetch_max(frames.len(), Ordering::Relaxed);
                 if let Body::Pcap { frames: f, .. } = &mut chunk.body {
                     *f = Some(frames);
                 }
@@ -298,7 +305,8 @@ impl Windows {
         w: &mut Framed,
     ) -> Result<Vec<Frame>, PcapError> {
         // Kept for `Chunk::run`, which would otherwise frame the window again.
-        let mut frames = Vec::with_capacity(self.size as usize / 256);
+        let room = (self.size as usize / 256).max(self.most_frames.load(Ordering::Relaxed));
+        let mut frames = Vec::with_capacity(room);
         while lo + (w.at as u64) < hi {
             match parser.next_raw_packet(&w.buf[w.at..w.filled]) {
                 Ok((rem, pkt)) => {
