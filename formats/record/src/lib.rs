@@ -955,9 +955,11 @@ impl Encap {
     }
 }
 
-/// An address as two words in memory order.
+/// An address as two words in memory order (`u64::from_ne_bytes` of bytes 0..8 and 8..16):
+/// how [`FlowKey::words`] takes addresses, and how a reader compares two addresses in two
+/// word compares.
 #[inline(always)]
-fn addr_words(a: [u8; 16]) -> [u64; 2] {
+pub fn addr_words(a: [u8; 16]) -> [u64; 2] {
     let [
         a0,
         a1,

@@ -8,7 +8,7 @@
 //! snap length, and the record then carries the flag and the length the IP header announced.
 
 use packet::{Frame, IpVersion, Skip, Stepped, Syn};
-use record::{FlowKey, SynRecord, direction, record_flag, source};
+use record::{FlowKey, SynRecord, addr_words, direction, record_flag, source};
 
 use super::link::{self, Net};
 use super::link_type::LinkType;
@@ -276,8 +276,8 @@ impl Endpoints {
     #[inline(always)]
     fn of(f: &SynRecord) -> Endpoints {
         Endpoints {
-            src: words(&f.src_addr),
-            dst: words(&f.dst_addr),
+            src: addr_words(f.src_addr),
+            dst: addr_words(f.dst_addr),
             ports: [f.src_port, f.dst_port],
             rest: rest(f),
         }
@@ -292,7 +292,7 @@ impl Endpoints {
     pub fn way_of(&self, f: &SynRecord) -> Option<u8> {
         // Differences or-ed together rather than compared one by one: a few instructions
         // and two branches for what is most often a run of one flow.
-        let (src, dst) = (words(&f.src_addr), words(&f.dst_addr));
+        let (src, dst) = (addr_words(f.src_addr), addr_words(f.dst_addr));
         let rest = rest(f) ^ self.rest;
         let (sp, dp) = (f.src_port, f.dst_port);
         let same = (src[0] ^ self.src[0])
@@ -312,33 +312,6 @@ impl Endpoints {
             | rest;
         (other == 0).then_some(1)
     }
-}
-
-/// An address as two words in memory order.
-#[inline(always)]
-fn words(a: &[u8; 16]) -> [u64; 2] {
-    let [
-        a0,
-        a1,
-        a2,
-        a3,
-        a4,
-        a5,
-        a6,
-        a7,
-        a8,
-        a9,
-        a10,
-        a11,
-        a12,
-        a13,
-        a14,
-        a15,
-    ] = *a;
-    [
-        u64::from_ne_bytes([a0, a1, a2, a3, a4, a5, a6, a7]),
-        u64::from_ne_bytes([a8, a9, a10, a11, a12, a13, a14, a15]),
-    ]
 }
 
 /// A record's IP version and encapsulation fields as one word.
