@@ -354,7 +354,9 @@ pub struct PayloadRef<'a>(&'a [u8]);
 impl<'a> PayloadRef<'a> {
     /// Makes `r` this record (see [`PayloadRecord::load_prefix`]: `r` must be canonical,
     /// as [`PayloadRecord::ZERO`] or a record only ever loaded this way). Costs a copy of the
-    /// record's payload, not of 8 KiB.
+    /// record's payload, not of 8 KiB. Tests compare whole records with it; the replay hands
+    /// the engine fields and head apart ([`PayloadRef::fields_into`]).
+    #[cfg(test)]
     pub fn load_into(&self, r: &mut PayloadRecord) {
         // Every prefix in a batch was made by `push_payload` from a record: always one.
         let loaded = r.load_prefix(self.0);
