@@ -341,10 +341,36 @@ fn date_time(secs: u64) -> [u8; 19] {
     out
 }
 
+/// Whether `s` holds a byte JSON escapes (a control byte, `"` or `\\`). Almost every value
+/// (addresses, signatures, labels) has none and is copied whole, so this check runs over
+/// nearly every byte `--format json` writes: it tests eight bytes at a time.
+fn needs_json_escape(s: &[u8]) -> bool {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    // Nonzero exactly when some byte of `v` is below `n` (for `n` up to 0x80): a byte's
+    // borrow can only set a higher byte's mark when that lower byte was below `n` itself.
+    let any_below = |v: u64, n: u8| v.wrapping_sub(ONES * u64::from(n)) & !v & HIGHS;
+    let any_equal = |v: u64, c: u8| any_below(v ^ (ONES * u64::from(c)), 1);
+    let word = |w: &[u8]| {
+        // Short tails are padded with a byte that needs no escape.
+        let mut b = [b'a'; 8];
+        b[..w.len()].copy_from_slice(w);
+        let v = u64::from_ne_bytes(b);
+        any_below(v, 0x20) | any_equal(v, b'"') | any_equal(v, b'\\') != 0
+    };
+    let mut words = s.chunks_exact(8);
+    if words.any(word) {
+        return true;
+    }
+    // The last bytes as one word: the last 8 (overlapping what was tested: it is a yes or
+    // no), or all of a string shorter than a word.
+    let tail = if s.len() >= 8 { &s[s.len() - 8..] } else { s };
+    !words.remainder().is_empty() && word(tail)
+}
+
 /// Appends `s` escaped for a JSON string literal, without the quotes.
 fn json_str_body(s: &str, out: &mut Vec<u8>) {
-    // Almost every value (addresses, signatures, labels) needs no escaping: copy it whole.
-    if !s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+    if !needs_json_escape(s.as_bytes()) {
         out.extend_from_slice(s.as_bytes());
         return;
     }
@@ -394,6 +420,26 @@ mod tests {
 
     fn rendered(w: &mut TextWriter) -> String {
         String::from_utf8(w.take_buffer()).unwrap()
+    }
+
+    #[test]
+    fn escape_check_agrees_with_a_byte_loop() {
+        let plain = |s: &[u8]| s.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\');
+        // Every byte value at every place of strings as long as a few words, among bytes
+        // on both sides of each boundary the word test depends on.
+        let fillers = [b'a', 0x20, 0x21, b'"' + 1, b'\\' - 1, 0x7f, 0x80, 0x9f, 0xa2, 0xdc, 0xff];
+        for len in 1..27 {
+            for at in 0..len {
+                for filler in fillers {
+                    for b in 0..=u8::MAX {
+                        let mut s = vec![filler; len];
+                        s[at] = b;
+                        assert_eq!(needs_json_escape(&s), plain(&s), "{s:?}");
+                    }
+                }
+            }
+        }
+        assert!(!needs_json_escape(b""));
     }
 
     #[test]
