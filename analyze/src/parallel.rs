@@ -10,7 +10,8 @@
 //!   [`ReplayOptions::http`] is set, are read in order beside them and put at their place
 //!   among the SYN records ([`PayloadMerge`]);
 //! - pcap and pcapng files: [`ReplayOptions::threads`] reader threads each read, frame and
-//!   parse every `threads`-th 1 MiB window of the file ([`formats::pcap::Windows`]: positioned
+//!   parse the next 1 MiB window of the file whenever they are free for one ([`Turns`],
+//!   [`formats::pcap::Windows`]: positioned
 //!   reads, so the bytes are parsed in the cache of the core that read them; a window is
 //!   framed once the one before it is, which for pcapng also hands on the interfaces
 //!   described so far), with the very code `formats::pcap`'s sequential reader runs
@@ -28,9 +29,9 @@
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
+use std::sync::{Condvar, Mutex};
 
 use formats::flows::FlowReader;
 use formats::payload::{PayloadReader, PayloadRow};
@@ -631,7 +632,7 @@ impl Producer<'_> {
     }
 
     /// A capture in a regular file: [`ReplayOptions::threads`] reader threads each read,
-    /// frame and parse every `threads`-th window of it ([`Windows`]) into a flow table of
+    /// frame and parse the next window of it ([`Windows`], [`Turns`]) into a flow table of
     /// their own, and this thread hands the windows' records over strictly in window order.
     /// The input's flows are those tables together ([`FlowShards`]).
     ///
@@ -646,15 +647,15 @@ impl Producer<'_> {
         let readers = self.opts.threads.clamp(1, count.max(1));
         let flows = self.opts.flows;
         let mut stats = IngestStats::default();
+        let turns = Turns::new(count, readers);
         let outcome = std::thread::scope(|s| {
-            let mut rxs = Vec::with_capacity(readers);
+            // Whatever ends the hand-over, readers waiting for a turn go on (and stop).
+            let _close = CloseOnDrop(&turns);
             let mut handles = Vec::with_capacity(readers);
-            for first in 0..readers {
-                let (tx, rx) = sync_channel(WINDOWS_AHEAD.div_ceil(WINDOW_GROUP));
+            for n in 0..readers {
                 let reader = WindowReader {
                     windows,
-                    first,
-                    step: readers,
+                    turns: &turns,
                     flows,
                     http: self.opts.http,
                     cancel: self.cancel,
@@ -662,37 +663,26 @@ impl Producer<'_> {
                     spares: self.spares,
                 };
                 let spawned = std::thread::Builder::new()
-                    .name(format!("analyze-read-{first}"))
-                    .spawn_scoped(s, move || reader.run(&tx));
+                    .name(format!("analyze-read-{n}"))
+                    .spawn_scoped(s, move || reader.run());
                 match spawned {
                     Ok(h) => handles.push(h),
                     Err(e) => {
-                        // Nobody will frame this reader's windows: release the others.
+                        // Nobody will frame the windows not claimed yet: release the others.
+                        turns.close();
                         (0..count).for_each(|k| windows.abandon(k));
                         return Ok(Err(ReplayError::Threads(e.to_string())));
                     }
                 }
-                rxs.push(rx);
             }
             // Windows' batches go on in groups of at least WINDOW_BATCH records: a window
             // holds few records, and a message per window would wake the engine's thread for
             // each. Grouped as they are, not appended into one batch: that copied every
             // record once more.
             let mut group = WindowGroup::default();
-            // Each reader's windows received in a group and not yet handed over.
-            let mut queued: Vec<std::collections::VecDeque<WindowDone>> =
-                (0..readers).map(|_| Default::default()).collect();
             for k in 0..count {
-                let r = k % readers;
-                if queued[r].is_empty() {
-                    // A reader stops without a word only when the replay is being abandoned.
-                    let Ok(group) = rxs[r].recv() else {
-                        return Err(Gone);
-                    };
-                    queued[r].extend(group);
-                }
-                // A group is never empty; an empty one would mean the same as hanging up.
-                let Some(done) = queued[r].pop_front() else {
+                // Readers stop without a word only when the replay is being abandoned.
+                let Some(done) = turns.take(k) else {
                     return Err(Gone);
                 };
                 match done {
@@ -715,8 +705,6 @@ impl Producer<'_> {
             if group.records > 0 {
                 self.send(group.take(index))?;
             }
-            // Every window is in: the readers have finished or are about to.
-            drop(rxs);
             let mut shards = FlowShards::default();
             for h in handles {
                 shards.push(h.join().map_err(|_| Gone)?);
@@ -997,8 +985,11 @@ impl<'a> PayloadMerge<'a> {
     }
 }
 
-/// Windows a reader thread may have handed over and not yet taken (in [`WINDOW_GROUP`]s).
+/// Windows the readers may be ahead of the hand-over ([`Turns`]).
 const WINDOWS_AHEAD: usize = 8;
+
+/// Windows ready for the hand-over before a reader wakes it ([`Turns::deliver`]).
+const WINDOW_GROUP: usize = 4;
 
 /// Records of consecutive windows handed to the consumer at a time (at least), as one
 /// [`Msg::Windows`].
@@ -1041,7 +1032,7 @@ impl WindowGroup {
 struct Spares(Mutex<Vec<Batch>>);
 
 /// Batches [`Spares`] keeps at most (more are dropped): about the windows in flight with a
-/// few reader threads ([`WINDOWS_AHEAD`], [`WINDOW_GROUP`]).
+/// few reader threads ([`WINDOWS_AHEAD`]).
 const SPARES_MAX: usize = 32;
 
 impl Spares {
@@ -1066,16 +1057,161 @@ impl Spares {
 /// read.
 type WindowDone = Result<(Batch, IngestStats), PcapError>;
 
-/// Windows a reader hands over per message, so the thread that puts windows back in order
-/// is woken once per group rather than once per window (fewer context switches).
-/// A reader is at most `WINDOWS_AHEAD + WINDOW_GROUP - 1` windows ahead of the hand-over.
-const WINDOW_GROUP: usize = 4;
+/// The windows of a capture between its reader threads and the thread that hands them over
+/// in order: each reader takes the next window of the file when it is ready for one, at most
+/// [`WINDOWS_AHEAD`] past the next to hand over, and leaves it, read and parsed, in that
+/// window's slot.
+///
+/// Why not every `n`-th window to the `n`-th reader: framing is serial (a window is framed
+/// once the one before it is), so with fixed turns a reader that the scheduler put aside
+/// (for the engine's thread, say) stopped the other within one window and left its core
+/// idle. Taking turns as they come, a reader waits only for a window another one has just
+/// taken and not framed yet, for the rest of a read (BENCHMARKS.md).
+struct Turns {
+    count: usize,
+    state: Mutex<TurnState>,
+    /// Readers wait here for a window within reach.
+    reach: Condvar,
+    /// The hand-over waits here for the window it needs.
+    ready: Condvar,
+}
 
-/// One reader thread of [`Producer::capture_windows`]: windows `first`, `first + step`, …
+struct TurnState {
+    /// The next window to take.
+    next: usize,
+    /// Windows handed over so far: the hand-over needs window `handed` next.
+    handed: usize,
+    /// Window `k`'s records, once parsed, at `k % WINDOWS_AHEAD`.
+    slots: Vec<Option<WindowDone>>,
+    /// Whether the hand-over is waiting (for window `handed`).
+    waiting: bool,
+    /// Readers still running.
+    readers: usize,
+    /// The replay stops: nobody takes another window.
+    closed: bool,
+}
+
+impl Turns {
+    fn new(count: usize, readers: usize) -> Turns {
+        Turns {
+            count,
+            state: Mutex::new(TurnState {
+                next: 0,
+                handed: 0,
+                slots: (0..WINDOWS_AHEAD).map(|_| None).collect(),
+                waiting: false,
+                readers,
+                closed: false,
+            }),
+            reach: Condvar::new(),
+            ready: Condvar::new(),
+        }
+    }
+
+    /// The next window to read, waiting until it is within [`WINDOWS_AHEAD`] of the
+    /// hand-over; `None` past the last one or when the replay stops. A window taken must be
+    /// read or abandoned: the reader of the next one waits for its framing.
+    fn claim(&self) -> Option<usize> {
+        let mut st = self.state.lock().ok()?;
+        loop {
+            if st.closed || st.next >= self.count {
+                return None;
+            }
+            if st.next < st.handed + WINDOWS_AHEAD {
+                st.next += 1;
+                return Some(st.next - 1);
+            }
+            st = self.reach.wait(st).ok()?;
+        }
+    }
+
+    /// Leaves window `k`'s records for the hand-over, and wakes it when it waits and
+    /// [`WINDOW_GROUP`] windows are ready for it (or all that are left, or a failure): it is
+    /// woken once per group rather than once per window (fewer context switches).
+    fn deliver(&self, k: usize, done: WindowDone) {
+        if let Ok(mut st) = self.state.lock() {
+            let failed = done.is_err();
+            st.slots[k % WINDOWS_AHEAD] = Some(done);
+            if st.waiting {
+                let handed = st.handed;
+                let ready = (handed..handed + WINDOWS_AHEAD)
+                    .take_while(|j| st.slots[j % WINDOWS_AHEAD].is_some())
+                    .count();
+                if failed || ready >= WINDOW_GROUP || handed + ready >= self.count {
+                    self.ready.notify_one();
+                }
+            }
+        }
+    }
+
+    /// Window `k`'s records (the hand-over takes them in order, `k` = windows handed so
+    /// far), waiting for them; `None` when every reader has stopped without them.
+    fn take(&self, k: usize) -> Option<WindowDone> {
+        let mut st = self.state.lock().ok()?;
+        loop {
+            if let Some(done) = st.slots[k % WINDOWS_AHEAD].take() {
+                st.handed = k + 1;
+                // Readers wait for reach only when WINDOWS_AHEAD windows are in flight.
+                self.reach.notify_all();
+                return Some(done);
+            }
+            if st.readers == 0 || st.closed {
+                return None;
+            }
+            st.waiting = true;
+            st = self.ready.wait(st).ok()?;
+            st.waiting = false;
+        }
+    }
+
+    /// A reader has stopped; `early`: before the windows ran out (cancelled, the consumer
+    /// gone, a panic), so nobody should take another.
+    fn reader_stopped(&self, early: bool) {
+        if let Ok(mut st) = self.state.lock() {
+            st.readers = st.readers.saturating_sub(1);
+            st.closed |= early;
+        }
+        self.ready.notify_one();
+        if early {
+            self.reach.notify_all();
+        }
+    }
+
+    /// The hand-over has ended: readers take no more windows.
+    fn close(&self) {
+        if let Ok(mut st) = self.state.lock() {
+            st.closed = true;
+        }
+        self.reach.notify_all();
+    }
+}
+
+/// Calls [`Turns::close`] when dropped.
+struct CloseOnDrop<'a>(&'a Turns);
+
+impl Drop for CloseOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
+
+/// Tells [`Turns`] that its reader stopped, when dropped.
+struct Stopped<'a> {
+    turns: &'a Turns,
+    early: bool,
+}
+
+impl Drop for Stopped<'_> {
+    fn drop(&mut self) {
+        self.turns.reader_stopped(self.early);
+    }
+}
+
+/// One reader thread of [`Producer::capture_windows`]: reads, frames and parses the windows
+/// it takes ([`Turns`]).
 struct WindowReader<'a> {
     windows: &'a Windows,
-    first: usize,
-    step: usize,
+    turns: &'a Turns,
     flows: bool,
     http: bool,
     cancel: &'a AtomicBool,
@@ -1084,40 +1220,46 @@ struct WindowReader<'a> {
 }
 
 impl WindowReader<'_> {
-    /// Reads its windows in order; returns its flow table.
-    fn run(&self, tx: &SyncSender<Vec<WindowDone>>) -> FlowTable {
-        // Whatever ends this loop (an error, cancellation, the consumer gone, a panic), the
-        // windows not read are abandoned, so readers waiting on them go on.
-        let mut left = Abandon {
-            windows: self.windows,
-            next: self.first,
-            step: self.step,
+    /// Reads windows until none is left; returns its flow table.
+    fn run(&self) -> FlowTable {
+        // Early unless the windows run out (a panic included).
+        let mut stopped = Stopped {
+            turns: self.turns,
+            early: true,
         };
         let mut table = FlowTable::default();
         let mut buffer = Vec::new();
-        let mut group = Vec::with_capacity(WINDOW_GROUP);
         // A filter per window, not per reader: which windows a reader gets depends on the
-        // thread count, and the records must not. One filter reset for each window keeps
-        // its allocations.
+        // thread count and the timing, and the records must not. One filter reset for each
+        // window keeps its allocations.
         let mut http = self.http.then(HttpFilter::default);
         // What this reader's last window's batch held: a window's batch, spare or new,
         // starts with that room rather than growing record by record (neighbouring windows
         // hold about as many records).
         let mut last = Room::default();
-        while left.next < self.windows.len() {
-            let k = left.next;
+        while let Some(k) = self.turns.claim() {
+            // Whatever ends this turn early (cancellation, a panic), the claimed window is
+            // abandoned, so the reader of the next one goes on.
+            let mut claimed = Abandon {
+                windows: self.windows,
+                window: Some(k),
+            };
             if self.cancel.load(Ordering::Relaxed) {
                 break;
             }
-            let chunk = match self.windows.read(k, buffer) {
+            let read = self.windows.read(k, buffer);
+            // Read (framed) or abandoned by `read` itself on failure.
+            claimed.window = None;
+            let chunk = match read {
                 Ok(c) => c,
                 Err(e) => {
-                    group.push(Err(e));
-                    let _ = tx.send(group);
+                    // The windows after it are empty (`read` abandoned it): the hand-over
+                    // stops at this one.
+                    self.turns.deliver(k, Err(e));
+                    stopped.early = false;
                     return table;
                 }
             };
-            left.next = k + self.step;
             let mut records = self.spares.take();
             records.reserve(last);
             if let Some(http) = &mut http {
@@ -1145,35 +1287,23 @@ impl WindowReader<'_> {
                 .fetch_add(self.windows.window_bytes(k), Ordering::Relaxed);
             buffer = chunk.into_buffer();
             last = records.size().with_headroom();
-            group.push(Ok((records, stats)));
-            if (group.len() == WINDOW_GROUP || left.next >= self.windows.len())
-                && tx
-                    .send(std::mem::replace(
-                        &mut group,
-                        Vec::with_capacity(WINDOW_GROUP),
-                    ))
-                    .is_err()
-            {
-                break;
-            }
+            self.turns.deliver(k, Ok((records, stats)));
         }
+        stopped.early = self.cancel.load(Ordering::Relaxed);
         table
     }
 }
 
-/// Abandons windows `next, next + step, …` when dropped.
+/// Abandons a claimed window not read when dropped.
 struct Abandon<'a> {
     windows: &'a Windows,
-    next: usize,
-    step: usize,
+    window: Option<usize>,
 }
 
 impl Drop for Abandon<'_> {
     fn drop(&mut self) {
-        let mut k = self.next;
-        while k < self.windows.len() {
+        if let Some(k) = self.window {
             self.windows.abandon(k);
-            k += self.step;
         }
     }
 }
@@ -1690,6 +1820,88 @@ mod tests {
         next.reserve(room);
         assert!(next.is_empty() && next.syns.capacity() >= 10);
         assert!(next.payload_bytes.capacity() >= PAYLOAD_BYTES_START);
+    }
+
+    /// [`Turns`]: readers that take windows as they come, finish them in any order and at
+    /// uneven speeds still hand every window over once, in order, and never run more than
+    /// [`WINDOWS_AHEAD`] past the hand-over.
+    #[test]
+    fn turns_hand_windows_over_in_order_within_reach() {
+        let count = 300;
+        let turns = Turns::new(count, 3);
+        let taken = std::thread::scope(|s| {
+            for n in 0..3u64 {
+                let turns = &turns;
+                s.spawn(move || {
+                    let _stopped = Stopped {
+                        turns,
+                        early: false,
+                    };
+                    while let Some(k) = turns.claim() {
+                        let handed = turns.state.lock().unwrap().handed;
+                        assert!(k < handed + WINDOWS_AHEAD, "window {k}, {handed} handed");
+                        // Uneven work: windows finish out of order.
+                        let spin = (k as u64 * 7 + n * 13) % 23;
+                        std::thread::sleep(std::time::Duration::from_micros(spin * 20));
+                        let stats = IngestStats {
+                            packets: k as u64,
+                            ..IngestStats::default()
+                        };
+                        turns.deliver(k, Ok((Batch::default(), stats)));
+                    }
+                });
+            }
+            (0..count)
+                .map(|k| {
+                    // A slow hand-over now and then: the readers must wait for it.
+                    if k % 50 == 0 {
+                        std::thread::sleep(std::time::Duration::from_millis(5));
+                    }
+                    match turns.take(k) {
+                        Some(Ok((_, stats))) => stats.packets,
+                        _ => panic!("window {k} not handed over"),
+                    }
+                })
+                .collect::<Vec<_>>()
+        });
+        assert_eq!(taken, (0..count as u64).collect::<Vec<_>>());
+        assert_eq!(turns.claim(), None, "every window taken");
+    }
+
+    /// A reader that stops early (cancelled, or a panic) stops the hand-over rather than
+    /// leaving it waiting for the window it will never deliver; closing releases readers
+    /// that wait for a window within reach.
+    #[test]
+    fn turns_end_when_a_reader_stops_early_or_the_hand_over_ends() {
+        let turns = Turns::new(100, 2);
+        let k = turns.claim().unwrap();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let _stopped = Stopped {
+                    turns: &turns,
+                    early: true,
+                };
+            });
+        });
+        assert!(turns.take(k).is_none());
+        assert_eq!(
+            turns.claim(),
+            None,
+            "no window is taken after an early stop"
+        );
+
+        let turns = Turns::new(100, 1);
+        for k in 0..WINDOWS_AHEAD {
+            assert_eq!(turns.claim(), Some(k));
+        }
+        // The next claim waits for the hand-over, until it ends.
+        std::thread::scope(|s| {
+            let waiting = s.spawn(|| turns.claim());
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            assert!(!waiting.is_finished(), "a window out of reach is not taken");
+            turns.close();
+            assert_eq!(waiting.join().unwrap(), None);
+        });
     }
 
     /// [`Spares`] keeps at most [`SPARES_MAX`] batches, and hands them out empty.
