@@ -427,7 +427,19 @@ mod tests {
         let plain = |s: &[u8]| s.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\');
         // Every byte value at every place of strings as long as a few words, among bytes
         // on both sides of each boundary the word test depends on.
-        let fillers = [b'a', 0x20, 0x21, b'"' + 1, b'\\' - 1, 0x7f, 0x80, 0x9f, 0xa2, 0xdc, 0xff];
+        let fillers = [
+            b'a',
+            0x20,
+            0x21,
+            b'"' + 1,
+            b'\\' - 1,
+            0x7f,
+            0x80,
+            0x9f,
+            0xa2,
+            0xdc,
+            0xff,
+        ];
         for len in 1..27 {
             for at in 0..len {
                 for filler in fillers {
