@@ -10,13 +10,12 @@
 //!   [`ReplayOptions::http`] is set, are read in order beside them and put at their place
 //!   among the SYN records ([`PayloadMerge`]);
 //! - pcap and pcapng files: [`ReplayOptions::threads`] reader threads each read, frame and
-//!   parse the next 1 MiB window of the file whenever they are free for one ([`Turns`],
-//!   [`formats::pcap::Windows`]: positioned
-//!   reads, so the bytes are parsed in the cache of the core that read them; a window is
-//!   framed once the one before it is, which for pcapng also hands on the interfaces
-//!   described so far), with the very code `formats::pcap`'s sequential reader runs
-//!   ([`formats::pcap::Chunk::run`]); the producer thread hands their records over in window
-//!   order;
+//!   parse the next 1 MiB window of the file whenever they are free for one ([`Turns`];
+//!   [`formats::pcap::Windows`]: positioned reads, so the bytes are parsed in the cache of
+//!   the core that read them; a window is framed once the one before it is, which for
+//!   pcapng also hands on the interfaces described so far), with the very code
+//!   `formats::pcap`'s sequential reader runs ([`formats::pcap::Chunk::run`]); the producer
+//!   thread hands their records over in window order;
 //! - captures that cannot be read by position (standard input, pipes): the sequential
 //!   `formats::pcap` reader runs on the producer thread.
 //!
@@ -668,8 +667,8 @@ impl Producer<'_> {
                 match spawned {
                     Ok(h) => handles.push(h),
                     Err(e) => {
-                        // Nobody will frame the windows not claimed yet: release the others.
-                        turns.close();
+                        // Nobody will frame the windows not claimed yet: release the others
+                        // (`_close` stops further claims).
                         (0..count).for_each(|k| windows.abandon(k));
                         return Ok(Err(ReplayError::Threads(e.to_string())));
                     }
@@ -1150,9 +1149,13 @@ impl Turns {
         let mut st = self.state.lock().ok()?;
         loop {
             if let Some(done) = st.slots[k % WINDOWS_AHEAD].take() {
+                // Readers wait for reach only while the next window to take is out of it:
+                // this take brings it in reach when it was `WINDOWS_AHEAD` past `k`.
+                let out_of_reach = st.next < self.count && st.next >= k + WINDOWS_AHEAD;
                 st.handed = k + 1;
-                // Readers wait for reach only when WINDOWS_AHEAD windows are in flight.
-                self.reach.notify_all();
+                if out_of_reach {
+                    self.reach.notify_all();
+                }
                 return Some(done);
             }
             if st.readers == 0 || st.closed {
