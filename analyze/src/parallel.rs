@@ -1333,6 +1333,16 @@ impl TableSink<'_> {
             self.table.entry(key).or_default().merge(&c);
         }
     }
+
+    /// Ends the pending run and starts one with `seg`: out of the per-frame loop, which
+    /// otherwise only compares a segment with the run's endpoints and adds it.
+    #[inline(never)]
+    fn start_run(&mut self, seg: &Segment<'_>) {
+        self.flush();
+        let mut c = Traffic::default();
+        c.add_packet(seg.l3_bytes);
+        self.run = Some((seg.endpoints(), seg.flow().0, c));
+    }
 }
 
 impl PacketSink for TableSink<'_> {
@@ -1341,7 +1351,8 @@ impl PacketSink for TableSink<'_> {
         self.records.syns.push(*rec);
     }
 
-    #[inline]
+    /// Inlined into the per-frame loop: a call per segment cost more than the comparison.
+    #[inline(always)]
     fn tcp(&mut self, seg: &Segment<'_>) {
         if let Some(http) = &mut self.http
             && let Some(r) = http.record(seg)
@@ -1350,12 +1361,7 @@ impl PacketSink for TableSink<'_> {
         }
         match &mut self.run {
             Some((e, _, c)) if e.way_of(seg.fields()).is_some() => c.add_packet(seg.l3_bytes),
-            _ => {
-                self.flush();
-                let mut c = Traffic::default();
-                c.add_packet(seg.l3_bytes);
-                self.run = Some((seg.endpoints(), seg.flow().0, c));
-            }
+            _ => self.start_run(seg),
         }
     }
 }
