@@ -180,6 +180,9 @@ impl Evidence {
                 _ => out.mixed_hosts += 1,
             }
         }
+        if host_os.is_empty() {
+            return out;
+        }
         for (
             SigKey {
                 host, kind, raw, ..
@@ -207,23 +210,28 @@ impl Evidence {
 /// guessed distance (`57+7`) replaced by the initial TTL (`64`), which is what a database
 /// signature holds. `None` when p0f could not guess the distance (`+?`).
 pub fn sig_line(raw: &RawSig) -> Option<String> {
-    let ttl = (u32::from(raw.ttl) + u32::from(raw.guessed_dist()?)).to_string();
+    use std::fmt::Write;
+    let ttl = u32::from(raw.ttl) + u32::from(raw.guessed_dist()?);
     let text = raw.to_string();
-    let mut fields: Vec<&str> = text.split(':').collect();
-    *fields.get_mut(1)? = &ttl;
-    Some(fields.join(":"))
+    // The TTL is the second `:`-separated field.
+    let from = text.find(':')? + 1;
+    let to = text[from..].find(':').map_or(text.len(), |n| from + n);
+    let mut line = String::with_capacity(text.len() + 2);
+    line.push_str(&text[..from]);
+    let _ = write!(line, "{ttl}");
+    line.push_str(&text[to..]);
+    Some(line)
 }
 
 /// OS names compared as p0f.fp spells them, ignoring case and spaces: its signatures say
 /// `MacOS X` where its `ua_os` list says `Mac OS X`.
 pub fn same_os(a: &str, b: &str) -> bool {
-    let squash = |s: &str| -> String {
+    fn squash(s: &str) -> impl Iterator<Item = char> + '_ {
         s.chars()
             .filter(|c| !c.is_whitespace())
             .flat_map(char::to_lowercase)
-            .collect()
-    };
-    squash(a) == squash(b)
+    }
+    squash(a).eq(squash(b))
 }
 
 #[cfg(test)]
@@ -235,5 +243,39 @@ mod tests {
         assert!(same_os("MacOS X", "Mac OS X"));
         assert!(same_os("linux", "Linux"));
         assert!(!same_os("Linux", "Windows"));
+        assert!(!same_os("Linux", "Linux 2"));
+        assert!(!same_os("Linux", "Linu"));
+        assert!(same_os("", " "));
+    }
+
+    /// The database line is p0f's text with its second field replaced by the initial TTL,
+    /// for every observed TTL (those too far from any initial TTL have none), both IP
+    /// versions and a signature with options.
+    #[test]
+    fn sig_line_replaces_the_ttl_field() {
+        let EventKind::Tcp(t) = crate::results::tests::real_syn().event.kind else {
+            panic!("not a SYN");
+        };
+        let base = t.raw_sig;
+        let mut lines = 0;
+        for ip_ver in [4, 6] {
+            for ttl in 0..=255 {
+                let raw = RawSig {
+                    ttl,
+                    ip_ver,
+                    ..base
+                };
+                let want = raw.guessed_dist().map(|d| {
+                    let text = raw.to_string();
+                    let mut fields: Vec<&str> = text.split(':').collect();
+                    let ttl = (u32::from(ttl) + u32::from(d)).to_string();
+                    fields[1] = &ttl;
+                    fields.join(":")
+                });
+                assert_eq!(sig_line(&raw), want, "{raw}");
+                lines += usize::from(want.is_some());
+            }
+        }
+        assert!(lines > 200, "{lines}");
     }
 }
