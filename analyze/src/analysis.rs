@@ -241,6 +241,10 @@ impl Outputs<'_> {
 /// Observations handed to the rendering thread at a time.
 const RENDER_BATCH: usize = 512;
 
+/// Bytes of text a rendered observation takes, about (a JSON row; a p0f line or a CSV line
+/// takes less), for the rendering buffers' first allocation.
+const RENDERED_ROW: usize = 1024;
+
 /// Batches queued for, or rendered and not yet written by, the rendering thread.
 const RENDER_IN_FLIGHT: usize = 8;
 
@@ -287,10 +291,13 @@ impl TextStage {
 
     /// Sends the current batch, writing whatever is rendered meanwhile.
     fn send(&mut self, out: &mut impl Write) -> std::io::Result<()> {
-        let (next, bytes) = self
-            .spare
-            .pop()
-            .unwrap_or_else(|| (Vec::with_capacity(RENDER_BATCH), Vec::new()));
+        let (next, bytes) = self.spare.pop().unwrap_or_else(|| {
+            // Room for a batch of JSON rows (about 700 bytes each) from the start: grown
+            // from nothing by doubling, each new buffer was copied about nine times over
+            // (BENCHMARKS.md).
+            let bytes = Vec::with_capacity(RENDER_BATCH * RENDERED_ROW);
+            (Vec::with_capacity(RENDER_BATCH), bytes)
+        });
         let batch = std::mem::replace(&mut self.batch, next);
         let Some(tx) = &self.to_thread else {
             return Ok(());
